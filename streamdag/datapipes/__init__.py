@@ -1,0 +1,38 @@
+"""The DAG model (Node, DataPipe handle) and the transform nodes.
+
+Importing this package registers every built-in op."""
+
+from . import (  # noqa: F401 - registration side effects
+    batch,
+    cache,
+    combine,
+    cycle,
+    flatmap,
+    fork,
+    header,
+    iterable_wrapper,
+    map,
+    multiplexer,
+    prefetch,
+    sharding,
+    shuffle,
+)
+from .datapipe import DataPipe, IterableWrapper, IterDataPipe, SampleMultiplexer, make_node
+from .node import Node
+from .registry import register_op, registered_ops
+from .runtime import ResumableNode, RuntimeGraph, RuntimeNode, WorkerContext
+
+__all__ = [
+    "DataPipe",
+    "IterDataPipe",
+    "IterableWrapper",
+    "Node",
+    "ResumableNode",
+    "RuntimeGraph",
+    "RuntimeNode",
+    "SampleMultiplexer",
+    "WorkerContext",
+    "make_node",
+    "register_op",
+    "registered_ops",
+]

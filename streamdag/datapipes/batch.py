@@ -1,0 +1,35 @@
+"""batch: groups of n. Filled with C ``islice``, so between two output batches
+nothing is held back and the node has no state of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from itertools import islice
+from typing import Any
+
+from .params import check_bool, check_int
+from .registry import register_op
+from .runtime import RuntimeNode
+
+
+@register_op("batch")
+class BatchNode(RuntimeNode):
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_int("batch", "batch_size", params.get("batch_size"), minimum=1)
+        check_bool("batch", "drop_last", params.get("drop_last", False))
+
+    def iterator(self) -> Iterator[list[Any]]:
+        return self._batches(self.inputs[0].iterator(), self.params["batch_size"],
+                             self.params.get("drop_last", False))
+
+    @staticmethod
+    def _batches(it: Iterator[Any], size: int, drop_last: bool) -> Iterator[list[Any]]:
+        while True:
+            batch = list(islice(it, size))
+            if len(batch) == size:
+                yield batch
+                continue
+            if batch and not drop_last:
+                yield batch
+            return

@@ -1,0 +1,47 @@
+"""Column selection for map/filter over tuples, lists and dicts (torchdata's
+``input_col``/``output_col`` semantics)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Col = int | str | list[int | str] | tuple[int | str, ...] | None
+
+
+def with_columns(fn: Callable[..., Any], input_col: Col, output_col: Col) -> Callable[[Any], Any]:
+    """Wrap ``fn`` to read ``input_col`` of each element and write the result
+    to ``output_col`` (None: replace the input column; -1: append). With several
+    input columns and no output column, the first is replaced and the others
+    removed."""
+    many = isinstance(input_col, (list, tuple))
+    cols = list(input_col) if many else [input_col]
+    if output_col is None:
+        target, drop = cols[0], sorted(cols[1:], key=_sort_key, reverse=True)
+    else:
+        target, drop = output_col, []
+
+    def apply(sample: Any) -> Any:
+        args = [sample[c] for c in cols]
+        value = fn(*args)
+        out = dict(sample) if isinstance(sample, dict) else list(sample)
+        if target == -1 and not isinstance(out, dict):
+            out.append(value)
+        else:
+            out[target] = value
+        for col in drop:
+            del out[col]
+        return out if isinstance(sample, (dict, list)) else tuple(out)
+
+    return apply
+
+
+def selecting(fn: Callable[..., Any], input_col: Col) -> Callable[[Any], Any]:
+    """``fn`` applied to ``input_col`` of each element (for filter)."""
+    many = isinstance(input_col, (list, tuple))
+    cols = list(input_col) if many else [input_col]
+    return lambda sample: fn(*[sample[c] for c in cols])
+
+
+def _sort_key(col: int | str) -> tuple[int, Any]:
+    return (0, col) if isinstance(col, int) else (1, col)

@@ -1,0 +1,176 @@
+"""The DataPipe handle: what users hold. Functional methods return new
+handles on new nodes; nothing runs until the pipe is iterated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from .columns import Col
+from .node import Node
+from .registry import check_inputs, get_op
+
+T = TypeVar("T")
+
+
+def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
+              name: str | None = None) -> Node:
+    """A validated spec node: bad params fail here, naming the op."""
+    opdef = get_op(op)
+    inputs = tuple(inputs)
+    check_inputs(opdef, len(inputs))
+    opdef.validate(params)
+    return Node(op, params, inputs, name=name)
+
+
+class DataPipe(Generic[T]):
+    """A handle on a node of the graph (alias ``IterDataPipe``).
+
+    Iterating it runs the pipeline in this process with a fresh random seed;
+    use ``DataLoader2`` for seeds, epochs, workers and resume."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def __iter__(self) -> Iterator[T]:
+        from ..reading_service.dataloader2 import DataLoader2
+
+        loader = DataLoader2(self)
+        try:
+            yield from loader
+        finally:
+            loader.shutdown()
+
+    def __repr__(self) -> str:
+        return f"DataPipe({self.node.label})"
+
+    def _then(self, op: str, params: Mapping[str, Any], *others: DataPipe[Any],
+              name: str | None = None) -> DataPipe[Any]:
+        nodes = [self.node, *(_node_of(op, other) for other in others)]
+        return DataPipe(make_node(op, params, nodes, name))
+
+    # -- per element ----------------------------------------------------
+    def map(self, fn: Callable[..., Any], input_col: Col = None, output_col: Col = None, *,
+            name: str | None = None) -> DataPipe[Any]:
+        """Apply ``fn`` to each element (or to ``input_col`` of it)."""
+        return self._then("map", {"fn": fn, "input_col": input_col, "output_col": output_col},
+                          name=name)
+
+    def filter(self, fn: Callable[..., bool], input_col: Col = None, *,
+               name: str | None = None) -> DataPipe[T]:
+        """Keep the elements for which ``fn`` is true."""
+        return self._then("filter", {"fn": fn, "input_col": input_col}, name=name)
+
+    def flatmap(self, fn: Callable[[Any], Iterable[Any]] | None = None, *,
+                name: str | None = None) -> DataPipe[Any]:
+        """Replace each element by the elements of ``fn(element)``."""
+        return self._then("flatmap", {"fn": fn}, name=name)
+
+    # -- grouping -------------------------------------------------------
+    def batch(self, batch_size: int, drop_last: bool = False, *,
+              name: str | None = None) -> DataPipe[list[T]]:
+        """Lists of ``batch_size`` elements; the last may be shorter unless ``drop_last``."""
+        return self._then("batch", {"batch_size": batch_size, "drop_last": drop_last}, name=name)
+
+    def unbatch(self, *, name: str | None = None) -> DataPipe[Any]:
+        """Flatten batches back into elements."""
+        return self._then("unbatch", {}, name=name)
+
+    def collate(self, fn: Callable[[Any], Any] | None = None, *,
+                name: str | None = None) -> DataPipe[Any]:
+        """Batches to tensors (default: torch's default_collate)."""
+        return self._then("collate", {"fn": fn}, name=name)
+
+    # -- order and splitting --------------------------------------------
+    def shuffle(self, buffer_size: int = 10000, *, name: str | None = None) -> DataPipe[T]:
+        """Seeded buffer shuffle; a new order each epoch."""
+        return self._then("shuffle", {"buffer_size": buffer_size}, name=name)
+
+    def sharding_filter(self, *, name: str | None = None) -> DataPipe[T]:
+        """Keep every n-th element for this worker (n = ranks x workers)."""
+        return self._then("sharding_filter", {}, name=name)
+
+    shard = sharding_filter
+
+    def header(self, limit: int = 10, *, name: str | None = None) -> DataPipe[T]:
+        """The first ``limit`` elements."""
+        return self._then("header", {"limit": limit}, name=name)
+
+    def cycle(self, count: int | None = None, *, name: str | None = None) -> DataPipe[T]:
+        """Repeat the input ``count`` times (forever with None)."""
+        return self._then("cycle", {"count": count}, name=name)
+
+    # -- several pipes --------------------------------------------------
+    def zip(self, *others: DataPipe[Any], name: str | None = None) -> DataPipe[tuple[Any, ...]]:
+        """Tuples of one element of each pipe; ends with the shortest."""
+        return self._then("zip", {}, *others, name=name)
+
+    def concat(self, *others: DataPipe[Any], name: str | None = None) -> DataPipe[Any]:
+        """This pipe, then each of ``others``."""
+        return self._then("concat", {}, *others, name=name)
+
+    def mux(self, *others: DataPipe[Any], name: str | None = None) -> DataPipe[Any]:
+        """Round robin over this pipe and ``others``; ends when any input ends."""
+        return self._then("mux", {}, *others, name=name)
+
+    def fork(self, num_instances: int, buffer_size: int = 1000, *,
+             name: str | None = None) -> tuple[DataPipe[T], ...]:
+        """``num_instances`` pipes that each see every element. Outputs may
+        drift at most ``buffer_size`` elements apart."""
+        hub = make_node("fork", {"num_instances": num_instances, "buffer_size": buffer_size},
+                        [self.node], name)
+        return _branches(hub, num_instances, name)
+
+    def demux(self, num_instances: int, classifier_fn: Callable[[Any], int | None],
+              drop_none: bool = False, buffer_size: int = 1000, *,
+              name: str | None = None) -> tuple[DataPipe[T], ...]:
+        """Route each element to output ``classifier_fn(element)``."""
+        hub = make_node("demux", {"num_instances": num_instances, "classifier_fn": classifier_fn,
+                                  "drop_none": drop_none, "buffer_size": buffer_size},
+                        [self.node], name)
+        return _branches(hub, num_instances, name)
+
+    # -- execution helpers ----------------------------------------------
+    def prefetch(self, buffer_size: int = 10, *, name: str | None = None) -> DataPipe[T]:
+        """Produce up to ``buffer_size`` elements ahead in a background thread."""
+        return self._then("prefetch", {"buffer_size": buffer_size}, name=name)
+
+    def in_memory_cache(self, max_items: int | None = None, *,
+                        name: str | None = None) -> DataPipe[T]:
+        """Serve epochs after the first from memory."""
+        return self._then("in_memory_cache", {"max_items": max_items}, name=name)
+
+
+IterDataPipe = DataPipe
+
+
+def IterableWrapper(iterable: Iterable[T], *, name: str | None = None) -> DataPipe[T]:  # noqa: N802 - torchdata's name
+    """A source over a list, tuple, range or other re-iterable object."""
+    return DataPipe(make_node("iterable_wrapper", {"iterable": iterable}, (), name))
+
+
+def SampleMultiplexer(pipes_to_weights: Mapping[DataPipe[Any], float],  # noqa: N802
+                      seed: int | None = None, *, name: str | None = None) -> DataPipe[Any]:
+    """Mix pipelines at random by weight; inputs that end drop out and the
+    rest continue until all have ended."""
+    pipes = list(pipes_to_weights)
+    weights = [pipes_to_weights[p] for p in pipes]
+    nodes = [_node_of("sample_multiplexer", p) for p in pipes]
+    return DataPipe(make_node("sample_multiplexer", {"weights": weights, "seed": seed},
+                              nodes, name))
+
+
+def _branches(hub: Node, count: int, name: str | None) -> tuple[DataPipe[Any], ...]:
+    return tuple(DataPipe(make_node("branch", {"index": i}, [hub],
+                                    f"{name}.{i}" if name else None))
+                 for i in range(count))
+
+
+def _node_of(op: str, pipe: Any) -> Node:
+    if not isinstance(pipe, DataPipe):
+        from ..errors import ParamError
+
+        raise ParamError(f"{op}: inputs must be DataPipes, got {pipe!r}")
+    return pipe.node

@@ -1,0 +1,81 @@
+"""flatmap and unbatch: one input element becomes many output elements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from itertools import chain
+from typing import Any
+
+from .iterable_wrapper import position_of
+from .params import check_callable
+from .registry import register_op
+from .replay import Replayer
+from .runtime import ResumableNode, framed
+
+_REPLAY_EVERY = 32
+
+
+@register_op("flatmap")
+class FlatMapNode(ResumableNode):
+    """State: which input element is being expanded and how far; resume
+    replays that element (and at most 32 before it) instead of saving the rest
+    of its expansion."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_callable("flatmap", "fn", params.get("fn"), optional=True)
+
+    def setup(self) -> None:
+        super().setup()
+        fn = self.params.get("fn")
+        self.fn = framed(fn, self) if fn is not None else None
+
+    def iterator(self) -> Iterator[Any]:
+        self._replay = replay = Replayer(self.inputs[0], _REPLAY_EVERY)
+        self._part: Any = iter(())
+        self._part_len = 0
+        restored = self.take_restored()
+        if restored is None:
+            replay.start()
+            return chain.from_iterable(self._parts())
+        replay.start(restored["ckpt"])
+        if restored["item"] == 0:
+            return chain.from_iterable(self._parts())
+        replay.skip_to(restored["item"] - 1, self.label)
+        current = self._expand(replay.replay(restored["item"], self.label))
+        current.__setstate__(restored["offset"])
+        return chain(current, chain.from_iterable(self._parts()))
+
+    def _expand(self, item: Any) -> Any:
+        part = list(item if self.fn is None else self.fn(item))
+        self._part_len = len(part)
+        self._part = it = iter(part)
+        return it
+
+    def _parts(self) -> Iterator[Iterator[Any]]:
+        replay = self._replay
+        while True:
+            try:
+                item = replay.pull()
+            except StopIteration:
+                return
+            replay.forget_before(replay.seq - 1)
+            yield self._expand(item)
+
+    def live_state(self) -> dict:
+        item = self._replay.seq
+        return {"item": item, "offset": position_of(self._part, self._part_len),
+                "ckpt": self._replay.checkpoint(max(item - 1, 0))}
+
+    def user_functions(self) -> list[Callable[..., Any]]:
+        fn = self.params.get("fn")
+        return [fn] if fn is not None else []
+
+
+@register_op("unbatch")
+class UnbatchNode(FlatMapNode):
+    """Flattens batches back into elements (flatmap with no function)."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        pass

@@ -1,0 +1,188 @@
+"""fork and demux: one input, several outputs, bounded buffers.
+
+The hub node pulls from the input once per element and routes it to the
+queues of its output branches (fork: to all; demux: to the one the classifier
+names). A branch that falls more than ``buffer_size`` elements behind raises
+instead of growing memory without bound."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ..errors import ParamError
+from .params import check_bool, check_callable, check_int
+from .registry import register_op
+from .replay import Replayer
+from .runtime import RuntimeNode
+
+
+class HubNode(RuntimeNode):
+    """State: for each branch, the number of the last element it took, and a
+    checkpoint of the input at or before the oldest element still queued.
+    Restore replays from there and re-queues what each branch has not taken."""
+
+    kind = ""
+
+    def setup(self) -> None:
+        self.branches: dict[int, BranchNode] = {}
+        self._requests: list[tuple[int, dict]] = []
+        self.started = False
+
+    def reset(self) -> None:
+        self.started = False
+        self._requests = []
+
+    def route(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        size = self.params["buffer_size"]
+        self._replay = Replayer(self.inputs[0], max(1, size // 4))
+        self._queues = {i: deque() for i in self.branches}
+        self._last = dict.fromkeys(self.branches, -1)
+        self._done = False
+        self._opened: set[int] = set()
+        if self._requests:
+            oldest = min((state for _, state in self._requests), key=lambda s: s["ckpt"][0])
+            for index, state in self._requests:
+                self._last[index] = state["last"][str(index)]
+            self._requests = []
+            self._replay.start(oldest["ckpt"])
+        else:
+            self._replay.start()
+        self.started = True
+
+    def open(self, index: int) -> Iterator[Any]:
+        if not self.started:
+            self.start()
+        if index in self._opened:
+            msg = (f"{self.label}: branch {index} was iterated twice in one epoch (is it under "
+                   "cycle()? put cycle() before the fork/demux)")
+            raise RuntimeError(msg)
+        self._opened.add(index)
+        return self._drain(index)
+
+    def _drain(self, index: int) -> Iterator[Any]:
+        queue, last = self._queues[index], self._last
+        while True:
+            while queue:
+                seq, item = queue.popleft()
+                last[index] = seq
+                yield item
+            if self._done or not self._pull():
+                return
+
+    def _pull(self) -> bool:
+        replay = self._replay
+        seq = replay.seq
+        try:
+            item = replay.pull()
+        except StopIteration:
+            self._done = True
+            return False
+        size = self.params["buffer_size"]
+        for branch in self.route(item):
+            queue = self._queues.get(branch)
+            if queue is None or seq <= self._last[branch]:
+                continue
+            queue.append((seq, item))
+            if len(queue) > size:
+                msg = (f"{self.label}: output {branch} fell more than buffer_size={size} "
+                       f"elements behind the other outputs. Consume the outputs in step "
+                       f"(e.g. zip them) or raise buffer_size")
+                raise RuntimeError(msg)
+        if seq % replay.every == 0:
+            replay.forget_before(self._oldest_needed())
+        return True
+
+    def _oldest_needed(self) -> int:
+        """The number of the oldest element some branch has yet to take."""
+        return min((q[0][0] if q else self._replay.seq for q in self._queues.values()),
+                   default=self._replay.seq)
+
+    def state(self) -> dict:
+        needed = self._oldest_needed()
+        return {"last": {str(i): v for i, v in self._last.items()},
+                "ckpt": self._replay.checkpoint(needed)}
+
+    def request_restore(self, index: int, state: dict) -> None:
+        """Branches ask one by one; the hub restores when first iterated, from
+        the oldest checkpoint asked for (a branch behind a shuffle may ask for
+        an older one than its sibling)."""
+        self._requests.append((index, state))
+
+
+@register_op("fork")
+class ForkNode(HubNode):
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_int("fork", "num_instances", params.get("num_instances"), minimum=1)
+        check_int("fork", "buffer_size", params.get("buffer_size"), minimum=1)
+
+    def route(self, item: Any) -> Any:
+        return self._queues
+
+
+@register_op("demux")
+class DemuxNode(HubNode):
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_int("demux", "num_instances", params.get("num_instances"), minimum=1)
+        check_callable("demux", "classifier_fn", params.get("classifier_fn"))
+        check_int("demux", "buffer_size", params.get("buffer_size"), minimum=1)
+        check_bool("demux", "drop_none", params.get("drop_none", False))
+
+    def setup(self) -> None:
+        super().setup()
+        self._classify: Callable[[Any], Any] = self.params["classifier_fn"]
+
+    def route(self, item: Any) -> tuple[int, ...]:
+        branch = self._classify(item)
+        if branch is None and self.params.get("drop_none", False):
+            return ()
+        if isinstance(branch, bool) or not isinstance(branch, int) or not (
+                0 <= branch < self.params["num_instances"]):
+            msg = (f"{self.label}: classifier_fn returned {branch!r} for {item!r:.200}; "
+                   f"expected an int in [0, {self.params['num_instances']})"
+                   + (" or None (drop_none=True)" if self.params.get("drop_none") else ""))
+            raise ValueError(msg)
+        return (branch,)
+
+    def user_functions(self) -> list[Callable[..., Any]]:
+        return [self.params["classifier_fn"]]
+
+
+@register_op("branch")
+class BranchNode(RuntimeNode):
+    """Output ``index`` of a fork or demux hub."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_int("branch", "index", params.get("index"), minimum=0)
+
+    def setup(self) -> None:
+        hub = self.inputs[0]
+        if not isinstance(hub, HubNode):
+            raise ParamError(f"{self.label}: input must be a fork or demux node, got {hub.label}")
+        if self.params["index"] >= hub.params["num_instances"]:
+            raise ParamError(f"{self.label}: index {self.params['index']} is out of range for "
+                             f"{hub.label} with {hub.params['num_instances']} outputs")
+        hub.branches[self.params["index"]] = self
+        self.hub = hub
+        self._restored = None
+
+    def reset(self) -> None:
+        self._restored = None
+
+    def iterator(self) -> Iterator[Any]:
+        return self.hub.open(self.params["index"])
+
+    def state(self) -> dict | None:
+        return self.hub.state() if self.hub.started else self._restored
+
+    def restore(self, state: dict | None) -> None:
+        self._restored = state
+        if state is not None:
+            self.hub.request_restore(self.params["index"], state)

@@ -1,0 +1,50 @@
+"""header(n): the first n elements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from operator import itemgetter
+from typing import Any
+
+from .iterable_wrapper import position_of
+from .params import check_int
+from .registry import register_op
+from .runtime import RuntimeNode
+
+_second = itemgetter(1)
+
+
+@register_op("header")
+class HeaderNode(RuntimeNode):
+    """Counts with a range iterator zipped in front of the input (zip stops on
+    the range first, so no element past the limit is pulled from upstream)."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_int("header", "limit", params.get("limit"), minimum=0)
+
+    def setup(self) -> None:
+        self._taken = 0
+        self._counter: Any = None
+
+    def reset(self) -> None:
+        self._taken = 0
+        self._counter = None
+
+    def iterator(self) -> Iterator[Any]:
+        self._counter = iter(range(self._taken, self.params["limit"]))
+        return map(_second, zip(self._counter, self.inputs[0].iterator()))
+
+    def _count(self) -> int:
+        if self._counter is None:
+            return self._taken
+        left = len(range(self._taken, self.params["limit"]))
+        return self._taken + position_of(self._counter, left)
+
+    def state(self) -> dict:
+        return {"taken": self._count(), "in": self.inputs[0].state()}
+
+    def restore(self, state: dict) -> None:
+        self._taken = state["taken"]
+        self._counter = None
+        self.inputs[0].restore(state["in"])

@@ -1,0 +1,71 @@
+"""IterableWrapper: the source node over a Python iterable."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from itertools import islice
+from operator import itemgetter
+from typing import Any
+
+from ..errors import ParamError
+from .registry import register_op
+from .runtime import RuntimeNode
+
+_second = itemgetter(1)
+_SEEKABLE = (list, tuple, range)
+
+
+def position_of(it: Any, length: int) -> int:
+    """How many items a list/tuple/range iterator has yielded, read from the C
+    iterator itself (its pickling support), so counting costs nothing per item."""
+    reduced = it.__reduce__()
+    return reduced[2] if len(reduced) > 2 else length
+
+
+@register_op("iterable_wrapper", inputs=0)
+class IterableWrapperNode(RuntimeNode):
+    """Lists, tuples and ranges resume in O(1); any other iterable must be
+    re-iterable and deterministic, and resumes by skipping what was read."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        iterable = params.get("iterable")
+        if not hasattr(iterable, "__iter__"):
+            raise ParamError(f"iterable_wrapper: iterable must be iterable, got {iterable!r}")
+        if iter(iterable) is iterable:
+            msg = ("iterable_wrapper: got a one-shot iterator (e.g. a generator), which can be "
+                   "read only once; pass a list, a range or a re-iterable object instead")
+            raise ParamError(msg)
+
+    def setup(self) -> None:
+        self._start = 0
+        self._it: Any = None
+        self._length = 0
+
+    def reset(self) -> None:
+        self._start = 0
+        self._it = None
+
+    def iterator(self) -> Iterator[Any]:
+        source = self.params["iterable"]
+        start, self._start = self._start, 0
+        if isinstance(source, _SEEKABLE):
+            self._length = len(source)
+            self._it = it = iter(source)
+            if start:
+                it.__setstate__(start)
+            return it
+        self._length = sys.maxsize
+        self._it = counter = iter(range(start, sys.maxsize))
+        items = iter(source)
+        if start:
+            next(islice(items, start, start), None)
+        return map(_second, zip(counter, items))
+
+    def state(self) -> int:
+        return self._start if self._it is None else position_of(self._it, self._length)
+
+    def restore(self, state: int | None) -> None:
+        self._start = state or 0
+        self._it = None

@@ -1,0 +1,75 @@
+"""map, filter and collate: stateless per-element nodes run as C ``map``/``filter``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ..errors import ParamError
+from .columns import selecting, with_columns
+from .params import check_callable, check_col
+from .registry import register_op
+from .runtime import RuntimeNode, framed
+
+
+@register_op("map")
+class MapNode(RuntimeNode):
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_callable("map", "fn", params.get("fn"))
+        check_col("map", "input_col", params.get("input_col"))
+        check_col("map", "output_col", params.get("output_col"))
+        if params.get("input_col") is None and params.get("output_col") is not None:
+            raise ParamError("map: output_col needs input_col")
+
+    def setup(self) -> None:
+        fn = framed(self.params["fn"], self)
+        col = self.params.get("input_col")
+        self.fn = fn if col is None else with_columns(fn, col, self.params.get("output_col"))
+
+    def iterator(self) -> Iterator[Any]:
+        return map(self.fn, self.inputs[0].iterator())
+
+    def user_functions(self) -> list[Callable[..., Any]]:
+        return [self.params["fn"]]
+
+
+@register_op("filter")
+class FilterNode(RuntimeNode):
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_callable("filter", "fn", params.get("fn"))
+        check_col("filter", "input_col", params.get("input_col"))
+
+    def setup(self) -> None:
+        fn = framed(self.params["fn"], self)
+        col = self.params.get("input_col")
+        self.fn = fn if col is None else selecting(fn, col)
+
+    def iterator(self) -> Iterator[Any]:
+        return filter(self.fn, self.inputs[0].iterator())
+
+    def user_functions(self) -> list[Callable[..., Any]]:
+        return [self.params["fn"]]
+
+
+@register_op("collate")
+class CollateNode(RuntimeNode):
+    """Batches (lists of samples) to tensors; default: torch's default_collate
+    (numbers, arrays and tensors stacked; dicts, tuples and lists recursed)."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_callable("collate", "fn", params.get("fn"), optional=True)
+
+    def setup(self) -> None:
+        fn = self.params.get("fn")
+        if fn is None:
+            from torch.utils.data import default_collate as fn
+        self.fn = framed(fn, self)
+
+    def iterator(self) -> Iterator[Any]:
+        return map(self.fn, self.inputs[0].iterator())
+
+    def user_functions(self) -> list[Callable[..., Any]]:
+        return [self.params["fn"]] if self.params.get("fn") else []

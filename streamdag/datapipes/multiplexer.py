@@ -1,0 +1,81 @@
+"""SampleMultiplexer: seeded weighted random mixing of several pipelines."""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Iterator, Mapping
+from itertools import accumulate
+from typing import Any
+
+from ..errors import ParamError
+from ..reading_service.seeds import derive_seed
+from .params import check_int
+from .registry import register_op
+from .runtime import ResumableNode
+
+
+@register_op("sample_multiplexer", inputs=(1, None))
+class SampleMultiplexerNode(ResumableNode):
+    """Each element comes from input i with probability weight_i / sum of the
+    weights of the inputs not yet exhausted. When an input ends it is dropped
+    and the others continue with renormalised weights, until all have ended:
+    every element of every input is yielded exactly once."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        weights = params.get("weights")
+        if not isinstance(weights, (list, tuple)) or not weights or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
+                for w in weights):
+            raise ParamError(f"sample_multiplexer: weights must be positive numbers, got {weights!r}")
+        check_int("sample_multiplexer", "seed", params.get("seed"), optional=True)
+
+    def setup(self) -> None:
+        super().setup()
+        self._pass = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self._pass = 0
+
+    def iterator(self) -> Iterator[Any]:
+        restored = self.take_restored()
+        self._rng = random.Random()
+        if restored is None:
+            self._alive = list(range(len(self.inputs)))
+            fixed = self.params.get("seed")
+            seed = (self.seed(self._pass) if fixed is None
+                    else derive_seed(fixed, self.graph.epoch, self._pass))
+            self._rng.seed(seed)
+            self._pass += 1
+        else:
+            self._alive = list(restored["alive"])
+            self._pass = restored["pass"]
+            version, internal, gauss = restored["rng"]
+            self._rng.setstate((version, tuple(internal), gauss))
+            for node, sub in zip(self.inputs, restored["in"], strict=True):
+                node.restore(sub)
+        return self._run([node.iterator() for node in self.inputs])
+
+    def _run(self, its: list[Iterator[Any]]) -> Iterator[Any]:
+        weights = self.params["weights"]
+        rand = self._rng.random
+        while self._alive:
+            alive = self._alive
+            bounds = list(accumulate(weights[i] for i in alive))
+            total = bounds[-1]
+            while True:
+                pick = alive[bisect.bisect_right(bounds, rand() * total)]
+                try:
+                    item = next(its[pick])
+                except StopIteration:
+                    self._alive = [i for i in alive if i != pick]
+                    break
+                yield item
+
+    def live_state(self) -> dict:
+        version, internal, gauss = self._rng.getstate()
+        return {"pass": self._pass, "alive": list(self._alive),
+                "rng": [version, list(internal), gauss],
+                "in": [node.state() for node in self.inputs]}

@@ -1,0 +1,108 @@
+"""prefetch(n): a background thread keeps up to n elements ready, so slow I/O
+or decoding upstream overlaps with the consumer."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .params import check_int
+from .registry import register_op
+from .replay import Replayer
+from .runtime import ResumableNode
+
+_END = object()
+_POLL_S = 0.05
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+@register_op("prefetch")
+class PrefetchNode(ResumableNode):
+    """The thread runs ahead of the consumer; the state is the consumer's
+    position plus an input checkpoint within ``n`` elements of it. The thread
+    starts on the first ``next`` and is stopped and joined when the iterator
+    is closed, garbage-collected, or the epoch is torn down."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_int("prefetch", "buffer_size", params.get("buffer_size"), minimum=1)
+
+    def setup(self) -> None:
+        super().setup()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def iterator(self) -> Iterator[Any]:
+        self.close()
+        size = self.params["buffer_size"]
+        self._replay = replay = Replayer(self.inputs[0], size)
+        restored = self.take_restored()
+        if restored is None:
+            replay.start()
+        else:
+            replay.start(restored["ckpt"])
+            replay.skip_to(restored["next"], self.label)
+        self._taken = replay.seq
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        return self._consume()
+
+    def _produce(self, out: queue.Queue[Any], stop: threading.Event) -> None:
+        pull = self._replay.pull
+        try:
+            while not stop.is_set():
+                try:
+                    item = pull()
+                except StopIteration:
+                    item = _END
+                while not stop.is_set():
+                    try:
+                        out.put(item, timeout=_POLL_S)
+                        break
+                    except queue.Full:
+                        continue
+                if item is _END:
+                    return
+                self._replay.forget_before(self._taken)
+        except BaseException as error:  # handed to the consumer, raised there
+            out.put(_Failure(error))
+
+    def _consume(self) -> Iterator[Any]:
+        out, stop = self._queue, self._stop
+        self._thread = thread = threading.Thread(
+            target=self._produce, args=(out, stop), daemon=True,
+            name=f"streamdag-prefetch-{self.spec.id}")
+        thread.start()
+        try:
+            while True:
+                item = out.get()
+                if item is _END:
+                    return
+                if type(item) is _Failure:
+                    raise item.error
+                self._taken += 1
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        while thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                thread.join(_POLL_S)
+
+    def live_state(self) -> dict:
+        return {"next": self._taken, "ckpt": self._replay.checkpoint(self._taken)}

@@ -1,0 +1,86 @@
+"""Replay from checkpoints: how buffering nodes keep their state small.
+
+A buffering node (shuffle, fork, prefetch, flatmap) is ahead of its consumer:
+it has pulled items it has not yet passed on. Instead of copying those samples
+into its state, it numbers every item it pulls and keeps its input's state
+every ``every`` items. To restore, it resets the input to the newest
+checkpoint at or before the oldest item it still needs and replays forward:
+state stays positions and RNG states, and a resume re-reads fewer than
+``every`` items plus the buffered window."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ResumeError
+
+if TYPE_CHECKING:
+    from .runtime import RuntimeNode
+
+
+class Replayer:
+    """Pulls from ``source``, counting items (``seq`` = items pulled so far)."""
+
+    def __init__(self, source: RuntimeNode, every: int) -> None:
+        self.source = source
+        self.every = max(1, every)
+        self.seq = 0
+        self._it: Any = None
+        self._ckpts: deque[tuple[int, Any]] = deque()
+        self._lock = threading.Lock()  # prefetch reads checkpoints from another thread
+
+    def start(self, checkpoint: list | None = None) -> None:
+        """Begin pulling, from the beginning or from a saved ``[seq, state]``."""
+        if checkpoint is not None:
+            self.seq, state = checkpoint
+            self.source.restore(state)
+            self._it = self.source.iterator()
+        else:
+            self._it = self.source.iterator()
+            state = self.source.state()
+        self._ckpts.clear()
+        self._ckpts.append((self.seq, state))
+
+    def pull(self) -> Any:
+        """The next item; StopIteration when the input is exhausted."""
+        if self.seq % self.every == 0 and self._ckpts[-1][0] != self.seq:
+            state = self.source.state()
+            with self._lock:
+                self._ckpts.append((self.seq, state))
+        item = next(self._it)
+        self.seq += 1
+        return item
+
+    def checkpoint(self, needed: int) -> list:
+        """The newest ``[seq, state]`` from which item number ``needed`` can be replayed."""
+        with self._lock:
+            best = self._ckpts[0]
+            for ckpt in self._ckpts:
+                if ckpt[0] > needed:
+                    break
+                best = ckpt
+        return [best[0], best[1]]
+
+    def forget_before(self, needed: int) -> None:
+        """Drop checkpoints that no restore to ``needed`` or later can use."""
+        with self._lock:
+            while len(self._ckpts) > 1 and self._ckpts[1][0] <= needed:
+                self._ckpts.popleft()
+
+    def replay(self, target: int, who: str) -> Any:
+        """The next item while replaying towards item ``target``: the input
+        must not end before it."""
+        try:
+            return self.pull()
+        except StopIteration:
+            msg = (f"{who}: input ended at item {self.seq} while replaying to item {target}; "
+                   "the pipeline upstream is not deterministic (a user function with "
+                   "unseeded randomness, or data that changed since the state was saved)")
+            raise ResumeError(msg) from None
+
+    def skip_to(self, seq: int, who: str) -> None:
+        """Replay (discard) items until ``seq`` items have been pulled."""
+        while self.seq < seq:
+            self.replay(seq, who)

@@ -1,0 +1,50 @@
+"""sharding_filter: element i goes to global worker i % total_workers
+(global worker = rank * num_workers + worker). Runs as C ``islice``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from itertools import chain, islice
+from typing import Any
+
+from .registry import register_op
+from .runtime import RuntimeNode
+
+
+@register_op("sharding_filter")
+class ShardingFilterNode(RuntimeNode):
+    """Own state: how many input elements to skip before the next one that
+    belongs to this worker."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        pass
+
+    def setup(self) -> None:
+        self._skip: int | None = None
+
+    def iterator(self) -> Iterator[Any]:
+        worker = self.graph.worker
+        total = worker.total_workers
+        it = self.inputs[0].iterator()
+        if total == 1:
+            self._skip = 0
+            return it
+        if self._skip is None:
+            self._skip = worker.global_worker
+        return chain.from_iterable(self._shard(it, total))
+
+    def _shard(self, it: Iterator[Any], total: int) -> Iterator[Iterator[Any]]:
+        next(islice(it, self._skip, self._skip), None)
+        self._skip = total - 1  # true from the first element this worker yields
+        yield islice(it, 0, None, total)
+
+    def state(self) -> dict:
+        return {"skip": self._skip, "in": self.inputs[0].state()}
+
+    def restore(self, state: dict) -> None:
+        self._skip = state["skip"]
+        self.inputs[0].restore(state["in"])
+
+    def reset(self) -> None:
+        self._skip = None

@@ -1,0 +1,106 @@
+"""shuffle: a seeded buffer shuffle (each new element replaces a random one
+in a buffer of ``buffer_size``, which is emitted; the rest is shuffled at the
+end). State is the buffer's item numbers and the RNG, never the samples."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .params import check_int
+from .registry import register_op
+from .replay import Replayer
+from .runtime import ResumableNode
+
+
+@register_op("shuffle")
+class ShuffleNode(ResumableNode):
+    """Resume replays the input from a checkpoint at or before the oldest
+    buffered item: about ``buffer_size * ln(buffer_size)`` elements at most
+    in expectation, bounded memory, exact order."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_int("shuffle", "buffer_size", params.get("buffer_size"), minimum=1)
+
+    def setup(self) -> None:
+        super().setup()
+        self._pass = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self._pass = 0
+
+    def iterator(self) -> Iterator[Any]:
+        size = self.params["buffer_size"]
+        self._replay = replay = Replayer(self.inputs[0], max(1, size // 4))
+        self._buf: list[Any] = []
+        self._seqs: list[int] = []
+        self._draining = False
+        restored = self.take_restored()
+        if restored is None:
+            self._rng = random.Random(self.seed(self._pass))
+            self._pass += 1
+            replay.start()
+        else:
+            self._pass = restored["pass"]
+            self._rng = random.Random()
+            self._rng.setstate((restored["rng"][0], tuple(restored["rng"][1]), restored["rng"][2]))
+            self._refill(restored)
+        return self._run(size)
+
+    def _refill(self, restored: dict) -> None:
+        """Rebuild the buffer by replaying the input from the checkpoint."""
+        replay = self._replay
+        replay.start(restored["ckpt"])
+        slots = {seq: i for i, seq in enumerate(restored["seqs"])}
+        self._buf = buf = [None] * len(slots)
+        self._seqs = list(restored["seqs"])
+        self._draining = restored["draining"]
+        while replay.seq < restored["next"]:
+            seq = replay.seq
+            item = replay.replay(restored["next"], self.label)
+            slot = slots.get(seq)
+            if slot is not None:
+                buf[slot] = item
+
+    def _run(self, size: int) -> Iterator[Any]:
+        buf, seqs, replay, rand = self._buf, self._seqs, self._replay, self._rng.random
+        pull = replay.pull
+        if not self._draining:
+            try:
+                while len(buf) < size:
+                    seqs.append(replay.seq)
+                    buf.append(pull())
+                prune_at = replay.every
+                while True:
+                    seq = replay.seq
+                    item = pull()
+                    j = int(rand() * size)
+                    out = buf[j]
+                    buf[j] = item
+                    seqs[j] = seq
+                    yield out
+                    prune_at -= 1
+                    if not prune_at:
+                        prune_at = replay.every
+                        replay.forget_before(min(seqs))
+            except StopIteration:
+                if len(seqs) > len(buf):  # the fill pull that ended the input
+                    seqs.pop()
+            order = list(range(len(buf)))
+            self._rng.shuffle(order)
+            buf[:] = [buf[i] for i in order]
+            seqs[:] = [seqs[i] for i in order]
+            self._draining = True
+        while buf:
+            seqs.pop()
+            yield buf.pop()
+
+    def live_state(self) -> dict:
+        seqs = list(self._seqs)
+        version, internal, gauss = self._rng.getstate()
+        return {"pass": self._pass, "rng": [version, list(internal), gauss], "seqs": seqs,
+                "draining": self._draining, "next": self._replay.seq,
+                "ckpt": self._replay.checkpoint(min(seqs, default=self._replay.seq))}

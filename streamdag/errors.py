@@ -1,0 +1,39 @@
+"""Exception types. Every error a user sees names the node (op and name) and,
+where known, the file and sample it was working on."""
+
+from __future__ import annotations
+
+
+class StreamdagError(Exception):
+    """Base class of all streamdag errors."""
+
+
+class ParamError(StreamdagError, ValueError):
+    """A node was built with invalid parameters (raised at construction)."""
+
+
+class GraphFormatError(StreamdagError, ValueError):
+    """A saved graph is malformed, unsafe or from an unsupported version."""
+
+
+class NodeError(StreamdagError, RuntimeError):
+    """A node failed while the pipeline ran; ``__cause__`` holds the original
+    exception with its traceback."""
+
+    def __init__(self, message: str, *, op: str = "", name: str | None = None,
+                 node_id: str = "") -> None:
+        super().__init__(message)
+        self.op = op
+        self.name = name
+        self.node_id = node_id
+
+    def __reduce__(self):  # keep the node fields when sent from a worker process
+        return (_rebuild_node_error, (str(self), self.op, self.name, self.node_id))
+
+
+def _rebuild_node_error(message: str, op: str, name: str | None, node_id: str) -> NodeError:
+    return NodeError(message, op=op, name=name, node_id=node_id)
+
+
+class ResumeError(StreamdagError, RuntimeError):
+    """A saved loader state does not fit the pipeline it is loaded into."""

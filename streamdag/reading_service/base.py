@@ -1,0 +1,34 @@
+"""The reading-service interface: one small class, swappable (like an httpx
+transport). The in-process service is the reference implementation."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+from ..datapipes.node import Node
+
+
+class ReadingService(ABC):
+    """Runs a graph for ``DataLoader2``: one epoch at a time, resumable."""
+
+    @abstractmethod
+    def initialize(self, output: Node) -> None:
+        """Take the graph (once, before the first epoch)."""
+
+    @abstractmethod
+    def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
+        """The elements of one epoch, resumed from ``state`` if given. Starting
+        a new epoch tears down the previous one."""
+
+    @abstractmethod
+    def state(self) -> Any:
+        """Plain-data state after the last element the epoch iterator yielded."""
+
+    def agree_seed(self, seed: int) -> int:
+        """The base seed all ranks use (distributed services broadcast rank 0's)."""
+        return seed
+
+    def shutdown(self) -> None:
+        """Release workers, threads and files. Idempotent."""
