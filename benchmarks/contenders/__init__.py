@@ -1,0 +1,1 @@
+"""One module per (workload, contender); each exposes ``make(inputs) -> epoch factory``."""

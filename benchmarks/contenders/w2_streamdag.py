@@ -1,0 +1,61 @@
+"""W2 streamdag: the workload's pipeline as DataPipes, run by 2 worker processes.
+
+Shard files (not samples) are shuffled and split across workers; members are
+grouped into samples, decoded by extension with the shared transform, shuffled
+in a 1000-sample buffer and batched and collated in the workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from benchmarks.transforms import collate_images, decode_image, decode_label
+from benchmarks.workloads import Inputs
+
+
+def decode_field(key: str, data: bytes) -> Any:
+    """A webdataset-style decode handler: (field name, raw bytes) -> value, None if not ours."""
+    if key.endswith("jpg"):
+        return decode_image(data)
+    if key.endswith("cls"):
+        return decode_label(data)
+    return None
+
+
+def to_pair(sample: dict) -> tuple:
+    """A decoded sample dict -> (image, label), whether field names carry the dot or not."""
+    image = label = None
+    for key, value in sample.items():
+        if key.endswith("jpg"):
+            image = value
+        elif key.endswith("cls"):
+            label = value
+    return image, label
+
+
+def make(inputs: Inputs) -> Callable[[], Iterator]:
+    import streamdag as sd
+
+    def epoch() -> Iterator:
+        dp = (
+            sd.FileLister(inputs.shard_dir, masks="*.tar")
+            .shuffle()
+            .sharding_filter()
+            .open_files(mode="rb")
+            .load_from_tar()
+            .webdataset()
+            .decode(decode_field)
+            .map(to_pair)
+            .shuffle(buffer_size=inputs.shuffle_buffer)
+            .batch(inputs.image_batch)
+            .collate(collate_images)
+        )
+        reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
+        loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
+        try:
+            yield from loader
+        finally:
+            loader.shutdown()
+
+    return epoch

@@ -1,0 +1,32 @@
+"""W4 streamdag: list -> shard files -> open -> gunzip -> parse jsonl -> keep en -> tokens -> batch 512."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from benchmarks.transforms import is_english, tokenize_record
+from benchmarks.workloads import Inputs
+
+
+def make(inputs: Inputs) -> Callable[[], Iterator]:
+    import streamdag as sd
+
+    def epoch() -> Iterator:
+        dp = (
+            sd.FileLister(inputs.text_dir, masks="part-*.jsonl.gz")
+            .sharding_filter()
+            .open_files(mode="rb")
+            .decompress()
+            .parse_jsonl()
+            .filter(is_english)
+            .map(tokenize_record)
+            .batch(inputs.text_batch)
+        )
+        reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
+        loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
+        try:
+            yield from loader
+        finally:
+            loader.shutdown()
+
+    return epoch

@@ -1,0 +1,72 @@
+"""Results as JSON (everything, every repetition) and a markdown table (the medians)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def write(results: dict) -> tuple[Path, Path, str]:
+    """Write ``bench-<stamp>.json`` / ``.md`` and ``latest.*`` copies; return the paths and text."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stem = "bench-" + results["meta"]["stamp"] + ("-quick" if results["meta"]["quick"] else "")
+    text = markdown(results)
+    payload = json.dumps(results, indent=1)
+    for name in (stem, "latest"):
+        (RESULTS_DIR / f"{name}.json").write_text(payload)
+        (RESULTS_DIR / f"{name}.md").write_text(text)
+    return RESULTS_DIR / f"{stem}.json", RESULTS_DIR / f"{stem}.md", text
+
+
+def markdown(results: dict) -> str:
+    m = results["meta"]
+    lines = [
+        f"# streamdag benchmarks, {m['stamp']}",
+        "",
+        f"{'QUICK subset, ' if m['quick'] else ''}{m['reps']} reps (median), {m['cpus']} CPUs, "
+        f"Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"commit {m['commit']}; data {m['data_root']}",
+    ]
+    for w in results["workloads"]:
+        lines += [
+            "",
+            f"## {w['name']} {w['title']}",
+            "",
+            f"Throughput in {w['unit']}/s over a full epoch; ratio = throughput / {w['reference']}.",
+            "",
+            "| contender | role | throughput/s | ratio | first batch | peak mem (PSS) | spread "
+            "| others' load | status |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        lines += [_row(r) for r in w["contenders"]]
+        for r in w["contenders"]:
+            if r.get("vs"):
+                vs = ", ".join(f"{v:.2f}x {k}" for k, v in r["vs"].items())
+                lines += ["", f"{r['name']}: {vs}"]
+    return "\n".join(lines) + "\n"
+
+
+def _row(r: dict) -> str:
+    role = r["role"] + (f" x{r['scale']}" if r["scale"] > 1 else "")
+    status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
+    status = status.replace("|", "/").replace("\n", " ")
+    if "throughput" not in r:
+        return f"| {r['name']} | {role} | - | - | - | - | - | - | {status} |"
+    ratio = f"{r['ratio']:.3f}x" if "ratio" in r else "n/a"
+    return (
+        f"| {r['name']} | {role} | {_si(r['throughput'])} | {ratio} | {_secs(r['ttfb'])} | "
+        f"{r['peak_mem_mb']:.0f} MB | {r['spread'] * 100:.1f}% | {r['others_load']:.2f} | {status} |"
+    )
+
+
+def _si(x: float) -> str:
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _secs(s: float) -> str:
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
