@@ -12,6 +12,7 @@ from .datapipes import (
     register_op,
 )
 from .errors import GraphFormatError, NodeError, ParamError, ResumeError, StreamdagError
+from .graph_io import Graph, load, register_function, save
 from .reading_service.base import ReadingService
 from .reading_service.dataloader2 import DataLoader2
 from .reading_service.in_process import InProcessReadingService
@@ -19,6 +20,7 @@ from .reading_service.in_process import InProcessReadingService
 __all__ = [
     "DataLoader2",
     "DataPipe",
+    "Graph",
     "GraphFormatError",
     "InProcessReadingService",
     "IterDataPipe",
@@ -30,5 +32,8 @@ __all__ = [
     "ResumeError",
     "SampleMultiplexer",
     "StreamdagError",
+    "load",
+    "register_function",
     "register_op",
+    "save",
 ]

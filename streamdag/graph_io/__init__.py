@@ -1,0 +1,25 @@
+"""Graphs on disk: save, load, validate, edit and draw pipelines.
+
+The format is DESIGN.md's "On-disk graph format" (docs/graph-format.md has
+the details and the safety rules)."""
+
+from .document import FORMAT_NAME, FORMAT_VERSION
+from .files import dumps, load, load_node, loads, save
+from .functions import FunctionRef, register_function, registered_functions
+from .graph import Graph
+from .trust import SAFE_REFS
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "SAFE_REFS",
+    "FunctionRef",
+    "Graph",
+    "dumps",
+    "load",
+    "load_node",
+    "loads",
+    "register_function",
+    "registered_functions",
+    "save",
+]

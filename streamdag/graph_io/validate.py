@@ -1,0 +1,49 @@
+"""Whether a node is well formed in its graph: its op is registered, it has
+the right number of inputs, the op accepts its params, and fork/demux hubs
+feed only their branch nodes. Used when loading and after every edit."""
+
+from __future__ import annotations
+
+from ..datapipes.fork import HubNode
+from ..datapipes.node import Node, walk
+from ..datapipes.registry import check_inputs, get_op
+from ..errors import ParamError
+
+
+def check_node(node: Node) -> None:
+    """ParamError naming the node if it is not well formed."""
+    try:
+        opdef = get_op(node.op)
+        check_inputs(opdef, len(node.inputs))
+        opdef.validate(node.params)
+    except ParamError as exc:
+        raise ParamError(f"{node.label}: {exc}") from None
+    for source in node.inputs:
+        is_hub = issubclass(get_op(source.op).runtime, HubNode)
+        if is_hub and node.op != "branch":
+            raise ParamError(f"{node.label}: reads {source.label} directly; a fork or demux "
+                             "output is read through its branch nodes")
+        if node.op == "branch" and not is_hub:
+            raise ParamError(f"{node.label}: input must be a fork or demux node, got "
+                             f"{source.label}")
+        if node.op == "branch" and node.params["index"] >= source.params["num_instances"]:
+            raise ParamError(f"{node.label}: index {node.params['index']} is out of range for "
+                             f"{source.label} with {source.params['num_instances']} outputs")
+
+
+def check_graph(output: Node) -> list[Node]:
+    """The graph's nodes, inputs first, each checked; ParamError on the first
+    bad node or if two different nodes share an id (a file could not tell them
+    apart)."""
+    try:
+        nodes = walk(output)
+    except ValueError as exc:
+        raise ParamError(str(exc)) from None
+    by_id = {node.id: node for node in nodes}
+    for node in nodes:
+        for source in node.inputs:
+            if by_id[source.id] is not source:
+                raise ParamError(f"two different nodes share the id {source.id!r} "
+                                 f"({by_id[source.id].label} and {source.label})")
+        check_node(node)
+    return nodes
