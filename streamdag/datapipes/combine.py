@@ -19,7 +19,7 @@ class ZipNode(RuntimeNode):
         pass
 
     def iterator(self) -> Iterator[tuple[Any, ...]]:
-        return zip(*[node.iterator() for node in self.inputs])
+        return zip(*[node.iterator() for node in self.inputs], strict=False)
 
 
 @register_op("concat", inputs=(2, None))
@@ -40,8 +40,9 @@ class ConcatNode(RuntimeNode):
         return chain.from_iterable(self._parts())
 
     def _parts(self) -> Iterator[Iterator[Any]]:
-        for self._current in range(self._current, len(self.inputs)):
+        while self._current < len(self.inputs):
             yield self.inputs[self._current].iterator()
+            self._current += 1
 
     def state(self) -> dict:
         return {"current": self._current, "in": [node.state() for node in self.inputs]}

@@ -9,7 +9,7 @@ from typing import Any
 from .iterable_wrapper import position_of
 from .params import check_callable
 from .registry import register_op
-from .replay import Replayer
+from .replay import Replayer, restore_source
 from .runtime import ResumableNode, framed
 
 _REPLAY_EVERY = 32
@@ -66,6 +66,10 @@ class FlatMapNode(ResumableNode):
         item = self._replay.seq
         return {"item": item, "offset": position_of(self._part, self._part_len),
                 "ckpt": self._replay.checkpoint(max(item - 1, 0))}
+
+    def restore(self, state: dict | None) -> None:
+        super().restore(state)
+        restore_source(self.inputs[0], state and state["ckpt"])
 
     def user_functions(self) -> list[Callable[..., Any]]:
         fn = self.params.get("fn")

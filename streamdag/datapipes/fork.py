@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..errors import ParamError
+from ..errors import ParamError, ResumeError
 from .params import check_bool, check_callable, check_int
 from .registry import register_op
 from .replay import Replayer
@@ -49,9 +49,11 @@ class HubNode(RuntimeNode):
             for index, state in self._requests:
                 self._last[index] = state["last"][str(index)]
             self._requests = []
+            self.inputs[0].restore(oldest["ckpt"][1])
             self._replay.start(oldest["ckpt"])
         else:
             self._replay.start()
+        self._start_seq = self._replay.seq
         self.started = True
 
     def open(self, index: int) -> Iterator[Any]:
@@ -111,6 +113,12 @@ class HubNode(RuntimeNode):
         """Branches ask one by one; the hub restores when first iterated, from
         the oldest checkpoint asked for (a branch behind a shuffle may ask for
         an older one than its sibling)."""
+        if self.started:
+            if self._replay.seq != self._start_seq or any(self._queues.values()):
+                msg = (f"{self.label}: output {index} asked to be restored after the hub had "
+                       "started pulling; nested fork/demux graphs of this shape cannot resume")
+                raise ResumeError(msg)
+            self.started = False  # nothing pulled yet: start again with every request
         self._requests.append((index, state))
 
 

@@ -33,7 +33,7 @@ class HeaderNode(RuntimeNode):
 
     def iterator(self) -> Iterator[Any]:
         self._counter = iter(range(self._taken, self.params["limit"]))
-        return map(_second, zip(self._counter, self.inputs[0].iterator()))
+        return map(_second, zip(self._counter, self.inputs[0].iterator(), strict=False))
 
     def _count(self) -> int:
         if self._counter is None:

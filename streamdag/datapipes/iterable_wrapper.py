@@ -33,7 +33,7 @@ class IterableWrapperNode(RuntimeNode):
         iterable = params.get("iterable")
         if not hasattr(iterable, "__iter__"):
             raise ParamError(f"iterable_wrapper: iterable must be iterable, got {iterable!r}")
-        if iter(iterable) is iterable:
+        if isinstance(iterable, Iterator):
             msg = ("iterable_wrapper: got a one-shot iterator (e.g. a generator), which can be "
                    "read only once; pass a list, a range or a re-iterable object instead")
             raise ParamError(msg)
@@ -61,7 +61,7 @@ class IterableWrapperNode(RuntimeNode):
         items = iter(source)
         if start:
             next(islice(items, start, start), None)
-        return map(_second, zip(counter, items))
+        return map(_second, zip(counter, items, strict=False))
 
     def state(self) -> int:
         return self._start if self._it is None else position_of(self._it, self._length)

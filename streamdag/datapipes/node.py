@@ -31,6 +31,10 @@ class Node:
         if not self.id:
             object.__setattr__(self, "id", new_node_id(self.op))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as plain fields (params is a read-only view, not picklable)."""
+        return (Node, (self.op, dict(self.params), self.inputs, self.id, self.name))
+
     def evolve(self, **changes: Any) -> Node:
         """A copy with some fields changed (same id unless given)."""
         return replace(self, **changes)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .params import check_int
 from .registry import register_op
-from .replay import Replayer
+from .replay import Replayer, restore_source
 from .runtime import ResumableNode
 
 _END = object()
@@ -106,3 +106,7 @@ class PrefetchNode(ResumableNode):
 
     def live_state(self) -> dict:
         return {"next": self._taken, "ckpt": self._replay.checkpoint(self._taken)}
+
+    def restore(self, state: dict | None) -> None:
+        super().restore(state)
+        restore_source(self.inputs[0], state and state["ckpt"])

@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from .runtime import RuntimeNode
 
 
+def restore_source(source: RuntimeNode, checkpoint: list | None) -> None:
+    """Restore a replaying node's input at once, when the node itself is
+    restored: every restore in the graph must land before any node starts
+    (a fork hub gathers its branches' requests before its first pull)."""
+    if checkpoint is not None:
+        source.restore(checkpoint[1])
+
+
 class Replayer:
     """Pulls from ``source``, counting items (``seq`` = items pulled so far)."""
 
@@ -32,10 +40,11 @@ class Replayer:
         self._lock = threading.Lock()  # prefetch reads checkpoints from another thread
 
     def start(self, checkpoint: list | None = None) -> None:
-        """Begin pulling, from the beginning or from a saved ``[seq, state]``."""
+        """Begin pulling, from the beginning or from a saved ``[seq, state]``
+        (the source must already have been restored to that state, see
+        ``restore_source``)."""
         if checkpoint is not None:
             self.seq, state = checkpoint
-            self.source.restore(state)
             self._it = self.source.iterator()
         else:
             self._it = self.source.iterator()

@@ -232,5 +232,5 @@ def _code_of(fn: Any) -> Any:
         fn = fn.func
     code = getattr(fn, "__code__", None)
     if code is None and not isinstance(fn, type):
-        code = getattr(getattr(type(fn), "__call__", None), "__code__", None)
+        code = getattr(type(fn).__call__, "__code__", None)
     return code

@@ -10,7 +10,7 @@ from typing import Any
 
 from .params import check_int
 from .registry import register_op
-from .replay import Replayer
+from .replay import Replayer, restore_source
 from .runtime import ResumableNode
 
 
@@ -104,3 +104,7 @@ class ShuffleNode(ResumableNode):
         return {"pass": self._pass, "rng": [version, list(internal), gauss], "seqs": seqs,
                 "draining": self._draining, "next": self._replay.seq,
                 "ckpt": self._replay.checkpoint(min(seqs, default=self._replay.seq))}
+
+    def restore(self, state: dict | None) -> None:
+        super().restore(state)
+        restore_source(self.inputs[0], state and state["ckpt"])

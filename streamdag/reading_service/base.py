@@ -30,5 +30,6 @@ class ReadingService(ABC):
         """The base seed all ranks use (distributed services broadcast rank 0's)."""
         return seed
 
+    @abstractmethod
     def shutdown(self) -> None:
         """Release workers, threads and files. Idempotent."""

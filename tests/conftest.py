@@ -1,0 +1,1 @@
+"""Shared fixtures. Helpers for real servers live in tests/support/."""
