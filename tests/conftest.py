@@ -1,1 +1,3 @@
-"""Shared fixtures. Helpers for real servers live in tests/support/."""
+"""Shared fixtures. Real servers (moto S3) are started by fixtures in tests/support/."""
+
+from tests.support.s3 import *  # noqa: F403 - s3_server, s3_env, s3_fs, s3_bucket, s3_proxy, ...
