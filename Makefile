@@ -25,4 +25,4 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check streamdag tests examples benchmarks
-	$(VENV)/bin/ruff format --check streamdag tests examples benchmarks
+
