@@ -15,23 +15,43 @@ from .errors import GraphFormatError, NodeError, ParamError, ResumeError, Stream
 from .graph_io import Graph, load, register_function, save
 from .reading_service.base import ReadingService
 from .reading_service.dataloader2 import DataLoader2
+from .reading_service.distributed import DistributedReadingService
+from .reading_service.errors import (
+    ShardingWarning,
+    WorkerDiedError,
+    WorkerError,
+    WorkerTimeoutError,
+)
 from .reading_service.in_process import InProcessReadingService
+from .reading_service.multiprocessing import MultiProcessingReadingService
+from .reading_service.multithreading import MultiThreadingReadingService
+from .reading_service.sequential import SequentialReadingService
+from .reading_service.worker import get_worker_info
 
 __all__ = [
     "DataLoader2",
     "DataPipe",
+    "DistributedReadingService",
     "Graph",
     "GraphFormatError",
     "InProcessReadingService",
     "IterDataPipe",
     "IterableWrapper",
+    "MultiProcessingReadingService",
+    "MultiThreadingReadingService",
     "Node",
     "NodeError",
     "ParamError",
     "ReadingService",
     "ResumeError",
     "SampleMultiplexer",
+    "SequentialReadingService",
+    "ShardingWarning",
     "StreamdagError",
+    "WorkerDiedError",
+    "WorkerError",
+    "WorkerTimeoutError",
+    "get_worker_info",
     "load",
     "register_function",
     "register_op",

@@ -1,5 +1,9 @@
 """Checks every node's tests share: exact resume at several midpoints and
-determinism per (seed, epoch)."""
+determinism per (seed, epoch).
+
+``reading_service`` may be a service or a zero-argument factory of one: each
+loader the checks create then gets a fresh service (a service belongs to one
+loader, and the first loader's shutdown stops its workers)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,16 @@ import msgpack
 import streamdag as sd
 
 
+def _loader(dp: sd.DataPipe, seed: int, loader_kwargs: dict[str, Any]) -> sd.DataLoader2:
+    kwargs = dict(loader_kwargs)
+    service = kwargs.get("reading_service")
+    if service is not None and not isinstance(service, sd.ReadingService):
+        kwargs["reading_service"] = service()
+    return sd.DataLoader2(dp, seed=seed, **kwargs)
+
+
 def run_epoch(dp: sd.DataPipe, seed: int = 0, epoch: int = 0, **loader_kwargs: Any) -> list:
-    with sd.DataLoader2(dp, seed=seed, **loader_kwargs) as loader:
+    with _loader(dp, seed, loader_kwargs) as loader:
         loader.set_epoch(epoch)
         return list(loader)
 
@@ -21,11 +33,11 @@ def resumed_epoch(dp: sd.DataPipe, stop: int, seed: int = 0, epoch: int = 0,
                   **loader_kwargs: Any) -> tuple[list, list]:
     """Take ``stop`` elements, save the state through msgpack (as a user would
     write it to disk), load it into a fresh loader and take the rest."""
-    with sd.DataLoader2(dp, seed=seed, **loader_kwargs) as first:
+    with _loader(dp, seed, loader_kwargs) as first:
         first.set_epoch(epoch)
         prefix = list(islice(iter(first), stop))
         blob = msgpack.packb(first.state_dict())
-    with sd.DataLoader2(dp, seed=seed, **loader_kwargs) as second:
+    with _loader(dp, seed, loader_kwargs) as second:
         second.load_state_dict(msgpack.unpackb(blob, strict_map_key=False))
         rest = list(second)
     return prefix, rest

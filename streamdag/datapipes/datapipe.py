@@ -133,6 +133,13 @@ class DataPipe(Generic[T]):
         return _branches(hub, num_instances, name)
 
     # -- execution helpers ----------------------------------------------
+    def main_process(self, *, name: str | None = None) -> DataPipe[T]:
+        """Mark the boundary of the worker part: this pipe's input is the last
+        node a worker reading service runs in each worker; this node and what
+        follows run once in the main process over the merged stream (GPU work,
+        for example). In process it is the identity."""
+        return self._then("main_process", {}, name=name)
+
     def prefetch(self, buffer_size: int = 10, *, name: str | None = None) -> DataPipe[T]:
         """Produce up to ``buffer_size`` elements ahead in a background thread."""
         return self._then("prefetch", {"buffer_size": buffer_size}, name=name)

@@ -26,6 +26,12 @@ class ReadingService(ABC):
     def state(self) -> Any:
         """Plain-data state after the last element the epoch iterator yielded."""
 
+    def set_rank(self, rank: int, world_size: int) -> None:
+        """Run as rank ``rank`` of ``world_size`` (called by a distributed
+        service before ``initialize``)."""
+        msg = f"{type(self).__name__} cannot run under a distributed reading service"
+        raise TypeError(msg)
+
     def agree_seed(self, seed: int) -> int:
         """The base seed all ranks use (distributed services broadcast rank 0's)."""
         return seed

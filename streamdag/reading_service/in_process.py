@@ -18,6 +18,9 @@ class InProcessReadingService(ReadingService):
         self._worker = worker or WorkerContext()
         self._graph: RuntimeGraph | None = None
 
+    def set_rank(self, rank: int, world_size: int) -> None:
+        self._worker = WorkerContext(rank, world_size)
+
     def initialize(self, output: Node) -> None:
         self._graph = RuntimeGraph(output, self._worker)
 

@@ -1,0 +1,62 @@
+"""Errors and warnings of the worker services: what went wrong, in which
+worker, and what to do about it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import NodeError, StreamdagError
+
+
+class WorkerError(NodeError):
+    """A node raised inside a worker (process or thread). The message names
+    the worker, the node and carries the worker's traceback as text
+    (``.traceback``); ``__cause__`` is the original exception when it could be
+    sent back."""
+
+    def __init__(self, message: str, *, op: str = "", name: str | None = None,
+                 node_id: str = "", worker_id: int = 0, rank: int = 0,
+                 traceback: str = "") -> None:
+        super().__init__(message, op=op, name=name, node_id=node_id)
+        self.worker_id = worker_id
+        self.rank = rank
+        self.traceback = traceback
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_worker_error, (str(self), self.op, self.name, self.node_id,
+                                        self.worker_id, self.rank, self.traceback))
+
+
+def _rebuild_worker_error(message: str, op: str, name: str | None, node_id: str,
+                          worker_id: int, rank: int, traceback: str) -> WorkerError:
+    return WorkerError(message, op=op, name=name, node_id=node_id, worker_id=worker_id,
+                       rank=rank, traceback=traceback)
+
+
+class WorkerDiedError(StreamdagError, RuntimeError):
+    """A worker process exited while the epoch ran (killed by a signal, such
+    as the OOM killer's SIGKILL, or crashed in native code)."""
+
+    def __init__(self, message: str, *, worker_id: int = 0, pid: int | None = None,
+                 exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.worker_id = worker_id
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_died, (str(self), self.worker_id, self.pid, self.exitcode))
+
+
+def _rebuild_died(message: str, worker_id: int, pid: int | None,
+                  exitcode: int | None) -> WorkerDiedError:
+    return WorkerDiedError(message, worker_id=worker_id, pid=pid, exitcode=exitcode)
+
+
+class WorkerTimeoutError(StreamdagError, TimeoutError):
+    """No element arrived from the workers within the service's ``timeout``."""
+
+
+class ShardingWarning(UserWarning):
+    """A pipeline run by several workers has no ``sharding_filter`` on some
+    path from a source, so every worker yields those elements."""

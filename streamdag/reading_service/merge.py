@@ -1,0 +1,180 @@
+"""The main side of one pass over the workers: their chunks merged into one
+stream, and the position from which every worker can be resumed.
+
+``in_order=True`` takes one element from each worker in turn (workers whose
+stream ended drop out of the rotation), so the global order depends only on
+what each worker yields, never on timing. ``in_order=False`` takes elements
+from whichever worker has them first (round robin among the ready ones): no
+worker stalls the others, the order varies from run to run, and resume is
+exact per worker but not in global order.
+
+State: ``{"turn": next worker, "workers": [{"state", "skip", "ended"}]}``:
+a worker resumes from ``state`` (after the last chunk the main process used
+up) and drops ``skip`` elements it had already delivered."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from .errors import WorkerError, WorkerTimeoutError
+from .worker import CREDIT, DATA, RUN
+
+
+class Pool(Protocol):
+    size: int
+
+    def send(self, worker: int, command: tuple) -> None: ...
+
+    def recv(self, timeout: float | None) -> list[tuple]: ...
+
+
+class _Worker:
+    """What the main process knows about one worker during a pass."""
+
+    __slots__ = ("state", "skip", "ended", "items", "pos", "chunk", "queue")
+
+    def __init__(self, saved: dict | None) -> None:
+        self.state = saved["state"] if saved else None
+        self.skip = saved["skip"] if saved else 0
+        self.ended = bool(saved and saved["ended"])
+        self.items: list[Any] = []
+        self.pos = 0
+        self.chunk: tuple | None = None  # the message whose items are being taken
+        self.queue: deque[tuple] = deque()
+
+
+class Merge:
+    def __init__(self, pool: Pool, gen: int, saved: dict | None, *, in_order: bool,
+                 timeout: float | None) -> None:
+        self.pool = pool
+        self.gen = gen
+        self.in_order = in_order
+        self.timeout = timeout
+        self.cancelled = False
+        workers = saved["workers"] if saved else [None] * pool.size
+        self.workers = [_Worker(w) for w in workers]
+        self.turn = saved["turn"] if saved else 0
+
+    def start(self, base_seed: int, epoch: int, fresh: bool, prefetch: int) -> None:
+        for index, worker in enumerate(self.workers):
+            if not worker.ended:
+                self.pool.send(index, (RUN, self.gen, base_seed, epoch, fresh, worker.state,
+                                       worker.skip, prefetch))
+
+    def state(self) -> dict:
+        return {"turn": self.turn,
+                "workers": [{"state": w.state, "skip": w.skip, "ended": w.ended}
+                            for w in self.workers]}
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._ordered() if self.in_order else self._any_order()
+
+    def _ordered(self) -> Iterator[Any]:
+        workers, count = self.workers, len(self.workers)
+        while True:
+            for _ in range(count):
+                if not workers[self.turn].ended:
+                    break
+                self.turn = (self.turn + 1) % count
+            else:
+                return
+            index = self.turn
+            worker = workers[index]
+            if self._ready(index, worker, block=True):
+                item = self._take(index, worker)
+                self.turn = (index + 1) % count
+                yield item
+
+    def _any_order(self) -> Iterator[Any]:
+        workers, count = self.workers, len(self.workers)
+        while True:
+            for step in range(count):
+                index = (self.turn + step) % count
+                worker = workers[index]
+                if self._ready(index, worker, block=False):
+                    item = self._take(index, worker)
+                    self.turn = (index + 1) % count
+                    yield item
+                    break
+            else:
+                if all(w.ended for w in workers):
+                    return
+                self._receive()
+
+    def _ready(self, index: int, worker: _Worker, block: bool) -> bool:
+        """True when ``worker`` has an element to take; False when it has
+        ended, or (not blocking) when its next chunk has not arrived. An error
+        a worker sent is raised here, after the elements that preceded it."""
+        while worker.pos == len(worker.items):
+            if worker.ended:
+                return False
+            chunk = worker.chunk
+            if chunk is not None and chunk[0] != DATA:
+                raise _worker_error(chunk[4])
+            if not worker.queue:
+                if not block:
+                    return False
+                self._receive(index)
+                continue
+            chunk = worker.queue.popleft()
+            worker.chunk, worker.items, worker.pos = chunk, chunk[3], 0
+            if not worker.items:
+                self._finish(index, worker)
+        return True
+
+    def _take(self, index: int, worker: _Worker) -> Any:
+        if self.cancelled:
+            raise RuntimeError("this epoch's iterator was ended by a newer iter() on the same "
+                               "loader (or by shutdown); iterate the new one")
+        item = worker.items[worker.pos]
+        worker.pos += 1
+        worker.skip += 1
+        if worker.pos == len(worker.items):
+            self._finish(index, worker)
+        return item
+
+    def _finish(self, index: int, worker: _Worker) -> None:
+        """All elements of the current chunk were taken: move the resume point
+        past it and return its credit. An error chunk stays current, to be
+        raised by the next ``_ready``."""
+        chunk = worker.chunk
+        if chunk is None or chunk[0] != DATA:
+            return
+        if chunk[5]:
+            worker.ended = True
+            return
+        worker.state, worker.skip, worker.chunk = chunk[4], 0, None
+        self.pool.send(index, (CREDIT, self.gen, 1))
+
+    def _receive(self, waiting_for: int | None = None) -> None:
+        """Wait for messages of this pass (older passes' are dropped)."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            got = False
+            for message in self.pool.recv(left):
+                if message[1] == self.gen:
+                    self.workers[message[2]].queue.append(message)
+                    got = True
+            if got:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                who = "any worker" if waiting_for is None else f"worker {waiting_for}"
+                msg = (f"no element from {who} within timeout={self.timeout} s (a node is "
+                       "stuck or very slow; raise the timeout or find the slow node)")
+                raise WorkerTimeoutError(msg)
+
+
+def _worker_error(info: dict) -> WorkerError:
+    where = (f"{info['op']} node {info['name']!r}" if info["name"]
+             else f"{info['op']} node {info['node_id']}" if info["op"] else "its pipeline")
+    msg = (f"worker {info['worker']} (rank {info['rank']}, pid {info['pid']}): {where} raised "
+           f"{info['type']}: {info['message']}\n\nOriginal traceback in the worker:\n"
+           f"{info['traceback']}")
+    err = WorkerError(msg, op=info["op"], name=info["name"], node_id=info["node_id"],
+                      worker_id=info["worker"], rank=info["rank"], traceback=info["traceback"])
+    err.__cause__ = info["exc"]
+    return err

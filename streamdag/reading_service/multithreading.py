@@ -1,0 +1,90 @@
+"""MultiThreadingReadingService: the worker part of the graph in threads of
+the main process. No pickling, no copies, instant start; it scales where the
+work releases the GIL (Pillow decode and resize, zlib, file and network I/O,
+DALI) and not where it is pure Python."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+
+from ..datapipes.node import Node
+from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from .worker import SHUTDOWN, WorkerLoop, set_worker_info
+from .worker_service import WorkerPool, WorkerService
+
+_STOP_GRACE_S = 1.0
+
+
+class MultiThreadingReadingService(WorkerService):
+    """``num_threads`` threads each run their copy of the worker part, with
+    the same sharding, seeds, ordering and resume state as the process
+    service. The threads live until ``shutdown()``. Global RNGs (``random``,
+    numpy, torch) are shared by all threads of a process, so they are not
+    seeded per thread: user functions should use their own seeded generators."""
+
+    def __init__(self, num_threads: int = 2, prefetch_factor: int = 2, in_order: bool = True,
+                 timeout: float | None = None) -> None:
+        super().__init__(num_threads, prefetch_factor, in_order, timeout)
+
+    def _start_pool(self, spec: Node, contexts: list[WorkerContext]) -> WorkerPool:
+        return ThreadPool(spec, contexts)
+
+
+class ThreadPool:
+    def __init__(self, spec: Node, contexts: list[WorkerContext]) -> None:
+        self.size = len(contexts)
+        self.broken = False
+        self._out: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._cmds: list[queue.SimpleQueue[tuple]] = [queue.SimpleQueue() for _ in contexts]
+        self._threads = [
+            threading.Thread(target=_serve, args=(spec, context, cmds, self._out), daemon=True,
+                             name=f"streamdag-thread-{context.worker_id}")
+            for context, cmds in zip(contexts, self._cmds, strict=True)]
+        for thread in self._threads:
+            thread.start()
+        self._finalizer = weakref.finalize(self, _stop_all, self._cmds, self._threads)
+
+    def send(self, worker: int, command: tuple) -> None:
+        self._cmds[worker].put(command)
+
+    def recv(self, timeout: float | None) -> list[tuple]:
+        try:
+            messages = [self._out.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                messages.append(self._out.get_nowait())
+            except queue.Empty:
+                return messages
+
+    def stop(self) -> None:
+        self._finalizer()
+
+
+def _serve(spec: Node, context: WorkerContext, cmds: queue.SimpleQueue[tuple],
+           out: queue.SimpleQueue[tuple]) -> None:
+    set_worker_info(context)
+
+    def recv(block: bool) -> tuple | None:
+        if block:
+            return cmds.get()
+        try:
+            return cmds.get_nowait()
+        except queue.Empty:
+            return None
+
+    WorkerLoop(context, lambda: RuntimeGraph(spec, context), out.put, recv,
+               seed_globals=False).serve()
+
+
+def _stop_all(cmds: list[queue.SimpleQueue[tuple]], threads: list[threading.Thread]) -> None:
+    """Threads stop between two chunks; one stuck in a user function cannot be
+    interrupted and is left behind (it is a daemon thread)."""
+    for q in cmds:
+        q.put((SHUTDOWN,))
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join(_STOP_GRACE_S)

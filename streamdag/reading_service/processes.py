@@ -1,0 +1,243 @@
+"""Worker processes: starting them, talking to them, noticing their death,
+and stopping them without leaving orphans.
+
+Each worker has one Unix socket pair with the main process (commands one way,
+chunks and shared-memory descriptors the other). The main process keeps only
+its end; a worker keeps only its own: under fork it closes the main-side ends
+it inherited. So a worker's death is EOF on its socket (and its process
+sentinel), and the main process's death is EOF in every worker, which then
+exits: no orphans, whichever side dies."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from ..datapipes.node import Node, walk
+from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..errors import ParamError
+from . import transport
+from .errors import WorkerDiedError
+from .worker import SHUTDOWN, WorkerLoop, set_worker_info
+
+_PARENT_CHECK_S = 1.0
+_STOP_GRACE_S = 1.0
+
+
+def process_main(spec: Node, context: WorkerContext, conn: Connection,
+                 worker_init_fn: Callable[[int], Any] | None,
+                 inherited: list[Connection]) -> None:
+    """Entry point of a worker process."""
+    for other in inherited:  # fork only: main-side ends this process must not hold
+        other.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    set_worker_info(context)
+    channel = _Channel(conn)
+
+    def build() -> RuntimeGraph:
+        if worker_init_fn is not None:
+            worker_init_fn(context.worker_id)
+        return RuntimeGraph(spec, context)
+
+    loop = WorkerLoop(context, build, channel.send, channel.recv, seed_globals=True)
+    try:
+        loop.serve()
+    finally:
+        channel.close()
+
+
+class _Channel:
+    """Worker side of the socket. Messages are pickled by the worker's main
+    thread and written by a sender thread, so a message larger than the socket
+    buffer does not stall the pipeline while the main process is busy."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sock = transport.socket_of(conn)
+        self.parent = os.getppid()
+        self.outbox: queue.SimpleQueue[transport.Encoded | None] = queue.SimpleQueue()
+        self.sender = threading.Thread(target=self._send_loop, daemon=True,
+                                       name="streamdag-sender")
+        self.sender.start()
+
+    def send(self, message: tuple) -> None:
+        self.outbox.put(transport.encode(message))
+
+    def recv(self, block: bool) -> tuple | None:
+        try:
+            if not block:
+                return self.conn.recv() if self.conn.poll() else None
+            while not self.conn.poll(_PARENT_CHECK_S):
+                if os.getppid() != self.parent:
+                    _exit_now()
+            return self.conn.recv()
+        except (EOFError, OSError):  # the main process is gone
+            _exit_now()
+
+    def _send_loop(self) -> None:
+        while (message := self.outbox.get()) is not None:
+            try:
+                transport.send(self.conn, self.sock, message)
+            except OSError:
+                _exit_now()
+
+    def close(self) -> None:
+        self.outbox.put(None)
+        self.sender.join(_STOP_GRACE_S)
+
+
+def _exit_now() -> None:
+    """Leave at once, without flushing queues to a main process that is gone."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+class ProcessPool:
+    """The main side of ``num_workers`` worker processes."""
+
+    def __init__(self, spec: Node, contexts: list[WorkerContext], mp_context: BaseContext,
+                 worker_init_fn: Callable[[int], Any] | None) -> None:
+        self.size = len(contexts)
+        self.broken = False
+        self._procs: list[Any] = []
+        self._conns: list[Connection] = []
+        self._socks: list[Any] = []
+        self._finalizer = weakref.finalize(self, _stop_all, self._procs, self._conns, self._socks)
+        fork = mp_context.get_start_method() == "fork"
+        try:
+            for context in contexts:
+                ours, theirs = mp_context.Pipe(duplex=True)
+                inherited = [*self._conns, ours] if fork else []
+                proc = mp_context.Process(
+                    target=process_main, args=(spec, context, theirs, worker_init_fn, inherited),
+                    name=f"streamdag-worker-{context.worker_id}", daemon=True)
+                self._conns.append(ours)
+                try:
+                    proc.start()
+                finally:
+                    theirs.close()
+                self._procs.append(proc)
+        except Exception as exc:
+            self.stop()
+            if isinstance(exc, (pickle.PicklingError, AttributeError, TypeError)):
+                _explain_unpicklable(spec, worker_init_fn, mp_context.get_start_method(), exc)
+            raise
+        self._socks.extend(transport.socket_of(conn) for conn in self._conns)
+        self._waitables = {conn: i for i, conn in enumerate(self._conns)}
+        self._waitables.update({proc.sentinel: i for i, proc in enumerate(self._procs)})
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self._procs]
+
+    def send(self, worker: int, command: tuple) -> None:
+        try:
+            self._conns[worker].send(command)
+        except OSError:
+            self._died(worker)
+
+    def recv(self, timeout: float | None) -> list[tuple]:
+        """Messages that arrived within ``timeout`` seconds (maybe none)."""
+        ready = wait(list(self._waitables), timeout)
+        for obj in ready:
+            if not isinstance(obj, Connection):
+                self._died(self._waitables[obj])
+        messages = []
+        for conn in ready:
+            worker = self._waitables[conn]
+            try:
+                messages.append(transport.receive(conn, self._socks[worker]))
+            except (EOFError, OSError):
+                self._died(worker)
+        return messages
+
+    def _died(self, worker: int) -> None:
+        proc = self._procs[worker]
+        proc.join(0.5)
+        code = proc.exitcode
+        if code is None:
+            how = "closed its connection"
+        elif code < 0:
+            how = f"was killed by signal {signal.Signals(-code).name}"
+        else:
+            how = f"exited with code {code}"
+        hint = (" (the kernel's OOM killer sends SIGKILL when memory runs out: use fewer "
+                "workers, a smaller prefetch_factor or smaller buffers)"
+                if code == -signal.SIGKILL else "")
+        self.broken = True
+        self.stop()
+        raise WorkerDiedError(f"worker {worker} (pid {proc.pid}) {how} while the epoch "
+                              f"was running{hint}", worker_id=worker, pid=proc.pid,
+                              exitcode=code)
+
+    def stop(self) -> None:
+        """Ask every worker to exit, then terminate the ones that do not. Idempotent."""
+        self._finalizer()
+
+
+def _stop_all(procs: list[Any], conns: list[Connection], socks: list[Any]) -> None:
+    for conn in conns:
+        with contextlib.suppress(OSError, ValueError):
+            conn.send((SHUTDOWN,))
+    deadline = _now() + _STOP_GRACE_S
+    for proc in procs:
+        proc.join(max(0.0, deadline - _now()))
+    for proc in procs:
+        if proc.exitcode is None:
+            proc.terminate()
+            proc.join(_STOP_GRACE_S)
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
+    for closable in (*conns, *socks):
+        closable.close()
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _explain_unpicklable(spec: Node, worker_init_fn: Any, method: str, exc: Exception) -> None:
+    """Name the node whose parameter cannot be sent to a spawned worker."""
+    if worker_init_fn is not None and not _picklable(worker_init_fn):
+        msg = (f"worker_init_fn {worker_init_fn!r} cannot be pickled for {method!r} worker "
+               "processes: use a module-level function, or multiprocessing_context='fork'")
+        raise ParamError(msg) from exc
+    for node in walk(spec):
+        for key, value in node.params.items():
+            if not _picklable(value):
+                msg = (f"{node.label}: {key}={value!r} cannot be pickled for {method!r} worker "
+                       "processes; use a module-level function (not a lambda or closure) "
+                       "or register it, or multiprocessing_context='fork'")
+                raise ParamError(msg) from exc
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def get_context(method: str | BaseContext | None) -> BaseContext:
+    if isinstance(method, BaseContext):
+        return method
+    if method not in (None, "fork", "spawn", "forkserver"):
+        raise ParamError(f"multiprocessing_context must be 'fork', 'spawn' or 'forkserver', "
+                         f"got {method!r}")
+    return multiprocessing.get_context(method or "fork")

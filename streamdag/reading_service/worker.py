@@ -1,0 +1,183 @@
+"""One worker's loop, the same in a process or a thread.
+
+The worker runs its copy of the worker part of the graph and sends its
+elements in chunks: a chunk closes after ``CHUNK_ITEMS`` elements or
+``CHUNK_SECONDS`` of work, whichever comes first, so cheap elements share one
+message and a slow element is not held back. It may run ahead of the main
+process by ``credits`` chunks; the main process returns a credit for each
+chunk it has used up. Each chunk carries the graph's state after its last
+element: the main process resumes a worker from the state of the last chunk
+it used up plus the number of elements it took from the next one.
+
+Protocol (tuples, first item the kind):
+  main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, credits)
+                  (CREDIT, gen, n)   (SHUTDOWN,)
+  worker -> main: (DATA, gen, worker, items, state_after, ended)
+                  (ERROR, gen, worker, items, info)
+A RUN starts a pass (abandoning any pass in progress); ``gen`` tells the main
+process which pass a message belongs to."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from time import perf_counter
+from typing import Any
+
+from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..errors import NodeError, ResumeError
+from .seeds import derive_seed, seed_global_rngs
+
+RUN, CREDIT, SHUTDOWN = "run", "credit", "shutdown"
+DATA, ERROR = "data", "error"
+CHUNK_ITEMS = 256
+CHUNK_SECONDS = 0.01
+_GLOBAL_RNG_SALT = 0x5EED
+
+_local = threading.local()
+
+
+def get_worker_info() -> WorkerContext | None:
+    """Inside a worker (process or thread) of a reading service: its rank,
+    world size, worker id and number of workers. None elsewhere."""
+    return getattr(_local, "context", None)
+
+
+def set_worker_info(context: WorkerContext | None) -> None:
+    _local.context = context
+
+
+def global_rng_seed(base_seed: int, epoch: int, context: WorkerContext) -> int:
+    """The seed of Python's, numpy's and torch's global RNGs in a worker process:
+    distinct per (rank, worker), new each epoch."""
+    return derive_seed(base_seed, epoch, _GLOBAL_RNG_SALT, context.global_worker + 1)
+
+
+def describe(exc: BaseException, context: WorkerContext) -> dict[str, Any]:
+    """Plain data about an error, to raise it again in the main process."""
+    original = exc.__cause__ if isinstance(exc, NodeError) and exc.__cause__ else exc
+    info: dict[str, Any] = {
+        "worker": context.worker_id, "rank": context.rank, "pid": os.getpid(),
+        "op": getattr(exc, "op", ""), "name": getattr(exc, "name", None),
+        "node_id": getattr(exc, "node_id", ""), "message": str(original),
+        "type": type(original).__name__,
+        "traceback": "".join(traceback.format_exception(original)), "exc": None,
+    }
+    try:
+        pickle.loads(pickle.dumps(original))
+        info["exc"] = original
+    except Exception:  # noqa: BLE001 - an unpicklable exception travels as text only
+        pass
+    return info
+
+
+class WorkerLoop:
+    """Serves commands until SHUTDOWN. ``send`` hands a message to the main
+    process; ``recv(block)`` returns the next command, or None when not
+    blocking and none is waiting. ``build`` makes the graph on first use, so
+    that a failure there is reported like any node error."""
+
+    def __init__(self, context: WorkerContext, build: Callable[[], RuntimeGraph],
+                 send: Callable[[tuple], None], recv: Callable[[bool], tuple | None],
+                 seed_globals: bool) -> None:
+        self.context = context
+        self._build = build
+        self._graph: RuntimeGraph | None = None
+        self._epoch_key: tuple[int, int] | None = None
+        self.send = send
+        self.recv = recv
+        self._seed_globals = seed_globals
+
+    def serve(self) -> None:
+        cmd = self.recv(True)
+        while cmd is not None and cmd[0] != SHUTDOWN:
+            cmd = self.run(cmd) if cmd[0] == RUN else self.recv(True)
+        self.close()
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+
+    def run(self, cmd: tuple) -> tuple | None:
+        """One pass; returns the command that ended it early, if any."""
+        _, gen, base_seed, epoch, fresh, state, skip, credits = cmd
+        worker = self.context.worker_id
+        try:
+            it = self._start(base_seed, epoch, fresh, state, skip)
+        except Exception as exc:  # noqa: BLE001 - reported to the main process
+            self.send((ERROR, gen, worker, [], describe(exc, self.context)))
+            return self.recv(True)
+        while True:
+            credits, interrupt = self._take_commands(gen, credits)
+            if interrupt is not None:
+                return interrupt
+            items, ended, error = self._chunk(it)
+            if error is not None:
+                self.send((ERROR, gen, worker, items, describe(error, self.context)))
+                return self.recv(True)
+            if ended:
+                self.send((DATA, gen, worker, items, None, True))
+                return self.recv(True)
+            try:
+                state_after = self._graph.state()
+            except Exception as exc:  # noqa: BLE001
+                self.send((ERROR, gen, worker, items, describe(exc, self.context)))
+                return self.recv(True)
+            self.send((DATA, gen, worker, items, state_after, False))
+            credits -= 1
+
+    def _start(self, base_seed: int, epoch: int, fresh: bool, state: Any,
+               skip: int) -> Iterator[Any]:
+        if self._graph is None:
+            if self._seed_globals:
+                seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
+            self._graph = self._build()
+        graph = self._graph
+        if fresh or self._epoch_key != (base_seed, epoch):
+            graph.close()
+            graph.start_epoch(base_seed, epoch)
+            self._epoch_key = (base_seed, epoch)
+            if self._seed_globals:
+                seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
+        if state is not None:
+            graph.restore(state)
+        it = graph.iterate()
+        for done in range(skip):
+            if next(it, _END) is _END:
+                msg = (f"worker {self.context.worker_id}: its pipeline ended after {done} "
+                       f"elements while resuming to element {skip}; the pipeline or its data "
+                       "changed since the state was saved, or is not deterministic")
+                raise ResumeError(msg)
+        return it
+
+    def _take_commands(self, gen: int, credits: int) -> tuple[int, tuple | None]:
+        """Apply waiting credits; block while none is left. A command other
+        than a credit for this pass interrupts it."""
+        while True:
+            cmd = self.recv(credits <= 0)
+            if cmd is None:
+                return credits, None
+            if cmd[0] != CREDIT:
+                return credits, cmd
+            if cmd[1] == gen:
+                credits += cmd[2]
+
+    @staticmethod
+    def _chunk(it: Iterator[Any]) -> tuple[list[Any], bool, BaseException | None]:
+        items: list[Any] = []
+        append = items.append
+        deadline = perf_counter() + CHUNK_SECONDS
+        try:
+            for item in it:
+                append(item)
+                if len(items) >= CHUNK_ITEMS or perf_counter() >= deadline:
+                    return items, False, None
+        except Exception as exc:  # noqa: BLE001 - sent after the elements before it
+            return items, False, exc
+        return items, True, None
+
+
+_END = object()

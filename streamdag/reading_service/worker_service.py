@@ -1,0 +1,207 @@
+"""What the process and thread services share: splitting the graph into its
+worker and main-process parts, the epoch lifecycle and the resume state.
+Subclasses only say how to start a pool of workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from ..datapipes.node import Node, walk
+from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..errors import ParamError, ResumeError
+from .base import ReadingService
+from .errors import WorkerTimeoutError
+from .merge import Merge
+from .placement import STREAM_OP, find_boundary, has_sharding, main_spec, warn_if_unsharded
+
+
+class WorkerPool(Protocol):
+    size: int
+    broken: bool
+
+    def send(self, worker: int, command: tuple) -> None: ...
+
+    def recv(self, timeout: float | None) -> list[tuple]: ...
+
+    def stop(self) -> None: ...
+
+
+class WorkerService(ReadingService):
+    """Runs the worker part of the graph in ``num_workers`` workers and the
+    main part over their merged stream. With ``num_workers=0`` the worker part
+    runs in the calling thread (for debugging), under the same state format."""
+
+    persistent = True
+
+    def __init__(self, num_workers: int, prefetch_factor: int, in_order: bool,
+                 timeout: float | None) -> None:
+        _check_int("num_workers", num_workers, 0)
+        _check_int("prefetch_factor", prefetch_factor, 1)
+        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
+            raise ParamError(f"timeout must be None, 0 (no limit) or seconds > 0, got {timeout!r}")
+        self.num_workers = num_workers
+        self.prefetch_factor = prefetch_factor
+        self.in_order = in_order
+        self.timeout = timeout or None
+        self._rank, self._world = 0, 1
+        self._main: RuntimeGraph | None = None
+        self._worker_spec: Node | None = None
+        self._inline: RuntimeGraph | None = None
+        self._pool: WorkerPool | None = None
+        self._merge: Merge | None = None
+        self._gen = 0
+        self._token: object | None = None
+
+    # -- the ReadingService interface --------------------------------------
+    def set_rank(self, rank: int, world_size: int) -> None:
+        self._rank, self._world = rank, world_size
+
+    def initialize(self, output: Node) -> None:
+        self.shutdown()
+        worker_spec = find_boundary(output) or output
+        warn_if_unsharded(worker_spec, self._world * max(1, self.num_workers),
+                          type(self).__name__)
+        spec = main_spec(output, worker_spec, self)
+        self._main = RuntimeGraph(spec, WorkerContext(self._rank, self._world))
+        if has_sharding(worker_spec):  # the main part is downstream of the sharding point
+            downstream = _downstream_of(spec, STREAM_OP)
+            for node in self._main.nodes.values():
+                node.per_worker_seed = node.spec.id in downstream and node.spec.op != STREAM_OP
+        self._worker_spec = worker_spec
+        if self.num_workers == 0:
+            self._inline = RuntimeGraph(worker_spec, WorkerContext(self._rank, self._world))
+
+    def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
+        graph = self._require_graph()
+        self._end_epoch()
+        graph.close()
+        graph.start_epoch(base_seed, epoch)
+        if state is not None:
+            graph.restore(self._unwrap(state))
+        self._token = token = object()
+        return self._iterate(token, graph.iterate())
+
+    def state(self) -> Any:
+        return {"num_workers": self.num_workers, "world_size": self._world,
+                "graph": self._require_graph().state()}
+
+    def shutdown(self) -> None:
+        self._end_epoch()
+        self._stop_pool()
+        for graph in (self._main, self._inline):
+            if graph is not None:
+                graph.close()
+
+    # -- the stream source of the main-process graph -----------------------
+    def open_stream(self, base_seed: int, epoch: int, fresh: bool,
+                    restored: Any) -> Iterator[Any]:
+        if self._inline is not None:
+            return _inline_pass(self._inline, base_seed, epoch, fresh, restored)
+        if self._merge is not None:
+            self._merge.cancelled = True
+        if self._pool is None:
+            self._pool = self._start_pool(self._require_spec(), [
+                WorkerContext(self._rank, self._world, i, self.num_workers)
+                for i in range(self.num_workers)])
+        self._gen += 1
+        merge = Merge(self._pool, self._gen, restored, in_order=self.in_order,
+                      timeout=self.timeout)
+        merge.start(base_seed, epoch, fresh, self.prefetch_factor)
+        self._merge = merge
+        return iter(merge)
+
+    def stream_state(self) -> Any:
+        if self._inline is not None:
+            return self._inline.state()
+        return self._merge.state() if self._merge is not None else None
+
+    # -- for subclasses ----------------------------------------------------
+    def _start_pool(self, spec: Node, contexts: list[WorkerContext]) -> WorkerPool:
+        raise NotImplementedError
+
+    @property
+    def _label(self) -> str:
+        return type(self).__name__
+
+    # -- internals ---------------------------------------------------------
+    def _iterate(self, token: object, it: Iterator[Any]) -> Iterator[Any]:
+        """The epoch's elements; stops the epoch's workers when it ends, fails
+        or is dropped, unless a newer epoch has taken over."""
+        try:
+            for item in it:
+                yield item
+                if self._token is not token:
+                    raise RuntimeError("this epoch's iterator was ended by a newer iter() on "
+                                       "the same loader; iterate the new one")
+        except WorkerTimeoutError:
+            if self._pool is not None:
+                self._pool.broken = True
+            raise
+        finally:
+            if self._token is token:
+                self._end_epoch()
+
+    def _end_epoch(self) -> None:
+        """Stop the epoch's pass. The merge is kept (cancelled) because its
+        position is still the state: a loader whose iterator was dropped
+        mid-epoch can save where it stopped."""
+        self._token = None
+        if self._merge is not None:
+            self._merge.cancelled = True
+        if self._pool is not None and (self._pool.broken or not self.persistent):
+            self._stop_pool()
+
+    def _stop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+
+    def _unwrap(self, state: Any) -> Any:
+        if not isinstance(state, dict) or "num_workers" not in state:
+            raise ResumeError(f"{self._label}: not a state saved by a worker reading service: "
+                              f"{str(state)[:200]}")
+        saved = (state["num_workers"], state.get("world_size", 1))
+        if saved != (self.num_workers, self._world):
+            msg = (f"{self._label}: the state was saved with num_workers={saved[0]} and "
+                   f"world size {saved[1]}, this service has num_workers={self.num_workers} "
+                   f"and world size {self._world}. Each worker resumes its own shard, so "
+                   "exact resume mid-epoch needs the same numbers. Use them, or skip the "
+                   "rest of the saved epoch with loader.set_epoch(state['epoch'] + 1) "
+                   "instead of load_state_dict (a state saved between epochs loads into "
+                   "any number of workers).")
+            raise ResumeError(msg)
+        return state["graph"]
+
+    def _require_graph(self) -> RuntimeGraph:
+        if self._main is None:
+            raise RuntimeError(f"{self._label} used before initialize()")
+        return self._main
+
+    def _require_spec(self) -> Node:
+        if self._worker_spec is None:
+            raise RuntimeError(f"{self._label} used before initialize()")
+        return self._worker_spec
+
+
+def _inline_pass(graph: RuntimeGraph, base_seed: int, epoch: int, fresh: bool,
+                 restored: Any) -> Iterator[Any]:
+    if fresh:
+        graph.close()
+        graph.start_epoch(base_seed, epoch)
+    if restored is not None:
+        graph.restore(restored)
+    return graph.iterate()
+
+
+def _downstream_of(output: Node, op: str) -> set[str]:
+    ids: set[str] = set()
+    for node in walk(output):
+        if node.op == op or any(i.id in ids for i in node.inputs):
+            ids.add(node.id)
+    return ids
+
+
+def _check_int(key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ParamError(f"{key} must be an int >= {minimum}, got {value!r}")
