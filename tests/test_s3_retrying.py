@@ -1,0 +1,261 @@
+"""RetryingReader against the real moto server through the fault proxy.
+
+Every test asserts the exact bytes (or the exact sample set) and, through the
+proxy's request log, how many requests a fault cost: that pins down both "no
+byte lost or duplicated" and "retry budgets do not multiply"."""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+import time
+from typing import Any
+
+import pytest
+
+import streamdag.readers  # noqa: F401 - registers the reader ops
+from streamdag.readers.file_lister import FileLister
+from streamdag.readers.retrying import (
+    RetriesExhaustedError,
+    RetryingReader,
+    RetryPolicy,
+    RetryStats,
+    make_fs,
+    open_files_retrying,
+    open_retrying,
+)
+from tests.support.faultproxy import FaultProxy
+from tests.support.s3 import storage_options
+
+pytestmark = [pytest.mark.s3, pytest.mark.timeout(30)]
+
+DATA = random.Random(6).randbytes(300_001)  # odd size: the last chunk is short
+CHUNK = 64 * 1024
+FAST = RetryPolicy(max_retries=4, backoff_base=0.01, backoff_max=0.05)
+
+
+@pytest.fixture
+def obj(s3_fs: Any, s3_bucket: str) -> str:
+    path = f"{s3_bucket}/data/obj.bin"
+    s3_fs.pipe_file(path, DATA)
+    return path
+
+
+def proxied_fs(proxy: FaultProxy, **config: Any) -> Any:
+    opts = storage_options(proxy.endpoint, skip_instance_cache=True)
+    if config:
+        opts["config_kwargs"] = config
+    fs, _ = make_fs("s3://x", opts)
+    return fs
+
+
+def reader(proxy: FaultProxy, path: str, *, read_ahead: int = 2, **config: Any) -> RetryingReader:
+    return RetryingReader(proxied_fs(proxy, **config), path, chunk_size=CHUNK,
+                          read_ahead=read_ahead, policy=FAST, seed=0)
+
+
+def gets(proxy: FaultProxy) -> list[str | None]:
+    return [r.range for r in proxy.requests if r.method == "GET"]
+
+
+def read_small(stream: Any, n: int = 7_777) -> bytes:
+    out = bytearray()
+    while chunk := stream.read(n):
+        out += chunk
+    return bytes(out)
+
+
+@pytest.mark.parametrize("read_ahead", [0, 1, 3])
+def test_reads_exact_bytes_in_ranged_chunks(s3_proxy: FaultProxy, obj: str,
+                                            read_ahead: int) -> None:
+    with reader(s3_proxy, obj, read_ahead=read_ahead) as r:
+        assert read_small(io.BufferedReader(r)) == DATA
+        assert r.retries == 0
+    ranges = sorted(gets(s3_proxy), key=lambda h: int(h.split("=")[1].split("-")[0]))
+    n = -(-len(DATA) // CHUNK)
+    assert ranges == [f"bytes={i * CHUNK}-{min((i + 1) * CHUNK, len(DATA)) - 1}"
+                      for i in range(n)]
+
+
+def test_cut_mid_body_refetches_only_that_chunk(s3_proxy: FaultProxy, obj: str) -> None:
+    r = reader(s3_proxy, obj, read_ahead=1)
+    s3_proxy.cut_next_response(after_bytes=10_000, count=2, method="GET")
+    assert r.read(len(DATA) + 10) is not None  # raw read: one chunk at most
+    r.seek(0)
+    assert read_small(r) == DATA
+    assert r.retries == 2 and r.stats.retries == 2
+    ranges = gets(s3_proxy)
+    # the first chunk was asked three times (two cuts, then whole), the others once
+    assert ranges.count(f"bytes=0-{CHUNK - 1}") == 3
+    assert len(ranges) == -(-len(DATA) // CHUNK) + 2
+    assert s3_proxy.pending_faults == 0
+
+
+def test_cut_in_a_later_chunk_resumes_at_its_offset(s3_proxy: FaultProxy, obj: str) -> None:
+    r = reader(s3_proxy, obj, read_ahead=0)
+    head = r.read(CHUNK)
+    s3_proxy.cut_next_response(after_bytes=1, method="GET")
+    rest = read_small(r)
+    assert head + rest == DATA
+    assert r.retries == 1
+    assert gets(s3_proxy)[1:3] == [f"bytes={CHUNK}-{2 * CHUNK - 1}"] * 2
+
+
+def test_503_burst_is_retried_by_us_only(s3_proxy: FaultProxy, obj: str) -> None:
+    r = reader(s3_proxy, obj)
+    s3_proxy.fail_next(3, status=503, method="GET")
+    assert read_small(r) == DATA
+    assert r.retries == 3
+    # 3 failed GETs + one per chunk: neither botocore nor s3fs retried underneath
+    assert len(gets(s3_proxy)) == -(-len(DATA) // CHUNK) + 3
+
+
+def test_500_is_retried(s3_proxy: FaultProxy, obj: str) -> None:
+    r = reader(s3_proxy, obj)
+    s3_proxy.fail_next(1, status=500, method="GET")
+    assert read_small(r) == DATA
+    assert r.retries == 1
+
+
+def test_stall_mid_body_times_out_and_is_retried(s3_proxy: FaultProxy, obj: str) -> None:
+    r = reader(s3_proxy, obj, read_ahead=1, read_timeout=0.5)
+    s3_proxy.stall_next(2.0, after_bytes=1000, method="GET")
+    assert read_small(r) == DATA
+    assert r.retries == 1
+
+
+def test_persistent_503_gives_up_with_the_url(s3_proxy: FaultProxy, obj: str) -> None:
+    r = reader(s3_proxy, obj, read_ahead=0)
+    s3_proxy.fail_next(50, status=503, method="GET")
+    with pytest.raises(RetriesExhaustedError, match=f"s3://{obj}: giving up after 5 attempts"):
+        r.read(10)
+    assert len(gets(s3_proxy)) == FAST.max_retries + 1
+    s3_proxy.clear_faults()
+
+
+@pytest.mark.parametrize("what", ["key", "bucket"])
+def test_not_found_fails_fast_with_the_url(s3_proxy: FaultProxy, s3_bucket: str,
+                                           what: str) -> None:
+    path = f"{s3_bucket}/nope.bin" if what == "key" else "no-such-bucket-6d1e/x.bin"
+    fs = proxied_fs(s3_proxy)
+    t0 = time.monotonic()
+    with pytest.raises(FileNotFoundError, match=path):
+        RetryingReader(fs, path, policy=RetryPolicy(backoff_base=1.0))
+    assert time.monotonic() - t0 < 1.0
+    # one HEAD (+ s3fs's directory probe for a missing key): no retry at any layer
+    assert s3_proxy.request_count("HEAD") == 1 and s3_proxy.request_count("GET") <= 1
+
+
+def test_denied_fails_fast(s3_proxy: FaultProxy, obj: str) -> None:
+    fs, _ = make_fs("s3://x", storage_options(s3_proxy.endpoint, skip_instance_cache=True,
+                                              key="bad", secret="bad"))
+    # moto accepts any credentials; PermissionError is what s3fs maps 403 to:
+    # check the classification directly on the type s3fs raises.
+    from streamdag.readers.retrying import is_transient
+
+    assert not is_transient(PermissionError(13, "Forbidden"))
+    assert fs.retries == 1
+
+
+def test_seek_then_read(s3_proxy: FaultProxy, obj: str) -> None:
+    with reader(s3_proxy, obj) as r:
+        for pos in (250_000, 5, CHUNK - 3, len(DATA) - 2, 0, 131_072):
+            r.seek(pos)
+            assert read_small(r, 999)[:5000] == DATA[pos:pos + 5000]
+        assert r.seek(0, io.SEEK_END) == len(DATA)
+        assert r.read(10) == b""
+
+
+def test_open_retrying_text_and_local(tmp_path: Any, s3_env: str, s3_bucket: str,
+                                      s3_fs: Any) -> None:
+    s3_fs.pipe_file(f"{s3_bucket}/t.txt", b"a\nb\n")
+    opts = storage_options(s3_env)
+    with open_retrying(f"s3://{s3_bucket}/t.txt", "r", "utf-8", opts) as f:
+        assert f.read() == "a\nb\n"
+    local = tmp_path / "x.bin"
+    local.write_bytes(b"xyz")
+    with open_retrying(str(local)) as f:
+        assert f.read() == b"xyz"
+
+
+# -- end to end: FileLister -> open_files_retrying -> load_from_tar -> webdataset --
+
+def _shard(index: int, per_shard: int) -> tuple[bytes, set[tuple[str, bytes]]]:
+    buf = io.BytesIO()
+    expected = set()
+    rng = random.Random(index)
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for i in range(per_shard):
+            key = f"s{index:02d}_{i:04d}"
+            payload = rng.randbytes(rng.randrange(500, 9000))
+            for ext, data in (("bin", payload), ("cls", str(i % 10).encode())):
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            expected.add((key, payload))
+    return buf.getvalue(), expected
+
+
+@pytest.fixture
+def shards(s3_fs: Any, s3_bucket: str) -> set[tuple[str, bytes]]:
+    expected: set[tuple[str, bytes]] = set()
+    for index in range(3):
+        data, samples = _shard(index, 60)
+        s3_fs.pipe_file(f"{s3_bucket}/shards/shard-{index:04d}.tar", data)
+        expected |= samples
+    s3_fs.invalidate_cache()
+    return expected
+
+
+def _pipeline(proxy: FaultProxy, bucket: str, **opts: Any) -> Any:
+    lister = FileLister(f"s3://{bucket}/shards/", "*.tar",
+                        storage_options=storage_options(proxy.endpoint))
+    dp = open_files_retrying(lister, chunk_size=32 * 1024, read_ahead=2,
+                             backoff_base=0.01, backoff_max=0.05, **opts)
+    return dp._then("load_from_tar", {}, name=None)._then("webdataset", {}, name=None)
+
+
+def _samples(dp: Any) -> list[tuple[str, bytes]]:
+    return [(s["__key__"], s["bin"]) for s in dp]
+
+
+def test_webdataset_exact_samples_through_faults(s3_proxy: FaultProxy, s3_bucket: str,
+                                                 s3_env: str,
+                                                 shards: set[tuple[str, bytes]]) -> None:
+    dp = _pipeline(s3_proxy, s3_bucket)
+    s3_proxy.cut_next_response(after_bytes=5_000, count=2, path_contains="shard-0001")
+    s3_proxy.fail_next(3, status=503, method="GET", path_contains="shard-0002")
+    s3_proxy.stall_next(0.3, method="GET", path_contains="shard-0000")  # < read_timeout
+    got = _samples(dp)
+    assert len(got) == len(shards) == 180  # no sample lost or duplicated
+    assert set(got) == shards
+    assert s3_proxy.pending_faults == 0
+    failed = [r for r in s3_proxy.requests if r.fault in ("cut", "fail")]
+    assert len(failed) == 5
+
+
+def test_webdataset_missing_shard_names_it(s3_proxy: FaultProxy, s3_bucket: str,
+                                           s3_env: str, shards: set[tuple[str, bytes]],
+                                           s3_fs: Any) -> None:
+    from streamdag import IterableWrapper, NodeError
+
+    urls = [f"s3://{s3_bucket}/shards/shard-0000.tar", f"s3://{s3_bucket}/shards/gone.tar"]
+    dp = open_files_retrying(IterableWrapper(urls),
+                             storage_options=storage_options(s3_proxy.endpoint))
+    dp = dp._then("load_from_tar", {})
+    with pytest.raises(NodeError, match="gone.tar") as info:
+        list(dp)
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+
+
+def test_node_reports_retries(s3_proxy: FaultProxy, obj: str) -> None:
+    stats = RetryStats()
+    opts = storage_options(s3_proxy.endpoint)
+    s3_proxy.fail_next(2, status=503, method="GET")
+    with open_retrying(f"s3://{obj}", storage_options=opts, chunk_size=CHUNK,
+                       policy=FAST, stats=stats) as f:
+        assert f.read() == DATA
+        assert f.raw.retries == 2
+    assert stats.as_dict() == {"retries": 2, "requests": 1 + 2 + -(-len(DATA) // CHUNK),
+                               "bytes": len(DATA)}
