@@ -14,6 +14,8 @@ from ..errors import GraphFormatError
 
 MAX_FILE_BYTES = 256 * 2**20
 SUFFIXES = {".sdag": "msgpack", ".json": "json"}
+# First bytes of a JSON value. As msgpack each is a bare small int, never a graph.
+_JSON_STARTS = tuple(bytes([c]) for c in b'{["-0123456789tfn')
 
 
 def format_for(path: str | Path) -> str:
@@ -55,7 +57,7 @@ def load_bytes(data: bytes) -> Any:
                                f"{MAX_FILE_BYTES}")
     if not data:
         raise GraphFormatError("file is empty")
-    if data.lstrip()[:1] == b"{":
+    if data.lstrip()[:1] in _JSON_STARTS:
         return _load_json(data)
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=True, timestamp=0)

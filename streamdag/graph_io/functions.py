@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
-from ..errors import GraphFormatError, StreamdagError
+from ..errors import GraphFormatError
 from .trust import SAFE_REFS, is_dotted_name, is_trusted
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,7 +87,7 @@ class FunctionRef:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         msg = (f"function {self.ref!r} was loaded without resolving it; load the graph with "
                "resolve_functions=True and trusted_modules naming its module to run it")
-        raise StreamdagError(msg)
+        raise RuntimeError(msg)
 
     def __str__(self) -> str:
         if not self.args and not self.kwargs:

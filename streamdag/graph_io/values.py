@@ -135,7 +135,7 @@ class Decoder:
                 return base64.b64decode(expect(body, str, inner), validate=True)
             except (binascii.Error, ValueError):
                 raise GraphFormatError(f"{inner}: expected base64 text, got {short(body)}") from None
-        if body not in _FLOATS:
+        if type(body) is not str or body not in _FLOATS:
             raise GraphFormatError(f"{inner}: expected 'nan', 'inf' or '-inf', got {short(body)}")
         return _FLOATS[body]
 

@@ -1,0 +1,192 @@
+"""The ``streamdag`` command: show, validate, edit, convert, draw and run
+saved graphs. Only ``validate`` and ``run`` resolve function references;
+the other verbs work on graphs whose code is not importable here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from .datapipes.datapipe import DataPipe
+from .errors import StreamdagError
+from .graph_io.codec import format_for
+from .graph_io.files import load_node, save
+from .graph_io.graph import Graph
+from .graph_io.render import node_ref, render, table, to_dot
+from .graph_io.values import Decoder
+
+MAX_SHAPE_LINES = 20
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.trust and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # like `python -m`: trusted modules next to the graph
+    try:
+        return args.handler(args)
+    except (StreamdagError, LookupError, OSError, ValueError) as exc:
+        print(f"streamdag {args.verb}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamdag", description="Inspect, edit and run saved streamdag graphs "
+        "(.sdag msgpack or .json text).")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help, description=help)
+        sub.add_argument("file", metavar="FILE", help="a .sdag or .json graph file")
+        sub.add_argument("--trust", action="append", default=[], metavar="MODULE",
+                         help="a module the graph may import functions and ops from "
+                         "(repeatable; the current directory is searched too)")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    verb("show", _show, "Print the graph's nodes with their params, inputs first.")
+    verb("validate", _validate, "Check the graph fully, resolving its functions.")
+    sub = verb("set", _set, "Change node params: NODE is a node's name or id, VALUE is JSON "
+               "(a bare word is a string; functions are {\"ref\": \"module:qualname\"}).")
+    sub.add_argument("assignments", nargs="+", metavar="NODE.PARAM=VALUE")
+    sub.add_argument("-o", "--output", metavar="OUT", help="write here (default: in place)")
+    sub = verb("convert", _convert, "Rewrite the graph as msgpack (.sdag) or JSON (.json).")
+    sub.add_argument("out", metavar="OUT", help="output file; its suffix picks the format")
+    sub = verb("draw", _draw, "Draw the graph: DOT text, or SVG/PNG/PDF through graphviz's "
+               "`dot` program.")
+    sub.add_argument("-o", "--output", metavar="OUT",
+                     help=".dot/.gv, or .svg/.png/.pdf (needs graphviz); default: DOT on stdout")
+    sub = verb("run", _run, "Iterate the pipeline, printing element shapes and throughput.")
+    sub.add_argument("--limit", type=int, metavar="N", help="stop after N elements")
+    sub.add_argument("--workers", type=int, default=0, metavar="N",
+                     help="run in N worker processes (MultiProcessingReadingService)")
+    sub.add_argument("--seed", type=int, metavar="N", help="base seed (default: random)")
+    return parser
+
+
+def _unresolved(args: argparse.Namespace) -> Graph:
+    """The graph with function references left as names: nothing is imported."""
+    return Graph.load(args.file, args.trust, resolve_functions=False)
+
+
+def _show(args: argparse.Namespace) -> int:
+    graph = _unresolved(args)
+    print(f"{args.file}: {len(graph)} nodes, output {node_ref(graph.output)!r}")
+    print(table(graph.nodes), end="")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    graph = Graph(load_node(args.file, args.trust))
+    print(f"{args.file}: ok ({len(graph)} nodes, output {node_ref(graph.output)!r})")
+    return 0
+
+
+def _set(args: argparse.Namespace) -> int:
+    graph = _unresolved(args)
+    decoder = Decoder(resolve_functions=False)
+    for assignment in args.assignments:
+        target, sep, text = assignment.partition("=")
+        node, dot, key = target.rpartition(".")
+        if not sep or not dot or not node or not key:
+            raise ValueError(f"{assignment!r}: expected NODE.PARAM=VALUE")
+        value = decoder.decode(_parse_value(text), target)
+        graph = graph.set_param(node, key, value)
+    out = args.output or args.file
+    save(graph, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _convert(args: argparse.Namespace) -> int:
+    format_for(args.out)  # refuse an unknown suffix before reading anything
+    save(_unresolved(args), args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _draw(args: argparse.Namespace) -> int:
+    graph = _unresolved(args)
+    dot = to_dot(graph.nodes, graph.output)
+    if args.output is None:
+        sys.stdout.write(dot)
+    else:
+        render(dot, Path(args.output))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import DataLoader2
+
+    pipe = DataPipe(load_node(args.file, args.trust))
+    with DataLoader2(pipe, reading_service=_service(args.workers), seed=args.seed) as loader:
+        items = islice(loader, args.limit) if args.limit is not None else iter(loader)
+        count, last, shown = 0, None, 0
+        start = time.perf_counter()
+        with tqdm(items, total=args.limit, unit="el", file=sys.stderr, disable=None) as bar:
+            for item in bar:
+                shape = describe(item)
+                if shape != last and shown < MAX_SHAPE_LINES:
+                    bar.write(f"element {count}: {shape}", file=sys.stdout)
+                    shown += 1
+                last = shape
+                count += 1
+        elapsed = time.perf_counter() - start
+    rate = count / elapsed if elapsed > 0 else float("inf")
+    print(f"{count} elements in {elapsed:.3f} s ({rate:,.1f} elements/s)")
+    return 0
+
+
+def _service(workers: int) -> Any:
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
+    if workers == 0:
+        return None
+    import streamdag
+
+    service = getattr(streamdag, "MultiProcessingReadingService", None)
+    if service is None:
+        raise StreamdagError("--workers needs sd.MultiProcessingReadingService, which this "
+                             "streamdag does not have yet; run without --workers")
+    return service(num_workers=workers)
+
+
+def describe(value: Any, depth: int = 0) -> str:
+    """The shape of an element: tensors and arrays by shape and dtype,
+    containers by length and their first item."""
+    if depth > 4:
+        return "..."
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        dims = ", ".join(str(int(d)) for d in shape)
+        return f"{type(value).__name__}({dims}) {str(dtype).removeprefix('torch.')}"
+    if isinstance(value, list):
+        return f"list[{len(value)}]" + (f" of {describe(value[0], depth + 1)}" if value else "")
+    if isinstance(value, tuple):
+        return "(" + ", ".join(describe(v, depth + 1) for v in value[:8]) + (
+            ", ...)" if len(value) > 8 else ")")
+    if isinstance(value, dict):
+        items = list(value.items())[:8]
+        return "{" + ", ".join(f"{k!r}: {describe(v, depth + 1)}" for k, v in items) + "}"
+    return type(value).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

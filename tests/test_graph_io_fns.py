@@ -1,0 +1,90 @@
+"""Functions, a registered callable and a custom op that graph_io tests save
+by reference. A module of its own so that CLI subprocesses can trust it
+(``--trust tests.test_graph_io_fns``) without importing the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import streamdag as sd
+from streamdag.datapipes.params import check_int
+from streamdag.datapipes.runtime import RuntimeNode
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+def is_even(x: int) -> bool:
+    return x % 2 == 0
+
+
+def parity(x: int) -> int:
+    return x % 2
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def scale(x: int, factor: int = 1, offset: int = 0) -> int:
+    return x * factor + offset
+
+
+def apply(fn: Any, x: int) -> Any:
+    return fn(x)
+
+
+def pair(x: int) -> list[int]:
+    return [x, -x]
+
+
+class Ops:
+    @staticmethod
+    def negate(x: int) -> int:
+        return -x
+
+    @classmethod
+    def tag(cls, x: int) -> str:
+        return f"{cls.__name__}:{x}"
+
+    def bound(self, x: int) -> int:  # only as an instance's bound method (refused)
+        return x
+
+
+class Tokenizer:
+    """A callable object: saved by its registered name."""
+
+    def __init__(self, sep: str) -> None:
+        self.sep = sep
+
+    def __call__(self, x: int) -> str:
+        return f"{x}{self.sep}"
+
+
+tokenize = sd.register_function("test_graph_io.tokenize", Tokenizer("|"))
+
+
+@sd.register_function("test_graph_io.triple")
+def triple(x: int) -> int:
+    return 3 * x
+
+
+@sd.register_op("test_graph_io.repeat_each")
+class RepeatEach(RuntimeNode):
+    """A user-defined op: each element ``times`` times."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_int("test_graph_io.repeat_each", "times", params.get("times"), minimum=1)
+
+    def iterator(self) -> Iterator[Any]:
+        times = self.params["times"]
+        return (x for x in self.inputs[0].iterator() for _ in range(times))
+
+
+def repeat_each(pipe: sd.DataPipe[Any], times: int, name: str | None = None) -> sd.DataPipe[Any]:
+    from streamdag.datapipes.datapipe import make_node
+
+    return sd.DataPipe(make_node("test_graph_io.repeat_each", {"times": times}, [pipe.node], name))
