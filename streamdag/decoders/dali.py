@@ -1,0 +1,356 @@
+"""decode_images: batched image decoding with NVIDIA DALI (or Pillow), to torch tensors.
+
+Input: batches (lists) of samples. Each sample is one of
+
+* the encoded image itself (``bytes``, ``bytearray``, ``memoryview`` or a 1-D
+  uint8 numpy array) -> the output is the image tensor alone;
+* a ``dict`` (e.g. a webdataset sample) -> ``field`` names the image key (by
+  default the first key that is or ends in ``jpg``/``jpeg``/``png``/``image``...);
+  the output is a dict: the image key holds the batch tensor, every other key
+  the list of that key's values, in sample order;
+* a ``tuple``/``list`` -> ``field`` is the image's index (default 0); the output
+  is a tuple: the batch tensor at that index, lists of the other columns elsewhere.
+
+Pipeline: decode (RGB) -> resize -> center crop -> normalize. ``size`` (int:
+the shorter side; ``[h, w]``: exact) and ``crop`` (int or ``[h, w]``) are
+optional; ``mean``/``std`` (3 floats, on the 0..1 scale as torchvision's
+``Normalize``) turn the output into float32 ``(x / 255 - mean) / std``; else it
+stays uint8. ``layout`` is ``"CHW"`` (default) or ``"HWC"``. When every image
+ends the same size (``crop`` or ``size=[h, w]``) the batch is one tensor
+``N x C x H x W``; otherwise a list of per-image tensors.
+
+Backends: ``"dali"`` builds one DALI pipeline per runtime node (external
+source -> ``fn.decoders.image`` on ``"mixed"`` (nvJPEG) for ``device="gpu"`` or
+``"cpu"`` -> ``fn.resize`` -> ``fn.crop_mirror_normalize``) and hands the
+result to torch through DLPack (GPU: CUDA tensors, no host copy). ``"pillow"``
+decodes in this process with Pillow (resize BILINEAR with antialiasing, as
+DALI's linear filter), and moves to CUDA for ``device="gpu"``. ``"auto"`` picks
+DALI on the GPU when CUDA and DALI are present, else Pillow: same shapes and
+dtypes. DALI is imported only when a node runs, never at ``import streamdag``.
+
+The node has ``placement = "main"``: worker reading services run it in the
+main process, after the workers' batches are merged (GPU work must own the
+device)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..datapipes.params import check_choice, check_int
+from ..datapipes.registry import register_op
+from ..datapipes.runtime import RuntimeNode
+from ..errors import ParamError, StreamdagError
+from .image import decode_image as pillow_decode
+
+OP = "decode_images"
+INSTALL = "pip install 'streamdag[dali]'"
+BACKENDS = ("auto", "dali", "pillow")
+DEVICES = (None, "gpu", "cpu")
+LAYOUTS = ("CHW", "HWC")
+IMAGE_KEYS = ("jpg", "jpeg", "png", "image", "img", "webp", "bmp")
+ENCODED = (bytes, bytearray, memoryview, np.ndarray)
+
+
+class DaliMissingError(StreamdagError, ImportError):
+    """Raised when the DALI backend is asked for and nvidia-dali is not installed."""
+
+
+def dali_available() -> bool:
+    """True when ``nvidia.dali`` can be imported."""
+    try:
+        import nvidia.dali  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _import_dali() -> Any:
+    try:
+        import nvidia.dali as dali
+        import nvidia.dali.fn  # noqa: F401
+        import nvidia.dali.types  # noqa: F401
+    except ImportError as exc:
+        raise DaliMissingError(
+            f"{OP}: backend='dali' needs NVIDIA DALI, which is not installed ({exc}). "
+            f"Install it with: {INSTALL}  (or use backend='pillow' / 'auto')") from None
+    return dali
+
+
+def _pair(value: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return (value, value)
+    return (int(value[0]), int(value[1]))
+
+
+def _check_size(key: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ParamError(f"{OP}: {key} must be >= 1, got {value!r}")
+        return
+    if (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+        return
+    raise ParamError(f"{OP}: {key} must be None, an int or [height, width], got {value!r}")
+
+
+def _check_triple(key: str, value: Any) -> None:
+    if value is None:
+        return
+    if (isinstance(value, (list, tuple)) and len(value) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        if key == "std" and any(v == 0 for v in value):
+            raise ParamError(f"{OP}: std must not contain 0, got {value!r}")
+        return
+    raise ParamError(f"{OP}: {key} must be None or 3 numbers (R, G, B), got {value!r}")
+
+
+def _resize_shape(h: int, w: int, size: int | tuple[int, int]) -> tuple[int, int]:
+    """Output (h, w) of the resize: ``size`` int scales the shorter side."""
+    if not isinstance(size, int):
+        return size
+    if h <= w:
+        return size, max(1, round(w * size / h))
+    return max(1, round(h * size / w)), size
+
+
+@register_op(OP)
+class DecodeImagesNode(RuntimeNode):
+    """Batches of encoded images -> torch tensors (see the module docstring)."""
+
+    placement = "main"
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_choice(OP, "backend", params.get("backend", "auto"), BACKENDS)
+        check_choice(OP, "device", params.get("device"), DEVICES)
+        check_choice(OP, "layout", params.get("layout", "CHW"), LAYOUTS)
+        _check_size("size", params.get("size"))
+        _check_size("crop", params.get("crop"))
+        _check_triple("mean", params.get("mean"))
+        _check_triple("std", params.get("std"))
+        if (params.get("mean") is None) != (params.get("std") is None):
+            raise ParamError(f"{OP}: give both mean and std, or neither")
+        field = params.get("field")
+        if field is not None and (isinstance(field, bool) or not isinstance(field, (int, str))):
+            raise ParamError(f"{OP}: field must be None, a str key or an int index, got {field!r}")
+        check_int(OP, "num_threads", params.get("num_threads", 4), minimum=1)
+        if params.get("backend") == "dali" and not dali_available():
+            _import_dali()
+
+    def setup(self) -> None:
+        p = self.params
+        self.size = p.get("size")
+        if isinstance(self.size, list):
+            self.size = tuple(self.size)
+        self.crop = _pair(p.get("crop"))
+        self.mean = p.get("mean")
+        self.std = p.get("std")
+        self.layout = p.get("layout", "CHW")
+        self.field = p.get("field")
+        self.num_threads = p.get("num_threads", 4)
+        self.device, self.backend = self._resolve(p.get("backend", "auto"), p.get("device"))
+        self._pipe: Any = None
+        self._pipe_batch = 0
+
+    @staticmethod
+    def _resolve(backend: str, device: str | None) -> tuple[str, str]:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        if device is None:
+            device = "gpu" if cuda else "cpu"
+        if device == "gpu" and not cuda:
+            raise RuntimeError(f"{OP}: device='gpu' but torch.cuda is not available; "
+                               "use device='cpu' or leave device unset")
+        if backend == "auto":
+            backend = "dali" if device == "gpu" and dali_available() else "pillow"
+        elif backend == "dali":
+            _import_dali()
+        return device, backend
+
+    @property
+    def dense(self) -> bool:
+        """Whether every output image has the same shape (one stacked tensor)."""
+        return self.crop is not None or (self.size is not None and not isinstance(self.size, int))
+
+    # -- iteration --------------------------------------------------------
+    def iterator(self) -> Iterator[Any]:
+        return map(self.decode_batch, self.inputs[0].iterator())
+
+    def decode_batch(self, batch: Any) -> Any:
+        """One input batch -> the same batch with its images decoded."""
+        if not isinstance(batch, (list, tuple)):
+            raise TypeError(f"{OP}: expects batches (lists of samples); got "
+                            f"{type(batch).__name__}. Put .batch(n) before it.")
+        if not batch:
+            return batch
+        kind, field = self._layout_of(batch[0])
+        if kind == "raw":
+            encoded = list(batch)
+        else:
+            try:
+                encoded = [sample[field] for sample in batch]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise KeyError(f"{OP}: a sample of the batch has no image field {field!r} "
+                               f"({exc!r})") from None
+        images = self._run(encoded)
+        if kind == "raw":
+            return images
+        if kind == "dict":
+            keys = list(batch[0])
+            return {k: images if k == field else [s.get(k) for s in batch] for k in keys}
+        width = len(batch[0])
+        return tuple(images if i == field else [s[i] for s in batch] for i in range(width))
+
+    def _layout_of(self, sample: Any) -> tuple[str, Any]:
+        if isinstance(sample, ENCODED):
+            return "raw", None
+        if isinstance(sample, Mapping):
+            if self.field is not None:
+                return "dict", self.field
+            for key in sample:
+                if isinstance(key, str) and key.lower().rsplit(".", 1)[-1] in IMAGE_KEYS:
+                    return "dict", key
+            raise KeyError(f"{OP}: no image key in sample keys {list(sample)}; pass field=")
+        if isinstance(sample, (tuple, list)):
+            return "tuple", 0 if self.field is None else self.field
+        raise TypeError(f"{OP}: samples must be encoded bytes, dicts or tuples; got "
+                        f"{type(sample).__name__}")
+
+    def _run(self, encoded: list[Any]) -> Any:
+        if self.backend == "dali":
+            return self._run_dali(encoded)
+        return self._run_pillow(encoded)
+
+    # -- DALI -------------------------------------------------------------
+    def _build(self, batch_size: int) -> Any:
+        dali = _import_dali()
+        fn, types = dali.fn, dali.types
+        gpu = self.device == "gpu"
+        device_id = None
+        if gpu:
+            import torch
+
+            device_id = torch.cuda.current_device()
+
+        @dali.pipeline_def(batch_size=batch_size, num_threads=self.num_threads,
+                           device_id=device_id, prefetch_queue_depth=1, exec_dynamic=True)
+        def pipeline() -> Any:
+            enc = fn.external_source(name="encoded", dtype=types.UINT8, no_copy=True)
+            img = fn.decoders.image(enc, device="mixed" if gpu else "cpu",
+                                    output_type=types.RGB)
+            if self.size is not None:
+                if isinstance(self.size, int):
+                    img = fn.resize(img, resize_shorter=float(self.size),
+                                    interp_type=types.INTERP_LINEAR, antialias=True,
+                                    subpixel_scale=False)
+                else:
+                    img = fn.resize(img, resize_y=float(self.size[0]),
+                                    resize_x=float(self.size[1]),
+                                    interp_type=types.INTERP_LINEAR, antialias=True,
+                                    subpixel_scale=False)
+            normalize = self.mean is not None
+            if self.crop is not None or normalize or self.layout == "CHW":
+                kw: dict[str, Any] = {"output_layout": self.layout,
+                                      "dtype": types.FLOAT if normalize else types.UINT8}
+                if self.crop is not None:
+                    kw["crop"] = self.crop
+                if normalize:
+                    kw["mean"] = [255.0 * m for m in self.mean]
+                    kw["std"] = [255.0 * s for s in self.std]
+                img = fn.crop_mirror_normalize(img, **kw)
+            return img
+
+        pipe = pipeline()
+        pipe.build()
+        return pipe
+
+    def _run_dali(self, encoded: list[Any]) -> Any:
+        import torch
+
+        arrays = [np.frombuffer(e, dtype=np.uint8) if not isinstance(e, np.ndarray) else e
+                  for e in encoded]
+        if self._pipe is None or len(arrays) > self._pipe_batch:
+            self._pipe = self._build(len(arrays))
+            self._pipe_batch = len(arrays)
+        try:
+            self._pipe.feed_input("encoded", arrays)
+            (out,) = self._pipe.run()
+        except Exception as exc:
+            self._pipe = None  # a failed DALI pipeline is not reused
+            raise self._bad_sample(encoded, exc) from exc
+        if self.dense:
+            tensor = torch.from_dlpack(out.as_tensor())
+            # DALI may recycle its buffers: take one device-local copy (never via host).
+            return tensor.clone()
+        return [torch.from_dlpack(out[i]).clone() for i in range(len(out))]
+
+    def _bad_sample(self, encoded: list[Any], exc: Exception) -> Exception:
+        """The error for a failed batch, naming the first sample that does not decode."""
+        from PIL import Image
+
+        for i, data in enumerate(encoded):
+            try:
+                with Image.open(io.BytesIO(bytes(data))) as im:
+                    im.load()
+            except Exception as bad:  # noqa: BLE001 - any decoder failure names the sample
+                return ValueError(f"{OP}: cannot decode image {i} of the batch "
+                                  f"({len(bytes(data))} bytes): {type(bad).__name__}: {bad}")
+        return RuntimeError(f"{OP}: DALI failed on a batch of {len(encoded)} images: {exc}")
+
+    # -- Pillow -----------------------------------------------------------
+    def _run_pillow(self, encoded: list[Any]) -> Any:
+        import torch
+
+        out = []
+        for i, data in enumerate(encoded):
+            try:
+                out.append(self._pillow_one(data))
+            except Exception as exc:
+                raise ValueError(f"{OP}: cannot decode image {i} of the batch: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        if self.dense:
+            result: Any = torch.from_numpy(np.stack(out))
+        else:
+            result = [torch.from_numpy(a.copy()) for a in out]
+        if self.mean is not None:
+            result = (self._normalize(result) if not isinstance(result, list)
+                      else [self._normalize(t) for t in result])
+        if self.layout == "CHW":
+            result = (result.permute(0, 3, 1, 2).contiguous() if not isinstance(result, list)
+                      else [t.permute(2, 0, 1).contiguous() for t in result])
+        if self.device == "gpu":
+            result = (result.cuda(non_blocking=True) if not isinstance(result, list)
+                      else [t.cuda(non_blocking=True) for t in result])
+        return result
+
+    def _normalize(self, t: Any) -> Any:
+        import torch
+
+        mean = torch.tensor([255.0 * m for m in self.mean])
+        std = torch.tensor([255.0 * s for s in self.std])
+        return (t.float() - mean) / std
+
+    def _pillow_one(self, data: Any) -> np.ndarray:
+        from PIL import Image
+
+        im = pillow_decode(bytes(data), "rgb", None, "pil")
+        if self.size is not None:
+            h, w = _resize_shape(im.height, im.width, self.size)
+            im = im.resize((w, h), Image.BILINEAR)
+        if self.crop is not None:
+            ch, cw = self.crop
+            # centre, halves rounded up as DALI's crop does
+            top = math.floor((im.height - ch) / 2.0 + 0.5)
+            left = math.floor((im.width - cw) / 2.0 + 0.5)
+            im = im.crop((left, top, left + cw, top + ch))
+        return np.asarray(im)

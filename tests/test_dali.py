@@ -1,0 +1,216 @@
+"""decode_images: DALI (CPU path; GPU tests marked ``gpu``) against Pillow."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import streamdag as sd
+from streamdag.decoders import dali as dali_mod
+from streamdag.errors import NodeError, ParamError
+
+HAS_DALI = dali_mod.dali_available()
+needs_dali = pytest.mark.skipif(not HAS_DALI, reason="nvidia-dali is not installed")
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+SHAPES = [(120, 160), (200, 150), (97, 131), (64, 64), (81, 90)]
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def _image(h: int, w: int, seed: int, fmt: str = "JPEG") -> bytes:
+    """A smooth gradient with noise and a few discs: natural enough for JPEG."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    a = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w)], -1)
+    a = a + rng.normal(0, 8, a.shape)
+    for _ in range(5):
+        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(5, 30)
+        a[(y - cy) ** 2 + (x - cx) ** 2 < r**2] = rng.integers(0, 255, 3)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(
+        buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def jpegs() -> list[bytes]:
+    return [_image(h, w, i) for i, (h, w) in enumerate(SHAPES)]
+
+
+def run(samples: list[Any], batch: int = 4, **kw: Any) -> list[Any]:
+    return list(sd.IterableWrapper(samples).batch(batch).decode_images(name="dec", **kw))
+
+
+def mad(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.cpu().int() - b.cpu().int()).abs().float().mean().item()
+
+
+# -- construction and registration ---------------------------------------
+def test_registered_on_import_without_loading_dali() -> None:
+    code = ("import sys, streamdag\n"
+            "from streamdag.datapipes import registered_ops\n"
+            "assert 'decode_images' in registered_ops\n"
+            "assert 'nvidia.dali' not in sys.modules\n"
+            "assert hasattr(streamdag.IterableWrapper([]), 'decode_images')\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kw", [{"backend": "opencv"}, {"device": "tpu"}, {"size": 0},
+                                {"crop": [1, 2, 3]}, {"mean": MEAN}, {"std": [1, 0, 1],
+                                                                      "mean": MEAN},
+                                {"layout": "NHWC"}, {"field": 1.5}, {"num_threads": 0}])
+def test_bad_params_name_the_op(kw: dict[str, Any]) -> None:
+    with pytest.raises(ParamError, match="decode_images"):
+        sd.IterableWrapper([]).decode_images(**kw)
+
+
+def test_missing_dali_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    for mod in [m for m in sys.modules if m == "nvidia.dali" or m.startswith("nvidia.dali.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)  # import fails
+    assert not dali_mod.dali_available()
+    with pytest.raises(dali_mod.DaliMissingError, match=r"pip install 'streamdag\[dali\]'"):
+        sd.IterableWrapper([]).batch(2).decode_images(backend="dali", device="cpu")
+    # auto falls back to Pillow without DALI
+    sd.IterableWrapper([]).batch(2).decode_images(backend="auto", device="cpu")
+
+
+def test_gpu_without_cuda_is_a_clear_error(jpegs: list[bytes]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    with pytest.raises(RuntimeError, match="torch.cuda is not available"):
+        run(jpegs, backend="pillow", device="gpu", crop=32)
+
+
+def test_graph_saves_and_loads(tmp_path: Any) -> None:
+    dp = sd.IterableWrapper([b"x"]).batch(2).decode_images(size=(32, 40), crop=32,
+                                                           mean=MEAN, std=STD)
+    sd.save(dp, tmp_path / "g.json")
+    node = sd.load(tmp_path / "g.json").node
+    assert node.op == "decode_images"
+    assert node.params["size"] == [32, 40] and node.params["mean"] == MEAN
+
+
+# -- Pillow backend (always runs) -----------------------------------------
+def test_pillow_shapes_dtypes_and_layouts(jpegs: list[bytes]) -> None:
+    out = run(jpegs, backend="pillow", device="cpu", size=48, crop=40)
+    assert [t.shape for t in out] == [(4, 3, 40, 40), (1, 3, 40, 40)]
+    assert all(t.dtype == torch.uint8 for t in out)
+    hwc = run(jpegs, backend="pillow", device="cpu", size=[30, 50], layout="HWC")
+    assert hwc[0].shape == (4, 30, 50, 3)
+    norm = run(jpegs, backend="pillow", device="cpu", crop=32, mean=MEAN, std=STD)
+    assert norm[0].dtype == torch.float32 and norm[0].shape == (4, 3, 32, 32)
+    ragged = run(jpegs, backend="pillow", device="cpu", size=40)
+    assert isinstance(ragged[0], list) and ragged[0][0].shape == (3, 40, 53)
+    assert ragged[0][1].shape == (3, 53, 40)
+
+
+def test_auto_without_cuda_matches_pillow(jpegs: list[bytes]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("auto picks DALI on GPU here")
+    auto = run(jpegs, backend="auto", size=48, crop=40)
+    pil = run(jpegs, backend="pillow", device="cpu", size=48, crop=40)
+    assert all(torch.equal(a, b) for a, b in zip(auto, pil, strict=True))
+
+
+def test_pillow_corrupt_image_names_node_and_index(jpegs: list[bytes]) -> None:
+    bad = list(jpegs[:4])
+    bad[2] = bad[2][:40] + b"\x00" * 30
+    with pytest.raises(NodeError, match=r"dec.*image 2 of the batch"):
+        run(bad, backend="pillow", device="cpu", crop=32)
+
+
+# -- DALI CPU path vs Pillow ------------------------------------------------
+@pytest.mark.dali
+@needs_dali
+@pytest.mark.parametrize("kw", [{"size": 64, "crop": 56}, {"size": [50, 70]}, {"crop": 48},
+                                {"size": 40, "crop": [32, 36], "layout": "HWC"}])
+def test_dali_cpu_matches_pillow(jpegs: list[bytes], kw: dict[str, Any]) -> None:
+    d = run(jpegs, backend="dali", device="cpu", **kw)
+    p = run(jpegs, backend="pillow", device="cpu", **kw)
+    for a, b in zip(d, p, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype == torch.uint8
+        assert not a.is_cuda
+        assert mad(a, b) <= 2.0
+        for i in range(len(a)):
+            assert mad(a[i], b[i]) <= 2.0
+
+
+@pytest.mark.dali
+@needs_dali
+def test_dali_cpu_ragged_png_and_normalize(jpegs: list[bytes]) -> None:
+    pngs = [_image(h, w, 10 + i, "PNG") for i, (h, w) in enumerate(SHAPES[:3])]
+    d = run(pngs, backend="dali", device="cpu", size=40)
+    p = run(pngs, backend="pillow", device="cpu", size=40)
+    assert [t.shape for t in d[0]] == [t.shape for t in p[0]]
+    assert all(mad(a, b) <= 2.0 for a, b in zip(d[0], p[0], strict=True))
+    dn = run(jpegs, backend="dali", device="cpu", size=48, crop=40, mean=MEAN, std=STD)
+    pn = run(jpegs, backend="pillow", device="cpu", size=48, crop=40, mean=MEAN, std=STD)
+    assert dn[0].dtype == torch.float32 and dn[0].shape == (4, 3, 40, 40)
+    assert (dn[0] - pn[0]).abs().mean().item() <= 2.0 / (255 * 0.224)
+
+
+@pytest.mark.dali
+@needs_dali
+def test_dali_labels_and_fields_stay_aligned(jpegs: list[bytes]) -> None:
+    dicts = [{"__key__": f"s{i}", "jpg": img, "cls": i} for i, img in enumerate(jpegs)]
+    out = run(dicts, backend="dali", device="cpu", crop=32)
+    assert [b["cls"] for b in out] == [[0, 1, 2, 3], [4]]
+    assert out[0]["__key__"] == ["s0", "s1", "s2", "s3"]
+    assert out[0]["jpg"].shape == (4, 3, 32, 32)
+    tuples = [(i * 10, img) for i, img in enumerate(jpegs)]
+    out = run(tuples, backend="dali", device="cpu", crop=32, field=1)
+    assert out[0][0] == [0, 10, 20, 30] and out[1][0] == [40]
+    pil = run(jpegs, backend="pillow", device="cpu", crop=32)
+    for k in range(len(jpegs)):  # image k sits where its label k * 10 sits
+        b, i = divmod(k, 4)
+        assert out[b][0][i] == k * 10
+        assert mad(out[b][1][i], pil[b][i]) <= 2.0
+
+
+@pytest.mark.dali
+@needs_dali
+def test_dali_output_survives_the_next_batch(jpegs: list[bytes]) -> None:
+    out = run(jpegs * 2, batch=5, backend="dali", device="cpu", crop=32)
+    assert torch.equal(out[0], out[1])  # same images; the first was not overwritten
+
+
+@pytest.mark.dali
+@needs_dali
+def test_dali_corrupt_jpeg_names_node_and_index(jpegs: list[bytes]) -> None:
+    bad = list(jpegs[:4])
+    bad[1] = bad[1][:60] + b"\xff" * 50
+    with pytest.raises(NodeError, match=r"dec.*image 1 of the batch") as info:
+        run(bad, backend="dali", device="cpu", crop=32)
+    assert info.value.op == "decode_images"
+
+
+# -- GPU ----------------------------------------------------------------------
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_pillow_returns_cuda(jpegs: list[bytes]) -> None:
+    out = run(jpegs, backend="pillow", device="gpu", crop=32)
+    assert out[0].is_cuda and out[0].shape == (4, 3, 32, 32)
+
+
+@pytest.mark.gpu
+@pytest.mark.dali
+@needs_gpu
+@needs_dali
+@pytest.mark.parametrize("backend", ["dali", "auto"])
+def test_gpu_dali_matches_pillow(jpegs: list[bytes], backend: str) -> None:
+    dicts = [{"jpg": img, "cls": i} for i, img in enumerate(jpegs)]
+    d = run(dicts, backend=backend, device="gpu", size=64, crop=56)
+    p = run(dicts, backend="pillow", device="cpu", size=64, crop=56)
+    for a, b in zip(d, p, strict=True):
+        assert a["jpg"].is_cuda and a["jpg"].dtype == torch.uint8
+        assert a["jpg"].shape == b["jpg"].shape and a["cls"] == b["cls"]
+        assert mad(a["jpg"], b["jpg"]) <= 2.0
+    dn = run(jpegs, backend=backend, device="gpu", crop=40, mean=MEAN, std=STD)
+    assert dn[0].is_cuda and dn[0].dtype == torch.float32 and dn[0].shape == (4, 3, 40, 40)
