@@ -83,7 +83,12 @@ class PrefetchNode(ResumableNode):
         thread.start()
         try:
             while True:
-                item = out.get()
+                try:
+                    item = out.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if stop.is_set():  # closed while a consumer (another thread) waits
+                        return
+                    continue
                 if item is _END:
                     return
                 if type(item) is _Failure:

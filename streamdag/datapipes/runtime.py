@@ -184,7 +184,8 @@ class RuntimeGraph:
             raise node_error(exc, node) from exc
 
     def close(self) -> None:
-        for node in self.nodes.values():
+        """Consumers first, so no thread is left waiting on a closed input."""
+        for node in reversed(self.nodes.values()):
             node.close()
 
     def owner_of(self, tb: TracebackType | None) -> RuntimeNode | None:
