@@ -11,8 +11,10 @@ from .datapipes import (
     SampleMultiplexer,
     register_op,
 )
+from .decoders import decode_image, image_handler
 from .errors import GraphFormatError, NodeError, ParamError, ResumeError, StreamdagError
 from .graph_io import Graph, load, register_function, save
+from .readers import FileLister, Reader, ReaderContext, SkippedInputWarning, reader
 from .reading_service.base import ReadingService
 from .reading_service.dataloader2 import DataLoader2
 from .reading_service.distributed import DistributedReadingService
@@ -32,6 +34,7 @@ __all__ = [
     "DataLoader2",
     "DataPipe",
     "DistributedReadingService",
+    "FileLister",
     "Graph",
     "GraphFormatError",
     "InProcessReadingService",
@@ -42,17 +45,23 @@ __all__ = [
     "Node",
     "NodeError",
     "ParamError",
+    "Reader",
+    "ReaderContext",
     "ReadingService",
     "ResumeError",
     "SampleMultiplexer",
     "SequentialReadingService",
     "ShardingWarning",
+    "SkippedInputWarning",
     "StreamdagError",
     "WorkerDiedError",
     "WorkerError",
     "WorkerTimeoutError",
+    "decode_image",
     "get_worker_info",
+    "image_handler",
     "load",
+    "reader",
     "register_function",
     "register_op",
     "save",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from ..readers.methods import ReaderMethods
 from .columns import Col
 from .node import Node
 from .registry import check_inputs, get_op
@@ -23,7 +24,7 @@ def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
     return Node(op, params, inputs, name=name)
 
 
-class DataPipe(Generic[T]):
+class DataPipe(ReaderMethods, Generic[T]):
     """A handle on a node of the graph (alias ``IterDataPipe``).
 
     Iterating it runs the pipeline in this process with a fresh random seed;

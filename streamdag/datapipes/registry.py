@@ -53,6 +53,10 @@ def get_op(name: str) -> OpDef:
     try:
         return _OPS[name]
     except KeyError:
+        from ..readers.custom import load_entry_point  # an installed package's reader
+
+        if load_entry_point(name):
+            return _OPS[name]
         msg = (f"unknown op {name!r}: no implementation is registered under that name. "
                "Import the module that defines it (or install the package that provides "
                "it through the 'streamdag.readers' entry point) before building or loading "

@@ -1,0 +1,124 @@
+"""decode: routed decoding of samples by extension.
+
+For each field of a dict sample (those not starting with "__"), the first
+of these that gives a value wins: the user's ``by_ext`` function for the
+field name or its last extension; each ``handler(key, data)`` in order
+(webdataset style: a value, or None to pass); the built-in decoder for the
+extension (images, text, ints, json, npy, msgpack, pth); else the raw bytes
+stay. Routing is resolved once per field name, not per sample."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from typing import Any
+
+from ..datapipes.params import check_bool, check_callable, check_choice
+from ..datapipes.registry import register_op
+from ..datapipes.runtime import RuntimeNode
+from ..errors import ParamError
+from ..readers.open_files import SKIP, not_skipped
+from ..readers.policy import ErrorPolicy, check_on_error
+from ..readers.streams import MemberPath, close_quietly
+from .handlers import BUILTIN
+from .image import IMAGE_EXTENSIONS, MODES, OUTPUTS, decode_image, target_size
+
+IMAGE_CHOICES = (*OUTPUTS, "bytes")
+
+
+def field_of(path: str) -> str:
+    """The field name of a file path: its name after the first dot, lowercased."""
+    name = path.member if type(path) is MemberPath else path
+    name = name[name.rfind("/") + 1:]
+    dot = name.find(".")
+    return name[dot + 1:].lower() if dot > 0 else ""
+
+
+@register_op("decode")
+class DecodeNode(ErrorPolicy, RuntimeNode):
+    """Input: dict samples (webdataset()), or ``(path, bytes or stream)``
+    pairs routed by the path's extension. Stateless. A field that fails to
+    decode makes the whole sample bad input (dropped under ``skip``/``warn``)."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        handlers = params.get("handlers", [])
+        if not isinstance(handlers, (list, tuple)):
+            raise ParamError(f"decode: handlers must be a list of callables, got {handlers!r}")
+        for handler in handlers:
+            check_callable("decode", "each handler", handler)
+        by_ext = params.get("by_ext") or {}
+        if not isinstance(by_ext, Mapping) or not all(
+                isinstance(k, str) and callable(v) for k, v in by_ext.items()):
+            raise ParamError(f"decode: by_ext must map extensions (str) to functions, "
+                             f"got {by_ext!r}")
+        check_choice("decode", "image", params.get("image", "numpy"), IMAGE_CHOICES)
+        check_choice("decode", "mode", params.get("mode", "rgb"), tuple(MODES))
+        try:
+            target_size(params.get("size"))
+        except ValueError as exc:
+            raise ParamError(f"decode: {exc}") from None
+        check_bool("decode", "defaults", params.get("defaults", True))
+        check_on_error("decode", params)
+
+    def setup(self) -> None:
+        p = self.params
+        self._handlers = tuple(p.get("handlers", ()))
+        self._by_ext = {k.lower().lstrip("."): v for k, v in (p.get("by_ext") or {}).items()}
+        self._builtin: dict[str, Callable[[bytes], Any]] = {}
+        if p.get("defaults", True):
+            self._builtin.update(BUILTIN)
+            image = p.get("image", "numpy")
+            if image != "bytes":
+                decode = partial(decode_image, mode=p.get("mode", "rgb"), size=p.get("size"),
+                                 to=image)
+                self._builtin.update(dict.fromkeys(IMAGE_EXTENSIONS, decode))
+        self._routes: dict[str, tuple[Callable[[bytes], Any] | None, ...]] = {}
+
+    def iterator(self) -> Iterator[Any]:
+        return filter(not_skipped, map(self._sample, self.inputs[0].iterator()))
+
+    def user_functions(self) -> list[Callable[..., Any]]:
+        return [*self._handlers, *self._by_ext.values()]
+
+    def _route(self, key: str) -> tuple[Callable[[bytes], Any] | None, ...]:
+        ext = key[key.rfind(".") + 1:]
+        route = (self._by_ext.get(key) or self._by_ext.get(ext), self._builtin.get(ext))
+        self._routes[key] = route
+        return route
+
+    def _field(self, key: str, data: Any) -> Any:
+        own, builtin = self._routes.get(key) or self._route(key)
+        if hasattr(data, "read"):
+            stream, data = data, data.read()
+            close_quietly(stream)
+        if own is not None:
+            return own(data)
+        for handler in self._handlers:
+            value = handler(key, data)
+            if value is not None:
+                return value
+        return builtin(data) if builtin is not None else data
+
+    def _sample(self, sample: Any) -> Any:
+        if type(sample) is dict:
+            out = {}
+            key = None
+            try:
+                for key, value in sample.items():
+                    out[key] = value if key[:2] == "__" else self._field(key, value)
+            except Exception as exc:
+                where = (f"sample {sample.get('__key__')!r} of {sample.get('__url__')!r}, "
+                         f"field {key!r}")
+                self.fail(exc, where)
+                return SKIP
+            return out
+        if type(sample) is tuple and len(sample) == 2 and isinstance(sample[0], str):
+            path = sample[0]
+            try:
+                return path, self._field(field_of(path), sample[1])
+            except Exception as exc:
+                self.fail(exc, repr(path))
+                return SKIP
+        msg = f"decode expects dict samples or (path, data) pairs, got {type(sample).__name__}"
+        self.reraise(TypeError(msg), f"element {str(sample)[:80]!r}")

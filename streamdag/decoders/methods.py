@@ -1,0 +1,68 @@
+"""The decoder methods of DataPipe, as explicit typed methods (a mixin
+DataPipe inherits), so editors and type checkers see them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..datapipes.datapipe import DataPipe
+    from ..datapipes.node import Node
+
+Handler = Callable[[str, Any], Any]
+
+
+class DecoderMethods:
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        node: Node
+
+        def _then(self, op: str, params: Mapping[str, Any], *others: DataPipe[Any],
+                  name: str | None = None) -> DataPipe[Any]: ...
+
+    def decompress(self, file_type: str | None = None, *, on_error: str = "raise",
+                   name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """(path, stream) -> (path, decompressed stream): gzip, bz2, xz, zstd
+        or lz4 by ``file_type``, else by suffix, else by magic bytes; other
+        streams pass through."""
+        return self._then("decompress", {"file_type": file_type, "on_error": on_error},
+                          name=name)
+
+    def decode(self, *handlers: Handler, image: str = "numpy", mode: str = "rgb",
+               size: int | Sequence[int] | None = None,
+               by_ext: Mapping[str, Callable[[bytes], Any]] | None = None,
+               defaults: bool = True, on_error: str = "raise",
+               name: str | None = None) -> DataPipe[Any]:
+        """Decode each field of dict samples (or (path, data) pairs) by
+        extension: ``by_ext[ext](data)``, then each webdataset-style
+        ``handler(key, data)`` that returns non-None, then the built-ins
+        (images as ``image`` = "numpy" HWC / "torch" CHW uint8 / "pil" /
+        "bytes" in ``mode`` rgb, rgba or l, resized to ``size``; txt, cls,
+        json, npy, msgpack, pth), else the bytes stay."""
+        params = {"handlers": list(handlers), "image": image, "mode": mode,
+                  "size": list(size) if isinstance(size, tuple) else size,
+                  "by_ext": dict(by_ext) if by_ext else None, "defaults": defaults,
+                  "on_error": on_error}
+        return self._then("decode", params, name=name)
+
+    def decode_images(self, backend: str = "auto", device: str | None = None,
+                      size: int | Sequence[int] | None = None,
+                      crop: int | Sequence[int] | None = None,
+                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                      field: int | str | None = None, layout: str = "CHW",
+                      num_threads: int = 4, *, name: str | None = None) -> DataPipe[Any]:
+        """Batches of encoded images -> torch tensors, decoded by DALI (GPU
+        nvJPEG or CPU) or Pillow (``backend`` "auto", "dali", "pillow"),
+        resized (``size``: shorter side or [h, w]), centre-cropped, normalized;
+        other fields pass through aligned. See ``streamdag.decoders.dali``."""
+        from . import dali  # noqa: F401 - registers the op; DALI itself loads lazily
+
+        def plain(v: Any) -> Any:
+            return list(v) if isinstance(v, tuple) else v
+
+        return self._then("decode_images", {
+            "backend": backend, "device": device, "size": plain(size), "crop": plain(crop),
+            "mean": plain(mean), "std": plain(std), "field": field, "layout": layout,
+            "num_threads": num_threads}, name=name)

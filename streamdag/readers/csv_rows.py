@@ -1,0 +1,68 @@
+"""parse_csv: (path, stream) -> one dict per row, keyed by the header."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping
+from itertools import islice, repeat
+from typing import Any
+
+from ..datapipes.params import check_type
+from ..datapipes.registry import register_op
+from ..errors import ParamError
+from .expand import count_of
+from .lines import LineReader, check_text_params
+
+
+@register_op("parse_csv")
+class ParseCsvNode(LineReader):
+    """Rows as dicts by the header (the file's first row, or the ``header``
+    list given); blank lines are ignored. A row with a different number of
+    fields than the header, or an undecodable line, is bad input. Position:
+    the physical lines consumed (quoted fields may span lines), so a resume
+    reads the header and skips straight to the next row."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_text_params("parse_csv", params)
+        header = params.get("header", True)
+        if header is not True and not (isinstance(header, (list, tuple)) and header
+                                       and all(isinstance(h, str) for h in header)):
+            raise ParamError(f"parse_csv: header must be True or a list of column names, "
+                             f"got {header!r}")
+        check_type("parse_csv", "delimiter", params.get("delimiter", ","), str, "a str")
+        check_type("parse_csv", "quotechar", params.get("quotechar", '"'), str, "a str")
+
+    def expand(self, item: Any, at: Any) -> Iterator[Any]:
+        header = self.params.get("header", True)
+        self._header: list[str] | None = None if header is True else list(header)
+        rows = super().expand(item, 0)  # the header is re-read, then lines are skipped
+        if self._header is None:
+            first = next(rows, None)
+            if first is None:
+                return iter(())
+            self._header = list(first)
+        skip = (at or 0) - count_of(self._counter)
+        if skip > 0:
+            next(islice(self._lines, skip, skip), None)
+        return self.chain(self._lines, 0)
+
+    def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
+        p = self.params
+        rows = filter(None, csv.reader(self.decoded(lines), delimiter=p.get("delimiter", ","),
+                                       quotechar=p.get("quotechar", '"')))
+        if self._header is None:
+            return rows
+        values = map(self._row, rows)
+        return zip(repeat(self._path), values) if p.get("return_path") else values
+
+    def _row(self, row: list[str]) -> dict[str, str]:
+        header = self._header
+        if len(row) != len(header):
+            raise ValueError(f"row has {len(row)} fields, the header has {len(header)}")
+        return dict(zip(header, row, strict=True))
+
+    def recover(self, exc: BaseException) -> Iterator[Any] | None:
+        if isinstance(exc, (ValueError, csv.Error)):
+            return self.chain(self._lines, 0)
+        return None

@@ -1,0 +1,124 @@
+"""The shape most readers share: each input element (a file, an archive, a
+run of the reader) expands into many outputs (members, lines, rows).
+
+State is two positions: the input's state *before* the current element and a
+position inside it (members read and the byte offset of the next header, lines
+read, ...). A resume restores the input, pulls the same element again,
+re-opens it and seeks or skips to the position; nothing read is copied into
+the state. Per output element the only work besides the reader's own is one
+``yield from`` step; errors are handled where they happen, not checked for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import compress, count, islice
+from typing import Any
+
+from ..datapipes.runtime import ResumableNode
+from ..errors import StreamdagError
+from .policy import ErrorPolicy
+from .streams import as_stream, close_quietly
+
+
+class ExpandingNode(ErrorPolicy, ResumableNode):
+    """Subclasses implement ``expand(item, at)``: an iterator over the outputs
+    of ``item`` starting at position ``at`` (None: the start), setting
+    ``self._pos`` to a callable that returns the current position.
+
+    An exception from ``expand`` or from the iterator is bad input: the error
+    policy decides. Then ``recover(exc)`` gives the iterator to go on with
+    (after a bad line), or None to abandon the element (a truncated archive).
+    Errors already attributed (StreamdagError) pass through."""
+
+    def iterator(self) -> Iterator[Any]:
+        restored = self.take_restored()
+        self._pos: Callable[[], Any] | None = None
+        self._pending = restored["at"] if restored else None
+        if self.inputs:
+            source = self.inputs[0]
+            self._in = restored["in"] if restored else source.state()
+            return self._run(source.iterator(), source.state)
+        self._in = None
+        return self._run(iter((None,)), None)
+
+    def _run(self, items: Iterator[Any], source_state: Callable[[], Any] | None) -> Iterator[Any]:
+        for item in items:
+            at, self._pending = self._pending, None
+            try:
+                part: Iterator[Any] | None = self.expand(item, at)
+            except StreamdagError:
+                raise
+            except Exception as exc:
+                self.fail(exc, self.where(item))
+                part = None
+            try:
+                while part is not None:
+                    try:
+                        yield from part
+                        part = None
+                    except StreamdagError:
+                        raise
+                    except Exception as exc:
+                        self.fail(exc, self.where(item))
+                        part = self.recover(exc)
+            finally:
+                self._pos = None
+                self.finish(item)
+            if source_state is not None:
+                self._in = source_state()
+
+    def expand(self, item: Any, at: Any) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def recover(self, exc: BaseException) -> Iterator[Any] | None:
+        """The rest of the current element after the bad input ``exc``, or
+        None if the element cannot go on."""
+        return None
+
+    def where(self, item: Any) -> str:
+        """The element (and position in it) for error messages."""
+        return repr(path_of(item))
+
+    def finish(self, item: Any) -> None:
+        """The element is done (or abandoned): close its stream."""
+        if type(item) is tuple and len(item) == 2:
+            close_quietly(item[1])
+
+    def split(self, item: Any) -> tuple[str, Any]:
+        """``(path, stream or bytes)`` -> (path, stream). Another shape is a
+        wiring mistake, not bad data: it raises whatever the policy."""
+        if type(item) is not tuple or len(item) != 2:
+            msg = (f"expects (path, stream) pairs as open_files() yields them, "
+                   f"got {type(item).__name__}")
+            self.reraise(TypeError(msg), f"element {str(item)[:80]!r}")
+        return item[0], as_stream(item[1])
+
+    def live_state(self) -> dict:
+        return {"in": self._in, "at": self._pending if self._pos is None else self._pos()}
+
+    def restore(self, state: dict | None) -> None:
+        super().restore(state)
+        if state is not None and self.inputs:
+            self.inputs[0].restore(state["in"])
+
+
+def path_of(item: Any) -> Any:
+    return item[0] if type(item) is tuple and item else item
+
+
+def counted(iterable: Any, skip: int) -> tuple[Iterator[Any], Any]:
+    """The items of ``iterable`` (a stream's lines, a reader's outputs)
+    after the first ``skip``, and a counter whose value (``count_of``) is
+    the number consumed so far, advanced in C by ``compress``: no Python
+    call per item."""
+    counter = count(1)
+    items = compress(iter(iterable), counter)
+    if skip:
+        next(islice(items, skip, skip), None)
+    return items, counter
+
+
+def count_of(counter: Any) -> int:
+    """How many items a ``counted`` counter has let through."""
+    return int(repr(counter)[6:-1]) - 1
+

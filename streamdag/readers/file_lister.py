@@ -1,0 +1,121 @@
+"""FileLister: the source node over file paths on any fsspec filesystem."""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..datapipes.iterable_wrapper import position_of
+from ..datapipes.params import check_bool
+from ..datapipes.registry import register_op
+from ..datapipes.runtime import RuntimeNode
+from ..errors import NodeError, ParamError
+
+if TYPE_CHECKING:
+    from ..datapipes.datapipe import DataPipe
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def FileLister(  # noqa: N802 - torchdata's name
+    root: str | Sequence[str] = ".", masks: str | Sequence[str] = "*", recursive: bool = False,
+    *, storage_options: Mapping[str, Any] | None = None, name: str | None = None,
+) -> DataPipe[str]:
+    """Paths of the files under ``root`` (a directory, a file or a glob; a
+    local path or any fsspec URL; or a list of them) whose names match one of
+    ``masks``, sorted, so every worker and every run agrees on the order.
+    ``storage_options`` go to fsspec (credentials, endpoint); ``open_files``
+    downstream reuses them unless given its own."""
+    from ..datapipes.datapipe import DataPipe, make_node
+
+    params = {"root": root, "masks": masks, "recursive": recursive,
+              "storage_options": dict(storage_options) if storage_options else None}
+    return DataPipe(make_node("file_lister", params, (), name))
+
+
+def _strings(op: str, key: str, value: Any) -> list[str]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, (list, tuple)) or not values or not all(
+            isinstance(v, str) for v in values):
+        raise ParamError(f"{op}: {key} must be a str or a non-empty list of str, got {value!r}")
+    return list(values)
+
+
+def list_files(roots: list[str], masks: list[str], recursive: bool,
+               storage_options: Mapping[str, Any] | None) -> list[str]:
+    """The matching files of each root, sorted within the root; local files
+    as plain paths, others as URLs with their protocol."""
+    from fsspec.core import url_to_fs
+    from fsspec.implementations.local import LocalFileSystem
+
+    out: list[str] = []
+    for root in roots:
+        fs, path = url_to_fs(root, **(storage_options or {}))
+        if _GLOB_CHARS.intersection(path):
+            tops = fs.glob(path)
+        elif fs.exists(path):
+            tops = [path]
+        else:
+            raise FileNotFoundError(f"no such file or directory: {root!r}")
+        found = set()
+        for top in tops:
+            if fs.isdir(top):  # a named file is taken whatever its name; a directory's are masked
+                found.update(p for p in fs.find(top, maxdepth=None if recursive else 1)
+                             if any(fnmatch.fnmatch(posixpath.basename(p), m) for m in masks))
+            else:
+                found.add(top)
+        ordered = sorted(found)
+        if not isinstance(fs, LocalFileSystem):
+            ordered = [fs.unstrip_protocol(p) for p in ordered]
+        out.extend(ordered)
+    return out
+
+
+@register_op("file_lister", inputs=0)
+class FileListerNode(RuntimeNode):
+    """Lists at the start of each epoch, in each worker; state: how many
+    paths were yielded (a resume expects the same listing)."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        _strings("file_lister", "root", params.get("root"))
+        _strings("file_lister", "masks", params.get("masks"))
+        check_bool("file_lister", "recursive", params.get("recursive"))
+        options = params.get("storage_options")
+        if options is not None and not isinstance(options, Mapping):
+            raise ParamError(f"file_lister: storage_options must be a dict, got {options!r}")
+
+    def setup(self) -> None:
+        self._start = 0
+        self._it: Any = None
+        self._length = 0
+
+    def reset(self) -> None:
+        self._start = 0
+        self._it = None
+
+    def iterator(self) -> Iterator[str]:
+        p = self.params
+        try:
+            paths = list_files(_strings("file_lister", "root", p["root"]),
+                               _strings("file_lister", "masks", p["masks"]),
+                               p["recursive"], p.get("storage_options"))
+        except Exception as exc:
+            msg = f"{self.label} cannot list {p['root']!r}: {type(exc).__name__}: {exc}"
+            raise NodeError(msg, op=self.spec.op, name=self.spec.name,
+                            node_id=self.spec.id) from exc
+        start, self._start = self._start, 0
+        self._length = len(paths)
+        self._it = it = iter(paths)
+        if start:
+            it.__setstate__(start)
+        return it
+
+    def state(self) -> int:
+        return self._start if self._it is None else position_of(self._it, self._length)
+
+    def restore(self, state: int | None) -> None:
+        self._start = state or 0
+        self._it = None

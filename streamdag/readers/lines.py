@@ -1,0 +1,95 @@
+"""readlines: (path, stream) -> (path, line), streaming, and the line
+machinery parse_jsonl and parse_csv share.
+
+Lines are read in C (the stream's own line iterator), counted in C
+(``compress`` over a counter) and decoded in C (``map(bytes.decode, ...)``):
+no Python call per line unless the output needs one. State: the input's state
+before the current file and the number of lines consumed in it; a resume
+re-opens the file and skips that many lines."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping
+from functools import partial
+from itertools import count, repeat
+from operator import itemgetter
+from typing import Any
+
+from ..datapipes.params import check_bool, check_type
+from ..datapipes.registry import register_op
+from .expand import ExpandingNode, count_of, counted
+from .policy import check_on_error
+
+_SWAP = itemgetter(1, 0)
+_PATH_NUMBER_LINE = itemgetter(0, 2, 1)
+
+
+class LineReader(ExpandingNode):
+    """Base of the line-based readers: subclasses build ``chain(lines,
+    first_line)`` over the raw (bytes or str) lines of the current file.
+    A ValueError from the chain (undecodable or unparsable line) is a bad
+    line: the file goes on with the next one."""
+
+    def expand(self, item: Any, at: Any) -> Iterator[Any]:
+        path, stream = self.split(item)
+        self._path = path
+        self._text = isinstance(stream, io.TextIOBase)
+        self._lines, self._counter = counted(stream, at or 0)
+        self._pos = partial(count_of, self._counter)
+        return self.chain(self._lines, (at or 0) + 1)
+
+    def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def decoded(self, lines: Iterator[Any]) -> Iterator[Any]:
+        if self._text:
+            return lines
+        return map(bytes.decode, lines, repeat(self.params.get("encoding", "utf-8")))
+
+    def recover(self, exc: BaseException) -> Iterator[Any] | None:
+        if isinstance(exc, ValueError):
+            return self.chain(self._lines, count_of(self._counter) + 1)
+        return None
+
+    def where(self, item: Any) -> str:
+        counter = getattr(self, "_counter", None)
+        if self._pos is None or counter is None:
+            return super().where(item)
+        return f"{self._path!r} line {count_of(counter)}"
+
+
+def check_text_params(op: str, params: Mapping[str, Any]) -> None:
+    check_type(op, "encoding", params.get("encoding", "utf-8"), str, "an encoding name")
+    check_bool(op, "return_path", params.get("return_path", False))
+    check_on_error(op, params)
+
+
+@register_op("readlines")
+class ReadLinesNode(LineReader):
+    """Elements: ``(path, line)``, or ``line`` without ``return_path``;
+    with ``line_numbers`` the 1-based line number comes before the line."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_text_params("readlines", params)
+        check_bool("readlines", "strip_newline", params.get("strip_newline", True))
+        check_bool("readlines", "decode", params.get("decode", True))
+        check_bool("readlines", "line_numbers", params.get("line_numbers", False))
+
+    def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
+        p = self.params
+        decode = p.get("decode", True)
+        if decode:
+            lines = self.decoded(lines)
+        if p.get("strip_newline", True):
+            text = decode or self._text
+            lines = map(str.rstrip if text else bytes.rstrip, lines,
+                        repeat("\r\n" if text else b"\r\n"))
+        with_path = p.get("return_path", True)
+        if not p.get("line_numbers", False):
+            return zip(repeat(self._path), lines) if with_path else lines
+        # the number is pulled after the line, so a bad line does not advance it
+        if with_path:
+            return map(_PATH_NUMBER_LINE, zip(repeat(self._path), lines, count(first_line)))
+        return map(_SWAP, zip(lines, count(first_line)))

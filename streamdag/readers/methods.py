@@ -1,0 +1,100 @@
+"""The reader methods of DataPipe, as explicit typed methods (a mixin
+DataPipe inherits), so editors and type checkers see them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..decoders.methods import DecoderMethods
+
+if TYPE_CHECKING:
+    from ..datapipes.datapipe import DataPipe
+    from ..datapipes.node import Node
+    from .custom import Reader
+
+
+class ReaderMethods(DecoderMethods):
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        node: Node
+
+        def _then(self, op: str, params: Mapping[str, Any], *others: DataPipe[Any],
+                  name: str | None = None) -> DataPipe[Any]: ...
+
+    def open_files(self, mode: str = "rb", *, encoding: str | None = None,
+                   storage_options: Mapping[str, Any] | None = None, on_error: str = "raise",
+                   name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """Paths -> (path, open stream) on any fsspec filesystem, read lazily
+        by the next node. ``storage_options`` default to those of the
+        FileLister upstream."""
+        if storage_options is None:
+            storage_options = _lister_options(self.node)
+        params = {"mode": mode, "encoding": encoding,
+                  "storage_options": dict(storage_options) if storage_options else None,
+                  "on_error": on_error}
+        return self._then("open_files", params, name=name)
+
+    open_files_by_fsspec = open_files
+
+    def load_from_tar(self, *, streams: bool = False, on_error: str = "raise",
+                      name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """(path, stream) of tar archives (plain or compressed) -> (archive/member,
+        bytes), or a member stream with ``streams=True``."""
+        return self._then("load_from_tar", {"streams": streams, "on_error": on_error}, name=name)
+
+    def load_from_zip(self, *, streams: bool = False, on_error: str = "raise",
+                      name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """(path, stream) of zip archives -> (archive/member, bytes or stream)."""
+        return self._then("load_from_zip", {"streams": streams, "on_error": on_error}, name=name)
+
+    def readlines(self, *, strip_newline: bool = True, decode: bool = True,
+                  encoding: str = "utf-8", return_path: bool = True, line_numbers: bool = False,
+                  on_error: str = "raise", name: str | None = None) -> DataPipe[Any]:
+        """(path, stream) -> (path, line) per line, streaming; ``line_numbers``
+        gives (path, number, line), ``return_path=False`` drops the path."""
+        params = {"strip_newline": strip_newline, "decode": decode, "encoding": encoding,
+                  "return_path": return_path, "line_numbers": line_numbers, "on_error": on_error}
+        return self._then("readlines", params, name=name)
+
+    def parse_jsonl(self, *, encoding: str = "utf-8", return_path: bool = False,
+                    on_error: str = "raise", name: str | None = None) -> DataPipe[Any]:
+        """(path, stream) of JSON lines -> one value per non-blank line
+        ((path, value) with ``return_path``)."""
+        params = {"encoding": encoding, "return_path": return_path, "on_error": on_error}
+        return self._then("parse_jsonl", params, name=name)
+
+    def parse_csv(self, *, header: bool | Sequence[str] = True, delimiter: str = ",",
+                  quotechar: str = '"', encoding: str = "utf-8", return_path: bool = False,
+                  on_error: str = "raise", name: str | None = None) -> DataPipe[Any]:
+        """(path, stream) of CSV -> one dict per row keyed by the header (the
+        first row, or the names given)."""
+        params = {"header": header if header is True else list(header), "delimiter": delimiter,
+                  "quotechar": quotechar, "encoding": encoding, "return_path": return_path,
+                  "on_error": on_error}
+        return self._then("parse_csv", params, name=name)
+
+    def webdataset(self, *, on_error: str = "raise",
+                   name: str | None = None) -> DataPipe[dict[str, Any]]:
+        """Archive members -> one dict per sample (consecutive members with
+        the same key), with ``__key__``, ``__url__`` and one field per extension."""
+        return self._then("webdataset", {"on_error": on_error}, name=name)
+
+    def read_with(self, reader: Reader | str, *, on_error: str = "raise",
+                  name: str | None = None, **params: Any) -> DataPipe[Any]:
+        """Feed each element to a custom reader registered with ``inputs=1``."""
+        from .custom import get_reader
+
+        found = get_reader(reader) if isinstance(reader, str) else reader
+        return found(self, on_error=on_error, name=name, **params)  # type: ignore[arg-type]
+
+
+def _lister_options(node: Node) -> Mapping[str, Any] | None:
+    """The storage_options of the FileLister this pipe reads from, through
+    single-input nodes (shuffle, sharding_filter, ...)."""
+    while node.inputs:
+        if len(node.inputs) != 1:
+            return None
+        node = node.inputs[0]
+    return node.params.get("storage_options") if node.op == "file_lister" else None

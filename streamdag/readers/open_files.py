@@ -1,0 +1,79 @@
+"""open_files: paths -> (path, open stream), on any fsspec filesystem.
+
+Streams are opened lazily, one per element, and never read here: a reader
+downstream consumes them as it goes, so a file larger than memory streams
+through. The reader that consumes a stream closes it; the node closes the
+last one it opened when the epoch is torn down."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator, Mapping
+from functools import partial
+from operator import is_not
+from typing import Any
+
+from ..datapipes.params import check_choice
+from ..datapipes.registry import register_op
+from ..datapipes.runtime import RuntimeNode
+from ..errors import ParamError
+from .policy import ErrorPolicy, check_on_error
+from .streams import close_quietly
+
+SKIP = object()  # returned in place of an element dropped by the error policy
+not_skipped = partial(is_not, SKIP)
+
+
+def open_stream(path: str, mode: str = "rb", encoding: str | None = None,
+                storage_options: Mapping[str, Any] | None = None) -> Any:
+    """An open file object: the builtin ``open`` for local paths (fastest
+    reads), fsspec for URLs."""
+    if "://" not in path and "::" not in path:
+        return open(path, mode, encoding=encoding) if mode == "r" else open(path, mode)
+    from fsspec.core import url_to_fs
+
+    fs, inner = url_to_fs(path, **(storage_options or {}))
+    stream = fs.open(inner, "rb")
+    return io.TextIOWrapper(stream, encoding=encoding) if mode == "r" else stream
+
+
+@register_op("open_files")
+class OpenFilesNode(ErrorPolicy, RuntimeNode):
+    """Stateless: its state is its input's (a resume re-opens the file and
+    the reader downstream seeks or skips to its position)."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_choice("open_files", "mode", params.get("mode", "rb"), ("rb", "r"))
+        options = params.get("storage_options")
+        if options is not None and not isinstance(options, Mapping):
+            raise ParamError(f"open_files: storage_options must be a dict, got {options!r}")
+        check_on_error("open_files", params)
+
+    def setup(self) -> None:
+        p = self.params
+        self._open = partial(open_stream, mode=p.get("mode", "rb"), encoding=p.get("encoding"),
+                             storage_options=p.get("storage_options"))
+        self._last: Any = None
+
+    def iterator(self) -> Iterator[tuple[str, Any]]:
+        return filter(not_skipped, map(self._pair, self.inputs[0].iterator()))
+
+    def _pair(self, path: Any) -> Any:
+        if not isinstance(path, str):
+            if not isinstance(path, os.PathLike):
+                msg = f"open_files expects paths (str), got {type(path).__name__}"
+                self.reraise(TypeError(msg), f"element {str(path)[:80]!r}")
+            path = os.fspath(path)
+        try:
+            self._last = stream = self._open(path)
+        except Exception as exc:
+            self.fail(exc, repr(path))
+            return SKIP
+        return path, stream
+
+    def close(self) -> None:
+        last, self._last = self._last, None
+        if last is not None:
+            close_quietly(last)

@@ -1,0 +1,61 @@
+"""Error policies of reader and decoder nodes: ``on_error="raise"|"skip"|"warn"``.
+
+Bad input (a corrupt JPEG, a truncated tar, an invalid JSON line) either
+stops the pipeline with an error naming the node, the file and the member or
+line, or is dropped and counted. Counting happens only on the error path: a
+plain attribute increment, so the good path costs nothing."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from ..datapipes.params import check_choice
+from ..errors import NodeError
+
+ON_ERROR = ("raise", "skip", "warn")
+
+
+class SkippedInputWarning(UserWarning):
+    """Issued for each bad input dropped by a node with ``on_error="warn"``."""
+
+
+def check_on_error(op: str, params: Mapping[str, Any]) -> None:
+    check_choice(op, "on_error", params.get("on_error", "raise"), ON_ERROR)
+
+
+class ErrorPolicy:
+    """Mixin for runtime nodes: ``self.skipped`` counts the inputs dropped
+    under ``skip``/``warn`` in this run (never reset between epochs, never
+    part of the resume state: it is a statistic, not a position)."""
+
+    skipped: int = 0
+    label: str
+    params: Mapping[str, Any]
+    spec: Any
+
+    @property
+    def on_error(self) -> str:
+        return self.params.get("on_error", "raise")
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this node in this process."""
+        return {"skipped": self.skipped}
+
+    def error(self, exc: BaseException, where: str) -> NodeError:
+        msg = f"{self.label} failed on {where}: {type(exc).__name__}: {exc}"
+        return NodeError(msg, op=self.spec.op, name=self.spec.name, node_id=self.spec.id)
+
+    def fail(self, exc: BaseException, where: str) -> None:
+        """Apply the policy to ``exc`` (raised while handling ``where``):
+        raise a NodeError from it, or count it (and warn) and return."""
+        if self.on_error == "raise":
+            raise self.error(exc, where) from exc
+        self.skipped += 1
+        if self.on_error == "warn":
+            warnings.warn(f"{self.error(exc, where)} (skipped)", SkippedInputWarning, stacklevel=3)
+
+    def reraise(self, exc: BaseException, where: str) -> NoReturn:
+        """Raise regardless of the policy (a broken pipeline, not bad data)."""
+        raise self.error(exc, where) from exc

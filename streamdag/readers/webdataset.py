@@ -1,0 +1,115 @@
+"""webdataset: archive members -> one dict per sample, as the webdataset
+package groups them.
+
+Consecutive members with the same key (the member path up to the first dot
+of its file name) form a sample: ``{"__key__": key, "__url__": archive,
+"jpg": b"...", "cls": b"..."}``. Field names are the rest of the file name
+after that dot, lowercased and without the leading dot ("jpg", "seg.png"),
+exactly as ``webdataset.WebDataset`` yields them, so handlers and code
+written for it work unchanged."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..datapipes.registry import register_op
+from ..datapipes.replay import Replayer, restore_source
+from ..datapipes.runtime import ResumableNode
+from .policy import ErrorPolicy, check_on_error
+from .streams import MemberPath
+
+_META = re.compile(r"__[^/]*__($|/)")  # webdataset's skip_meta: "__index__", "__x__/..."
+_REPLAY_EVERY = 32
+
+
+def split_key(name: str) -> tuple[str | None, str]:
+    """``"dir/00001.seg.png"`` -> ``("dir/00001", "seg.png")``; (None, "")
+    for a name without an extension (webdataset's ``base_plus_ext``)."""
+    slash = name.rfind("/")
+    dot = name.find(".", slash + 1)
+    if dot <= slash + 1:
+        return None, ""
+    return name[:dot], name[dot + 1:]
+
+
+@register_op("webdataset")
+class WebDatasetNode(ErrorPolicy, ResumableNode):
+    """Input: ``(path, data)`` pairs from load_from_tar/load_from_zip (``__url__``
+    is the archive and ``__key__`` the key inside it; for other paths,
+    ``__key__`` is the whole path up to the dot and ``__url__`` is None).
+    Members without an extension and webdataset's ``__meta__`` entries are
+    passed over. A key repeated within one sample is bad input: the whole
+    sample is dropped under ``skip``/``warn``.
+
+    State: a checkpoint of the input at most 32 members back and the number
+    of the first member of the sample not yet delivered (the sample being
+    filled when the state is read); a resume replays from the checkpoint."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        check_on_error("webdataset", params)
+
+    def iterator(self) -> Iterator[dict[str, Any]]:
+        self._replay = replay = Replayer(self.inputs[0], _REPLAY_EVERY)
+        restored = self.take_restored()
+        if restored is None:
+            replay.start()
+        else:
+            replay.start(restored["ckpt"])
+            replay.skip_to(restored["next"], self.label)
+        self._next = replay.seq
+        return self._samples()
+
+    def _samples(self) -> Iterator[dict[str, Any]]:
+        replay = self._replay
+        pull = replay.pull
+        sample: dict[str, Any] | None = None
+        key = url = None
+        bad = False
+        while True:
+            seq = replay.seq
+            try:
+                item = pull()
+            except StopIteration:
+                break
+            if type(item) is not tuple or len(item) != 2:
+                msg = f"expects (path, data) pairs as load_from_tar() yields, got {item!r:.80}"
+                self.reraise(TypeError(msg), f"input element {seq}")
+            path, data = item
+            if type(path) is MemberPath:
+                name, where = path.member, path.archive
+            else:
+                name, where = path, None
+            if name[:2] == "__" and _META.match(name):
+                continue
+            prefix, field = split_key(name)
+            if prefix is None:
+                continue
+            field = field.lower()
+            if prefix != key or where != url:
+                if sample is not None and not bad:
+                    self._next = seq
+                    yield sample
+                    replay.forget_before(seq)
+                key, url, bad = prefix, where, False
+                sample = {"__key__": prefix, "__url__": where}
+            elif bad:
+                continue
+            if field in sample:
+                msg = f"field {field!r} appears twice in sample {prefix!r}"
+                self.fail(ValueError(msg), f"{where or path!r} member {name!r}")
+                bad = True
+                continue
+            sample[field] = data
+        self._next = replay.seq
+        if sample is not None and not bad:
+            yield sample
+
+    def live_state(self) -> dict:
+        return {"next": self._next, "ckpt": self._replay.checkpoint(self._next)}
+
+    def restore(self, state: dict | None) -> None:
+        super().restore(state)
+        restore_source(self.inputs[0], state and state["ckpt"])
