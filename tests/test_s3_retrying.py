@@ -21,6 +21,7 @@ from streamdag.readers.retrying import (
     RetryingReader,
     RetryPolicy,
     RetryStats,
+    is_transient,
     make_fs,
     open_files_retrying,
     open_retrying,
@@ -147,15 +148,39 @@ def test_not_found_fails_fast_with_the_url(s3_proxy: FaultProxy, s3_bucket: str,
     assert s3_proxy.request_count("HEAD") == 1 and s3_proxy.request_count("GET") <= 1
 
 
-def test_denied_fails_fast(s3_proxy: FaultProxy, obj: str) -> None:
-    fs, _ = make_fs("s3://x", storage_options(s3_proxy.endpoint, skip_instance_cache=True,
-                                              key="bad", secret="bad"))
-    # moto accepts any credentials; PermissionError is what s3fs maps 403 to:
-    # check the classification directly on the type s3fs raises.
-    from streamdag.readers.retrying import is_transient
+@pytest.mark.parametrize("status", [403, 400])
+def test_client_errors_fail_fast_with_the_url(s3_proxy: FaultProxy, obj: str,
+                                              status: int) -> None:
+    r = reader(s3_proxy, obj, read_ahead=0)
+    s3_proxy.fail_next(1, status=status, method="GET")
+    with pytest.raises(OSError, match=f"s3://{obj}") as info:
+        r.read(10)
+    assert not isinstance(info.value, RetriesExhaustedError)
+    assert r.retries == 0 and len(gets(s3_proxy)) == 1
+
+
+def test_classification() -> None:
+    from botocore.exceptions import ClientError
+
+    def client_error(code: str, status: int) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": code},
+                            "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
 
     assert not is_transient(PermissionError(13, "Forbidden"))
-    assert fs.retries == 1
+    assert not is_transient(FileNotFoundError(2, "NoSuchKey"))
+    assert not is_transient(client_error("AccessDenied", 403))
+    assert not is_transient(client_error("NoSuchBucket", 404))
+    assert is_transient(client_error("SlowDown", 503))
+    assert is_transient(client_error("RequestTimeout", 400))
+    assert is_transient(client_error("Whatever", 502))
+    wrapped = OSError(16, "Please reduce your request rate.")
+    wrapped.__cause__ = client_error("SlowDown", 503)
+    assert is_transient(wrapped)
+    assert is_transient(ConnectionResetError(104, "reset"))
+    assert is_transient(TimeoutError())
+    import aiohttp
+
+    assert is_transient(aiohttp.ClientPayloadError("Response payload is not completed"))
 
 
 def test_seek_then_read(s3_proxy: FaultProxy, obj: str) -> None:

@@ -113,17 +113,21 @@ class RetryStats:
         return {"retries": self.retries, "requests": self.requests, "bytes": self.bytes}
 
 
-def _client_error_code(exc: BaseException) -> str | None:
+def _client_error_transient(exc: BaseException) -> bool | None:
+    """For a botocore ClientError: 4xx other than 408/429/RequestTimeout is
+    permanent whatever the code (403 AccessDenied, 404 NoSuchKey/NoSuchBucket),
+    else a known throttling/server code or a 5xx is transient. None if
+    ``exc`` is not a ClientError."""
     response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        err = response.get("Error") or {}
-        code = err.get("Code") if isinstance(err, Mapping) else None
-        if code is not None:
-            return str(code)
-        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        if status is not None:
-            return str(status)
-    return None
+    if not isinstance(response, Mapping):
+        return None
+    err = response.get("Error") or {}
+    code = str(err.get("Code")) if isinstance(err, Mapping) and err.get("Code") else None
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    if code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
+        return not (isinstance(status, int) and 400 <= status < 500
+                    and status not in (408, 429) and code != "RequestTimeout")
+    return False
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -135,9 +139,9 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(e))
         if isinstance(e, _PERMANENT_OS):
             return False
-        code = _client_error_code(e)
-        if code is not None:
-            return code in _TRANSIENT_CODES
+        verdict = _client_error_transient(e)
+        if verdict is not None:
+            return verdict
         e = e.__cause__
     if isinstance(exc, (ShortReadError, TimeoutError, ConnectionError)):
         return True
