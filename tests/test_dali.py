@@ -214,3 +214,41 @@ def test_gpu_dali_matches_pillow(jpegs: list[bytes], backend: str) -> None:
         assert mad(a["jpg"], b["jpg"]) <= 2.0
     dn = run(jpegs, backend=backend, device="gpu", crop=40, mean=MEAN, std=STD)
     assert dn[0].is_cuda and dn[0].dtype == torch.float32 and dn[0].shape == (4, 3, 40, 40)
+
+
+def test_nvjpeg_needs_gpu(jpegs: list[bytes]) -> None:
+    with pytest.raises(RuntimeError, match="nvjpeg"):
+        run(jpegs, backend="nvjpeg", device="cpu", crop=32)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("backend", ["nvjpeg", "auto"])
+def test_gpu_nvjpeg_matches_pillow(jpegs: list[bytes], backend: str) -> None:
+    pytest.importorskip("torchvision")
+    pngs = [_image(70, 90, 20, "PNG")]
+    dicts = [{"jpg": img, "cls": i} for i, img in enumerate(jpegs + pngs)]
+    d = run(dicts, backend=backend, device="gpu", size=64, crop=56)
+    p = run(dicts, backend="pillow", device="cpu", size=64, crop=56)
+    for a, b in zip(d, p, strict=True):
+        assert a["jpg"].is_cuda and a["jpg"].dtype == torch.uint8
+        assert a["jpg"].shape == b["jpg"].shape and a["cls"] == b["cls"]
+        for i in range(len(a["jpg"])):
+            assert mad(a["jpg"][i], b["jpg"][i]) <= 2.0
+    dn = run(jpegs, backend=backend, device="gpu", crop=40, mean=MEAN, std=STD, layout="HWC")
+    assert dn[0].is_cuda and dn[0].dtype == torch.float32 and dn[0].shape == (4, 40, 40, 3)
+    ragged = run(jpegs, backend=backend, device="gpu", size=40)
+    assert ragged[0][0].is_cuda and ragged[0][0].shape == (3, 40, 53)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("backend", ["nvjpeg", "dali"])
+def test_gpu_corrupt_jpeg_names_node_and_index(jpegs: list[bytes], backend: str) -> None:
+    if backend == "dali" and not HAS_DALI:
+        pytest.skip("nvidia-dali is not installed")
+    pytest.importorskip("torchvision")
+    bad = list(jpegs[:4])
+    bad[3] = bad[3][:60] + b"\xff" * 50
+    with pytest.raises(NodeError, match=r"dec.*image 3 of the batch"):
+        run(bad, backend=backend, device="gpu", crop=32)

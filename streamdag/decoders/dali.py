@@ -49,7 +49,7 @@ from .image import decode_image as pillow_decode
 
 OP = "decode_images"
 INSTALL = "pip install 'streamdag[dali]'"
-BACKENDS = ("auto", "dali", "pillow")
+BACKENDS = ("auto", "dali", "nvjpeg", "pillow")
 DEVICES = (None, "gpu", "cpu")
 LAYOUTS = ("CHW", "HWC")
 IMAGE_KEYS = ("jpg", "jpeg", "png", "image", "img", "webp", "bmp")
@@ -64,6 +64,15 @@ def dali_available() -> bool:
     """True when ``nvidia.dali`` can be imported."""
     try:
         import nvidia.dali  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def nvjpeg_available() -> bool:
+    """True when torchvision (whose ``decode_jpeg`` runs nvJPEG on CUDA) imports."""
+    try:
+        import torchvision.io  # noqa: F401
     except ImportError:
         return False
     return True
@@ -172,9 +181,13 @@ class DecodeImagesNode(RuntimeNode):
             raise RuntimeError(f"{OP}: device='gpu' but torch.cuda is not available; "
                                "use device='cpu' or leave device unset")
         if backend == "auto":
-            backend = "dali" if device == "gpu" and dali_available() else "pillow"
+            backend = ("pillow" if device == "cpu" else "dali" if dali_available()
+                       else "nvjpeg" if nvjpeg_available() else "pillow")
         elif backend == "dali":
             _import_dali()
+        elif backend == "nvjpeg" and (device != "gpu" or not nvjpeg_available()):
+            raise RuntimeError(f"{OP}: backend='nvjpeg' needs device='gpu' and torchvision "
+                               "(torchvision.io.decode_jpeg on CUDA)")
         return device, backend
 
     @property
@@ -229,6 +242,8 @@ class DecodeImagesNode(RuntimeNode):
     def _run(self, encoded: list[Any]) -> Any:
         if self.backend == "dali":
             return self._run_dali(encoded)
+        if self.backend == "nvjpeg":
+            return self._run_nvjpeg(encoded)
         return self._run_pillow(encoded)
 
     # -- DALI -------------------------------------------------------------
@@ -306,6 +321,59 @@ class DecodeImagesNode(RuntimeNode):
                 return ValueError(f"{OP}: cannot decode image {i} of the batch "
                                   f"({len(bytes(data))} bytes): {type(bad).__name__}: {bad}")
         return RuntimeError(f"{OP}: DALI failed on a batch of {len(encoded)} images: {exc}")
+
+    # -- torchvision nvJPEG (GPU) -------------------------------------------
+    def _run_nvjpeg(self, encoded: list[Any]) -> Any:
+        import torch
+        import torchvision.io as tio
+
+        jpeg = [i for i, e in enumerate(encoded) if bytes(e[:2]) == b"\xff\xd8"]
+        images: list[Any] = [None] * len(encoded)
+        if jpeg:
+            data = [torch.frombuffer(bytearray(encoded[i]), dtype=torch.uint8) for i in jpeg]
+            try:
+                decoded = tio.decode_jpeg(data, mode=tio.ImageReadMode.RGB, device="cuda")
+            except Exception as exc:
+                raise self._bad_sample(encoded, exc) from exc
+            for i, img in zip(jpeg, decoded, strict=True):
+                images[i] = img
+        for i, e in enumerate(encoded):  # PNG and others: Pillow, then upload
+            if images[i] is None:
+                try:
+                    arr = np.array(pillow_decode(bytes(e), "rgb", None, "pil"))
+                except Exception as exc:
+                    raise ValueError(f"{OP}: cannot decode image {i} of the batch: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+                images[i] = torch.from_numpy(arr).permute(2, 0, 1).cuda(non_blocking=True)
+        out = [self._resize_crop_chw(img) for img in images]
+        result: Any = torch.stack(out) if self.dense else out
+        if self.mean is not None:
+            mean = torch.tensor([255.0 * m for m in self.mean], device="cuda").view(3, 1, 1)
+            std = torch.tensor([255.0 * s for s in self.std], device="cuda").view(3, 1, 1)
+            result = ((result.float() - mean) / std if not isinstance(result, list)
+                      else [(t.float() - mean) / std for t in result])
+        if self.layout == "HWC":
+            result = (result.permute(0, 2, 3, 1).contiguous() if not isinstance(result, list)
+                      else [t.permute(1, 2, 0).contiguous() for t in result])
+        return result
+
+    def _resize_crop_chw(self, img: Any) -> Any:
+        """Resize (bilinear, antialiased as Pillow) and centre-crop a CHW uint8 tensor."""
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        if self.size is not None:
+            h, w = _resize_shape(img.shape[1], img.shape[2], self.size)
+            if (h, w) != tuple(img.shape[1:]):
+                img = F.interpolate(img[None].float(), size=(h, w), mode="bilinear",
+                                    align_corners=False, antialias=True)[0]
+                img = img.round_().clamp_(0, 255).to(torch.uint8)
+        if self.crop is not None:
+            ch, cw = self.crop
+            top = math.floor((img.shape[1] - ch) / 2.0 + 0.5)
+            left = math.floor((img.shape[2] - cw) / 2.0 + 0.5)
+            img = img[:, top:top + ch, left:left + cw]
+        return img.contiguous()
 
     # -- Pillow -----------------------------------------------------------
     def _run_pillow(self, encoded: list[Any]) -> Any:
