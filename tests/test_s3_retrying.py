@@ -284,3 +284,44 @@ def test_node_reports_retries(s3_proxy: FaultProxy, obj: str) -> None:
         assert f.raw.retries == 2
     assert stats.as_dict() == {"retries": 2, "requests": 1 + 2 + -(-len(DATA) // CHUNK),
                                "bytes": len(DATA)}
+
+
+def test_resume_mid_shard_exact(s3_proxy: FaultProxy, s3_bucket: str, s3_env: str,
+                                shards: set[tuple[str, bytes]]) -> None:
+    from streamdag import DataLoader2
+
+    dp = _pipeline(s3_proxy, s3_bucket)
+    s3_proxy.cut_next_response(after_bytes=3_000, path_contains="shard-0000")
+    loader = DataLoader2(dp, seed=0)
+    it = iter(loader)
+    first = [(s["__key__"], s["bin"]) for _, s in zip(range(70), it, strict=False)]
+    state = loader.state_dict()
+    loader.shutdown()
+    s3_proxy.fail_next(2, status=503, method="GET", path_contains="shard-0001")
+    again = DataLoader2(dp, seed=0)
+    again.load_state_dict(state)
+    rest = [(s["__key__"], s["bin"]) for s in again]
+    again.shutdown()
+    assert len(first) == 70 and len(first) + len(rest) == len(shards)
+    assert set(first) | set(rest) == shards
+
+
+def test_two_worker_processes_exact(s3_proxy: FaultProxy, s3_bucket: str, s3_env: str,
+                                    shards: set[tuple[str, bytes]]) -> None:
+    from streamdag import DataLoader2
+    from streamdag.reading_service.multiprocessing import MultiProcessingReadingService
+
+    lister = FileLister(f"s3://{s3_bucket}/shards/", "*.tar",
+                        storage_options=storage_options(s3_proxy.endpoint)).sharding_filter()
+    dp = open_files_retrying(lister, storage_options=storage_options(s3_proxy.endpoint),
+                             chunk_size=32 * 1024, backoff_base=0.01, backoff_max=0.05)
+    dp = dp._then("load_from_tar", {})._then("webdataset", {})
+    s3_proxy.cut_next_response(after_bytes=2_000, count=2, path_contains="shard-0001")
+    s3_proxy.fail_next(2, status=503, method="GET", path_contains="shard-0000")
+    loader = DataLoader2(dp, MultiProcessingReadingService(num_workers=2), seed=0)
+    try:
+        got = [(s["__key__"], s["bin"]) for s in loader]
+    finally:
+        loader.shutdown()
+    assert len(got) == len(shards) and set(got) == shards
+    assert s3_proxy.pending_faults == 0
