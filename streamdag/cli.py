@@ -38,35 +38,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="streamdag", description="Inspect, edit and run saved streamdag graphs "
-        "(.sdag msgpack or .json text).")
+        prog="streamdag",
+        description="Inspect, edit and run saved streamdag graphs (.sdag msgpack or .json text).",
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def verb(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help, description=help)
         sub.add_argument("file", metavar="FILE", help="a .sdag or .json graph file")
-        sub.add_argument("--trust", action="append", default=[], metavar="MODULE",
-                         help="a module the graph may import functions and ops from "
-                         "(repeatable; the current directory is searched too)")
+        sub.add_argument(
+            "--trust",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="a module the graph may import functions and ops from "
+            "(repeatable; the current directory is searched too)",
+        )
         sub.set_defaults(handler=handler)
         return sub
 
     verb("show", _show, "Print the graph's nodes with their params, inputs first.")
     verb("validate", _validate, "Check the graph fully, resolving its functions.")
-    sub = verb("set", _set, "Change node params: NODE is a node's name or id, VALUE is JSON "
-               "(a bare word is a string; functions are {\"ref\": \"module:qualname\"}).")
+    sub = verb(
+        "set",
+        _set,
+        "Change node params: NODE is a node's name or id, VALUE is JSON "
+        '(a bare word is a string; functions are {"ref": "module:qualname"}).',
+    )
     sub.add_argument("assignments", nargs="+", metavar="NODE.PARAM=VALUE")
     sub.add_argument("-o", "--output", metavar="OUT", help="write here (default: in place)")
     sub = verb("convert", _convert, "Rewrite the graph as msgpack (.sdag) or JSON (.json).")
     sub.add_argument("out", metavar="OUT", help="output file; its suffix picks the format")
-    sub = verb("draw", _draw, "Draw the graph: DOT text, or SVG/PNG/PDF through graphviz's "
-               "`dot` program.")
-    sub.add_argument("-o", "--output", metavar="OUT",
-                     help=".dot/.gv, or .svg/.png/.pdf (needs graphviz); default: DOT on stdout")
+    sub = verb(
+        "draw", _draw, "Draw the graph: DOT text, or SVG/PNG/PDF through graphviz's `dot` program."
+    )
+    sub.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help=".dot/.gv, or .svg/.png/.pdf (needs graphviz); default: DOT on stdout",
+    )
     sub = verb("run", _run, "Iterate the pipeline, printing element shapes and throughput.")
     sub.add_argument("--limit", type=int, metavar="N", help="stop after N elements")
-    sub.add_argument("--workers", type=int, default=0, metavar="N",
-                     help="run in N worker processes (MultiProcessingReadingService)")
+    sub.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run in N worker processes (MultiProcessingReadingService)",
+    )
     sub.add_argument("--seed", type=int, metavar="N", help="base seed (default: random)")
     return parser
 
@@ -163,8 +183,10 @@ def _service(workers: int) -> Any:
 
     service = getattr(streamdag, "MultiProcessingReadingService", None)
     if service is None:
-        raise StreamdagError("--workers needs sd.MultiProcessingReadingService, which this "
-                             "streamdag does not have yet; run without --workers")
+        raise StreamdagError(
+            "--workers needs sd.MultiProcessingReadingService, which this "
+            "streamdag does not have yet; run without --workers"
+        )
     return service(num_workers=workers)
 
 
@@ -180,8 +202,11 @@ def describe(value: Any, depth: int = 0) -> str:
     if isinstance(value, list):
         return f"list[{len(value)}]" + (f" of {describe(value[0], depth + 1)}" if value else "")
     if isinstance(value, tuple):
-        return "(" + ", ".join(describe(v, depth + 1) for v in value[:8]) + (
-            ", ...)" if len(value) > 8 else ")")
+        return (
+            "("
+            + ", ".join(describe(v, depth + 1) for v in value[:8])
+            + (", ...)" if len(value) > 8 else ")")
+        )
     if isinstance(value, dict):
         items = list(value.items())[:8]
         return "{" + ", ".join(f"{k!r}: {describe(v, depth + 1)}" for k, v in items) + "}"

@@ -55,7 +55,9 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "fork": _fork_zip,
     "branch": _fork_zip,
     "demux": _demux_concat,
-    "sample_multiplexer": lambda: sd.SampleMultiplexer({src(10): 0.3, src(20).map(fns.double): 0.7}),
+    "sample_multiplexer": lambda: sd.SampleMultiplexer(
+        {src(10): 0.3, src(20).map(fns.double): 0.7}
+    ),
     "prefetch": lambda: src().prefetch(3),
     "in_memory_cache": lambda: src().in_memory_cache(max_items=100),
 }
@@ -63,8 +65,11 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
 
 def test_every_builtin_op_has_a_pipeline() -> None:
     """The table above covers every op streamdag.datapipes registers."""
-    builtin = {name for name, op in registered_ops.items()
-               if op.runtime.__module__.startswith("streamdag.datapipes.")}
+    builtin = {
+        name
+        for name, op in registered_ops.items()
+        if op.runtime.__module__.startswith("streamdag.datapipes.")
+    }
     assert builtin <= set(PIPELINES), sorted(builtin - set(PIPELINES))
 
 
@@ -84,7 +89,8 @@ def test_loaded_graph_keeps_ids_names_and_structure(tmp_path) -> None:
     loaded = sd.load(path, trusted_modules=TRUST)
     before, after = sd.Graph(pipe), sd.Graph(loaded)
     assert [(n.id, n.op, n.name, [i.id for i in n.inputs]) for n in before] == [
-        (n.id, n.op, n.name, [i.id for i in n.inputs]) for n in after]
+        (n.id, n.op, n.name, [i.id for i in n.inputs]) for n in after
+    ]
     assert after.find(name="f.0").inputs[0] is after.find(name="f.1").inputs[0]
     assert after.find(op="map").params["fn"] is fns.double
 
@@ -110,23 +116,36 @@ def test_reading_services_agree_after_round_trip() -> None:
     if service is None:
         pytest.skip("sd.MultiProcessingReadingService is not built yet")
     pipe = src(20).shuffle(5).sharding_filter().map(fns.double)
-    assert_round_trips(pipe, TRUST, seed=5, epochs=1,
-                       reading_service=lambda: service(num_workers=2))
+    assert_round_trips(
+        pipe, TRUST, seed=5, epochs=1, reading_service=lambda: service(num_workers=2)
+    )
 
 
 def test_json_file_is_the_documented_layout() -> None:
     """The JSON text is exactly the format of DESIGN.md, readable by any JSON tool."""
     a = sd.IterableWrapper([1, 2], name="src")
-    pipe = sd.DataPipe(sd.Node("batch", {"batch_size": 2, "drop_last": False}, (a.node,),
-                               id="b1", name="batches"))
+    pipe = sd.DataPipe(
+        sd.Node("batch", {"batch_size": 2, "drop_last": False}, (a.node,), id="b1", name="batches")
+    )
     doc = json.loads(dumps(pipe, "json"))
     assert doc == {
-        "format": "streamdag-graph", "version": 1,
+        "format": "streamdag-graph",
+        "version": 1,
         "nodes": [
-            {"id": a.node.id, "op": "iterable_wrapper", "params": {"iterable": [1, 2]},
-             "inputs": [], "name": "src"},
-            {"id": "b1", "op": "batch", "params": {"batch_size": 2, "drop_last": False},
-             "inputs": [a.node.id], "name": "batches"},
+            {
+                "id": a.node.id,
+                "op": "iterable_wrapper",
+                "params": {"iterable": [1, 2]},
+                "inputs": [],
+                "name": "src",
+            },
+            {
+                "id": "b1",
+                "op": "batch",
+                "params": {"batch_size": 2, "drop_last": False},
+                "inputs": [a.node.id],
+                "name": "batches",
+            },
         ],
         "output": "b1",
     }
@@ -135,9 +154,25 @@ def test_json_file_is_the_documented_layout() -> None:
 # -- values -------------------------------------------------------------------
 
 VALUES = [
-    None, True, 0, -(2**63), 2**64 - 1, 1.5, "text", "", [1, [2, [3]]], (1, (2, "x")), (),
-    {"a": 1, "b": [None]}, {1: "one", (2, 3): "pair", "s": "str"}, {}, b"\x00\xff",
-    range(3, 20, 4), range(0), {"ref": "os:system"}, {"tuple": [1]},
+    None,
+    True,
+    0,
+    -(2**63),
+    2**64 - 1,
+    1.5,
+    "text",
+    "",
+    [1, [2, [3]]],
+    (1, (2, "x")),
+    (),
+    {"a": 1, "b": [None]},
+    {1: "one", (2, 3): "pair", "s": "str"},
+    {},
+    b"\x00\xff",
+    range(3, 20, 4),
+    range(0),
+    {"ref": "os:system"},
+    {"tuple": [1]},
 ]
 
 
@@ -161,9 +196,15 @@ def test_non_finite_floats_round_trip(fmt: str) -> None:
         assert b'{"float": "inf"}' in dumps(sd.IterableWrapper([math.inf]), fmt)
 
 
-@pytest.mark.parametrize(("value", "kind"), [
-    ({1, 2}, "builtins.set"), (object(), "builtins.object"), (iter(()), "builtins.tuple_iterator"),
-    (1j, "builtins.complex")])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ({1, 2}, "builtins.set"),
+        (object(), "builtins.object"),
+        (iter(()), "builtins.tuple_iterator"),
+        (1j, "builtins.complex"),
+    ],
+)
 def test_iterable_wrapper_refuses_unsavable_data_naming_the_node(value: Any, kind: str) -> None:
     """A source whose data cannot be written says which node and where."""
     pipe = sd.IterableWrapper([0, value], name="raw")
@@ -172,7 +213,8 @@ def test_iterable_wrapper_refuses_unsavable_data_naming_the_node(value: Any, kin
     assert str(err.value) == (
         f"cannot save iterable_wrapper node 'raw': params.iterable[1]: a value of type {kind} "
         "cannot be saved; params hold None, bool, int, float, str, bytes, list, tuple, dict, "
-        "range and functions")
+        "range and functions"
+    )
 
 
 def test_iterable_wrapper_over_other_iterables_is_refused() -> None:
@@ -182,14 +224,20 @@ def test_iterable_wrapper_over_other_iterables_is_refused() -> None:
         def __iter__(self):
             return iter(range(3))
 
-    with pytest.raises(sd.GraphFormatError, match=r"cannot save iterable_wrapper node "
-                       r"'nums': params\.iterable: a value of type .*Numbers cannot be saved"):
+    with pytest.raises(
+        sd.GraphFormatError,
+        match=r"cannot save iterable_wrapper node "
+        r"'nums': params\.iterable: a value of type .*Numbers cannot be saved",
+    ):
         dumps(sd.IterableWrapper(Numbers(), name="nums"))
 
 
 def test_too_large_integer_is_refused() -> None:
-    with pytest.raises(sd.GraphFormatError, match=r"params.iterable\[0\]: integer "
-                       r"18446744073709551616 does not fit in 64 bits"):
+    with pytest.raises(
+        sd.GraphFormatError,
+        match=r"params.iterable\[0\]: integer "
+        r"18446744073709551616 does not fit in 64 bits",
+    ):
         dumps(sd.IterableWrapper([2**64], name="big"))
 
 
@@ -205,10 +253,16 @@ FUNCTIONS = [
     (fns.triple, "test_graph_io.triple", None),
     (fns.tokenize, "test_graph_io.tokenize", None),
     (functools.partial(fns.add, 10), "tests.test_graph_io_fns:add", {"args": [10]}),
-    (functools.partial(fns.scale, factor=2, offset=(1,)), "tests.test_graph_io_fns:scale",
-     {"kwargs": {"factor": 2, "offset": {"tuple": [1]}}}),
-    (functools.partial(fns.apply, functools.partial(fns.add, 1)), "tests.test_graph_io_fns:apply",
-     {"args": [{"ref": "tests.test_graph_io_fns:add", "args": [1]}]}),
+    (
+        functools.partial(fns.scale, factor=2, offset=(1,)),
+        "tests.test_graph_io_fns:scale",
+        {"kwargs": {"factor": 2, "offset": {"tuple": [1]}}},
+    ),
+    (
+        functools.partial(fns.apply, functools.partial(fns.add, 1)),
+        "tests.test_graph_io_fns:apply",
+        {"args": [{"ref": "tests.test_graph_io_fns:add", "args": [1]}]},
+    ),
     (functools.partial(fns.triple), "test_graph_io.triple", None),
 ]
 
@@ -266,8 +320,11 @@ REFUSED = [
     (_closure_maker(), "is a lambda, which cannot be saved"),
     (_local(), "is a local function or closure, which cannot be saved"),
     (fns.Ops().bound, "cannot be found again as 'tests.test_graph_io_fns:Ops.bound'"),
-    (fns.Tokenizer("-"), "a callable Tokenizer object has no import path; register it with "
-                         "sd.register_function('name', obj)"),
+    (
+        fns.Tokenizer("-"),
+        "a callable Tokenizer object has no import path; register it with "
+        "sd.register_function('name', obj)",
+    ),
 ]
 
 
@@ -280,16 +337,21 @@ def test_unsavable_functions_are_refused_naming_the_node(fn: Any, why: str) -> N
     assert message.startswith("cannot save map node 'tok': params.fn: ")
     assert why in message
     if "lambda" in why or "local" in why:
-        assert message.endswith("define it with `def` at module level (saved as "
-                                "'module:qualname'), or register it with "
-                                "@sd.register_function('name')")
+        assert message.endswith(
+            "define it with `def` at module level (saved as "
+            "'module:qualname'), or register it with "
+            "@sd.register_function('name')"
+        )
 
 
 def test_functions_from_main_are_refused() -> None:
     fn = _local()
     fn.__module__, fn.__qualname__ = "__main__", "inner"
-    with pytest.raises(sd.GraphFormatError, match=r"inner is defined in __main__ \(the script "
-                       r"being run\), which another process cannot import"):
+    with pytest.raises(
+        sd.GraphFormatError,
+        match=r"inner is defined in __main__ \(the script "
+        r"being run\), which another process cannot import",
+    ):
         dumps(src(2).map(fn))
 
 
@@ -312,6 +374,9 @@ def test_unresolved_functions_load_as_names_and_save_unchanged() -> None:
     assert fn == FunctionRef("tests.test_graph_io_fns:scale", (), {"factor": 2})
     assert str(fn) == "partial(tests.test_graph_io_fns:scale, factor=2)"
     assert dumps(sd.DataPipe(node), "json") == data
-    with pytest.raises(sd.NodeError, match=r"map node 'm' raised RuntimeError: function "
-                       r"'tests.test_graph_io_fns:scale' was loaded without resolving it"):
+    with pytest.raises(
+        sd.NodeError,
+        match=r"map node 'm' raised RuntimeError: function "
+        r"'tests.test_graph_io_fns:scale' was loaded without resolving it",
+    ):
         list(sd.DataPipe(node))

@@ -34,8 +34,7 @@ def base_doc() -> dict[str, Any]:
 
 
 def load_doc(doc: Any, fmt: str = "json", trusted: list[str] | None = None) -> sd.Node:
-    data = (json.dumps(doc).encode() if fmt == "json"
-            else msgpack.packb(doc, use_bin_type=True))
+    data = json.dumps(doc).encode() if fmt == "json" else msgpack.packb(doc, use_bin_type=True)
     return loads(data, trusted or [], source="g")
 
 
@@ -63,115 +62,233 @@ MALFORMED: list[tuple[str, Any, str]] = [
     ("not a map", [1, 2], "document: expected a map, got a list"),
     ("wrong format", mutate("format", "other"), "format: expected 'streamdag-graph', got 'other'"),
     ("missing key", mutate("output", delete=True), "document: missing key 'output'"),
-    ("unexpected key", mutate("extra", 1), "document: unexpected key 'extra'; expected format, "
-     "version, nodes, output, requires"),
+    (
+        "unexpected key",
+        mutate("extra", 1),
+        "document: unexpected key 'extra'; expected format, version, nodes, output, requires",
+    ),
     ("version type", mutate("version", "1"), "version: expected an int from 1, got '1'"),
     ("version zero", mutate("version", 0), "version: expected an int from 1, got 0"),
-    ("future version", mutate("version", 7), "version: the file has format version 7, but this "
-     "streamdag reads versions 1 to 1; upgrade streamdag to load it"),
+    (
+        "future version",
+        mutate("version", 7),
+        "version: the file has format version 7, but this "
+        "streamdag reads versions 1 to 1; upgrade streamdag to load it",
+    ),
     ("nodes type", mutate("nodes", {}), "nodes: expected a list, got a map"),
     ("no nodes", mutate("nodes", []), "nodes: a graph needs at least one node"),
     ("node type", mutate("nodes.1", "x"), "nodes[1]: expected a map, got a string"),
-    ("node key", mutate("nodes.1.kind", 1), "nodes[1]: unexpected key 'kind'; expected id, op, "
-     "params, inputs, name"),
+    (
+        "node key",
+        mutate("nodes.1.kind", 1),
+        "nodes[1]: unexpected key 'kind'; expected id, op, params, inputs, name",
+    ),
     ("node missing op", mutate("nodes.1.op", delete=True), "nodes[1]: missing key 'op'"),
     ("id type", mutate("nodes.1.id", 5), "nodes[1].id: expected a string, got an int"),
-    ("empty id", mutate("nodes.0.id", ""), "nodes[0].id: an id must be 1 to 256 characters, "
-     "got ''"),
-    ("long id", mutate("nodes.0.id", "x" * 300), "nodes[0].id: an id must be 1 to 256 characters, "
-     f"got {'x' * 300!r:.37}..."),
+    (
+        "empty id",
+        mutate("nodes.0.id", ""),
+        "nodes[0].id: an id must be 1 to 256 characters, got ''",
+    ),
+    (
+        "long id",
+        mutate("nodes.0.id", "x" * 300),
+        f"nodes[0].id: an id must be 1 to 256 characters, got {'x' * 300!r:.37}...",
+    ),
     ("op type", mutate("nodes.1.op", None), "nodes[1].op: expected a string, got null"),
     ("params type", mutate("nodes.1.params", [4]), "nodes[1].params: expected a map, got a list"),
-    ("inputs type", mutate("nodes.1.inputs", "s"), "nodes[1].inputs: expected a list, got a "
-     "string"),
-    ("input type", mutate("nodes.1.inputs", [1]), "nodes[1].inputs[0]: expected a string, got "
-     "an int"),
+    (
+        "inputs type",
+        mutate("nodes.1.inputs", "s"),
+        "nodes[1].inputs: expected a list, got a string",
+    ),
+    (
+        "input type",
+        mutate("nodes.1.inputs", [1]),
+        "nodes[1].inputs[0]: expected a string, got an int",
+    ),
     ("name type", mutate("nodes.1.name", 3), "nodes[1].name: expected a string, got an int"),
     ("output type", mutate("output", 3), "output: expected a string, got an int"),
-    ("unknown op", mutate("nodes.1.op", "no_such_op"), "nodes[1].op: unknown op 'no_such_op'; "
-     "import the module that registers it, or install the package that provides it through "
-     "the 'streamdag.readers' entry point"),
-    ("duplicate id", mutate("nodes.2.id", "sh"), "nodes[2].id: duplicate id 'sh' (also "
-     "nodes[1])"),
-    ("dangling input", mutate("nodes.1.inputs", ["nope"]), "nodes[1].inputs[0]: no node has id "
-     "'nope'"),
+    (
+        "unknown op",
+        mutate("nodes.1.op", "no_such_op"),
+        "nodes[1].op: unknown op 'no_such_op'; "
+        "import the module that registers it, or install the package that provides it through "
+        "the 'streamdag.readers' entry point",
+    ),
+    ("duplicate id", mutate("nodes.2.id", "sh"), "nodes[2].id: duplicate id 'sh' (also nodes[1])"),
+    (
+        "dangling input",
+        mutate("nodes.1.inputs", ["nope"]),
+        "nodes[1].inputs[0]: no node has id 'nope'",
+    ),
     ("dangling output", mutate("output", "nope"), "output: no node has id 'nope'"),
     ("self cycle", mutate("nodes.1.inputs", ["sh"]), "nodes[1]: cycle through ids sh -> sh"),
     ("cycle", mutate("nodes.0.inputs", ["m"]), "nodes[2]: cycle through ids m -> sh -> s -> m"),
-    ("unused node", mutate("output", "m"), "nodes[3]: node 'b' is not an input of the output "
-     "'m'; remove it or connect it"),
-    ("bad param", mutate("nodes.1.params.buffer_size", -1), "nodes[1]: shuffle node 'shuf': "
-     "shuffle: buffer_size must be an int >= 1, got -1"),
-    ("too few inputs", mutate("nodes.3.op", "zip"), "nodes[3]: zip node 'b': zip: expects 2 or "
-     "more inputs, got 1"),
-    ("too many inputs", mutate("nodes.1.inputs", ["s", "s"]), "nodes[1]: shuffle node 'shuf': "
-     "shuffle: expects 1 inputs, got 2"),
-    ("untagged map", mutate("nodes.1.params.buffer_size", {"n": 4}), "nodes[1].params."
-     "buffer_size: a map here must have exactly one of the keys ref, tuple, dict, range, bytes, "
-     "float (ref may add args, kwargs); got keys 'n'"),
-    ("two tags", mutate("nodes.0.params.iterable", {"tuple": [], "dict": {}}), "nodes[0].params."
-     "iterable: a map here must have exactly one of the keys ref, tuple, dict, range, bytes, "
-     "float (ref may add args, kwargs); got keys 'tuple', 'dict'"),
-    ("bad range", mutate("nodes.0.params.iterable", {"range": [0, 5, 0]}), "nodes[0].params."
-     "iterable.range: expected [start, stop, step] of ints with step != 0, got [0, 5, 0]"),
-    ("bad tuple", mutate("nodes.0.params.iterable", {"tuple": 5}), "nodes[0].params.iterable."
-     "tuple: expected a list, got an int"),
-    ("bad bytes", mutate("nodes.0.params.iterable", {"bytes": "**"}), "nodes[0].params.iterable."
-     "bytes: expected base64 text, got '**'"),
-    ("bad float", mutate("nodes.0.params.iterable", {"float": "big"}), "nodes[0].params.iterable."
-     "float: expected 'nan', 'inf' or '-inf', got 'big'"),
-    ("float type", mutate("nodes.2.params.fn", {"float": []}), "nodes[2].params.fn.float: "
-     "expected 'nan', 'inf' or '-inf', got []"),
-    ("bad pair", mutate("nodes.0.params.iterable", {"dict": [[1]]}), "nodes[0].params.iterable."
-     "dict[0]: expected a [key, value] pair, got [1]"),
-    ("unhashable key", mutate("nodes.0.params.iterable", {"dict": [[[1], 2]]}), "nodes[0].params."
-     "iterable.dict[0][0]: a dict key must be hashable, got a list"),
-    ("ref type", mutate("nodes.2.params.fn", {"ref": 3}), "nodes[2].params.fn.ref: expected a "
-     "function name like 'module:qualname', got 3"),
-    ("ref syntax", mutate("nodes.2.params.fn", {"ref": "os.path:"}), "nodes[2].params.fn.ref: "
-     "'os.path:' is not of the form 'module:qualname'"),
-    ("ref args", mutate("nodes.2.params.fn", {"ref": "builtins:len", "args": {}}), "nodes[2]."
-     "params.fn.args: expected a list, got a map"),
-    ("ref kwargs", mutate("nodes.2.params.fn", {"ref": "builtins:len", "kwargs": []}), "nodes[2]."
-     "params.fn.kwargs: expected a map, got a list"),
-    ("missing attribute", mutate("nodes.2.params.fn", {"ref": "streamdag:no_such"}), "nodes[2]."
-     "params.fn.ref: 'streamdag:no_such': module 'streamdag' has no callable 'no_such' "
-     "(attribute paths may not pass through other modules)"),
-    ("not callable", mutate("nodes.2.params.fn", {"ref": "streamdag:__all__"}), "nodes[2].params."
-     "fn.ref: 'streamdag:__all__': dunder attributes are never followed"),
-    ("unregistered", mutate("nodes.2.params.fn", {"ref": "no.such.name"}), "nodes[2].params.fn."
-     "ref: no function is registered as 'no.such.name'; import the module that registers it "
-     "with @sd.register_function first"),
+    (
+        "unused node",
+        mutate("output", "m"),
+        "nodes[3]: node 'b' is not an input of the output 'm'; remove it or connect it",
+    ),
+    (
+        "bad param",
+        mutate("nodes.1.params.buffer_size", -1),
+        "nodes[1]: shuffle node 'shuf': shuffle: buffer_size must be an int >= 1, got -1",
+    ),
+    (
+        "too few inputs",
+        mutate("nodes.3.op", "zip"),
+        "nodes[3]: zip node 'b': zip: expects 2 or more inputs, got 1",
+    ),
+    (
+        "too many inputs",
+        mutate("nodes.1.inputs", ["s", "s"]),
+        "nodes[1]: shuffle node 'shuf': shuffle: expects 1 inputs, got 2",
+    ),
+    (
+        "untagged map",
+        mutate("nodes.1.params.buffer_size", {"n": 4}),
+        "nodes[1].params."
+        "buffer_size: a map here must have exactly one of the keys ref, tuple, dict, range, bytes, "
+        "float (ref may add args, kwargs); got keys 'n'",
+    ),
+    (
+        "two tags",
+        mutate("nodes.0.params.iterable", {"tuple": [], "dict": {}}),
+        "nodes[0].params."
+        "iterable: a map here must have exactly one of the keys ref, tuple, dict, range, bytes, "
+        "float (ref may add args, kwargs); got keys 'tuple', 'dict'",
+    ),
+    (
+        "bad range",
+        mutate("nodes.0.params.iterable", {"range": [0, 5, 0]}),
+        "nodes[0].params."
+        "iterable.range: expected [start, stop, step] of ints with step != 0, got [0, 5, 0]",
+    ),
+    (
+        "bad tuple",
+        mutate("nodes.0.params.iterable", {"tuple": 5}),
+        "nodes[0].params.iterable.tuple: expected a list, got an int",
+    ),
+    (
+        "bad bytes",
+        mutate("nodes.0.params.iterable", {"bytes": "**"}),
+        "nodes[0].params.iterable.bytes: expected base64 text, got '**'",
+    ),
+    (
+        "bad float",
+        mutate("nodes.0.params.iterable", {"float": "big"}),
+        "nodes[0].params.iterable.float: expected 'nan', 'inf' or '-inf', got 'big'",
+    ),
+    (
+        "float type",
+        mutate("nodes.2.params.fn", {"float": []}),
+        "nodes[2].params.fn.float: expected 'nan', 'inf' or '-inf', got []",
+    ),
+    (
+        "bad pair",
+        mutate("nodes.0.params.iterable", {"dict": [[1]]}),
+        "nodes[0].params.iterable.dict[0]: expected a [key, value] pair, got [1]",
+    ),
+    (
+        "unhashable key",
+        mutate("nodes.0.params.iterable", {"dict": [[[1], 2]]}),
+        "nodes[0].params.iterable.dict[0][0]: a dict key must be hashable, got a list",
+    ),
+    (
+        "ref type",
+        mutate("nodes.2.params.fn", {"ref": 3}),
+        "nodes[2].params.fn.ref: expected a function name like 'module:qualname', got 3",
+    ),
+    (
+        "ref syntax",
+        mutate("nodes.2.params.fn", {"ref": "os.path:"}),
+        "nodes[2].params.fn.ref: 'os.path:' is not of the form 'module:qualname'",
+    ),
+    (
+        "ref args",
+        mutate("nodes.2.params.fn", {"ref": "builtins:len", "args": {}}),
+        "nodes[2].params.fn.args: expected a list, got a map",
+    ),
+    (
+        "ref kwargs",
+        mutate("nodes.2.params.fn", {"ref": "builtins:len", "kwargs": []}),
+        "nodes[2].params.fn.kwargs: expected a map, got a list",
+    ),
+    (
+        "missing attribute",
+        mutate("nodes.2.params.fn", {"ref": "streamdag:no_such"}),
+        "nodes[2]."
+        "params.fn.ref: 'streamdag:no_such': module 'streamdag' has no callable 'no_such' "
+        "(attribute paths may not pass through other modules)",
+    ),
+    (
+        "not callable",
+        mutate("nodes.2.params.fn", {"ref": "streamdag:__all__"}),
+        "nodes[2].params.fn.ref: 'streamdag:__all__': dunder attributes are never followed",
+    ),
+    (
+        "unregistered",
+        mutate("nodes.2.params.fn", {"ref": "no.such.name"}),
+        "nodes[2].params.fn."
+        "ref: no function is registered as 'no.such.name'; import the module that registers it "
+        "with @sd.register_function first",
+    ),
     ("requires type", mutate("requires", {"ops": []}), "requires.ops: expected a map, got a list"),
-    ("branch of non-hub", None, "nodes[1]: branch node 'br': input must be a fork or demux node, "
-     "got iterable_wrapper node 'src'"),
-    ("branch index", None, "nodes[2]: branch node 'br': index 2 is out of range for fork node "
-     "'f' with 2 outputs"),
-    ("hub read directly", None, "nodes[2]: batch node 'b': reads fork node 'f' directly; a fork "
-     "or demux output is read through its branch nodes"),
+    (
+        "branch of non-hub",
+        None,
+        "nodes[1]: branch node 'br': input must be a fork or demux node, "
+        "got iterable_wrapper node 'src'",
+    ),
+    (
+        "branch index",
+        None,
+        "nodes[2]: branch node 'br': index 2 is out of range for fork node 'f' with 2 outputs",
+    ),
+    (
+        "hub read directly",
+        None,
+        "nodes[2]: batch node 'b': reads fork node 'f' directly; a fork "
+        "or demux output is read through its branch nodes",
+    ),
 ]
 
 
 def _hub_doc(case: str) -> dict[str, Any]:
     src = {"id": "s", "op": "iterable_wrapper", "params": {"iterable": [1]}, "name": "src"}
-    fork = {"id": "f", "op": "fork", "params": {"num_instances": 2, "buffer_size": 4},
-            "inputs": ["s"], "name": "f"}
+    fork = {
+        "id": "f",
+        "op": "fork",
+        "params": {"num_instances": 2, "buffer_size": 4},
+        "inputs": ["s"],
+        "name": "f",
+    }
     if case == "branch of non-hub":
-        nodes = [src, {"id": "br", "op": "branch", "params": {"index": 0}, "inputs": ["s"],
-                       "name": "br"}]
+        nodes = [
+            src,
+            {"id": "br", "op": "branch", "params": {"index": 0}, "inputs": ["s"], "name": "br"},
+        ]
     elif case == "branch index":
-        nodes = [src, fork, {"id": "br", "op": "branch", "params": {"index": 2},
-                             "inputs": ["f"], "name": "br"}]
+        nodes = [
+            src,
+            fork,
+            {"id": "br", "op": "branch", "params": {"index": 2}, "inputs": ["f"], "name": "br"},
+        ]
     else:
-        nodes = [src, fork, {"id": "b", "op": "batch", "params": {"batch_size": 2},
-                             "inputs": ["f"], "name": "b"}]
+        nodes = [
+            src,
+            fork,
+            {"id": "b", "op": "batch", "params": {"batch_size": 2}, "inputs": ["f"], "name": "b"},
+        ]
     return {"format": "streamdag-graph", "version": 1, "nodes": nodes, "output": nodes[-1]["id"]}
 
 
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
 @pytest.mark.parametrize(("case", "doc", "message"), MALFORMED, ids=[c[0] for c in MALFORMED])
-def test_malformed_documents_are_refused_precisely(fmt: str, case: str, doc: Any,
-                                                   message: str) -> None:
+def test_malformed_documents_are_refused_precisely(
+    fmt: str, case: str, doc: Any, message: str
+) -> None:
     """Each class of malformed input names its place in the document and what
     was expected, in both encodings."""
     with pytest.raises(sd.GraphFormatError) as err:
@@ -181,22 +298,46 @@ def test_malformed_documents_are_refused_precisely(fmt: str, case: str, doc: Any
 
 BAD_BYTES = [
     ("empty", b"", "file is empty"),
-    ("truncated msgpack", None, "not a streamdag graph (msgpack decoding failed: ValueError: "
-     "Unpack failed: incomplete input)"),
-    ("trailing data", None, "not a streamdag graph (msgpack decoding failed: ExtraData: "
-     "unpack(b) received extra data.)"),
-    ("truncated json", b'{"format": "streamdag-graph", "vers', "invalid JSON at line 1 column 31: "
-     "Unterminated string starting at"),
-    ("json duplicate key", b'{"format": 1, "format": 2}', "invalid JSON: duplicate key 'format' "
-     "in a JSON object"),
-    ("json NaN", b'{"format": NaN}', "invalid JSON: NaN is not allowed (write non-finite floats "
-     'as {"float": "inf"})'),
+    (
+        "truncated msgpack",
+        None,
+        "not a streamdag graph (msgpack decoding failed: ValueError: "
+        "Unpack failed: incomplete input)",
+    ),
+    (
+        "trailing data",
+        None,
+        "not a streamdag graph (msgpack decoding failed: ExtraData: "
+        "unpack(b) received extra data.)",
+    ),
+    (
+        "truncated json",
+        b'{"format": "streamdag-graph", "vers',
+        "invalid JSON at line 1 column 31: Unterminated string starting at",
+    ),
+    (
+        "json duplicate key",
+        b'{"format": 1, "format": 2}',
+        "invalid JSON: duplicate key 'format' in a JSON object",
+    ),
+    (
+        "json NaN",
+        b'{"format": NaN}',
+        'invalid JSON: NaN is not allowed (write non-finite floats as {"float": "inf"})',
+    ),
     ("json not utf-8", b'{"format": "\xff"}', "JSON text is not valid UTF-8 at byte 12"),
-    ("json huge int", b'{"v": ' + b"9" * 5000 + b"}", "invalid JSON: Exceeds the limit (4300 "
-     "digits) for integer string conversion"),
+    (
+        "json huge int",
+        b'{"v": ' + b"9" * 5000 + b"}",
+        "invalid JSON: Exceeds the limit (4300 digits) for integer string conversion",
+    ),
     ("json too deep", b'{"a":' + b"[" * 100_000, "JSON text is nested too deeply"),
-    ("msgpack int key", msgpack.packb({1: 2}), "not a streamdag graph (msgpack decoding failed: "
-     "ValueError: int is not allowed for map key when strict_map_key=True)"),
+    (
+        "msgpack int key",
+        msgpack.packb({1: 2}),
+        "not a streamdag graph (msgpack decoding failed: "
+        "ValueError: int is not allowed for map key when strict_map_key=True)",
+    ),
     ("msgpack not a map", msgpack.packb(7), "document: expected a map, got an int"),
 ]
 
@@ -218,8 +359,10 @@ def test_msgpack_extension_types_and_raw_bytes_are_refused() -> None:
         doc["nodes"][0]["params"]["iterable"] = [value]
         with pytest.raises(sd.GraphFormatError) as err:
             loads(msgpack.packb(doc, use_bin_type=True), source="g")
-        assert str(err.value) == (f"g: nodes[0].params.iterable[0]: unexpected {kind}; expected "
-                                  "null, a bool, number, string, list or a tagged map")
+        assert str(err.value) == (
+            f"g: nodes[0].params.iterable[0]: unexpected {kind}; expected "
+            "null, a bool, number, string, list or a tagged map"
+        )
 
 
 def test_absurd_sizes_are_refused(monkeypatch) -> None:
@@ -228,15 +371,21 @@ def test_absurd_sizes_are_refused(monkeypatch) -> None:
     with pytest.raises(sd.GraphFormatError, match=r"^g: nodes: 4 nodes, more than the limit of 3$"):
         load_doc(base_doc())
     monkeypatch.setattr(codec, "MAX_FILE_BYTES", 100)
-    with pytest.raises(sd.GraphFormatError, match=r"^g: file is \d+ bytes, more than the limit "
-                       r"of 100$"):
+    with pytest.raises(
+        sd.GraphFormatError,
+        match=r"^g: file is \d+ bytes, more than the limit "
+        r"of 100$",
+    ):
         load_doc(base_doc())
     monkeypatch.undo()
     nested: Any = 1
     for _ in range(70):
         nested = [nested]
-    with pytest.raises(sd.GraphFormatError, match=r"^g: nodes\[0\]\.params\.iterable(\[0\])+: "
-                       r"nested deeper than 64 levels$"):
+    with pytest.raises(
+        sd.GraphFormatError,
+        match=r"^g: nodes\[0\]\.params\.iterable(\[0\])+: "
+        r"nested deeper than 64 levels$",
+    ):
         load_doc(mutate("nodes.0.params.iterable", nested))
     with pytest.raises(sd.GraphFormatError, match="nested deeper than 64 levels"):
         dumps(sd.IterableWrapper(nested))
@@ -248,9 +397,11 @@ def test_unknown_op_names_the_module_it_comes_from() -> None:
     doc["requires"] = {"ops": {"their.op": "theirpkg.readers"}}
     with pytest.raises(sd.GraphFormatError) as err:
         load_doc(doc)
-    assert str(err.value) == ("g: nodes[1].op: unknown op 'their.op'; it comes from module "
-                              "'theirpkg.readers': import it before loading or pass "
-                              "trusted_modules=['theirpkg.readers']")
+    assert str(err.value) == (
+        "g: nodes[1].op: unknown op 'their.op'; it comes from module "
+        "'theirpkg.readers': import it before loading or pass "
+        "trusted_modules=['theirpkg.readers']"
+    )
     assert "theirpkg" not in sys.modules
 
 
@@ -259,10 +410,12 @@ def test_unregistered_function_names_the_module_that_registered_it() -> None:
     doc["requires"] = {"functions": {"their.tokenize": "theirpkg.text"}}
     with pytest.raises(sd.GraphFormatError) as err:
         load_doc(doc)
-    assert str(err.value) == ("g: nodes[2].params.fn.ref: no function is registered as "
-                              "'their.tokenize'; it was registered by module 'theirpkg.text' when "
-                              "saved; import that module first or pass "
-                              "trusted_modules=['theirpkg.text']")
+    assert str(err.value) == (
+        "g: nodes[2].params.fn.ref: no function is registered as "
+        "'their.tokenize'; it was registered by module 'theirpkg.text' when "
+        "saved; import that module first or pass "
+        "trusted_modules=['theirpkg.text']"
+    )
 
 
 # -- code references --------------------------------------------------------------
@@ -277,8 +430,17 @@ def tripwires(monkeypatch) -> list[str]:
     return calls
 
 
-@pytest.mark.parametrize("ref", ["os:system", "subprocess:run", "builtins:eval", "posix:system",
-                                 "builtins:exec", "importlib:import_module"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "os:system",
+        "subprocess:run",
+        "builtins:eval",
+        "posix:system",
+        "builtins:exec",
+        "importlib:import_module",
+    ],
+)
 def test_dangerous_references_are_refused_without_calling(ref: str, tripwires: list[str]) -> None:
     """Nothing outside streamdag and trusted modules is imported or called."""
     module = ref.partition(":")[0]
@@ -287,7 +449,8 @@ def test_dangerous_references_are_refused_without_calling(ref: str, tripwires: l
     assert str(err.value) == (
         f"g: nodes[2].params.fn.ref: refusing to import module {module!r} for {ref!r}: loading "
         "imports only streamdag and trusted modules; if you trust this file and that module, "
-        f"pass trusted_modules=[{module!r}]")
+        f"pass trusted_modules=[{module!r}]"
+    )
     assert tripwires == []
 
 
@@ -312,20 +475,36 @@ def test_trusted_module_is_imported_when_needed() -> None:
     assert fn is sys.modules[name].rgb_to_hsv
 
 
-@pytest.mark.parametrize(("ref", "message"), [
-    ("streamdag.cli:sys.exit", "'streamdag.cli:sys.exit': module 'streamdag.cli' has no callable "
-     "'sys.exit' (attribute paths may not pass through other modules)"),
-    ("streamdag.graph_io.functions:importlib.import_module", "'streamdag.graph_io.functions:"
-     "importlib.import_module': module 'streamdag.graph_io.functions' has no callable "
-     "'importlib.import_module' (attribute paths may not pass through other modules)"),
-    ("streamdag.datapipes.iterable_wrapper:islice", "'streamdag.datapipes.iterable_wrapper:"
-     "islice' is defined in module 'itertools', which is not trusted; refer to it by its own "
-     "module and trust that instead"),
-    ("streamdag:Node.__init__.__globals__", "'streamdag:Node.__init__.__globals__': dunder "
-     "attributes are never followed"),
-    ("streamdag:DataPipe.map.__class__", "'streamdag:DataPipe.map.__class__': dunder attributes "
-     "are never followed"),
-])
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        (
+            "streamdag.cli:sys.exit",
+            "'streamdag.cli:sys.exit': module 'streamdag.cli' has no callable "
+            "'sys.exit' (attribute paths may not pass through other modules)",
+        ),
+        (
+            "streamdag.graph_io.functions:importlib.import_module",
+            "'streamdag.graph_io.functions:"
+            "importlib.import_module': module 'streamdag.graph_io.functions' has no callable "
+            "'importlib.import_module' (attribute paths may not pass through other modules)",
+        ),
+        (
+            "streamdag.datapipes.iterable_wrapper:islice",
+            "'streamdag.datapipes.iterable_wrapper:"
+            "islice' is defined in module 'itertools', which is not trusted; refer to it by its own "
+            "module and trust that instead",
+        ),
+        (
+            "streamdag:Node.__init__.__globals__",
+            "'streamdag:Node.__init__.__globals__': dunder attributes are never followed",
+        ),
+        (
+            "streamdag:DataPipe.map.__class__",
+            "'streamdag:DataPipe.map.__class__': dunder attributes are never followed",
+        ),
+    ],
+)
 def test_trusted_modules_do_not_leak_other_code(ref: str, message: str, tripwires) -> None:
     """Attribute paths cannot reach another module, a dunder or a re-export."""
     with pytest.raises(sd.GraphFormatError) as err:
@@ -335,8 +514,11 @@ def test_trusted_modules_do_not_leak_other_code(ref: str, message: str, tripwire
 
 
 def test_trusted_module_that_fails_to_import_is_a_format_error() -> None:
-    with pytest.raises(sd.GraphFormatError, match=r"importing trusted module 'no_such_mod_x' "
-                       r"failed: ModuleNotFoundError"):
+    with pytest.raises(
+        sd.GraphFormatError,
+        match=r"importing trusted module 'no_such_mod_x' "
+        r"failed: ModuleNotFoundError",
+    ):
         load_doc(mutate("nodes.2.params.fn", {"ref": "no_such_mod_x:f"}), trusted=["no_such_mod_x"])
 
 
@@ -364,6 +546,7 @@ def test_version_1_stays_loadable_and_upgrades_run_in_turn(monkeypatch) -> None:
 
 # -- fuzzing ---------------------------------------------------------------------
 
+
 def _only_format_errors(data: bytes) -> None:
     try:
         loads(data, TRUST, source="fuzz")
@@ -371,8 +554,9 @@ def _only_format_errors(data: bytes) -> None:
         pass
 
 
-FUZZ = settings(max_examples=300, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 _VALID = {fmt: dumps(load_doc(base_doc()), fmt) for fmt in ("msgpack", "json")}
 
 
@@ -398,21 +582,62 @@ def test_fuzz_mutated_bytes(fmt: str, data: st.DataObject) -> None:
         elif action == "insert":
             blob[at:at] = data.draw(st.binary(min_size=1, max_size=8))
         elif action == "delete":
-            del blob[at:at + data.draw(st.integers(1, 8))]
+            del blob[at : at + data.draw(st.integers(1, 8))]
         else:
             del blob[at:]
     _only_format_errors(bytes(blob))
 
 
 _JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=12) | st.sampled_from(["s", "sh", "m", "b", "os:system", "builtins:len",
-                                             "ref", "tuple", "dict", "range", "fork", "branch"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["ref", "args", "kwargs", "tuple", "dict", "range", "bytes", "float",
-                         "id", "op", "params", "inputs", "name", "x"]) | st.text(max_size=5),
-        inner, max_size=4),
-    max_leaves=12)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "s",
+            "sh",
+            "m",
+            "b",
+            "os:system",
+            "builtins:len",
+            "ref",
+            "tuple",
+            "dict",
+            "range",
+            "fork",
+            "branch",
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "ref",
+                    "args",
+                    "kwargs",
+                    "tuple",
+                    "dict",
+                    "range",
+                    "bytes",
+                    "float",
+                    "id",
+                    "op",
+                    "params",
+                    "inputs",
+                    "name",
+                    "x",
+                ]
+            )
+            | st.text(max_size=5),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
 
 
 def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
@@ -443,8 +668,9 @@ def test_fuzz_mutated_documents(fmt: str, data: st.DataObject) -> None:
             target = target[key]
         target[path[-1]] = copy.deepcopy(replacement)
     try:
-        blob = (msgpack.packb(doc, use_bin_type=True) if fmt == "msgpack"
-                else json.dumps(doc).encode())
+        blob = (
+            msgpack.packb(doc, use_bin_type=True) if fmt == "msgpack" else json.dumps(doc).encode()
+        )
     except (OverflowError, ValueError, TypeError):
         return  # not encodable (e.g. an int beyond 64 bits in msgpack)
     _only_format_errors(blob)

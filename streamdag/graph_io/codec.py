@@ -22,8 +22,10 @@ def format_for(path: str | Path) -> str:
     """``"msgpack"`` or ``"json"`` from the file name, or GraphFormatError."""
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
-        raise GraphFormatError(f"{path}: unknown graph file extension {suffix!r}; use .sdag "
-                               "(msgpack) or .json (JSON text)")
+        raise GraphFormatError(
+            f"{path}: unknown graph file extension {suffix!r}; use .sdag "
+            "(msgpack) or .json (JSON text)"
+        )
     return SUFFIXES[suffix]
 
 
@@ -38,23 +40,29 @@ def _pretty(value: Any, level: int) -> str:
     and each node are spread over lines; anything deeper stays on one line
     while it fits in 100 columns."""
     flat = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    if not isinstance(value, (list, dict)) or not value or (
-            level >= 3 and len(flat) + 2 * level <= 100):
+    if (
+        not isinstance(value, (list, dict))
+        or not value
+        or (level >= 3 and len(flat) + 2 * level <= 100)
+    ):
         return flat
     pad, end = "  " * (level + 1), "  " * level
     if isinstance(value, list):
         items = [pad + _pretty(v, level + 1) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + end + "]"
-    items = [f"{pad}{json.dumps(k, ensure_ascii=False)}: {_pretty(v, level + 1)}"
-             for k, v in value.items()]
+    items = [
+        f"{pad}{json.dumps(k, ensure_ascii=False)}: {_pretty(v, level + 1)}"
+        for k, v in value.items()
+    ]
     return "{\n" + ",\n".join(items) + "\n" + end + "}"
 
 
 def load_bytes(data: bytes) -> Any:
     """The document in ``data``; any parse failure is a GraphFormatError."""
     if len(data) > MAX_FILE_BYTES:
-        raise GraphFormatError(f"file is {len(data)} bytes, more than the limit of "
-                               f"{MAX_FILE_BYTES}")
+        raise GraphFormatError(
+            f"file is {len(data)} bytes, more than the limit of {MAX_FILE_BYTES}"
+        )
     if not data:
         raise GraphFormatError("file is empty")
     if data.lstrip()[:1] in _JSON_STARTS:
@@ -62,8 +70,9 @@ def load_bytes(data: bytes) -> Any:
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=True, timestamp=0)
     except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise GraphFormatError(f"not a streamdag graph (msgpack decoding failed: "
-                               f"{type(exc).__name__}: {exc})") from None
+        raise GraphFormatError(
+            f"not a streamdag graph (msgpack decoding failed: {type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _load_json(data: bytes) -> Any:
@@ -74,8 +83,9 @@ def _load_json(data: bytes) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise GraphFormatError(f"invalid JSON at line {exc.lineno} column {exc.colno}: "
-                               f"{exc.msg}") from None
+        raise GraphFormatError(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     except RecursionError:
         raise GraphFormatError("JSON text is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with too many digits
@@ -92,4 +102,4 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed (write non-finite floats as {{\"float\": \"inf\"}})")
+    raise ValueError(f'{name} is not allowed (write non-finite floats as {{"float": "inf"}})')

@@ -43,6 +43,7 @@ class Entry(NamedTuple):
     inputs: list[str]
     name: str | None
 
+
 _NODE_KEYS = ("id", "op", "params", "inputs", "name")
 
 
@@ -57,23 +58,34 @@ def to_document(output: Node) -> dict[str, Any]:
             params = {k: encoder.encode(v, f"params.{k}") for k, v in node.params.items()}
         except GraphFormatError as exc:
             raise GraphFormatError(f"cannot save {node.label}: {exc}") from exc.__cause__
-        nodes.append({"id": node.id, "op": node.op, "params": params,
-                      "inputs": [i.id for i in node.inputs], "name": node.name})
+        nodes.append(
+            {
+                "id": node.id,
+                "op": node.op,
+                "params": params,
+                "inputs": [i.id for i in node.inputs],
+                "name": node.name,
+            }
+        )
         opdef = registered_ops.get(node.op)
         module = opdef.runtime.__module__ if opdef else None
         if module and not module.startswith("streamdag."):
             ops[node.op] = module
-    doc: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "nodes": nodes,
-                           "output": output.id}
+    doc: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "nodes": nodes,
+        "output": output.id,
+    }
     functions = {k: v for k, v in encoder.functions.items() if v}
     if ops or functions:
-        doc["requires"] = {key: value for key, value in
-                           (("ops", ops), ("functions", functions)) if value}
+        doc["requires"] = {
+            key: value for key, value in (("ops", ops), ("functions", functions)) if value
+        }
     return doc
 
 
-def from_document(doc: Any, trusted: tuple[str, ...] = (),
-                  resolve_functions: bool = True) -> Node:
+def from_document(doc: Any, trusted: tuple[str, ...] = (), resolve_functions: bool = True) -> Node:
     """The output node of the graph in ``doc``, every node checked."""
     doc = upgrade(expect(doc, dict, "document"))
     requires = _requires(doc.get("requires", {}))
@@ -106,8 +118,9 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
     """Check the header and bring an older document to the current version."""
     for key in doc:
         if key not in _TOP_KEYS:
-            raise GraphFormatError(f"document: unexpected key {short(key, 40)}; expected "
-                                   f"{', '.join(_TOP_KEYS)}")
+            raise GraphFormatError(
+                f"document: unexpected key {short(key, 40)}; expected {', '.join(_TOP_KEYS)}"
+            )
     for key in ("format", "version", "nodes", "output"):
         if key not in doc:
             raise GraphFormatError(f"document: missing key {key!r}")
@@ -117,9 +130,11 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
     if type(version) is not int or version < MIN_VERSION:
         raise GraphFormatError(f"version: expected an int from {MIN_VERSION}, got {short(version)}")
     if version > FORMAT_VERSION:
-        raise GraphFormatError(f"version: the file has format version {version}, but this "
-                               f"streamdag reads versions {MIN_VERSION} to {FORMAT_VERSION}; "
-                               "upgrade streamdag to load it")
+        raise GraphFormatError(
+            f"version: the file has format version {version}, but this "
+            f"streamdag reads versions {MIN_VERSION} to {FORMAT_VERSION}; "
+            "upgrade streamdag to load it"
+        )
     while doc["version"] < FORMAT_VERSION:
         doc = UPGRADES[doc["version"]](doc)
     return doc
@@ -135,8 +150,9 @@ def _requires(doc: Any) -> dict[str, dict[str, str]]:
         out[key] = hints
     extra = set(doc) - {"ops", "functions"}
     if extra:
-        raise GraphFormatError(f"requires: unexpected key {short(sorted(extra)[0], 40)}; "
-                               "expected ops, functions")
+        raise GraphFormatError(
+            f"requires: unexpected key {short(sorted(extra)[0], 40)}; expected ops, functions"
+        )
     return out
 
 
@@ -144,16 +160,19 @@ def _entry(entry: Any, where: str) -> Entry:
     expect_str_keys(entry, where)
     for key in entry:
         if key not in _NODE_KEYS:
-            raise GraphFormatError(f"{where}: unexpected key {short(key, 40)}; expected "
-                                   f"{', '.join(_NODE_KEYS)}")
+            raise GraphFormatError(
+                f"{where}: unexpected key {short(key, 40)}; expected {', '.join(_NODE_KEYS)}"
+            )
     for key in ("id", "op"):
         if key not in entry:
             raise GraphFormatError(f"{where}: missing key {key!r}")
     node_id = _id(entry["id"], f"{where}.id")
     op = expect(entry["op"], str, f"{where}.op")
     params = expect_str_keys(entry.get("params", {}), f"{where}.params")
-    inputs = [_id(v, f"{where}.inputs[{j}]")
-              for j, v in enumerate(expect(entry.get("inputs", []), list, f"{where}.inputs"))]
+    inputs = [
+        _id(v, f"{where}.inputs[{j}]")
+        for j, v in enumerate(expect(entry.get("inputs", []), list, f"{where}.inputs"))
+    ]
     name = entry.get("name")
     if name is not None:
         expect(name, str, f"{where}.name")
@@ -163,8 +182,9 @@ def _entry(entry: Any, where: str) -> Entry:
 def _id(value: Any, where: str) -> str:
     expect(value, str, where)
     if not value or len(value) > MAX_ID_LENGTH:
-        raise GraphFormatError(f"{where}: an id must be 1 to {MAX_ID_LENGTH} characters, got "
-                               f"{short(value, 40)}")
+        raise GraphFormatError(
+            f"{where}: an id must be 1 to {MAX_ID_LENGTH} characters, got {short(value, 40)}"
+        )
     return value
 
 
@@ -172,8 +192,9 @@ def _index_ids(entries: list[Entry]) -> dict[str, int]:
     index: dict[str, int] = {}
     for i, entry in enumerate(entries):
         if entry.id in index:
-            raise GraphFormatError(f"nodes[{i}].id: duplicate id {entry.id!r} (also "
-                                   f"nodes[{index[entry.id]}])")
+            raise GraphFormatError(
+                f"nodes[{i}].id: duplicate id {entry.id!r} (also nodes[{index[entry.id]}])"
+            )
         index[entry.id] = i
     for i, entry in enumerate(entries):
         for j, ref in enumerate(entry.inputs):
@@ -203,14 +224,16 @@ def _order(entries: list[Entry], index: dict[str, int], output_id: str) -> list[
         if nxt in done:
             continue
         if nxt in on_path:
-            cycle = [entries[k].id for k in on_path[on_path.index(nxt):]] + [ref]
+            cycle = [entries[k].id for k in on_path[on_path.index(nxt) :]] + [ref]
             raise GraphFormatError(f"nodes[{nxt}]: cycle through ids {' -> '.join(cycle)}")
         on_path.append(nxt)
         stack.append((nxt, iter(entries[nxt].inputs)))
     unused = sorted(set(range(len(entries))) - done)
     if unused:
-        raise GraphFormatError(f"nodes[{unused[0]}]: node {entries[unused[0]].id!r} is not an "
-                               f"input of the output {output_id!r}; remove it or connect it")
+        raise GraphFormatError(
+            f"nodes[{unused[0]}]: node {entries[unused[0]].id!r} is not an "
+            f"input of the output {output_id!r}; remove it or connect it"
+        )
     return order
 
 
@@ -224,10 +247,17 @@ def _ensure_op(op: str, trusted: tuple[str, ...], hints: dict[str, str], where: 
         import_trusted(module, trusted, where)
         if op in registered_ops:
             return
-    origin = (f"it comes from module {module!r}: import it before loading or pass "
-              f"trusted_modules=[{module!r}]") if module else (
-              "import the module that registers it, or install the package that provides it "
-              "through the 'streamdag.readers' entry point")
+    origin = (
+        (
+            f"it comes from module {module!r}: import it before loading or pass "
+            f"trusted_modules=[{module!r}]"
+        )
+        if module
+        else (
+            "import the module that registers it, or install the package that provides it "
+            "through the 'streamdag.readers' entry point"
+        )
+    )
     raise GraphFormatError(f"{where}: unknown op {op!r}; {origin}")
 
 
@@ -240,4 +270,3 @@ def _entry_point_module(op: str) -> str | None:
         for ep in entry_points(group=group, name=op):
             return ep.module
     return None
-

@@ -56,8 +56,13 @@ def save(graph: DataPipe[Any] | Graph | Node, path: PathLike) -> None:
         raise
 
 
-def loads(data: bytes, trusted_modules: Iterable[str] = (), *, resolve_functions: bool = True,
-          source: str = "<bytes>") -> Node:
+def loads(
+    data: bytes,
+    trusted_modules: Iterable[str] = (),
+    *,
+    resolve_functions: bool = True,
+    source: str = "<bytes>",
+) -> Node:
     """The output node of the graph in ``data``. Anything wrong with the data
     is a GraphFormatError starting with ``source``."""
     trusted = normalize_trusted(trusted_modules)
@@ -67,8 +72,9 @@ def loads(data: bytes, trusted_modules: Iterable[str] = (), *, resolve_functions
         raise GraphFormatError(f"{source}: {exc}") from exc.__cause__
 
 
-def load_node(path: PathLike, trusted_modules: Iterable[str] = (), *,
-              resolve_functions: bool = True) -> Node:
+def load_node(
+    path: PathLike, trusted_modules: Iterable[str] = (), *, resolve_functions: bool = True
+) -> Node:
     """The output node of the graph at ``path`` (OSError if it cannot be read)."""
     with open(path, "rb") as f:
         data = f.read(MAX_FILE_BYTES + 1)  # more than the limit is enough to refuse it
@@ -81,4 +87,3 @@ def load(path: PathLike, trusted_modules: Iterable[str] = ()) -> DataPipe[Any]:
     functions are found by name. Malformed or unsafe files raise
     GraphFormatError saying where and what was expected."""
     return DataPipe(load_node(path, trusted_modules))
-

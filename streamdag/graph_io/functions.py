@@ -25,8 +25,10 @@ _BY_NAME: dict[str, Callable[..., Any]] = {}
 _NAME_OF: dict[int, str] = {}  # id(fn) -> name; _BY_NAME keeps fn alive so ids stay valid
 _ORIGIN: dict[str, str] = {}  # name -> module that registered it (a hint for loading)
 
-_HOW_TO = ("define it with `def` at module level (saved as 'module:qualname'), or register it "
-           "with @sd.register_function('name')")
+_HOW_TO = (
+    "define it with `def` at module level (saved as 'module:qualname'), or register it "
+    "with @sd.register_function('name')"
+)
 
 
 @overload
@@ -43,7 +45,9 @@ def register_function(name: str, fn: Any = None, *, replace: bool = False) -> An
 
     Use as ``@sd.register_function("name")`` or ``sd.register_function("name", obj)``."""
     if not isinstance(name, str) or not name or ":" in name or name.startswith("<"):
-        raise ValueError(f"register_function: name must be a non-empty str without ':', got {name!r}")
+        raise ValueError(
+            f"register_function: name must be a non-empty str without ':', got {name!r}"
+        )
     caller = sys._getframe(1).f_globals.get("__name__")
 
     def deco(fn: F) -> F:
@@ -51,8 +55,10 @@ def register_function(name: str, fn: Any = None, *, replace: bool = False) -> An
             raise TypeError(f"register_function({name!r}): {fn!r} is not callable")
         old = _BY_NAME.get(name)
         if old is not None and old is not fn and not replace:
-            raise ValueError(f"function name {name!r} is already registered for {old!r}; "
-                             "choose another name or pass replace=True")
+            raise ValueError(
+                f"function name {name!r} is already registered for {old!r}; "
+                "choose another name or pass replace=True"
+            )
         if old is not None:
             _NAME_OF.pop(id(old), None)
         _BY_NAME[name] = fn
@@ -85,8 +91,10 @@ class FunctionRef:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        msg = (f"function {self.ref!r} was loaded without resolving it; load the graph with "
-               "resolve_functions=True and trusted_modules naming its module to run it")
+        msg = (
+            f"function {self.ref!r} was loaded without resolving it; load the graph with "
+            "resolve_functions=True and trusted_modules naming its module to run it"
+        )
         raise RuntimeError(msg)
 
     def __str__(self) -> str:
@@ -117,33 +125,44 @@ def name_of(fn: Any, where: str) -> str:
     module = _module_of(fn)
     if not isinstance(qualname, str) or not isinstance(module, str):
         kind = type(fn).__name__
-        raise GraphFormatError(f"{where}: a callable {kind} object has no import path; "
-                               f"register it with sd.register_function('name', obj)")
+        raise GraphFormatError(
+            f"{where}: a callable {kind} object has no import path; "
+            f"register it with sd.register_function('name', obj)"
+        )
     if getattr(fn, "__name__", None) == "<lambda>":
-        raise GraphFormatError(f"{where}: {module}.{qualname} is a lambda, which cannot be "
-                               f"saved; {_HOW_TO}")
+        raise GraphFormatError(
+            f"{where}: {module}.{qualname} is a lambda, which cannot be saved; {_HOW_TO}"
+        )
     if "<locals>" in qualname:
-        raise GraphFormatError(f"{where}: {module}.{qualname} is a local function or closure, "
-                               f"which cannot be saved; {_HOW_TO}")
+        raise GraphFormatError(
+            f"{where}: {module}.{qualname} is a local function or closure, "
+            f"which cannot be saved; {_HOW_TO}"
+        )
     if module == "__main__":
-        raise GraphFormatError(f"{where}: {qualname} is defined in __main__ (the script being "
-                               "run), which another process cannot import; move it to a module "
-                               "or register it with @sd.register_function('name')")
+        raise GraphFormatError(
+            f"{where}: {qualname} is defined in __main__ (the script being "
+            "run), which another process cannot import; move it to a module "
+            "or register it with @sd.register_function('name')"
+        )
     ref = f"{module}:{qualname}"
     found = _lookup(sys.modules.get(module), qualname)
     if found is None or not _same(found, fn):
-        raise GraphFormatError(f"{where}: {fn!r} cannot be found again as {ref!r} (a bound "
-                               f"method of an instance, or a renamed object); {_HOW_TO}")
+        raise GraphFormatError(
+            f"{where}: {fn!r} cannot be found again as {ref!r} (a bound "
+            f"method of an instance, or a renamed object); {_HOW_TO}"
+        )
     return ref
 
 
-def resolve(ref: Any, trusted: tuple[str, ...], where: str,
-            hints: Mapping[str, str] | None = None) -> Callable[..., Any]:
+def resolve(
+    ref: Any, trusted: tuple[str, ...], where: str, hints: Mapping[str, str] | None = None
+) -> Callable[..., Any]:
     """The callable named by ``ref`` under the trust rules, or GraphFormatError.
     ``hints`` maps registered names to the module that registered them when saved."""
     if not isinstance(ref, str) or not ref:
-        raise GraphFormatError(f"{where}: expected a function name like 'module:qualname', "
-                               f"got {ref!r}")
+        raise GraphFormatError(
+            f"{where}: expected a function name like 'module:qualname', got {ref!r}"
+        )
     if ":" not in ref:
         return _registered(ref, trusted, where, hints or {})
     module, _, qualname = ref.partition(":")
@@ -156,29 +175,40 @@ def resolve(ref: Any, trusted: tuple[str, ...], where: str,
         raise GraphFormatError(
             f"{where}: refusing to import module {module!r} for {ref!r}: loading imports only "
             f"streamdag and trusted modules; if you trust this file and that module, pass "
-            f"trusted_modules=[{module!r}]")
+            f"trusted_modules=[{module!r}]"
+        )
     target = _import(module, where)
     obj = _lookup(target, qualname)
     if obj is None:
-        raise GraphFormatError(f"{where}: {ref!r}: module {module!r} has no callable {qualname!r} "
-                               "(attribute paths may not pass through other modules)")
+        raise GraphFormatError(
+            f"{where}: {ref!r}: module {module!r} has no callable {qualname!r} "
+            "(attribute paths may not pass through other modules)"
+        )
     home = _module_of(obj)
     if not safe and not (isinstance(home, str) and is_trusted(home, trusted)):
-        raise GraphFormatError(f"{where}: {ref!r} is defined in module {home!r}, which is not "
-                               "trusted; refer to it by its own module and trust that instead")
+        raise GraphFormatError(
+            f"{where}: {ref!r} is defined in module {home!r}, which is not "
+            "trusted; refer to it by its own module and trust that instead"
+        )
     return obj
 
 
-def _registered(name: str, trusted: tuple[str, ...], where: str,
-                hints: Mapping[str, str]) -> Callable[..., Any]:
+def _registered(
+    name: str, trusted: tuple[str, ...], where: str, hints: Mapping[str, str]
+) -> Callable[..., Any]:
     fn = _BY_NAME.get(name)
     module = hints.get(name)
     if fn is None and module and import_trusted(module, trusted, where):
         fn = _BY_NAME.get(name)
     if fn is None:
-        origin = (f"it was registered by module {module!r} when saved; import that module first "
-                  f"or pass trusted_modules=[{module!r}]") if module else (
-                  "import the module that registers it with @sd.register_function first")
+        origin = (
+            (
+                f"it was registered by module {module!r} when saved; import that module first "
+                f"or pass trusted_modules=[{module!r}]"
+            )
+            if module
+            else ("import the module that registers it with @sd.register_function first")
+        )
         raise GraphFormatError(f"{where}: no function is registered as {name!r}; {origin}")
     return fn
 
@@ -196,8 +226,9 @@ def _import(module: str, where: str) -> types.ModuleType:
     try:
         return importlib.import_module(module)
     except Exception as exc:  # a trusted module failing to import is a load error
-        raise GraphFormatError(f"{where}: importing trusted module {module!r} failed: "
-                               f"{type(exc).__name__}: {exc}") from exc
+        raise GraphFormatError(
+            f"{where}: importing trusted module {module!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _lookup(target: Any, qualname: str) -> Callable[..., Any] | None:
@@ -231,8 +262,11 @@ def _same(found: Any, fn: Any) -> bool:
     if found is fn:
         return True
     if isinstance(fn, types.MethodType):  # classmethods: a new bound object on every access
-        return (isinstance(found, types.MethodType) and found.__func__ is fn.__func__
-                and found.__self__ is fn.__self__)
+        return (
+            isinstance(found, types.MethodType)
+            and found.__func__ is fn.__func__
+            and found.__self__ is fn.__self__
+        )
     return False
 
 

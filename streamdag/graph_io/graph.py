@@ -29,8 +29,9 @@ class Graph:
         self._nodes = tuple(check_graph(self._output))
 
     @classmethod
-    def load(cls, path: PathLike, trusted_modules: Iterable[str] = (), *,
-             resolve_functions: bool = True) -> Graph:
+    def load(
+        cls, path: PathLike, trusted_modules: Iterable[str] = (), *, resolve_functions: bool = True
+    ) -> Graph:
         """The graph saved at ``path``. With ``resolve_functions=False``
         function references stay names (FunctionRef), nothing is imported,
         and the graph can be shown, edited and saved but not run."""
@@ -57,8 +58,11 @@ class Graph:
     # -- finding ----------------------------------------------------------
     def find_all(self, op: str | None = None, name: str | None = None) -> list[Node]:
         """Nodes with this op and/or name, in graph order."""
-        return [n for n in self._nodes
-                if (op is None or n.op == op) and (name is None or n.name == name)]
+        return [
+            n
+            for n in self._nodes
+            if (op is None or n.op == op) and (name is None or n.name == name)
+        ]
 
     def find(self, op: str | None = None, name: str | None = None) -> Node:
         """The one node with this op and/or name; LookupError if none or several."""
@@ -75,7 +79,8 @@ class Graph:
             match = [n for n in self._nodes if n is ref]
         else:
             match = [n for n in self._nodes if n.name == ref] or [
-                n for n in self._nodes if n.id == ref]
+                n for n in self._nodes if n.id == ref
+            ]
         if len(match) == 1:
             return match[0]
         if match:
@@ -117,17 +122,23 @@ class Graph:
         input instead. Refused where the result would be ambiguous."""
         target = self.node(ref)
         if len(target.inputs) != 1:
-            why = ("it has no input to give its consumers" if not target.inputs else
-                   f"it has {len(target.inputs)} inputs, so its consumers' new input is ambiguous")
+            why = (
+                "it has no input to give its consumers"
+                if not target.inputs
+                else f"it has {len(target.inputs)} inputs, so its consumers' new input is ambiguous"
+            )
             raise ParamError(f"cannot remove {target.label}: {why}; use replace() instead")
         if target.op == "branch" or issubclass(get_op(target.op).runtime, HubNode):
-            raise ParamError(f"cannot remove {target.label}: it is part of a fork or demux "
-                             "(a hub and its branch nodes); replace the branches' consumers' "
-                             "inputs instead")
+            raise ParamError(
+                f"cannot remove {target.label}: it is part of a fork or demux "
+                "(a hub and its branch nodes); replace the branches' consumers' "
+                "inputs instead"
+            )
         return self._edit(target, lambda n: n.inputs[0])
 
-    def insert_after(self, ref: NodeRef, op: str, *, name: str | None = None,
-                     **params: Any) -> Graph:
+    def insert_after(
+        self, ref: NodeRef, op: str, *, name: str | None = None, **params: Any
+    ) -> Graph:
         """Add a new ``op`` node reading ``ref``; ``ref``'s consumers read it instead."""
         target = self.node(ref)
         return self._edit(target, lambda n: make_node(op, params, [n], name))

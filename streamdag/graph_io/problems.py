@@ -11,8 +11,16 @@ _WANT = {list: "a list", dict: "a map", str: "a string", int: "an int"}
 
 
 def kind_name(value: Any) -> str:
-    names = {type(None): "null", bool: "a bool", int: "an int", float: "a float",
-             str: "a string", list: "a list", dict: "a map", bytes: "raw bytes"}
+    names = {
+        type(None): "null",
+        bool: "a bool",
+        int: "an int",
+        float: "a float",
+        str: "a string",
+        list: "a list",
+        dict: "a map",
+        bytes: "raw bytes",
+    }
     return names.get(type(value), f"a {type(value).__name__}")
 
 
@@ -32,6 +40,7 @@ def expect(value: Any, kind: type, where: str) -> Any:
 def expect_str_keys(value: Any, where: str) -> dict[str, Any]:
     for key in expect(value, dict, where):
         if type(key) is not str:
-            raise GraphFormatError(f"{where}: keys must be strings, got {kind_name(key)} "
-                                   f"{short(key, 40)}")
+            raise GraphFormatError(
+                f"{where}: keys must be strings, got {kind_name(key)} {short(key, 40)}"
+            )
     return value

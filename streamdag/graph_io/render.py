@@ -33,22 +33,44 @@ def node_ref(node: Node) -> str:
 def table(nodes: tuple[Node, ...] | list[Node]) -> str:
     """One row per node, inputs first: id, name, op, inputs, params."""
     rows = [("ID", "NAME", "OP", "INPUTS", "PARAMS")]
-    rows += [(n.id, n.name or "-", n.op, ", ".join(node_ref(i) for i in n.inputs) or "-",
-              format_params(n)) for n in nodes]
+    rows += [
+        (
+            n.id,
+            n.name or "-",
+            n.op,
+            ", ".join(node_ref(i) for i in n.inputs) or "-",
+            format_params(n),
+        )
+        for n in nodes
+    ]
     widths = [max(len(row[c]) for row in rows) for c in range(4)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
-                     + "  " + row[4] for row in rows).rstrip() + "\n"
+    return (
+        "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4]
+            for row in rows
+        ).rstrip()
+        + "\n"
+    )
 
 
 def to_dot(nodes: tuple[Node, ...] | list[Node], output: Node) -> str:
     """Graphviz DOT text: a box per node (name, op, params), edges from inputs
     to consumers (numbered where the order of inputs matters); the output has
     a double border."""
-    lines = ["digraph streamdag {", "  rankdir=TB;",
-             '  node [shape=box, fontname="Helvetica", fontsize=10];']
+    lines = [
+        "digraph streamdag {",
+        "  rankdir=TB;",
+        '  node [shape=box, fontname="Helvetica", fontsize=10];',
+    ]
     for n in nodes:
-        label = "\\n".join(_dot_escape(part) for part in (
-            n.name or n.id, n.op, *(f"{k}={format_value(v, 40)}" for k, v in n.params.items())))
+        label = "\\n".join(
+            _dot_escape(part)
+            for part in (
+                n.name or n.id,
+                n.op,
+                *(f"{k}={format_value(v, 40)}" for k, v in n.params.items()),
+            )
+        )
         extra = ", peripheries=2" if n is output else ""
         lines.append(f'  "{_dot_escape(n.id)}" [label="{label}"{extra}];')
     for n in nodes:
@@ -66,16 +88,24 @@ def render(dot_text: str, out: Path) -> None:
         out.write_text(dot_text)
         return
     if suffix not in RENDERED:
-        raise StreamdagError(f"{out}: cannot draw to {suffix or 'a file without a suffix'}; "
-                             "use .dot, .gv, .svg, .png or .pdf")
+        raise StreamdagError(
+            f"{out}: cannot draw to {suffix or 'a file without a suffix'}; "
+            "use .dot, .gv, .svg, .png or .pdf"
+        )
     dot = shutil.which("dot")
     if dot is None:
         raise StreamdagError(
             f"drawing {suffix} needs the graphviz 'dot' program, which is not on PATH; install "
             "graphviz (apt install graphviz, brew install graphviz or conda install graphviz), "
-            f"or write {out.with_suffix('.dot').name} and render it elsewhere")
-    result = subprocess.run([dot, f"-T{RENDERED[suffix]}", "-o", str(out)], input=dot_text,
-                            text=True, capture_output=True, check=False)
+            f"or write {out.with_suffix('.dot').name} and render it elsewhere"
+        )
+    result = subprocess.run(
+        [dot, f"-T{RENDERED[suffix]}", "-o", str(out)],
+        input=dot_text,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise StreamdagError(f"graphviz dot failed: {result.stderr.strip()}")
 

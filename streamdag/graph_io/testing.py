@@ -12,9 +12,14 @@ from .codec import load_bytes
 from .files import dumps, loads
 
 
-def assert_round_trips(pipe: DataPipe[Any], trusted_modules: Iterable[str] = (), *,
-                       seed: int = 0, epochs: int = 2,
-                       reading_service: Callable[[], Any] | None = None) -> DataPipe[Any]:
+def assert_round_trips(
+    pipe: DataPipe[Any],
+    trusted_modules: Iterable[str] = (),
+    *,
+    seed: int = 0,
+    epochs: int = 2,
+    reading_service: Callable[[], Any] | None = None,
+) -> DataPipe[Any]:
     """Save ``pipe`` as msgpack and as JSON, load each back and assert that
     the document is unchanged by the trip and that the loaded pipeline yields
     exactly the original's elements for ``seed`` over ``epochs`` epochs.
@@ -32,8 +37,9 @@ def assert_round_trips(pipe: DataPipe[Any], trusted_modules: Iterable[str] = (),
     return loaded[0]
 
 
-def _epochs(pipe: DataPipe[Any], seed: int, epochs: int,
-            reading_service: Callable[[], Any] | None) -> list[list[Any]]:
+def _epochs(
+    pipe: DataPipe[Any], seed: int, epochs: int, reading_service: Callable[[], Any] | None
+) -> list[list[Any]]:
     service = reading_service() if reading_service else None
     with DataLoader2(pipe, reading_service=service, seed=seed) as loader:
         return [[_plain(item) for item in loader] for _ in range(epochs)]

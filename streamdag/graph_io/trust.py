@@ -9,16 +9,48 @@ from collections.abc import Iterable
 
 # Pure functions and types of modules that are always loaded, allowed without
 # trusting the whole module (``builtins:eval`` and friends stay refused).
-SAFE_REFS = frozenset({
-    *(f"builtins:{name}" for name in (
-        "abs", "bool", "bytes", "dict", "float", "frozenset", "int", "len", "list", "max",
-        "min", "round", "set", "sorted", "str", "sum", "tuple")),
-    *(f"builtins:str.{name}" for name in (
-        "encode", "lower", "lstrip", "rstrip", "split", "splitlines", "strip", "upper")),
-    "builtins:bytes.decode",
-    "json:dumps",
-    "json:loads",
-})
+SAFE_REFS = frozenset(
+    {
+        *(
+            f"builtins:{name}"
+            for name in (
+                "abs",
+                "bool",
+                "bytes",
+                "dict",
+                "float",
+                "frozenset",
+                "int",
+                "len",
+                "list",
+                "max",
+                "min",
+                "round",
+                "set",
+                "sorted",
+                "str",
+                "sum",
+                "tuple",
+            )
+        ),
+        *(
+            f"builtins:str.{name}"
+            for name in (
+                "encode",
+                "lower",
+                "lstrip",
+                "rstrip",
+                "split",
+                "splitlines",
+                "strip",
+                "upper",
+            )
+        ),
+        "builtins:bytes.decode",
+        "json:dumps",
+        "json:loads",
+    }
+)
 
 ALWAYS_TRUSTED = ("streamdag",)
 
@@ -42,5 +74,6 @@ def normalize_trusted(trusted_modules: Iterable[str] | str) -> tuple[str, ...]:
 
 def is_trusted(module: str, trusted: tuple[str, ...]) -> bool:
     """``module`` is streamdag or a trusted module, or inside one of those packages."""
-    return any(module == root or module.startswith(root + ".")
-               for root in (*ALWAYS_TRUSTED, *trusted))
+    return any(
+        module == root or module.startswith(root + ".") for root in (*ALWAYS_TRUSTED, *trusted)
+    )

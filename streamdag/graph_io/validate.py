@@ -21,14 +21,19 @@ def check_node(node: Node) -> None:
     for source in node.inputs:
         is_hub = issubclass(get_op(source.op).runtime, HubNode)
         if is_hub and node.op != "branch":
-            raise ParamError(f"{node.label}: reads {source.label} directly; a fork or demux "
-                             "output is read through its branch nodes")
+            raise ParamError(
+                f"{node.label}: reads {source.label} directly; a fork or demux "
+                "output is read through its branch nodes"
+            )
         if node.op == "branch" and not is_hub:
-            raise ParamError(f"{node.label}: input must be a fork or demux node, got "
-                             f"{source.label}")
+            raise ParamError(
+                f"{node.label}: input must be a fork or demux node, got {source.label}"
+            )
         if node.op == "branch" and node.params["index"] >= source.params["num_instances"]:
-            raise ParamError(f"{node.label}: index {node.params['index']} is out of range for "
-                             f"{source.label} with {source.params['num_instances']} outputs")
+            raise ParamError(
+                f"{node.label}: index {node.params['index']} is out of range for "
+                f"{source.label} with {source.params['num_instances']} outputs"
+            )
 
 
 def check_graph(output: Node) -> list[Node]:
@@ -43,7 +48,9 @@ def check_graph(output: Node) -> list[Node]:
     for node in nodes:
         for source in node.inputs:
             if by_id[source.id] is not source:
-                raise ParamError(f"two different nodes share the id {source.id!r} "
-                                 f"({by_id[source.id].label} and {source.label})")
+                raise ParamError(
+                    f"two different nodes share the id {source.id!r} "
+                    f"({by_id[source.id].label} and {source.label})"
+                )
         check_node(node)
     return nodes

@@ -61,13 +61,19 @@ class Encoder:
         raise GraphFormatError(
             f"{where}: a value of type {kind.__module__}.{kind.__qualname__} cannot be saved; "
             "params hold None, bool, int, float, str, bytes, list, tuple, dict, range and "
-            "functions")
+            "functions"
+        )
 
     def _dict(self, value: dict[Any, Any], where: str, depth: int) -> Any:
         if all(type(k) is str for k in value):
             return {k: self.encode(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
-        return [[self.encode(k, f"{where}[{k!r}] (key)", depth + 1),
-                 self.encode(v, f"{where}[{k!r}]", depth + 1)] for k, v in value.items()]
+        return [
+            [
+                self.encode(k, f"{where}[{k!r}] (key)", depth + 1),
+                self.encode(v, f"{where}[{k!r}]", depth + 1),
+            ]
+            for k, v in value.items()
+        ]
 
     def _function(self, fn: Any, where: str, depth: int) -> dict[str, Any]:
         base, args, kwargs = unwrap_partial(fn)
@@ -78,8 +84,9 @@ class Encoder:
         if args:
             out["args"] = self.encode(list(args), f"{where}.args", depth + 1)
         if kwargs:
-            out["kwargs"] = {k: self.encode(v, f"{where}.kwargs.{k}", depth + 1)
-                             for k, v in kwargs.items()}
+            out["kwargs"] = {
+                k: self.encode(v, f"{where}.kwargs.{k}", depth + 1) for k, v in kwargs.items()
+            }
         return out
 
 
@@ -106,16 +113,20 @@ class Decoder:
             return [self.decode(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(doc)]
         if kind is dict:
             return self._tagged(doc, where, depth)
-        raise GraphFormatError(f"{where}: unexpected {kind_name(doc)}; expected null, a bool, "
-                               "number, string, list or a tagged map")
+        raise GraphFormatError(
+            f"{where}: unexpected {kind_name(doc)}; expected null, a bool, "
+            "number, string, list or a tagged map"
+        )
 
     def _tagged(self, doc: dict[Any, Any], where: str, depth: int) -> Any:
         tag = next((t for t in TAGS if t in doc), None)
         allowed = {"ref", "args", "kwargs"} if tag == "ref" else {tag}
         if tag is None or set(doc) - allowed:
             keys = ", ".join(repr(k) for k in doc)
-            raise GraphFormatError(f"{where}: a map here must have exactly one of the keys "
-                                   f"{', '.join(TAGS)} (ref may add args, kwargs); got keys {keys}")
+            raise GraphFormatError(
+                f"{where}: a map here must have exactly one of the keys "
+                f"{', '.join(TAGS)} (ref may add args, kwargs); got keys {keys}"
+            )
         body = doc[tag]
         inner = f"{where}.{tag}"
         if tag == "ref":
@@ -125,44 +136,60 @@ class Decoder:
         if tag == "dict":
             return self._dict(body, inner, depth)
         if tag == "range":
-            if (not isinstance(body, list) or len(body) != 3
-                    or not all(type(v) is int for v in body) or body[2] == 0):
-                raise GraphFormatError(f"{inner}: expected [start, stop, step] of ints with "
-                                       f"step != 0, got {short(body)}")
+            if (
+                not isinstance(body, list)
+                or len(body) != 3
+                or not all(type(v) is int for v in body)
+                or body[2] == 0
+            ):
+                raise GraphFormatError(
+                    f"{inner}: expected [start, stop, step] of ints with "
+                    f"step != 0, got {short(body)}"
+                )
             return range(*body)
         if tag == "bytes":
             try:
                 return base64.b64decode(expect(body, str, inner), validate=True)
             except (binascii.Error, ValueError):
-                raise GraphFormatError(f"{inner}: expected base64 text, got {short(body)}") from None
+                raise GraphFormatError(
+                    f"{inner}: expected base64 text, got {short(body)}"
+                ) from None
         if type(body) is not str or body not in _FLOATS:
             raise GraphFormatError(f"{inner}: expected 'nan', 'inf' or '-inf', got {short(body)}")
         return _FLOATS[body]
 
     def _dict(self, body: Any, where: str, depth: int) -> dict[Any, Any]:
         if isinstance(body, dict):
-            return {k: self.decode(v, f"{where}.{k}", depth + 1)
-                    for k, v in expect_str_keys(body, where).items()}
+            return {
+                k: self.decode(v, f"{where}.{k}", depth + 1)
+                for k, v in expect_str_keys(body, where).items()
+            }
         out: dict[Any, Any] = {}
         for i, pair in enumerate(expect(body, list, where)):
             if not isinstance(pair, list) or len(pair) != 2:
-                raise GraphFormatError(f"{where}[{i}]: expected a [key, value] pair, got "
-                                       f"{short(pair)}")
+                raise GraphFormatError(
+                    f"{where}[{i}]: expected a [key, value] pair, got {short(pair)}"
+                )
             key = self.decode(pair[0], f"{where}[{i}][0]", depth + 1)
             try:
                 hash(key)
             except TypeError:
-                raise GraphFormatError(f"{where}[{i}][0]: a dict key must be hashable, got "
-                                       f"{kind_name(key)}") from None
+                raise GraphFormatError(
+                    f"{where}[{i}][0]: a dict key must be hashable, got {kind_name(key)}"
+                ) from None
             out[key] = self.decode(pair[1], f"{where}[{i}][1]", depth + 1)
         return out
 
     def _function(self, doc: dict[str, Any], where: str, depth: int) -> Callable[..., Any]:
-        args = tuple(self.decode(expect(doc.get("args", []), list, f"{where}.args"),
-                                 f"{where}.args", depth + 1))
+        args = tuple(
+            self.decode(
+                expect(doc.get("args", []), list, f"{where}.args"), f"{where}.args", depth + 1
+            )
+        )
         kwargs_doc = expect_str_keys(doc.get("kwargs", {}), f"{where}.kwargs")
-        kwargs = {k: self.decode(v, f"{where}.kwargs.{k}", depth + 1)
-                  for k, v in kwargs_doc.items()}
+        kwargs = {
+            k: self.decode(v, f"{where}.kwargs.{k}", depth + 1) for k, v in kwargs_doc.items()
+        }
         ref = doc["ref"]
         if not self.resolve_functions:
             if not isinstance(ref, str) or not ref:
