@@ -1,0 +1,32 @@
+"""Module-level functions for reading-service tests. Kept free of heavy
+imports: spawn and forkserver workers import this module to unpickle them."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def square(x):
+    return x * x
+
+
+def with_pid(x):
+    return (x, os.getpid())
+
+
+def fail_on_7(x):
+    if x == 7:
+        raise ValueError(f"bad element {x}")
+    return x
+
+
+def sleep_on_5(x):
+    if x == 5:
+        time.sleep(30)
+    return x
+
+
+def slow(x):
+    time.sleep(0.01)
+    return x
