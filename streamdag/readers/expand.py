@@ -61,9 +61,9 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
                     except Exception as exc:
                         self.fail(exc, self.where(item))
                         part = self.recover(exc)
-            finally:
-                self._pos = None
+            finally:  # also when the consumer drops the iterator: the position stays
                 self.finish(item)
+            self._pos = None
             if source_state is not None:
                 self._in = source_state()
 

@@ -69,7 +69,7 @@ class LoadFromZipNode(ExpandingNode):
                     continue
                 try:
                     data = archive.open(info) if as_streams else archive.read(info)
-                except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                except Exception as exc:  # CRC mismatch, bad deflate data: this member only
                     self.fail(exc, f"{path!r} member {info.filename!r}")
                     continue
                 yield MemberPath(path, info.filename), data

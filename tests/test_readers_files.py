@@ -1,0 +1,128 @@
+"""FileLister and open_files: listing any fsspec filesystem in a sorted,
+deterministic order; opening lazily; missing files under each policy."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+import warnings
+
+import fsspec
+import pytest
+
+import streamdag as sd
+from streamdag.errors import NodeError, ParamError
+from tests.checkers import assert_resumes, run_epoch
+from tests.support.readers import run_with_stats
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for rel in ["b.txt", "a.txt", "c.jsonl", "sub/d.txt", "sub/deeper/e.txt", "sub/f.bin"]:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(rel)
+    return tmp_path
+
+
+def test_lister_sorted_masked_flat(tree):
+    """Only the root's own files, filtered by mask, in sorted order."""
+    out = list(sd.FileLister(str(tree), masks="*.txt"))
+    assert out == [str(tree / "a.txt"), str(tree / "b.txt")]
+
+
+def test_lister_recursive_several_masks(tree):
+    out = list(sd.FileLister(str(tree), masks=["*.txt", "*.bin"], recursive=True))
+    rel = [os.path.relpath(p, tree) for p in out]
+    assert rel == ["a.txt", "b.txt", "sub/d.txt", "sub/deeper/e.txt", "sub/f.bin"]
+
+
+def test_lister_roots_file_glob_and_list(tree):
+    """A list of roots keeps its order; a file root is taken as is; globs expand."""
+    out = list(sd.FileLister([str(tree / "sub"), str(tree / "c.jsonl"), str(tree / "*.txt")]))
+    rel = [os.path.relpath(p, tree) for p in out]
+    assert rel == ["sub/d.txt", "sub/f.bin", "c.jsonl", "a.txt", "b.txt"]
+
+
+def test_lister_missing_root_names_node(tmp_path):
+    with pytest.raises(NodeError, match=r"file_lister node .*nope"):
+        list(sd.FileLister(str(tmp_path / "nope")))
+
+
+def test_lister_bad_params_fail_at_construction():
+    with pytest.raises(ParamError, match="file_lister: masks"):
+        sd.FileLister(".", masks=3)
+    with pytest.raises(ParamError, match="file_lister: recursive"):
+        sd.FileLister(".", recursive="yes")
+
+
+def test_lister_resumes(tree):
+    assert_resumes(sd.FileLister(str(tree), recursive=True))
+
+
+def test_memory_filesystem_urls_and_storage_options():
+    """Any fsspec URL: paths keep their protocol and open_files reads them."""
+    fs = fsspec.filesystem("memory")
+    for i in (2, 0, 1):
+        fs.pipe(f"/sdtest/part-{i}.txt", f"line {i}\n".encode())
+    dp = sd.FileLister("memory://sdtest", masks="part-*", storage_options={})
+    paths = list(dp)
+    assert paths == [f"memory:///sdtest/part-{i}.txt" for i in range(3)]
+    lines = list(dp.open_files().readlines(return_path=False))
+    assert lines == ["line 0", "line 1", "line 2"]
+
+
+def test_open_files_inherits_lister_storage_options(tree):
+    options = {"auto_mkdir": False}
+    dp = sd.FileLister(str(tree), storage_options=options).shuffle().open_files()
+    assert dp.node.params["storage_options"] == options
+
+
+def test_open_files_text_mode(tree):
+    out = list(sd.FileLister(str(tree), masks="a.txt").open_files(mode="r", encoding="utf-8")
+               .readlines())
+    assert out == [(str(tree / "a.txt"), "a.txt")]
+
+
+def test_open_files_alias_and_pathlike(tree):
+    dp = sd.IterableWrapper([tree / "a.txt"]).open_files_by_fsspec()
+    ((path, stream),) = list(dp)
+    assert path == str(tree / "a.txt")
+
+
+@pytest.mark.parametrize(("policy", "yielded", "skipped"),
+                         [("skip", 2, 1), ("warn", 2, 1)])
+def test_missing_file_skipped_and_counted(tree, policy, yielded, skipped):
+    paths = [str(tree / "a.txt"), str(tree / "missing.txt"), str(tree / "b.txt")]
+    dp = sd.IterableWrapper(paths).open_files(on_error=policy).readlines()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, stats = run_with_stats(dp)
+    assert len(out) == yielded
+    assert stats["open_files"] == {"skipped": skipped}
+    assert len([w for w in caught if issubclass(w.category, sd.SkippedInputWarning)]) == (
+        skipped if policy == "warn" else 0)
+
+
+def test_missing_file_raises_with_node_and_path(tree):
+    dp = sd.IterableWrapper([str(tree / "missing.txt")]).open_files(name="opener")
+    with pytest.raises(NodeError, match=r"open_files node 'opener'.*missing\.txt.*FileNotFound"):
+        run_epoch(dp)
+
+
+def test_open_files_streams_without_reading_whole_file(tmp_path):
+    """A file far larger than the memory limit streams through readlines."""
+    big = tmp_path / "big.txt"
+    line = "x" * 99 + "\n"
+    with open(big, "w") as f:
+        for _ in range(80_000):  # 8 MB
+            f.write(line)
+    dp = sd.IterableWrapper([str(big)]).open_files().readlines(return_path=False)
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in dp)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 80_000
+    assert peak < 2_000_000, f"peak {peak} bytes while streaming an 8 MB file"
