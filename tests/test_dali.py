@@ -38,6 +38,20 @@ def _image(h: int, w: int, seed: int, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
+def _as_444(jpeg: bytes) -> bytes:
+    """The same picture as a 4:4:4 JPEG (no chroma subsampling)."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(jpeg)).save(buf, "JPEG", quality=90, subsampling=0)
+    return buf.getvalue()
+
+
+# nvJPEG (GPU) upsamples 4:2:0 chroma differently from libjpeg-turbo's "fancy"
+# upsampling (Pillow, DALI CPU): measured on an H200, 4:4:4 JPEGs decode
+# identically (MAD 0.0) and these 4:2:0 test images, saturated discs on chroma
+# noise, differ by MAD 1.2 to 3.5. GPU tests hold 4:4:4 to <= 2 and 4:2:0 to <= 4.
+GPU_420_TOLERANCE = 4.0
+
+
 @pytest.fixture(scope="module")
 def jpegs() -> list[bytes]:
     return [_image(h, w, i) for i, (h, w) in enumerate(SHAPES)]
@@ -205,15 +219,24 @@ def test_gpu_pillow_returns_cuda(jpegs: list[bytes]) -> None:
 @needs_dali
 @pytest.mark.parametrize("backend", ["dali", "auto"])
 def test_gpu_dali_matches_pillow(jpegs: list[bytes], backend: str) -> None:
-    dicts = [{"jpg": img, "cls": i} for i, img in enumerate(jpegs)]
-    d = run(dicts, backend=backend, device="gpu", size=64, crop=56)
-    p = run(dicts, backend="pillow", device="cpu", size=64, crop=56)
-    for a, b in zip(d, p, strict=True):
-        assert a["jpg"].is_cuda and a["jpg"].dtype == torch.uint8
-        assert a["jpg"].shape == b["jpg"].shape and a["cls"] == b["cls"]
-        assert mad(a["jpg"], b["jpg"]) <= 2.0
-    dn = run(jpegs, backend=backend, device="gpu", crop=40, mean=MEAN, std=STD)
-    assert dn[0].is_cuda and dn[0].dtype == torch.float32 and dn[0].shape == (4, 3, 40, 40)
+    _gpu_matches_pillow(jpegs, backend)
+
+
+def _gpu_matches_pillow(jpegs: list[bytes], backend: str) -> None:
+    pngs = [_image(70, 90, 20, "PNG")]
+    for images, tol in ((jpegs + pngs, GPU_420_TOLERANCE), ([_as_444(j) for j in jpegs], 2.0)):
+        dicts = [{"jpg": img, "cls": i} for i, img in enumerate(images)]
+        d = run(dicts, backend=backend, device="gpu", size=64, crop=56)
+        p = run(dicts, backend="pillow", device="cpu", size=64, crop=56)
+        for a, b in zip(d, p, strict=True):
+            assert a["jpg"].is_cuda and a["jpg"].dtype == torch.uint8
+            assert a["jpg"].shape == b["jpg"].shape and a["cls"] == b["cls"]
+            for i in range(len(a["jpg"])):
+                assert mad(a["jpg"][i], b["jpg"][i]) <= tol
+    dn = run(jpegs, backend=backend, device="gpu", crop=40, mean=MEAN, std=STD, layout="HWC")
+    assert dn[0].is_cuda and dn[0].dtype == torch.float32 and dn[0].shape == (4, 40, 40, 3)
+    ragged = run(jpegs, backend=backend, device="gpu", size=40)
+    assert ragged[0][0].is_cuda and ragged[0][0].shape == (3, 40, 53)
 
 
 def test_nvjpeg_needs_gpu(jpegs: list[bytes]) -> None:
@@ -226,19 +249,7 @@ def test_nvjpeg_needs_gpu(jpegs: list[bytes]) -> None:
 @pytest.mark.parametrize("backend", ["nvjpeg", "auto"])
 def test_gpu_nvjpeg_matches_pillow(jpegs: list[bytes], backend: str) -> None:
     pytest.importorskip("torchvision")
-    pngs = [_image(70, 90, 20, "PNG")]
-    dicts = [{"jpg": img, "cls": i} for i, img in enumerate(jpegs + pngs)]
-    d = run(dicts, backend=backend, device="gpu", size=64, crop=56)
-    p = run(dicts, backend="pillow", device="cpu", size=64, crop=56)
-    for a, b in zip(d, p, strict=True):
-        assert a["jpg"].is_cuda and a["jpg"].dtype == torch.uint8
-        assert a["jpg"].shape == b["jpg"].shape and a["cls"] == b["cls"]
-        for i in range(len(a["jpg"])):
-            assert mad(a["jpg"][i], b["jpg"][i]) <= 2.0
-    dn = run(jpegs, backend=backend, device="gpu", crop=40, mean=MEAN, std=STD, layout="HWC")
-    assert dn[0].is_cuda and dn[0].dtype == torch.float32 and dn[0].shape == (4, 40, 40, 3)
-    ragged = run(jpegs, backend=backend, device="gpu", size=40)
-    assert ragged[0][0].is_cuda and ragged[0][0].shape == (3, 40, 53)
+    _gpu_matches_pillow(jpegs, backend)
 
 
 @pytest.mark.gpu
