@@ -286,11 +286,12 @@ def test_node_reports_retries(s3_proxy: FaultProxy, obj: str) -> None:
                                "bytes": len(DATA)}
 
 
+@pytest.mark.parametrize("shards_ahead", [0, 1, 2])
 def test_resume_mid_shard_exact(s3_proxy: FaultProxy, s3_bucket: str, s3_env: str,
-                                shards: set[tuple[str, bytes]]) -> None:
+                                shards: set[tuple[str, bytes]], shards_ahead: int) -> None:
     from streamdag import DataLoader2
 
-    dp = _pipeline(s3_proxy, s3_bucket)
+    dp = _pipeline(s3_proxy, s3_bucket, shards_ahead=shards_ahead)
     s3_proxy.cut_next_response(after_bytes=3_000, path_contains="shard-0000")
     loader = DataLoader2(dp, seed=0)
     it = iter(loader)
@@ -325,3 +326,21 @@ def test_two_worker_processes_exact(s3_proxy: FaultProxy, s3_bucket: str, s3_env
         loader.shutdown()
     assert len(got) == len(shards) and set(got) == shards
     assert s3_proxy.pending_faults == 0
+
+
+@pytest.mark.parametrize("shards_ahead", [0, 1])
+def test_next_shard_downloads_while_the_current_is_parsed(
+        s3_proxy: FaultProxy, s3_bucket: str, s3_env: str,
+        shards: set[tuple[str, bytes]], shards_ahead: int) -> None:
+    dp = _pipeline(s3_proxy, s3_bucket, shards_ahead=shards_ahead)
+    it = iter(dp)
+    first = next(it)
+    assert first["__key__"] == "s00_0000"
+    deadline = time.monotonic() + (1.0 if shards_ahead else 0.5)
+    while time.monotonic() < deadline and not any(
+            r.method == "GET" and "shard-0001" in r.target for r in s3_proxy.requests):
+        time.sleep(0.02)
+    fetched = any(r.method == "GET" and "shard-0001" in r.target for r in s3_proxy.requests)
+    assert fetched == bool(shards_ahead)
+    rest = [(s["__key__"], s["bin"]) for s in it]
+    assert {(first["__key__"], first["bin"]), *rest} == shards

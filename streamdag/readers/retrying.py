@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -40,6 +41,7 @@ from typing import Any
 from ..datapipes.registry import register_op
 from ..errors import ParamError
 from .open_files import OpenFilesNode
+from .streams import close_quietly
 
 __all__ = [
     "RetryPolicy",
@@ -229,6 +231,8 @@ class RetryingReader(io.RawIOBase):
         self._pending: deque[tuple[int, Future[bytes]]] = deque()  # (start, fetch)
         self._pool: ThreadPoolExecutor | None = None
         self.size = size if size is not None else self._with_retries(self._size)
+        if read_ahead:
+            self._submit()  # start downloading now: an opened-ahead shard fills meanwhile
 
     # -- fetching --------------------------------------------------------
 
@@ -387,11 +391,12 @@ def open_retrying(path: str, mode: str = "rb", encoding: str | None = None,
 
 # -- the node: open_files with retrying streams (opt-in) -----------------------
 
-_RETRY_PARAMS = ("chunk_size", "read_ahead", "max_retries", "backoff_base", "backoff_max")
+_NO_STATE = object()
+DEFAULT_SHARDS_AHEAD = 1
 
 
 def _check_retry_params(op: str, params: Mapping[str, Any]) -> None:
-    for key in ("chunk_size", "read_ahead", "max_retries"):
+    for key in ("chunk_size", "read_ahead", "max_retries", "shards_ahead"):
         value = params.get(key)
         low = 1 if key == "chunk_size" else 0
         if value is not None and (type(value) is not int or value < low):
@@ -427,15 +432,81 @@ class RetryingOpenFilesNode(OpenFilesNode):
                              chunk_size=p.get("chunk_size", DEFAULT_CHUNK),
                              read_ahead=p.get("read_ahead", DEFAULT_READ_AHEAD),
                              policy=policy, stats=self.retry_stats)
+        self.reset()
 
     def stats(self) -> dict[str, int]:
         return {**super().stats(), **self.retry_stats.as_dict()}
+
+    # -- shard read-ahead: open the next ``shards_ahead`` files early ----------
+
+    def reset(self) -> None:
+        queue = getattr(self, "_queue", None)
+        while queue:  # files opened ahead in an epoch torn down early
+            close_quietly(queue.popleft()[1])
+        self._snapshot: Any = _NO_STATE
+        self._queue: deque[tuple[Any, Any, BaseException | None, Any]] = deque()
+
+    def iterator(self) -> Iterator[tuple[str, Any]]:
+        ahead = self.params.get("shards_ahead", DEFAULT_SHARDS_AHEAD)
+        if not ahead:
+            return super().iterator()
+        return self._ahead(ahead)
+
+    def _ahead(self, ahead: int) -> Iterator[tuple[str, Any]]:
+        """Opening a RetryingReader starts its first chunks downloading, so
+        keeping ``ahead`` files opened beyond the one being parsed overlaps
+        shard *i+1*'s first bytes with shard *i*'s parsing. Each queued file
+        carries the input's state right after it was pulled: ``state()`` is
+        that of the last file passed on, so resume stays exact."""
+        src = self.inputs[0]
+        items = src.iterator()
+        queue = self._queue
+        self._snapshot = src.state()
+
+        def pull() -> None:
+            for path in items:
+                state = src.state()
+                try:
+                    path = os.fspath(path)
+                    stream, err = self._open(path), None
+                except Exception as exc:  # deferred: raised when this file's turn comes
+                    stream, err = None, exc
+                queue.append((path, stream, err, state))
+                return
+
+        for _ in range(ahead):
+            pull()
+        while queue:
+            path, stream, err, state = queue.popleft()
+            self._snapshot = state
+            pull()
+            if err is not None:
+                self.fail(err, repr(path))
+                continue
+            self._last = stream
+            yield path, stream
+
+    def state(self) -> Any:
+        if getattr(self, "_snapshot", _NO_STATE) is _NO_STATE:
+            return super().state()
+        return self._snapshot
+
+    def restore(self, state: Any) -> None:
+        self.close()
+        self._snapshot = _NO_STATE
+        super().restore(state)
+
+    def close(self) -> None:
+        queue = getattr(self, "_queue", None)
+        while queue:
+            close_quietly(queue.popleft()[1])
+        super().close()
 
 
 def open_files_retrying(dp: Any, mode: str = "rb", *,
                         storage_options: Mapping[str, Any] | None = None,
                         chunk_size: int = DEFAULT_CHUNK, read_ahead: int = DEFAULT_READ_AHEAD,
-                        max_retries: int = 5, backoff_base: float = 0.1,
+                        shards_ahead: int = DEFAULT_SHARDS_AHEAD, max_retries: int = 5, backoff_base: float = 0.1,
                         backoff_max: float = 5.0, on_error: str = "raise",
                         name: str | None = None) -> Any:
     """``dp.open_files()`` with retrying, read-ahead streams (until the lead
@@ -444,6 +515,7 @@ def open_files_retrying(dp: Any, mode: str = "rb", *,
     if storage_options is None and dp.node.op == "file_lister":
         storage_options = dp.node.params.get("storage_options")
     params = {"mode": mode, "storage_options": dict(storage_options) if storage_options else None,
-              "chunk_size": chunk_size, "read_ahead": read_ahead, "max_retries": max_retries,
+              "chunk_size": chunk_size, "read_ahead": read_ahead, "shards_ahead": shards_ahead,
+              "max_retries": max_retries,
               "backoff_base": backoff_base, "backoff_max": backoff_max, "on_error": on_error}
     return dp._then("open_files_retrying", params, name=name)
