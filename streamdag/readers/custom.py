@@ -134,10 +134,18 @@ def reader(name: str, *, inputs: int = 0, shardable: bool = False,
             "validate": staticmethod(partial(_validate, definition)),
             "__doc__": target.__doc__,
         })
-        register_op(name, inputs=inputs, replace=replace)(node_cls)
+        register_op(name, inputs=inputs, replace=replace or _reloaded(name, target))(node_cls)
         return Reader(definition)
 
     return register
+
+
+def _reloaded(name: str, target: Any) -> bool:
+    """The op is this same reader from a re-imported (reloaded) module."""
+    op = registered_ops.get(name)
+    old = getattr(op.runtime, "definition", None) if op else None
+    return old is not None and (old.target.__module__, old.target.__qualname__) == (
+        target.__module__, target.__qualname__)
 
 
 def _validate(definition: ReaderDef, params: Mapping[str, Any]) -> None:
