@@ -344,3 +344,17 @@ def test_next_shard_downloads_while_the_current_is_parsed(
     assert fetched == bool(shards_ahead)
     rest = [(s["__key__"], s["bin"]) for s in it]
     assert {(first["__key__"], first["bin"]), *rest} == shards
+
+
+def test_graph_round_trip_keeps_the_retry_options(tmp_path: Any, s3_proxy: FaultProxy,
+                                                  s3_bucket: str, s3_env: str,
+                                                  shards: set[tuple[str, bytes]]) -> None:
+    import streamdag as sd
+
+    dp = _pipeline(s3_proxy, s3_bucket, shards_ahead=2)
+    sd.save(dp, tmp_path / "g.json")
+    loaded = sd.load(tmp_path / "g.json")
+    node = loaded.node.inputs[0].inputs[0]
+    assert node.op == "open_files_retrying" and node.params["shards_ahead"] == 2
+    s3_proxy.fail_next(1, status=503, method="GET")
+    assert set(_samples(loaded)) == shards
