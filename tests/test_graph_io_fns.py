@@ -88,3 +88,32 @@ def repeat_each(pipe: sd.DataPipe[Any], times: int, name: str | None = None) -> 
     from streamdag.datapipes.datapipe import make_node
 
     return sd.DataPipe(make_node("test_graph_io.repeat_each", {"times": times}, [pipe.node], name))
+
+
+@sd.reader("test_graph_io.countdown")
+def countdown(ctx: sd.ReaderContext, start: int, step: int = 1) -> Iterator[int]:
+    """A user reader: saved by its registered name."""
+    yield from range(start, 0, -step)
+
+
+def shout(data: bytes) -> str:
+    return data.decode().upper()
+
+
+def first(pair: tuple[str, Any]) -> Any:
+    return pair[0]
+
+
+def keys(sample: dict[str, Any]) -> list[str]:
+    return sorted(sample)
+
+
+def drop_path(sample: dict[str, Any]) -> dict[str, Any]:
+    """Decoded webdataset sample without its source path; arrays as lists."""
+    return {
+        k: v.tolist() if hasattr(v, "tolist") else v for k, v in sample.items() if k != "__url__"
+    }
+
+
+def field_png(batch: dict[str, Any]) -> list[Any]:
+    return batch["png"].tolist()

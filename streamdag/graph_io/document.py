@@ -67,8 +67,7 @@ def to_document(output: Node) -> dict[str, Any]:
                 "name": node.name,
             }
         )
-        opdef = registered_ops.get(node.op)
-        module = opdef.runtime.__module__ if opdef else None
+        module = op_origin(node.op)
         if module and not module.startswith("streamdag."):
             ops[node.op] = module
     doc: dict[str, Any] = {
@@ -237,36 +236,42 @@ def _order(entries: list[Entry], index: dict[str, int], output_id: str) -> list[
     return order
 
 
+def op_origin(op: str) -> str | None:
+    """The module that defines ``op``: for ``@sd.reader`` ops the decorated
+    function's module, else the runtime class's."""
+    opdef = registered_ops.get(op)
+    if opdef is None:
+        return None
+    target = getattr(getattr(opdef.runtime, "definition", None), "target", opdef.runtime)
+    module = getattr(target, "__module__", None)
+    return module if isinstance(module, str) else None
+
+
 def _ensure_op(op: str, trusted: tuple[str, ...], hints: dict[str, str], where: str) -> None:
-    """Import the module that provides ``op`` if it is trusted; else say which
-    name is missing and where it comes from."""
+    """Make ``op`` available: registered already, provided by an installed
+    package under the 'streamdag.readers' entry point (installing it was the
+    user's decision to trust it), or from the module named in the file if that
+    module is trusted. Else say which name is missing and where it comes from."""
+    from ..readers.custom import load_entry_point  # local: readers import graph-level modules
+
     if op in registered_ops:
         return
-    module = hints.get(op) or _entry_point_module(op)
-    if module:
-        import_trusted(module, trusted, where)
-        if op in registered_ops:
+    try:
+        if load_entry_point(op):
             return
+    except Exception as exc:  # a broken plugin is a load error, not a crash
+        raise GraphFormatError(
+            f"{where}: loading op {op!r} from its 'streamdag.readers' entry point failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    module = hints.get(op)
+    if module and import_trusted(module, trusted, where) and op in registered_ops:
+        return
     origin = (
-        (
-            f"it comes from module {module!r}: import it before loading or pass "
-            f"trusted_modules=[{module!r}]"
-        )
+        f"it comes from module {module!r}: import it before loading or pass "
+        f"trusted_modules=[{module!r}]"
         if module
-        else (
-            "import the module that registers it, or install the package that provides it "
-            "through the 'streamdag.readers' entry point"
-        )
+        else "import the module that registers it, or install the package that provides it "
+        "through the 'streamdag.readers' entry point"
     )
     raise GraphFormatError(f"{where}: unknown op {op!r}; {origin}")
-
-
-def _entry_point_module(op: str) -> str | None:
-    """The module an installed plugin names for ``op`` (read from package
-    metadata; nothing is imported)."""
-    from importlib.metadata import entry_points
-
-    for group in ("streamdag.readers", "streamdag.ops"):
-        for ep in entry_points(group=group, name=op):
-            return ep.module
-    return None
