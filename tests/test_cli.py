@@ -250,3 +250,21 @@ def test_run_with_workers(tmp_path: Path) -> None:
     lines = ok("run", str(path), "--workers", "2", "--seed", "1").splitlines()
     assert lines[0] == "element 0: list[3] of int"
     assert lines[-1].startswith("4 elements in ")
+
+
+def test_edit_graph_example_runs(tmp_path: Path) -> None:
+    """examples/edit_graph.py saves, edits, reloads and runs a pipeline."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "edit_graph.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "first batches: [[0, 4, 16, 36, 64, 100, 144, 196], "
+        "[256, 324, 400, 484, 576, 676, 784, 900]]"
+    )
+    last_row = ok("show", str(tmp_path / "edited.sdag")).splitlines()[-1].split()
+    assert last_row[1:] == ["batch", "batch", "even", "batch_size=8,", "drop_last=False"]
