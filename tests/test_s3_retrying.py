@@ -358,3 +358,17 @@ def test_graph_round_trip_keeps_the_retry_options(tmp_path: Any, s3_proxy: Fault
     assert node.op == "open_files_retrying" and node.params["shards_ahead"] == 2
     s3_proxy.fail_next(1, status=503, method="GET")
     assert set(_samples(loaded)) == shards
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_example_train_from_s3_runs(s3_server: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_from_s3.py"
+    out = subprocess.run([sys.executable, str(script), "--endpoint", s3_server, "--steps", "5"],
+                         capture_output=True, text=True, timeout=50)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "step   5  loss" in out.stdout

@@ -511,11 +511,21 @@ def open_files_retrying(dp: Any, mode: str = "rb", *,
                         name: str | None = None) -> Any:
     """``dp.open_files()`` with retrying, read-ahead streams (until the lead
     folds it into ``open_files``). ``storage_options`` default to those of a
-    ``FileLister`` directly upstream."""
-    if storage_options is None and dp.node.op == "file_lister":
-        storage_options = dp.node.params.get("storage_options")
+    ``FileLister`` upstream through single-input nodes (as ``open_files``)."""
+    if storage_options is None:
+        storage_options = _lister_options(dp.node)
     params = {"mode": mode, "storage_options": dict(storage_options) if storage_options else None,
               "chunk_size": chunk_size, "read_ahead": read_ahead, "shards_ahead": shards_ahead,
               "max_retries": max_retries,
               "backoff_base": backoff_base, "backoff_max": backoff_max, "on_error": on_error}
     return dp._then("open_files_retrying", params, name=name)
+
+
+def _lister_options(node: Any) -> Mapping[str, Any] | None:
+    """The FileLister's storage_options, through single-input nodes (shuffle,
+    sharding_filter...), like ``open_files`` does."""
+    while node.inputs:
+        if len(node.inputs) != 1:
+            return None
+        node = node.inputs[0]
+    return node.params.get("storage_options") if node.op == "file_lister" else None
