@@ -109,3 +109,14 @@ def test_http_404_fails_fast_with_the_url(http_server: _Server) -> None:
     url = _url(http_server, "missing.bin")
     with pytest.raises(FileNotFoundError, match="missing.bin"):
         open_retrying(url, policy=RetryPolicy(backoff_base=5.0))
+
+
+def test_storage_options_come_from_the_lister_through_single_input_nodes() -> None:
+    from streamdag.readers.file_lister import FileLister
+    from streamdag.readers.retrying import open_files_retrying
+
+    opts = {"client_kwargs": {"endpoint_url": "http://127.0.0.1:1"}}
+    lister = FileLister("s3://b/shards/", "*.tar", storage_options=opts)
+    dp = open_files_retrying(lister.shuffle(buffer_size=4).sharding_filter())
+    assert dp.node.params["storage_options"] == opts
+    assert dp.node.params["shards_ahead"] == 1
