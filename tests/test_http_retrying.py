@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -120,3 +121,45 @@ def test_storage_options_come_from_the_lister_through_single_input_nodes() -> No
     dp = open_files_retrying(lister.shuffle(buffer_size=4).sharding_filter())
     assert dp.node.params["storage_options"] == opts
     assert dp.node.params["shards_ahead"] == 1
+
+
+def test_close_interrupts_a_backoff(http_server: _Server) -> None:
+    http_server.faults += ["503"] * 50
+    fs, path = make_fs(_url(http_server))
+    r = RetryingReader(fs, path, chunk_size=CHUNK, read_ahead=1,
+                       policy=RetryPolicy(max_retries=20, backoff_base=2.0, backoff_max=2.0))
+    deadline = time.monotonic() + 5
+    while r.retries == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert r.retries >= 1  # now sleeping in a backoff of up to 2 s
+    threads = list(r._pool._threads) if r._pool else []
+    t0 = time.monotonic()
+    r.close()
+    for t in threads:
+        t.join(1.0)
+        assert not t.is_alive()
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_local_edge_cases(tmp_path: Any) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("file")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with RetryingReader(fs, str(empty)) as r:
+        assert r.read() == b"" and r.size == 0
+    full = tmp_path / "full"
+    full.write_bytes(DATA)
+    for ra in (0, 1, 4):
+        with RetryingReader(fs, str(full), chunk_size=1000, read_ahead=ra) as r:
+            assert r.read(10) == DATA[:10]
+            assert r.readall() == DATA[10:]
+            r.seek(-5, 2)
+            assert r.read() == DATA[-5:]
+            r.seek(1500)
+            got = r.read(2000)  # raw read: up to the end of one chunk
+            assert got and got == DATA[1500:1500 + len(got)]
+            assert r.tell() == 1500 + len(got)
+    with pytest.raises(ValueError):
+        RetryingReader(fs, str(full), chunk_size=0)
