@@ -372,3 +372,17 @@ def test_example_train_from_s3_runs(s3_server: str) -> None:
                          capture_output=True, text=True, timeout=50)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "step   5  loss" in out.stdout
+
+
+def test_read_again_after_giving_up_loses_no_byte(s3_proxy: FaultProxy, obj: str) -> None:
+    r = reader(s3_proxy, obj, read_ahead=2)
+    head = r.read(CHUNK)  # chunk 0 consumed; chunks 1-2 already fetched or in flight
+    s3_proxy.fail_next(50, status=503, method="GET")
+    parts = [head]
+    with pytest.raises(RetriesExhaustedError):
+        while chunk := r.read(CHUNK):
+            parts.append(chunk)
+    s3_proxy.clear_faults()
+    assert r.tell() == sum(map(len, parts))
+    parts.append(read_small(r))
+    assert b"".join(parts) == DATA

@@ -224,6 +224,7 @@ class RetryingReader(io.RawIOBase):
         self.retries = 0
         self._rng = random.Random(seed)
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._pos = 0
         self._chunk = memoryview(b"")
         self._chunk_start = 0
@@ -261,7 +262,8 @@ class RetryingReader(io.RawIOBase):
                     msg = (f"{self.url}: giving up after {attempt + 1} attempts: "
                            f"{type(exc).__name__}: {exc}")
                     raise RetriesExhaustedError(errno.EIO, msg) from exc
-                self.retries += 1
+                with self._lock:  # fetch threads retry concurrently
+                    self.retries += 1
                 self.stats.add(retries=1)
                 if self._stop.wait(self.policy.delay(attempt, self._rng)):
                     raise ValueError(f"{self.url}: stream closed") from exc
@@ -295,12 +297,23 @@ class RetryingReader(io.RawIOBase):
             self._next = self._pos
             self._submit()
         start, fut = self._pending.popleft()
-        data = fut.result()  # a permanent or exhausted error surfaces here, in order
+        try:
+            data = fut.result()  # a permanent or exhausted error surfaces here, in order
+        except BaseException:
+            # Forget what was queued: a later read() starts again at tell(), so
+            # a caller that catches the error and retries loses no byte.
+            self._drop_pending()
+            self._next = self._pos
+            raise
         self._chunk = memoryview(data)
         self._chunk_start = start
         if self.read_ahead:
             self._submit()
         return True
+
+    def _drop_pending(self) -> None:
+        while self._pending:
+            self._pending.popleft()[1].cancel()
 
     # -- io.RawIOBase ----------------------------------------------------
 
@@ -346,7 +359,7 @@ class RetryingReader(io.RawIOBase):
             # Drop queued chunks unless the new position is in the next one.
             while self._pending and not (
                     self._pending[0][0] <= pos < self._pending[0][0] + self.chunk_size):
-                self._pending.popleft()[1].cancel()
+                self._pending.popleft()[1].cancel()  # a running fetch finishes, unread
             if not self._pending:
                 self._next = pos
             self._chunk = memoryview(b"")
@@ -356,9 +369,7 @@ class RetryingReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._stop.set()
-            for _, fut in self._pending:
-                fut.cancel()
-            self._pending.clear()
+            self._drop_pending()
             self._chunk = memoryview(b"")
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
