@@ -117,3 +117,15 @@ def drop_path(sample: dict[str, Any]) -> dict[str, Any]:
 
 def field_png(batch: dict[str, Any]) -> list[Any]:
     return batch["png"].tolist()
+
+
+@sd.register_op("test_graph_io.careless")
+class Careless(RuntimeNode):
+    """An op whose validate raises TypeError (not ParamError) on a bad param."""
+
+    @staticmethod
+    def validate(params: Mapping[str, Any]) -> None:
+        params["n"] + 1
+
+    def iterator(self) -> Iterator[Any]:
+        return self.inputs[0].iterator()

@@ -391,6 +391,30 @@ def test_absurd_sizes_are_refused(monkeypatch) -> None:
         dumps(sd.IterableWrapper(nested))
 
 
+def test_third_party_validate_errors_become_format_errors() -> None:
+    """An op whose validate raises something else than ParamError still gives a GraphFormatError."""
+    import tests.test_graph_io_fns  # noqa: F401 - registers the op
+
+    doc = mutate(
+        "nodes.3",
+        {
+            "id": "c",
+            "op": "test_graph_io.careless",
+            "params": {"n": "x"},
+            "inputs": ["m"],
+            "name": "c",
+        },
+    )
+    doc["output"] = "c"
+    with pytest.raises(sd.GraphFormatError) as err:
+        load_doc(doc)
+    assert str(err.value) == (
+        "g: nodes[3]: test_graph_io.careless node 'c': validate raised "
+        'TypeError: can only concatenate str (not "int") to str'
+    )
+    assert isinstance(err.value.__cause__, TypeError)
+
+
 def test_unknown_op_names_the_module_it_comes_from() -> None:
     """A custom op missing at load time says which module provides it."""
     doc = mutate("nodes.1.op", "their.op")

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from ..datapipes.node import Node, walk
 from ..datapipes.registry import registered_ops
-from ..errors import GraphFormatError
+from ..errors import GraphFormatError, ParamError
 from .functions import import_trusted
 from .problems import expect, expect_str_keys, short
 from .validate import check_node
@@ -107,20 +107,20 @@ def from_document(doc: Any, trusted: tuple[str, ...] = (), resolve_functions: bo
         node = Node(entry.op, params, tuple(built[j] for j in entry.inputs), entry.id, entry.name)
         try:
             check_node(node)
-        except Exception as exc:  # a third-party validate may raise anything
+        except ParamError as exc:
             raise GraphFormatError(f"{where}: {exc}") from exc
+        except Exception as exc:  # a third-party validate may raise anything
+            raise GraphFormatError(
+                f"{where}: {node.label}: validate raised {type(exc).__name__}: {exc}"
+            ) from exc
         built[entry.id] = node
     return built[output_id]
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
-    """Check the header and bring an older document to the current version."""
-    for key in doc:
-        if key not in _TOP_KEYS:
-            raise GraphFormatError(
-                f"document: unexpected key {short(key, 40)}; expected {', '.join(_TOP_KEYS)}"
-            )
-    for key in ("format", "version", "nodes", "output"):
+    """Check the header, bring an older document to the current version, then
+    check the current version's keys."""
+    for key in ("format", "version"):
         if key not in doc:
             raise GraphFormatError(f"document: missing key {key!r}")
     if doc["format"] != FORMAT_NAME:
@@ -136,6 +136,14 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
         )
     while doc["version"] < FORMAT_VERSION:
         doc = UPGRADES[doc["version"]](doc)
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise GraphFormatError(
+                f"document: unexpected key {short(key, 40)}; expected {', '.join(_TOP_KEYS)}"
+            )
+    for key in ("nodes", "output"):
+        if key not in doc:
+            raise GraphFormatError(f"document: missing key {key!r}")
     return doc
 
 

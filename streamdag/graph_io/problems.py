@@ -24,9 +24,12 @@ def kind_name(value: Any) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def short(value: Any, width: int = 80) -> str:
-    text = repr(value)
+def clip(text: str, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def short(value: Any, width: int = 80) -> str:
+    return clip(repr(value), width)
 
 
 def expect(value: Any, kind: type, where: str) -> Any:

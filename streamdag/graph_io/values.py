@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import GraphFormatError
 from .functions import FunctionRef, name_of, origin_of, resolve, unwrap_partial
-from .problems import expect, expect_str_keys, kind_name, short
+from .problems import clip, expect, expect_str_keys, kind_name, short
 
 MAX_DEPTH = 64
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # what msgpack can hold
@@ -122,7 +122,7 @@ class Decoder:
         tag = next((t for t in TAGS if t in doc), None)
         allowed = {"ref", "args", "kwargs"} if tag == "ref" else {tag}
         if tag is None or set(doc) - allowed:
-            keys = ", ".join(repr(k) for k in doc)
+            keys = clip(", ".join(repr(k) for k in doc), 120)
             raise GraphFormatError(
                 f"{where}: a map here must have exactly one of the keys "
                 f"{', '.join(TAGS)} (ref may add args, kwargs); got keys {keys}"
