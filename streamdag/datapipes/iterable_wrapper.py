@@ -23,8 +23,38 @@ def position_of(it: Any, length: int) -> int:
     return reduced[2] if len(reduced) > 2 else length
 
 
+class SequenceSource(RuntimeNode):
+    """Base of sources that yield an in-memory sequence: the state is the
+    position, read from the list iterator itself, and resume is O(1)."""
+
+    def setup(self) -> None:
+        self._start = 0
+        self._it: Any = None
+        self._length = 0
+
+    def reset(self) -> None:
+        self._start = 0
+        self._it = None
+
+    def iterate_sequence(self, items: list[Any] | tuple[Any, ...] | range) -> Iterator[Any]:
+        """An iterator over ``items`` from the restored position."""
+        start, self._start = self._start, 0
+        self._length = len(items)
+        self._it = it = iter(items)
+        if start:
+            it.__setstate__(start)
+        return it
+
+    def state(self) -> int:
+        return self._start if self._it is None else position_of(self._it, self._length)
+
+    def restore(self, state: int | None) -> None:
+        self._start = state or 0
+        self._it = None
+
+
 @register_op("iterable_wrapper", inputs=0)
-class IterableWrapperNode(RuntimeNode):
+class IterableWrapperNode(SequenceSource):
     """Lists, tuples and ranges resume in O(1); any other iterable must be
     re-iterable and deterministic, and resumes by skipping what was read."""
 
@@ -38,34 +68,14 @@ class IterableWrapperNode(RuntimeNode):
                    "read only once; pass a list, a range or a re-iterable object instead")
             raise ParamError(msg)
 
-    def setup(self) -> None:
-        self._start = 0
-        self._it: Any = None
-        self._length = 0
-
-    def reset(self) -> None:
-        self._start = 0
-        self._it = None
-
     def iterator(self) -> Iterator[Any]:
         source = self.params["iterable"]
-        start, self._start = self._start, 0
         if isinstance(source, _SEEKABLE):
-            self._length = len(source)
-            self._it = it = iter(source)
-            if start:
-                it.__setstate__(start)
-            return it
+            return self.iterate_sequence(source)
+        start, self._start = self._start, 0
         self._length = sys.maxsize
         self._it = counter = iter(range(start, sys.maxsize))
         items = iter(source)
         if start:
             next(islice(items, start, start), None)
         return map(_second, zip(counter, items, strict=False))
-
-    def state(self) -> int:
-        return self._start if self._it is None else position_of(self._it, self._length)
-
-    def restore(self, state: int | None) -> None:
-        self._start = state or 0
-        self._it = None

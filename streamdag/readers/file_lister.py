@@ -7,10 +7,9 @@ import posixpath
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..datapipes.iterable_wrapper import position_of
+from ..datapipes.iterable_wrapper import SequenceSource
 from ..datapipes.params import check_bool
 from ..datapipes.registry import register_op
-from ..datapipes.runtime import RuntimeNode
 from ..errors import NodeError, ParamError
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ def list_files(roots: list[str], masks: list[str], recursive: bool,
 
 
 @register_op("file_lister", inputs=0)
-class FileListerNode(RuntimeNode):
+class FileListerNode(SequenceSource):
     """Lists at the start of each epoch, in each worker; state: how many
     paths were yielded (a resume expects the same listing)."""
 
@@ -87,15 +86,6 @@ class FileListerNode(RuntimeNode):
         if options is not None and not isinstance(options, Mapping):
             raise ParamError(f"file_lister: storage_options must be a dict, got {options!r}")
 
-    def setup(self) -> None:
-        self._start = 0
-        self._it: Any = None
-        self._length = 0
-
-    def reset(self) -> None:
-        self._start = 0
-        self._it = None
-
     def iterator(self) -> Iterator[str]:
         p = self.params
         try:
@@ -106,16 +96,4 @@ class FileListerNode(RuntimeNode):
             msg = f"{self.label} cannot list {p['root']!r}: {type(exc).__name__}: {exc}"
             raise NodeError(msg, op=self.spec.op, name=self.spec.name,
                             node_id=self.spec.id) from exc
-        start, self._start = self._start, 0
-        self._length = len(paths)
-        self._it = it = iter(paths)
-        if start:
-            it.__setstate__(start)
-        return it
-
-    def state(self) -> int:
-        return self._start if self._it is None else position_of(self._it, self._length)
-
-    def restore(self, state: int | None) -> None:
-        self._start = state or 0
-        self._it = None
+        return self.iterate_sequence(paths)
