@@ -158,20 +158,24 @@ def _run(args: argparse.Namespace) -> int:
     pipe = DataPipe(load_node(args.file, args.trust))
     with DataLoader2(pipe, reading_service=_service(args.workers), seed=args.seed) as loader:
         items = islice(loader, args.limit) if args.limit is not None else iter(loader)
-        count, last, shown = 0, None, 0
+        count, last, shown, interrupted = 0, None, 0, False
         start = time.perf_counter()
         with tqdm(items, total=args.limit, unit="el", file=sys.stderr, disable=None) as bar:
-            for item in bar:
-                shape = describe(item)
-                if shape != last and shown < MAX_SHAPE_LINES:
-                    bar.write(f"element {count}: {shape}", file=sys.stdout)
-                    shown += 1
-                last = shape
-                count += 1
+            try:
+                for item in bar:
+                    shape = describe(item)
+                    if shape != last and shown < MAX_SHAPE_LINES:
+                        bar.write(f"element {count}: {shape}", file=sys.stdout)
+                        shown += 1
+                    last = shape
+                    count += 1
+            except KeyboardInterrupt:  # Ctrl-C on an endless pipeline: still report
+                interrupted = True
         elapsed = time.perf_counter() - start
     rate = count / elapsed if elapsed > 0 else float("inf")
-    print(f"{count} elements in {elapsed:.3f} s ({rate:,.1f} elements/s)")
-    return 0
+    stopped = " (interrupted)" if interrupted else ""
+    print(f"{count} elements in {elapsed:.3f} s ({rate:,.1f} elements/s){stopped}")
+    return 130 if interrupted else 0
 
 
 def _service(workers: int) -> Any:

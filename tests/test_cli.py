@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -268,3 +269,25 @@ def test_edit_graph_example_runs(tmp_path: Path) -> None:
     )
     last_row = ok("show", str(tmp_path / "edited.sdag")).splitlines()[-1].split()
     assert last_row[1:] == ["batch", "batch", "even", "batch_size=8,", "drop_last=False"]
+
+
+def test_run_reports_when_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C on an endless pipeline still prints the count and throughput (exit 130)."""
+    path = tmp_path / "endless.json"
+    sd.save(sd.IterableWrapper(range(5)).cycle(), path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamdag.cli", "run", str(path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "element 0: int\n"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert re.fullmatch(
+        r"\d+ elements in \d+\.\d{3} s \([\d,]+\.\d elements/s\) \(interrupted\)\n", out
+    )
