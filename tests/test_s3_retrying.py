@@ -236,7 +236,7 @@ def shards(s3_fs: Any, s3_bucket: str) -> set[tuple[str, bytes]]:
 def _pipeline(proxy: FaultProxy, bucket: str, **opts: Any) -> Any:
     lister = FileLister(f"s3://{bucket}/shards/", "*.tar",
                         storage_options=storage_options(proxy.endpoint))
-    dp = open_files_retrying(lister, chunk_size=32 * 1024, read_ahead=2,
+    dp = open_files_retrying(lister, chunk_size=128 * 1024, read_ahead=2,
                              backoff_base=0.01, backoff_max=0.05, **opts)
     return dp._then("load_from_tar", {}, name=None)._then("webdataset", {}, name=None)
 
