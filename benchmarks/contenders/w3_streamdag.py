@@ -1,11 +1,87 @@
-"""W3 streamdag from S3 (moto server + s3fs). Placeholder: the S3 path is not benchmarked yet."""
+"""W3 streamdag from S3: the W2 pipeline with the shards in a moto server bucket
+on 127.0.0.1, opened with retrying, read-ahead streams (docs/s3.md).
+
+``make`` (untimed setup) starts ``python -m moto.server`` on a free port,
+uploads the W2 shards and stops the server at exit. The server is a child of
+this process, so its memory counts in the process tree's PSS.
+"""
 
 from __future__ import annotations
 
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+from benchmarks.contenders.w2_streamdag import decode_field, to_pair
+from benchmarks.transforms import collate_images
 from benchmarks.workloads import Inputs
+
+BUCKET = "streamdag-bench-w3"
+
+
+def _start_moto() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                             "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    atexit.register(proc.terminate)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("moto server did not start")
+
+
+def _options(endpoint: str) -> dict[str, Any]:
+    return {"key": "bench", "secret": "bench", "client_kwargs": {"endpoint_url": endpoint},
+            "use_listings_cache": False}
 
 
 def make(inputs: Inputs) -> Callable[[], Iterator]:
-    raise NotImplementedError("W3 (moto S3 server + s3fs) is not benchmarked yet")
+    import s3fs
+
+    import streamdag as sd
+    from streamdag.readers.retrying import open_files_retrying
+
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    opts = _options(_start_moto())
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, **opts)
+    fs.mkdir(BUCKET)
+    for shard in inputs.shards:
+        fs.put_file(shard, f"{BUCKET}/shards/{Path(shard).name}")
+
+    def epoch() -> Iterator:
+        dp = (
+            sd.FileLister(f"s3://{BUCKET}/shards/", masks="*.tar", storage_options=opts)
+            .shuffle()
+            .sharding_filter()
+        )
+        dp = (
+            open_files_retrying(dp, chunk_size=4 << 20, read_ahead=2, shards_ahead=1)
+            .load_from_tar()
+            .webdataset()
+            .decode(decode_field)
+            .map(to_pair)
+            .shuffle(buffer_size=inputs.shuffle_buffer)
+            .batch(inputs.image_batch)
+            .collate(collate_images)
+        )
+        reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
+        loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
+        try:
+            yield from loader
+        finally:
+            loader.shutdown()
+
+    return epoch
