@@ -46,15 +46,27 @@ def process_main(spec: Node, context: WorkerContext, conn: Connection,
     channel = _Channel(conn)
 
     def build() -> RuntimeGraph:
+        _one_torch_thread()
         if worker_init_fn is not None:
             worker_init_fn(context.worker_id)
-        return RuntimeGraph(spec, context)
+        graph = RuntimeGraph(spec, context)
+        _one_torch_thread()  # building the graph may have imported torch
+        return graph
 
     loop = WorkerLoop(context, build, channel.send, channel.recv, seed_globals=True)
     try:
         loop.serve()
     finally:
         channel.close()
+
+
+def _one_torch_thread() -> None:
+    """One intra-op thread per worker, as torch's DataLoader does: the workers
+    already use every core, and idle OpenMP threads spinning in each of them
+    cost more CPU than the work itself."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 class _Channel:
