@@ -514,21 +514,22 @@ class RetryingOpenFilesNode(OpenFilesNode):
         super().close()
 
 
-def open_files_retrying(dp: Any, mode: str = "rb", *,
+def open_files_retrying(dp: Any, mode: str = "rb", *, encoding: str | None = None,
                         storage_options: Mapping[str, Any] | None = None,
                         chunk_size: int = DEFAULT_CHUNK, read_ahead: int = DEFAULT_READ_AHEAD,
-                        shards_ahead: int = DEFAULT_SHARDS_AHEAD, max_retries: int = 5, backoff_base: float = 0.1,
-                        backoff_max: float = 5.0, on_error: str = "raise",
-                        name: str | None = None) -> Any:
+                        shards_ahead: int = DEFAULT_SHARDS_AHEAD, max_retries: int = 5,
+                        backoff_base: float = 0.1, backoff_max: float = 5.0,
+                        on_error: str = "raise", name: str | None = None) -> Any:
     """``dp.open_files()`` with retrying, read-ahead streams (until the lead
     folds it into ``open_files``). ``storage_options`` default to those of a
     ``FileLister`` upstream through single-input nodes (as ``open_files``)."""
     if storage_options is None:
         storage_options = _lister_options(dp.node)
-    params = {"mode": mode, "storage_options": dict(storage_options) if storage_options else None,
+    params = {"mode": mode, "encoding": encoding,
+              "storage_options": dict(storage_options) if storage_options else None,
               "chunk_size": chunk_size, "read_ahead": read_ahead, "shards_ahead": shards_ahead,
-              "max_retries": max_retries,
-              "backoff_base": backoff_base, "backoff_max": backoff_max, "on_error": on_error}
+              "max_retries": max_retries, "backoff_base": backoff_base,
+              "backoff_max": backoff_max, "on_error": on_error}
     return dp._then("open_files_retrying", params, name=name)
 
 
