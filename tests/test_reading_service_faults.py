@@ -80,13 +80,13 @@ def test_sigkilled_worker_fails_the_iteration_quickly_naming_it():
 
 def test_the_next_epoch_after_a_death_starts_new_workers():
     svc = MP(2, persistent_workers=True)
-    with sd.DataLoader2(numbers(), reading_service=svc) as loader:
+    with sd.DataLoader2(numbers(200).map(slow), reading_service=svc) as loader:
         it = iter(loader)
         next(it)
         os.kill(svc.worker_pids[0], signal.SIGKILL)
         with pytest.raises(sd.WorkerDiedError):
             list(it)
-        assert sorted(loader) == list(range(20))
+        assert sorted(loader) == list(range(200))
 
 
 def test_timeout_raises_when_no_element_arrives():
