@@ -263,3 +263,22 @@ def test_gpu_corrupt_jpeg_names_node_and_index(jpegs: list[bytes], backend: str)
     bad[3] = bad[3][:60] + b"\xff" * 50
     with pytest.raises(NodeError, match=r"dec.*image 3 of the batch"):
         run(bad, backend=backend, device="gpu", crop=32)
+
+
+@pytest.mark.dali
+@needs_dali
+def test_dali_resume_is_exact_with_a_batch_in_flight(jpegs: list[bytes]) -> None:
+    samples = [{"jpg": jpegs[i % len(jpegs)], "cls": i} for i in range(22)]
+    dp = sd.IterableWrapper(samples).shuffle(buffer_size=8).batch(3).decode_images(
+        backend="dali", device="cpu", crop=32)
+    full = [b["cls"] for b in sd.DataLoader2(dp, seed=5)]
+    loader = sd.DataLoader2(dp, seed=5)
+    it = iter(loader)
+    head = [next(it)["cls"] for _ in range(3)]
+    state = loader.state_dict()
+    loader.shutdown()
+    again = sd.DataLoader2(dp, seed=5)
+    again.load_state_dict(state)
+    rest = [b["cls"] for b in again]
+    again.shutdown()
+    assert head + rest == full

@@ -54,6 +54,7 @@ DEVICES = (None, "gpu", "cpu")
 LAYOUTS = ("CHW", "HWC")
 IMAGE_KEYS = ("jpg", "jpeg", "png", "image", "img", "webp", "bmp")
 ENCODED = (bytes, bytearray, memoryview, np.ndarray)
+_NONE: Any = object()  # no saved state / end of input
 
 
 class DaliMissingError(StreamdagError, ImportError):
@@ -169,6 +170,8 @@ class DecodeImagesNode(RuntimeNode):
         self.device, self.backend = self._resolve(p.get("backend", "auto"), p.get("device"))
         self._pipe: Any = None
         self._pipe_batch = 0
+        self._pool: Any = None
+        self._saved: Any = _NONE
 
     @staticmethod
     def _resolve(backend: str, device: str | None) -> tuple[str, str]:
@@ -197,7 +200,50 @@ class DecodeImagesNode(RuntimeNode):
 
     # -- iteration --------------------------------------------------------
     def iterator(self) -> Iterator[Any]:
-        return map(self.decode_batch, self.inputs[0].iterator())
+        self._saved = _NONE
+        if self.backend != "dali":
+            return map(self.decode_batch, self.inputs[0].iterator())
+        return self._overlapped(self.inputs[0].iterator())
+
+    def _overlapped(self, it: Iterator[Any]) -> Iterator[Any]:
+        """DALI decodes batch k+1 in a helper thread while batch k is handed
+        on. Until batch k+1 is handed on, ``state()`` is the input's state
+        from before it was pulled, so a resume re-reads it: exact."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamdag-dali")
+        source = self.inputs[0]
+        pending: Any = None
+        while True:
+            before = source.state()
+            batch = next(it, _NONE)
+            if batch is _NONE:
+                break
+            job = self._pool.submit(self.decode_batch, batch)
+            if pending is not None:
+                self._saved = before
+                yield pending.result()
+            pending = job
+        self._saved = _NONE
+        if pending is not None:
+            yield pending.result()
+
+    def state(self) -> Any:
+        saved = getattr(self, "_saved", _NONE)
+        return self.inputs[0].state() if saved is _NONE else saved
+
+    def restore(self, state: Any) -> None:
+        self._saved = _NONE
+        self.inputs[0].restore(state)
+
+    def reset(self) -> None:
+        self._saved = _NONE
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def decode_batch(self, batch: Any) -> Any:
         """One input batch -> the same batch with its images decoded."""
