@@ -386,3 +386,17 @@ def test_read_again_after_giving_up_loses_no_byte(s3_proxy: FaultProxy, obj: str
     assert r.tell() == sum(map(len, parts))
     parts.append(read_small(r))
     assert b"".join(parts) == DATA
+
+
+def test_open_files_retry_option_reads_through_faults(s3_proxy: FaultProxy, s3_bucket: str,
+                                                      s3_env: str,
+                                                      shards: set[tuple[str, bytes]]) -> None:
+    """The public spelling: dp.open_files(retry={...}) is the retrying reader."""
+    lister = FileLister(f"s3://{s3_bucket}/shards/", "*.tar",
+                        storage_options=storage_options(s3_proxy.endpoint))
+    opened = lister.open_files(retry={"chunk_size": 128 * 1024, "backoff_base": 0.01,
+                                      "backoff_max": 0.05})
+    assert opened.node.op == "open_files_retrying"
+    s3_proxy.cut_next_response(after_bytes=5_000, path_contains="shard-0001")
+    got = _samples(opened.load_from_tar().webdataset())
+    assert sorted(got) == sorted(shards)

@@ -8,6 +8,7 @@ from . import (  # noqa: F401 - registration side effects
     jsonl,
     lines,
     open_files,
+    retrying,
     tar_archive,
     webdataset,
     zip_archive,

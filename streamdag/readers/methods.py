@@ -25,10 +25,21 @@ class ReaderMethods(DecoderMethods):
 
     def open_files(self, mode: str = "rb", *, encoding: str | None = None,
                    storage_options: Mapping[str, Any] | None = None, on_error: str = "raise",
+                   retry: bool | Mapping[str, Any] = False,
                    name: str | None = None) -> DataPipe[tuple[str, Any]]:
         """Paths -> (path, open stream) on any fsspec filesystem, read lazily
         by the next node. ``storage_options`` default to those of the
-        FileLister upstream."""
+        FileLister upstream. ``retry=True`` (or a dict of ``chunk_size``,
+        ``read_ahead``, ``shards_ahead``, ``max_retries``, ``backoff_base``,
+        ``backoff_max``) reads through ranged, retried chunks with read-ahead:
+        the setting for object stores (see docs/s3.md)."""
+        if retry:
+            from .retrying import open_files_retrying
+
+            options = {} if retry is True else dict(retry)
+            return open_files_retrying(self, mode, encoding=encoding,
+                                       storage_options=storage_options, on_error=on_error,
+                                       name=name, **options)
         if storage_options is None:
             storage_options = _lister_options(self.node)
         params = {"mode": mode, "encoding": encoding,
