@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import tracemalloc
 import warnings
 import zipfile
 
@@ -129,6 +130,20 @@ def test_tar_streams_mode_resumes_with_readlines(tmp_path):
     dp = tar_pipe(path, streams=True).readlines(return_path=False)
     full = assert_resumes(dp, stops=list(range(22)))
     assert full == [f"{k}-{i}" for k in range(3) for i in range(7)]
+
+
+def test_large_tar_member_streams_in_bounded_memory(tmp_path):
+    big = b"".join(b"%099d\n" % i for i in range(64_000))  # 6.4 MB
+    path = write_tar(tmp_path / "big.tar", [("a.txt", b"small\n"), ("big.txt", big)])
+    dp = tar_pipe(path, streams=True).readlines(return_path=False)
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in dp)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 64_001
+    assert peak < 1_500_000, f"peak {peak} bytes for a 6.4 MB member"
 
 
 # -- bad archives ------------------------------------------------------------

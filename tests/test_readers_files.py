@@ -126,3 +126,22 @@ def test_open_files_streams_without_reading_whole_file(tmp_path):
         tracemalloc.stop()
     assert count == 80_000
     assert peak < 2_000_000, f"peak {peak} bytes while streaming an 8 MB file"
+
+
+@pytest.mark.s3
+@pytest.mark.timeout(60)
+def test_s3_listing_and_reading(tmp_path, s3_fs, s3_bucket, s3_storage_options):
+    """s3:// through s3fs against the moto server: sorted listing, tar shards
+    read with the lister's storage_options, exact resume."""
+    from tests.support.readers import samples_tar
+
+    for k in (1, 0):
+        s3_fs.put_file(str(samples_tar(tmp_path / f"{k}.tar", 4, start=4 * k)),
+                       f"{s3_bucket}/shards/{k}.tar")
+    s3_fs.pipe_file(f"{s3_bucket}/shards/notes.txt", b"x")
+    lister = sd.FileLister(f"s3://{s3_bucket}/shards", masks="*.tar",
+                           storage_options=s3_storage_options)
+    assert list(lister) == [f"s3://{s3_bucket}/shards/{k}.tar" for k in (0, 1)]
+    dp = lister.open_files().load_from_tar().webdataset()
+    full = assert_resumes(dp, stops=[0, 3, 8])
+    assert [s["__key__"] for s in full] == [f"{i:06d}" for i in range(8)]
