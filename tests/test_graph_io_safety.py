@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import builtins
 import copy
+import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -581,7 +583,22 @@ def _only_format_errors(data: bytes) -> None:
 FUZZ = settings(
     max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
-_VALID = {fmt: dumps(load_doc(base_doc()), fmt) for fmt in ("msgpack", "json")}
+
+
+def rich_doc() -> dict[str, Any]:
+    """A fork, a zip, tagged values of every kind and a partial, for the fuzzers."""
+    data = [(1, "a"), {"k": b"\x00", 2: [None]}, math.inf, range(3)]
+    a, b = sd.IterableWrapper(data, name="src").fork(2, buffer_size=4, name="f")
+    pipe = a.map(functools.partial(max, 0), input_col=0, output_col=1).zip(b).batch(2)
+    return json.loads(dumps(pipe, "json"))
+
+
+BASES = {"small": base_doc(), "rich": rich_doc()}
+_VALID = {
+    (base, fmt): dumps(load_doc(doc), fmt)
+    for base, doc in BASES.items()
+    for fmt in ("msgpack", "json")
+}
 
 
 @pytest.mark.timeout(60)
@@ -595,9 +612,9 @@ def test_fuzz_random_bytes(data: bytes) -> None:
 @pytest.mark.timeout(60)
 @FUZZ
 @given(st.sampled_from(sorted(_VALID)), st.data())
-def test_fuzz_mutated_bytes(fmt: str, data: st.DataObject) -> None:
+def test_fuzz_mutated_bytes(key: tuple[str, str], data: st.DataObject) -> None:
     """Valid files with bytes flipped, inserted, deleted or cut off."""
-    blob = bytearray(_VALID[fmt])
+    blob = bytearray(_VALID[key])
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(blob)))
         action = data.draw(st.sampled_from(["flip", "insert", "delete", "cut"]))
@@ -677,10 +694,10 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
 
 @pytest.mark.timeout(60)
 @settings(FUZZ, max_examples=500)
-@given(st.sampled_from(["msgpack", "json"]), st.data())
-def test_fuzz_mutated_documents(fmt: str, data: st.DataObject) -> None:
+@given(st.sampled_from(sorted(BASES)), st.sampled_from(["msgpack", "json"]), st.data())
+def test_fuzz_mutated_documents(base: str, fmt: str, data: st.DataObject) -> None:
     """Valid documents with a random part replaced by random JSON-like data."""
-    doc = base_doc()
+    doc = copy.deepcopy(BASES[base])
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(_paths(doc)))
         replacement = data.draw(_JSONISH)
