@@ -16,6 +16,7 @@ import streamdag as sd
 from streamdag.datapipes import WorkerContext, make_node
 from streamdag.errors import NodeError, ParamError
 from streamdag.readers import available_readers, get_reader
+from streamdag.readers.testing import ReaderConformance
 from tests.checkers import assert_resumes, run_epoch
 from tests.support.readers import run_with_stats
 
@@ -192,11 +193,43 @@ def test_entry_point_reader_found_by_name(tmp_path, monkeypatch):
         make_node("plugin_nope", {})
 
 
+def load_example():
+    """examples/custom_reader.py, imported once under one module name."""
+    module = sys.modules.get("custom_reader_example")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("custom_reader_example",
+                                                      ROOT / "examples" / "custom_reader.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["custom_reader_example"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
 def test_sqlite_example_runs():
-    spec = importlib.util.spec_from_file_location("custom_reader_example",
-                                                  ROOT / "examples" / "custom_reader.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result = module.main()
+    result = load_example().main()
     assert result == {"batches": 20, "exact_resume": True, "shares": [500, 500],
                       "reloaded_same": True}
+
+
+class TestSqliteExampleConforms(ReaderConformance):
+    """The example's reader passes the suite third-party readers get."""
+
+    sharded = True
+    resume_stops = (0, 1, 37, 99, 100)
+
+    def make_pipe(self, tmp_path):
+        module = load_example()
+        module.make_database(tmp_path / "t.db", rows=100)
+        return module.sqlite_rows(path=str(tmp_path / "t.db"), table="items", batch_rows=16)
+
+
+class TestWebDatasetChainConforms(ReaderConformance):
+    sharded = True
+
+    def make_pipe(self, tmp_path):
+        from tests.support.readers import samples_tar
+
+        for k in range(4):
+            samples_tar(tmp_path / f"{k}.tar", 5, start=5 * k)
+        return (sd.FileLister(str(tmp_path), masks="*.tar").shuffle().sharding_filter()
+                .open_files().load_from_tar().webdataset().decode())
