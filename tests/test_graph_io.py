@@ -15,7 +15,7 @@ import pytest
 
 import streamdag as sd
 from streamdag.datapipes import registered_ops
-from streamdag.graph_io import FunctionRef, dumps, loads
+from streamdag.graph_io import FunctionRef, dumps, loads_node
 from streamdag.graph_io.testing import assert_round_trips
 from tests import test_graph_io_fns as fns
 
@@ -181,7 +181,7 @@ VALUES = [
 def test_param_values_round_trip_exactly(fmt: str, value: Any) -> None:
     """Tuples stay tuples, dict keys keep their types, and a user's dict that looks
     like a function reference stays a dict."""
-    node = loads(dumps(sd.IterableWrapper([value]), fmt))
+    node = loads_node(dumps(sd.IterableWrapper([value]), fmt))
     got = node.params["iterable"][0]
     assert got == value and type(got) is type(value)
 
@@ -189,7 +189,7 @@ def test_param_values_round_trip_exactly(fmt: str, value: Any) -> None:
 @pytest.mark.parametrize("fmt", ["msgpack", "json"])
 def test_non_finite_floats_round_trip(fmt: str) -> None:
     """nan and infinities are tagged (JSON has no literal for them)."""
-    got = loads(dumps(sd.IterableWrapper([math.inf, -math.inf, math.nan]), fmt))
+    got = loads_node(dumps(sd.IterableWrapper([math.inf, -math.inf, math.nan]), fmt))
     values = got.params["iterable"]
     assert values[:2] == [math.inf, -math.inf] and math.isnan(values[2])
     if fmt == "json":
@@ -273,7 +273,7 @@ def test_functions_are_saved_by_reference(fn: Any, ref: str, extra: dict | None)
     and partials over them are written as references and load back."""
     doc = json.loads(dumps(src(4).map(fn), "json"))
     assert doc["nodes"][1]["params"]["fn"] == {"ref": ref, **(extra or {})}
-    loaded = loads(dumps(src(4).map(fn), "json"), TRUST)
+    loaded = loads_node(dumps(src(4).map(fn), "json"), TRUST)
     got = loaded.params["fn"]
     if isinstance(fn, functools.partial) and (fn.args or fn.keywords):
         assert got.func is fn.func
@@ -290,7 +290,7 @@ def test_registered_functions_record_where_they_come_from() -> None:
 
 def test_registered_function_loads_without_trusting_its_module() -> None:
     """A registered name is looked up, not imported."""
-    node = loads(dumps(src(3).map(fns.triple)))
+    node = loads_node(dumps(src(3).map(fns.triple)))
     assert node.params["fn"] is fns.triple
     assert list(sd.DataPipe(node)) == [0, 3, 6]
 
@@ -369,7 +369,7 @@ def test_unresolved_functions_load_as_names_and_save_unchanged() -> None:
     """resolve_functions=False imports nothing and writes the same references back."""
     pipe = src(3).map(functools.partial(fns.scale, factor=2), name="m")
     data = dumps(pipe, "json")
-    node = loads(data, resolve_functions=False)
+    node = loads_node(data, resolve_functions=False)
     fn = node.params["fn"]
     assert fn == FunctionRef("tests.test_graph_io_fns:scale", (), {"factor": 2})
     assert str(fn) == "partial(tests.test_graph_io_fns:scale, factor=2)"

@@ -18,7 +18,7 @@ from PIL import Image
 import streamdag as sd
 import streamdag.decoders.dali  # noqa: F401 - registers decode_images
 from streamdag.datapipes import registered_ops
-from streamdag.graph_io import dumps, loads
+from streamdag.graph_io import dumps, loads_node
 from streamdag.graph_io.document import op_origin
 from streamdag.graph_io.testing import assert_round_trips
 from streamdag.readers.retrying import open_files_retrying
@@ -136,4 +136,4 @@ def test_storage_options_are_saved_as_plain_data(data: Path) -> None:
     pipe = sd.FileLister(str(data), masks="*.txt", storage_options={"auto_mkdir": False})
     doc = json.loads(dumps(pipe, "json"))
     assert doc["nodes"][0]["params"]["storage_options"] == {"dict": {"auto_mkdir": False}}
-    assert loads(dumps(pipe)).params["storage_options"] == {"auto_mkdir": False}
+    assert loads_node(dumps(pipe)).params["storage_options"] == {"auto_mkdir": False}

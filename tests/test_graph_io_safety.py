@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streamdag as sd
-from streamdag.graph_io import codec, document, dumps, loads
+from streamdag.graph_io import codec, document, dumps, loads_node
 
 TRUST = ["tests.test_graph_io_fns"]
 
@@ -37,7 +37,7 @@ def base_doc() -> dict[str, Any]:
 
 def load_doc(doc: Any, fmt: str = "json", trusted: list[str] | None = None) -> sd.Node:
     data = json.dumps(doc).encode() if fmt == "json" else msgpack.packb(doc, use_bin_type=True)
-    return loads(data, trusted or [], source="g")
+    return loads_node(data, trusted or [], source="g")
 
 
 def mutate(path: str, value: Any = None, delete: bool = False) -> dict[str, Any]:
@@ -350,7 +350,7 @@ def test_bad_bytes_are_refused(case: str, data: bytes | None, message: str) -> N
     good = msgpack.packb(base_doc())
     data = {"truncated msgpack": good[:-5], "trailing data": good + b"\x00"}.get(case, data)
     with pytest.raises(sd.GraphFormatError) as err:
-        loads(data, source="g")
+        loads_node(data, source="g")
     assert str(err.value).startswith(f"g: {message}")
 
 
@@ -360,7 +360,7 @@ def test_msgpack_extension_types_and_raw_bytes_are_refused() -> None:
         doc = base_doc()
         doc["nodes"][0]["params"]["iterable"] = [value]
         with pytest.raises(sd.GraphFormatError) as err:
-            loads(msgpack.packb(doc, use_bin_type=True), source="g")
+            loads_node(msgpack.packb(doc, use_bin_type=True), source="g")
         assert str(err.value) == (
             f"g: nodes[0].params.iterable[0]: unexpected {kind}; expected "
             "null, a bool, number, string, list or a tagged map"
@@ -550,7 +550,7 @@ def test_trusted_module_that_fails_to_import_is_a_format_error() -> None:
 
 def test_trusted_modules_must_be_module_names() -> None:
     with pytest.raises(ValueError, match="is not a module name"):
-        loads(b"{}", ["os; rm"])
+        loads_node(b"{}", ["os; rm"])
 
 
 def test_version_1_stays_loadable_and_upgrades_run_in_turn(monkeypatch) -> None:
@@ -575,7 +575,7 @@ def test_version_1_stays_loadable_and_upgrades_run_in_turn(monkeypatch) -> None:
 
 def _only_format_errors(data: bytes) -> None:
     try:
-        loads(data, TRUST, source="fuzz")
+        loads_node(data, TRUST, source="fuzz")
     except sd.GraphFormatError:
         pass
 

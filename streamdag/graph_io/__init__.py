@@ -4,7 +4,7 @@ The format is DESIGN.md's "On-disk graph format" (docs/graph-format.md has
 the details and the safety rules)."""
 
 from .document import FORMAT_NAME, FORMAT_VERSION
-from .files import dumps, load, load_node, loads, save
+from .files import dumps, load, load_node, loads_node, save
 from .functions import FunctionRef, register_function, registered_functions
 from .graph import Graph
 from .trust import SAFE_REFS
@@ -18,7 +18,7 @@ __all__ = [
     "dumps",
     "load",
     "load_node",
-    "loads",
+    "loads_node",
     "register_function",
     "registered_functions",
     "save",

@@ -56,7 +56,7 @@ def save(graph: DataPipe[Any] | Graph | Node, path: PathLike) -> None:
         raise
 
 
-def loads(
+def loads_node(
     data: bytes,
     trusted_modules: Iterable[str] = (),
     *,
@@ -78,7 +78,7 @@ def load_node(
     """The output node of the graph at ``path`` (OSError if it cannot be read)."""
     with open(path, "rb") as f:
         data = f.read(MAX_FILE_BYTES + 1)  # more than the limit is enough to refuse it
-    return loads(data, trusted_modules, resolve_functions=resolve_functions, source=str(path))
+    return loads_node(data, trusted_modules, resolve_functions=resolve_functions, source=str(path))
 
 
 def load(path: PathLike, trusted_modules: Iterable[str] = ()) -> DataPipe[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from ..datapipes.datapipe import DataPipe
 from ..reading_service.dataloader2 import DataLoader2
 from .codec import load_bytes
-from .files import dumps, loads
+from .files import dumps, loads_node
 
 
 def assert_round_trips(
@@ -29,7 +29,7 @@ def assert_round_trips(
     loaded = []
     for fmt in ("msgpack", "json"):
         data = dumps(pipe, fmt)
-        again = DataPipe(loads(data, trusted_modules, source=f"<{fmt}>"))
+        again = DataPipe(loads_node(data, trusted_modules, source=f"<{fmt}>"))
         assert load_bytes(dumps(again, fmt)) == load_bytes(data), f"{fmt}: document changed"
         got = _epochs(again, seed, epochs, reading_service)
         assert got == expected, f"{fmt}: loaded pipeline yields {got!r:.300}, not {expected!r:.300}"
