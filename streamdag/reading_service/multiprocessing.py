@@ -20,7 +20,7 @@ class MultiProcessingReadingService(WorkerService):
     ``sharding_filter`` splits over ``rank * num_workers + worker``.
 
     - ``prefetch_factor``: chunks each worker may produce ahead of the main
-      process (a chunk is up to 256 elements or 10 ms of work).
+      process (a chunk is up to 1024 elements or 5 ms of work).
     - ``multiprocessing_context``: "fork" (default; fastest start, lambdas
       work), "spawn" or "forkserver" (functions must be picklable by
       reference: module-level; a clear error names the node otherwise).

@@ -11,6 +11,7 @@ exits: no orphans, whichever side dies."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import pickle
@@ -41,6 +42,7 @@ def process_main(spec: Node, context: WorkerContext, conn: Connection,
     """Entry point of a worker process."""
     for other in inherited:  # fork only: main-side ends this process must not hold
         other.close()
+    gc.freeze()  # a forked heap (torch...) is never garbage: keep gc from walking and copying it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     set_worker_info(context)
     channel = _Channel(conn)
@@ -78,12 +80,16 @@ class _Channel:
         self.conn = conn
         self.sock = transport.socket_of(conn)
         self.parent = os.getppid()
+        self.torch_capped = False
         self.outbox: queue.SimpleQueue[transport.Encoded | None] = queue.SimpleQueue()
         self.sender = threading.Thread(target=self._send_loop, daemon=True,
                                        name="streamdag-sender")
         self.sender.start()
 
     def send(self, message: tuple) -> None:
+        if not self.torch_capped and "torch" in sys.modules:  # imported by a node mid-pass
+            _one_torch_thread()
+            self.torch_capped = True
         self.outbox.put(transport.encode(message))
 
     def recv(self, block: bool) -> tuple | None:

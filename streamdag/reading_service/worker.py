@@ -33,8 +33,8 @@ from .seeds import derive_seed, seed_global_rngs
 
 RUN, CREDIT, SHUTDOWN = "run", "credit", "shutdown"
 DATA, ERROR = "data", "error"
-CHUNK_ITEMS = 256
-CHUNK_SECONDS = 0.01
+CHUNK_ITEMS = 1024
+CHUNK_SECONDS = 0.005
 _GLOBAL_RNG_SALT = 0x5EED
 
 _local = threading.local()
