@@ -14,6 +14,7 @@ import json
 import sqlite3
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ class SqliteRows:
         self.last = 0  # rowid of the last row delivered
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as con:
+        # check_same_thread=False: the pipeline may close this generator from another thread
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        with closing(con):
             cols = ", ".join(self.columns) if self.columns else "*"
             query = (f"SELECT rowid, {cols} FROM {self.table} WHERE rowid > ? "
                      "AND rowid % ? = ? ORDER BY rowid LIMIT ?")

@@ -46,6 +46,16 @@ def test_tar_zstd_by_magic(tmp_path):
     assert names_and_data(tar_pipe(tmp_path / "a.bin")) == MEMBERS
 
 
+def test_tar_after_decompress_and_names_like_magic(tmp_path):
+    """A .tar.gz already decompressed upstream is not decompressed twice, and
+    a plain tar whose first file is named like bz2's magic stays a tar."""
+    members = [("BZh9.txt", b"x"), *MEMBERS[:3]]
+    gz = write_tar(tmp_path / "a.tar.gz", members, "w:gz")
+    dp = sd.IterableWrapper([str(gz)]).open_files().decompress().load_from_tar()
+    assert names_and_data(dp) == members
+    assert names_and_data(tar_pipe(write_tar(tmp_path / "b.tar", members))) == members
+
+
 def test_tar_long_names_pax_and_dirs(tmp_path):
     """GNU long names, pax headers (non-ASCII, long paths) and directories."""
     long = "d/" + "x" * 150 + ".txt"

@@ -21,8 +21,10 @@ from ..readers.streams import CHUNK, as_stream, close_quietly, peek
 SUFFIXES = {"gz": "gzip", "gzip": "gzip", "tgz": "gzip", "bz2": "bz2", "tbz2": "bz2",
             "tbz": "bz2", "xz": "xz", "txz": "xz", "lzma": "xz", "zst": "zstd",
             "zstd": "zstd", "tzst": "zstd", "lz4": "lz4"}
-MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"),
-         (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
+MAGIC = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
+         (b"\x04\x22\x4d\x18", "lz4"))
+_BZ2_BLOCK = b"1AY&SY"  # bz2: "BZh" + level digit + the first block's magic (not just "BZh",
+                         # which a tar's first file name may start with)
 FILE_TYPES = (None, *sorted(set(SUFFIXES)))
 
 
@@ -35,6 +37,8 @@ def format_by_magic(head: bytes) -> str | None:
     for magic, fmt in MAGIC:
         if head.startswith(magic):
             return fmt
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == _BZ2_BLOCK:
+        return "bz2"
     return None
 
 
@@ -103,13 +107,14 @@ class Decompressing(io.RawIOBase):
         super().close()
 
 
-def decompressed(stream: Any, path: str, file_type: str | None = None,
+def decompressed(stream: Any, path: str | None, file_type: str | None = None,
                  fail: Callable[[BaseException, int], None] | None = None) -> Any:
-    """``stream`` decompressed (buffered, peekable) if ``file_type`` or the
-    path's suffix or the magic bytes say it is compressed, else ``stream``.
-    An empty file that claims a compression is an error (EOFError)."""
-    fmt = SUFFIXES[file_type] if file_type else format_by_suffix(path)
-    head, stream = peek(stream, 6)
+    """``stream`` decompressed (buffered, peekable) if ``file_type``, else the
+    suffix of ``path`` (None: magic bytes only), else the magic bytes say it
+    is compressed; else ``stream``. An empty file that claims a compression
+    is an error (EOFError)."""
+    fmt = SUFFIXES[file_type] if file_type else path and format_by_suffix(path)
+    head, stream = peek(stream, 10)
     if fmt is None:
         fmt = format_by_magic(head)
         if fmt is None:

@@ -188,9 +188,6 @@ class CustomReaderNode(ExpandingNode):
         self._pos = partial(count_of, counter)
         return items
 
-    def finish(self, item: Any) -> None:
-        """The input element belongs to the reader's caller: nothing to close."""
-
     def where(self, item: Any) -> str:
         return f"reader {self.definition.name!r}" + (f" item {item!r:.120}" if self.inputs else "")
 

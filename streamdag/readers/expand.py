@@ -44,15 +44,17 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
     def _run(self, items: Iterator[Any], source_state: Callable[[], Any] | None) -> Iterator[Any]:
         for item in items:
             at, self._pending = self._pending, None
+            self._item = item
             try:
-                part: Iterator[Any] | None = self.expand(item, at)
-            except StreamdagError:
-                raise
-            except Exception as exc:
-                self.fail(exc, self.where(item))
-                part = None
-            try:
+                try:
+                    part: Iterator[Any] | None = self.expand(item, at)
+                except StreamdagError:
+                    raise
+                except Exception as exc:
+                    self.fail(exc, self.where(item))
+                    part = None
                 while part is not None:
+                    self._part = part
                     try:
                         yield from part
                         part = None
@@ -62,10 +64,24 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
                         self.fail(exc, self.where(item))
                         part = self.recover(exc)
             finally:  # also when the consumer drops the iterator: the position stays
-                self.finish(item)
+                self._release()
             self._pos = None
             if source_state is not None:
                 self._in = source_state()
+
+    def _release(self) -> None:
+        part, self._part = getattr(self, "_part", None), None
+        item, self._item = getattr(self, "_item", None), None
+        close = getattr(part, "close", None)
+        if close is not None:
+            close()
+        if item is not None:
+            self.finish(item)
+
+    def close(self) -> None:
+        """The epoch is torn down: release the current element's stream now,
+        not whenever the garbage collector gets to it (possibly in another thread)."""
+        self._release()
 
     def expand(self, item: Any, at: Any) -> Iterator[Any]:
         raise NotImplementedError

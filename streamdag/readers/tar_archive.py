@@ -106,7 +106,7 @@ class LoadFromTarNode(ExpandingNode):
         return [self._count, self._offset]
 
     def _members(self, archive: str, stream: Any) -> Iterator[tuple[MemberPath, Any]]:
-        plain = decompressed(stream, archive)
+        plain = decompressed(stream, None)  # by magic: the stream may be decompressed already
         skip_bytes(plain, self._offset)
         as_streams = self.params.get("streams", False)
         read = plain.read
