@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-# long-lived helpers multiprocessing starts once per interpreter, not per loader
-_SINGLETONS = ("forkserver", "resource_tracker")
+# long-lived helpers multiprocessing starts once per interpreter, not per loader,
+# and the session's moto S3 server (tests/support/s3.py)
+_SINGLETONS = ("forkserver", "resource_tracker", "moto.server")
 _SHM_PREFIXES = ("torch_", "sem.mp", "psm_", "wnsm_", "streamdag")
 
 
