@@ -8,9 +8,11 @@ from whichever worker has them first (round robin among the ready ones): no
 worker stalls the others, the order varies from run to run, and resume is
 exact per worker but not in global order.
 
-State: ``{"turn": next worker, "workers": [{"state", "skip", "ended"}]}``:
-a worker resumes from ``state`` (after the last chunk the main process used
-up) and drops ``skip`` elements it had already delivered."""
+State: ``{"turn": next worker, "workers": [{"state", "skip", "ended",
+"next_pass"}]}``: a worker resumes from ``state`` (after the last chunk the
+main process used up; with ``next_pass``, the end of the previous pass, after
+which it starts the next one) and drops ``skip`` elements it had already
+delivered."""
 
 from __future__ import annotations
 
@@ -34,12 +36,13 @@ class Pool(Protocol):
 class _Worker:
     """What the main process knows about one worker during a pass."""
 
-    __slots__ = ("state", "skip", "ended", "items", "pos", "chunk", "queue")
+    __slots__ = ("state", "skip", "ended", "next_pass", "items", "pos", "chunk", "queue")
 
     def __init__(self, saved: dict | None) -> None:
         self.state = saved["state"] if saved else None
         self.skip = saved["skip"] if saved else 0
         self.ended = bool(saved and saved["ended"])
+        self.next_pass = bool(saved and saved.get("next_pass"))
         self.items: list[Any] = []
         self.pos = 0
         self.chunk: tuple | None = None  # the message whose items are being taken
@@ -59,15 +62,22 @@ class Merge:
         self.turn = saved["turn"] if saved else 0
 
     def start(self, base_seed: int, epoch: int, fresh: bool, prefetch: int) -> None:
+        """Every worker runs, ended ones too: restoring their final state keeps
+        their nodes right for a later pass (e.g. under cycle); what they send
+        is never read."""
         for index, worker in enumerate(self.workers):
-            if not worker.ended:
-                self.pool.send(index, (RUN, self.gen, base_seed, epoch, fresh, worker.state,
-                                       worker.skip, prefetch))
+            self.pool.send(index, (RUN, self.gen, base_seed, epoch, fresh, worker.state,
+                                   worker.skip, worker.next_pass, prefetch))
 
     def state(self) -> dict:
         return {"turn": self.turn,
-                "workers": [{"state": w.state, "skip": w.skip, "ended": w.ended}
-                            for w in self.workers]}
+                "workers": [{"state": w.state, "skip": w.skip, "ended": w.ended,
+                             "next_pass": w.next_pass} for w in self.workers]}
+
+    def next_pass(self) -> dict:
+        """The saved form of "every worker starts its next pass" (after this one ended)."""
+        return {"turn": 0, "workers": [{"state": w.state, "skip": 0, "ended": False,
+                                        "next_pass": True} for w in self.workers]}
 
     def __iter__(self) -> Iterator[Any]:
         return self._ordered() if self.in_order else self._any_order()
@@ -143,11 +153,11 @@ class Merge:
         chunk = worker.chunk
         if chunk is None or chunk[0] != DATA:
             return
+        worker.state, worker.skip, worker.chunk, worker.next_pass = chunk[4], 0, None, False
         if chunk[5]:
             worker.ended = True
-            return
-        worker.state, worker.skip, worker.chunk = chunk[4], 0, None
-        self.pool.send(index, (CREDIT, self.gen, 1))
+        else:
+            self.pool.send(index, (CREDIT, self.gen, 1))
 
     def _receive(self, waiting_for: int | None = None) -> None:
         """Wait for messages of this pass (older passes' are dropped)."""

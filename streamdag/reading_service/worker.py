@@ -10,12 +10,15 @@ element: the main process resumes a worker from the state of the last chunk
 it used up plus the number of elements it took from the next one.
 
 Protocol (tuples, first item the kind):
-  main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, credits)
+  main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, next_pass, credits)
                   (CREDIT, gen, n)   (SHUTDOWN,)
   worker -> main: (DATA, gen, worker, items, state_after, ended)
                   (ERROR, gen, worker, items, info)
-A RUN starts a pass (abandoning any pass in progress); ``gen`` tells the main
-process which pass a message belongs to."""
+A RUN starts a pass (abandoning any pass in progress) from ``state`` (None:
+the start of the epoch), dropping ``skip`` elements; with ``next_pass`` the
+state is the end of the previous pass and the worker starts the next one
+(cycle in the main process). ``gen`` tells the main process which pass a
+message belongs to."""
 
 from __future__ import annotations
 
@@ -103,10 +106,10 @@ class WorkerLoop:
 
     def run(self, cmd: tuple) -> tuple | None:
         """One pass; returns the command that ended it early, if any."""
-        _, gen, base_seed, epoch, fresh, state, skip, credits = cmd
+        _, gen, base_seed, epoch, fresh, state, skip, next_pass, credits = cmd
         worker = self.context.worker_id
         try:
-            it = self._start(base_seed, epoch, fresh, state, skip)
+            it = self._start(base_seed, epoch, fresh, state, skip, next_pass)
         except Exception as exc:  # noqa: BLE001 - reported to the main process
             self.send((ERROR, gen, worker, [], describe(exc, self.context)))
             return self.recv(True)
@@ -118,19 +121,18 @@ class WorkerLoop:
             if error is not None:
                 self.send((ERROR, gen, worker, items, describe(error, self.context)))
                 return self.recv(True)
-            if ended:
-                self.send((DATA, gen, worker, items, None, True))
-                return self.recv(True)
             try:
                 state_after = self._graph.state()
             except Exception as exc:  # noqa: BLE001
                 self.send((ERROR, gen, worker, items, describe(exc, self.context)))
                 return self.recv(True)
-            self.send((DATA, gen, worker, items, state_after, False))
+            self.send((DATA, gen, worker, items, state_after, ended))
+            if ended:
+                return self.recv(True)
             credits -= 1
 
-    def _start(self, base_seed: int, epoch: int, fresh: bool, state: Any,
-               skip: int) -> Iterator[Any]:
+    def _start(self, base_seed: int, epoch: int, fresh: bool, state: Any, skip: int,
+               next_pass: bool) -> Iterator[Any]:
         if self._graph is None:
             if self._seed_globals:
                 seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
@@ -144,6 +146,9 @@ class WorkerLoop:
                 seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
         if state is not None:
             graph.restore(state)
+        if next_pass:  # state is the end of the previous pass: finish it, start the next
+            for _ in graph.iterate():
+                pass
         it = graph.iterate()
         for done in range(skip):
             if next(it, _END) is _END:

@@ -98,8 +98,11 @@ class WorkerService(ReadingService):
                     restored: Any) -> Iterator[Any]:
         if self._inline is not None:
             return _inline_pass(self._inline, base_seed, epoch, fresh, restored)
-        if self._merge is not None:
-            self._merge.cancelled = True
+        previous = self._merge
+        if previous is not None:
+            previous.cancelled = True
+            if not fresh and restored is None:  # the next pass of this epoch (cycle)
+                restored = previous.next_pass()
         if self._pool is None:
             self._pool = self._start_pool(self._require_spec(), [
                 WorkerContext(self._rank, self._world, i, self.num_workers)
