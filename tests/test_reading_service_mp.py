@@ -282,8 +282,6 @@ def test_cycle_in_the_main_process_resumes_in_every_pass(service):
     assert full[:10] != full[10:]
 
 
-@pytest.mark.xfail(strict=True, reason="core sharding_filter keeps its skip count from one "
-                   "pass to the next (cycle after sharding), so a second pass is mis-split")
 def test_second_pass_after_sharding_splits_exactly():
     dp = sd.IterableWrapper(range(10)).sharding_filter().main_process().cycle(2)
     full = run_epoch(dp, reading_service=partial(MP, 2))

@@ -77,3 +77,10 @@ def test_sharding_filter_splits_over_global_workers():
             graph.start_epoch(0, 0)
             seen.append(list(graph.iterate()))
     assert seen == [[0, 4, 8], [1, 5, 9], [2, 6], [3, 7]]
+
+
+def test_sharding_filter_under_cycle_splits_every_pass_the_same():
+    dp = sd.IterableWrapper(range(10)).sharding_filter().cycle(2)
+    graph = RuntimeGraph(dp.node, WorkerContext(0, 1, 1, 3))
+    graph.start_epoch(0, 0)
+    assert list(graph.iterate()) == [1, 4, 7, 1, 4, 7]

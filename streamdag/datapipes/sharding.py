@@ -22,16 +22,19 @@ class ShardingFilterNode(RuntimeNode):
 
     def setup(self) -> None:
         self._skip: int | None = None
+        self._resume_skip: int | None = None
 
     def iterator(self) -> Iterator[Any]:
         worker = self.graph.worker
         total = worker.total_workers
         it = self.inputs[0].iterator()
         if total == 1:
-            self._skip = 0
+            self._skip, self._resume_skip = 0, None
             return it
-        if self._skip is None:
-            self._skip = worker.global_worker
+        # a fresh pass (a new epoch, or the next pass of a cycle) starts at this
+        # worker's index; only a restored pass continues from the saved skip
+        self._skip = worker.global_worker if self._resume_skip is None else self._resume_skip
+        self._resume_skip = None
         return chain.from_iterable(self._shard(it, total))
 
     def _shard(self, it: Iterator[Any], total: int) -> Iterator[Iterator[Any]]:
@@ -43,8 +46,8 @@ class ShardingFilterNode(RuntimeNode):
         return {"skip": self._skip, "in": self.inputs[0].state()}
 
     def restore(self, state: dict) -> None:
-        self._skip = state["skip"]
+        self._skip = self._resume_skip = state["skip"]
         self.inputs[0].restore(state["in"])
 
     def reset(self) -> None:
-        self._skip = None
+        self._skip = self._resume_skip = None
