@@ -34,28 +34,34 @@ def to_pair(sample: dict) -> tuple:
     return image, label
 
 
-def make(inputs: Inputs) -> Callable[[], Iterator]:
-    import streamdag as sd
-
-    def epoch() -> Iterator:
-        dp = (
-            sd.FileLister(inputs.shard_dir, masks="*.tar")
-            .shuffle()
-            .sharding_filter()
-            .open_files(mode="rb")
-            .load_from_tar()
+def image_batches(opened: Any, inputs: Inputs) -> Any:
+    """The W2/W3 chain after the shard files are opened: samples -> batches."""
+    return (opened.load_from_tar()
             .webdataset()
             .decode(decode_field)
             .map(to_pair)
             .shuffle(buffer_size=inputs.shuffle_buffer)
             .batch(inputs.image_batch)
-            .collate(collate_images)
-        )
-        reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
-        loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
-        try:
-            yield from loader
-        finally:
-            loader.shutdown()
+            .collate(collate_images))
+
+
+def run_in_workers(dp: Any, inputs: Inputs) -> Iterator:
+    """One epoch of ``dp`` through DataLoader2 with the workload's worker processes."""
+    import streamdag as sd
+
+    reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
+    loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
+    try:
+        yield from loader
+    finally:
+        loader.shutdown()
+
+
+def make(inputs: Inputs) -> Callable[[], Iterator]:
+    import streamdag as sd
+
+    def epoch() -> Iterator:
+        shards = sd.FileLister(inputs.shard_dir, masks="*.tar").shuffle().sharding_filter()
+        return run_in_workers(image_batches(shards.open_files(mode="rb"), inputs), inputs)
 
     return epoch

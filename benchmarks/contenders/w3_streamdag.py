@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders.w2_streamdag import decode_field, to_pair
-from benchmarks.transforms import collate_images
+from benchmarks.contenders.w2_streamdag import image_batches, run_in_workers
 from benchmarks.workloads import Inputs
 
 BUCKET = "streamdag-bench-w3"
@@ -67,21 +66,7 @@ def make(inputs: Inputs) -> Callable[[], Iterator]:
             .shuffle()
             .sharding_filter()
         )
-        dp = (
-            open_files_retrying(dp, chunk_size=4 << 20, read_ahead=2, shards_ahead=1)
-            .load_from_tar()
-            .webdataset()
-            .decode(decode_field)
-            .map(to_pair)
-            .shuffle(buffer_size=inputs.shuffle_buffer)
-            .batch(inputs.image_batch)
-            .collate(collate_images)
-        )
-        reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
-        loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
-        try:
-            yield from loader
-        finally:
-            loader.shutdown()
+        opened = open_files_retrying(dp, chunk_size=4 << 20, read_ahead=2, shards_ahead=1)
+        return run_in_workers(image_batches(opened, inputs), inputs)
 
     return epoch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from benchmarks.contenders.w2_streamdag import run_in_workers
 from benchmarks.transforms import is_english, tokenize_record
 from benchmarks.workloads import Inputs
 
@@ -22,11 +23,6 @@ def make(inputs: Inputs) -> Callable[[], Iterator]:
             .map(tokenize_record)
             .batch(inputs.text_batch)
         )
-        reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
-        loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
-        try:
-            yield from loader
-        finally:
-            loader.shutdown()
+        return run_in_workers(dp, inputs)
 
     return epoch
