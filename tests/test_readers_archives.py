@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import tracemalloc
 import warnings
 import zipfile
 
@@ -16,7 +15,7 @@ import streamdag as sd
 from streamdag.errors import NodeError
 from streamdag.readers import MemberPath
 from tests.checkers import assert_resumes, run_epoch
-from tests.support.readers import run_with_stats, write_tar
+from tests.support.readers import count_with_peak_memory, run_with_stats, write_tar
 
 MEMBERS = [(f"dir/{i:03d}.bin", bytes([i]) * (i * 97 % 1500)) for i in range(12)]
 
@@ -146,12 +145,7 @@ def test_large_tar_member_streams_in_bounded_memory(tmp_path):
     big = b"".join(b"%099d\n" % i for i in range(64_000))  # 6.4 MB
     path = write_tar(tmp_path / "big.tar", [("a.txt", b"small\n"), ("big.txt", big)])
     dp = tar_pipe(path, streams=True).readlines(return_path=False)
-    tracemalloc.start()
-    try:
-        count = sum(1 for _ in dp)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    count, peak = count_with_peak_memory(dp)
     assert count == 64_001
     assert peak < 1_500_000, f"peak {peak} bytes for a 6.4 MB member"
 

@@ -4,7 +4,6 @@ deterministic order; opening lazily; missing files under each policy."""
 from __future__ import annotations
 
 import os
-import tracemalloc
 import warnings
 
 import fsspec
@@ -13,7 +12,7 @@ import pytest
 import streamdag as sd
 from streamdag.errors import NodeError, ParamError
 from tests.checkers import assert_resumes, run_epoch
-from tests.support.readers import run_with_stats
+from tests.support.readers import count_with_peak_memory, run_with_stats
 
 
 @pytest.fixture
@@ -118,12 +117,7 @@ def test_open_files_streams_without_reading_whole_file(tmp_path):
         for _ in range(80_000):  # 8 MB
             f.write(line)
     dp = sd.IterableWrapper([str(big)]).open_files().readlines(return_path=False)
-    tracemalloc.start()
-    try:
-        count = sum(1 for _ in dp)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    count, peak = count_with_peak_memory(dp)
     assert count == 80_000
     assert peak < 2_000_000, f"peak {peak} bytes while streaming an 8 MB file"
 

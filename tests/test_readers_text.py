@@ -9,7 +9,6 @@ import bz2
 import gzip
 import json
 import lzma
-import tracemalloc
 import warnings
 
 import lz4.frame
@@ -19,7 +18,7 @@ import zstandard
 import streamdag as sd
 from streamdag.errors import NodeError, ParamError
 from tests.checkers import assert_resumes, run_epoch
-from tests.support.readers import run_with_stats
+from tests.support.readers import count_with_peak_memory, run_with_stats
 
 TEXT = "".join(f"line {i}\n" for i in range(50)).encode()
 COMPRESSORS = {
@@ -92,12 +91,7 @@ def test_decompressed_stream_memory_is_bounded(tmp_path):
         for _ in range(60_000):
             f.write(row)
     dp = sd.IterableWrapper([str(big)]).open_files().decompress().parse_jsonl()
-    tracemalloc.start()
-    try:
-        count = sum(1 for _ in dp)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    count, peak = count_with_peak_memory(dp)
     assert count == 60_000
     assert peak < 3_000_000, f"peak {peak} bytes for 9 MB of decompressed text"
 

@@ -44,12 +44,7 @@ class PrefetchNode(ResumableNode):
         self.close()
         size = self.params["buffer_size"]
         self._replay = replay = Replayer(self.inputs[0], size)
-        restored = self.take_restored()
-        if restored is None:
-            replay.start()
-        else:
-            replay.start(restored["ckpt"])
-            replay.skip_to(restored["next"], self.label)
+        replay.resume(self.take_restored(), self.label)
         self._taken = replay.seq
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=size)
         self._stop = threading.Event()

@@ -52,6 +52,15 @@ class Replayer:
         self._ckpts.clear()
         self._ckpts.append((self.seq, state))
 
+    def resume(self, restored: dict | None, who: str) -> None:
+        """Start fresh, or from ``restored["ckpt"]`` replayed up to item
+        ``restored["next"]`` (the common state shape of buffering nodes)."""
+        if restored is None:
+            self.start()
+        else:
+            self.start(restored["ckpt"])
+            self.skip_to(restored["next"], who)
+
     def pull(self) -> Any:
         """The next item; StopIteration when the input is exhausted."""
         if self.seq % self.every == 0 and self._ckpts[-1][0] != self.seq:

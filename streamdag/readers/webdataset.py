@@ -53,12 +53,7 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
 
     def iterator(self) -> Iterator[dict[str, Any]]:
         self._replay = replay = Replayer(self.inputs[0], _REPLAY_EVERY)
-        restored = self.take_restored()
-        if restored is None:
-            replay.start()
-        else:
-            replay.start(restored["ckpt"])
-            replay.skip_to(restored["next"], self.label)
+        replay.resume(self.take_restored(), self.label)
         self._next = replay.seq
         return self._samples()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,17 @@ def run_with_stats(dp: sd.DataPipe) -> tuple[list, dict[str, dict[str, int]]]:
         graph.close()
     stats = {n.spec.op: n.stats() for n in graph.nodes.values() if hasattr(n, "stats")}
     return out, stats
+
+
+def count_with_peak_memory(dp: sd.DataPipe) -> tuple[int, int]:
+    """Elements yielded and the peak traced Python memory while iterating."""
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in dp)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return count, peak
 
 
 def write_tar(path: Path, members: list[tuple[str, bytes]], mode: str = "w") -> Path:
