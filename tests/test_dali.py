@@ -45,11 +45,13 @@ def _as_444(jpeg: bytes) -> bytes:
     return buf.getvalue()
 
 
-# nvJPEG (GPU) upsamples 4:2:0 chroma differently from libjpeg-turbo's "fancy"
-# upsampling (Pillow, DALI CPU): measured on an H200, 4:4:4 JPEGs decode
-# identically (MAD 0.0) and these 4:2:0 test images, saturated discs on chroma
-# noise, differ by MAD 1.2 to 3.5. GPU tests hold 4:4:4 to <= 2 and 4:2:0 to <= 4.
-GPU_420_TOLERANCE = 4.0
+# nvJPEG upsamples 4:2:0 chroma its own way unless asked for libjpeg-turbo's
+# "fancy" upsampling (Pillow, DALI CPU). DALI asks for it (jpeg_fancy_upsampling)
+# and is held to the issue's MAD <= 2; torchvision's decode_jpeg cannot, and on
+# an H200 these 4:2:0 images (saturated discs on chroma noise, the worst case)
+# differed from Pillow by MAD 1.2 to 3.5: nvjpeg is held to 4 on 4:2:0, 2 on 4:4:4.
+TOLERANCE = 2.0
+NVJPEG_420_TOLERANCE = 4.0
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +153,9 @@ def test_dali_cpu_matches_pillow(jpegs: list[bytes], kw: dict[str, Any]) -> None
     for a, b in zip(d, p, strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype == torch.uint8
         assert not a.is_cuda
-        assert mad(a, b) <= 2.0
+        assert mad(a, b) <= TOLERANCE
         for i in range(len(a)):
-            assert mad(a[i], b[i]) <= 2.0
+            assert mad(a[i], b[i]) <= TOLERANCE
 
 
 @pytest.mark.dali
@@ -163,11 +165,11 @@ def test_dali_cpu_ragged_png_and_normalize(jpegs: list[bytes]) -> None:
     d = run(pngs, backend="dali", device="cpu", size=40)
     p = run(pngs, backend="pillow", device="cpu", size=40)
     assert [t.shape for t in d[0]] == [t.shape for t in p[0]]
-    assert all(mad(a, b) <= 2.0 for a, b in zip(d[0], p[0], strict=True))
+    assert all(mad(a, b) <= TOLERANCE for a, b in zip(d[0], p[0], strict=True))
     dn = run(jpegs, backend="dali", device="cpu", size=48, crop=40, mean=MEAN, std=STD)
     pn = run(jpegs, backend="pillow", device="cpu", size=48, crop=40, mean=MEAN, std=STD)
     assert dn[0].dtype == torch.float32 and dn[0].shape == (4, 3, 40, 40)
-    assert (dn[0] - pn[0]).abs().mean().item() <= 2.0 / (255 * 0.224)
+    assert (dn[0] - pn[0]).abs().mean().item() <= TOLERANCE / (255 * 0.224)
 
 
 @pytest.mark.dali
@@ -185,7 +187,41 @@ def test_dali_labels_and_fields_stay_aligned(jpegs: list[bytes]) -> None:
     for k in range(len(jpegs)):  # image k sits where its label k * 10 sits
         b, i = divmod(k, 4)
         assert out[b][0][i] == k * 10
-        assert mad(out[b][1][i], pil[b][i]) <= 2.0
+        assert mad(out[b][1][i], pil[b][i]) <= TOLERANCE
+
+
+@pytest.mark.dali
+@needs_dali
+def test_dali_batches_larger_than_the_pipeline_built_ahead(
+        jpegs: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline built before the first batch is rebuilt for a larger batch."""
+    monkeypatch.setattr(dali_mod, "AHEAD_BATCH", 2)
+    d = run(jpegs * 2, batch=7, backend="dali", device="cpu", size=48, crop=40)
+    p = run(jpegs * 2, batch=7, backend="pillow", device="cpu", size=48, crop=40)
+    assert [t.shape[0] for t in d] == [7, 3]
+    assert all(mad(a, b) <= TOLERANCE for a, b in zip(d, p, strict=True))
+
+
+@pytest.mark.dali
+@needs_dali
+def test_dali_after_worker_processes_over_two_epochs(jpegs: list[bytes]) -> None:
+    """Workers read and batch, DALI decodes in the main process: every sample
+    once per epoch, images aligned with their labels, in both epochs of one loader."""
+    samples = [(jpegs[i % len(jpegs)], i) for i in range(24)]
+    dp = (sd.IterableWrapper(samples).sharding_filter().batch(4)
+          .decode_images(backend="dali", device="cpu", crop=32))
+    pil = run(jpegs, batch=len(jpegs), backend="pillow", device="cpu", crop=32)[0]
+    loader = sd.DataLoader2(dp, sd.MultiProcessingReadingService(num_workers=2), seed=1)
+    try:
+        for _ in range(2):
+            labels = []
+            for images, ids in loader:
+                labels += ids
+                assert all(mad(img, pil[i % len(jpegs)]) <= TOLERANCE
+                           for img, i in zip(images, ids, strict=True))
+            assert sorted(labels) == list(range(24))
+    finally:
+        loader.shutdown()
 
 
 @pytest.mark.dali
@@ -219,12 +255,12 @@ def test_gpu_pillow_returns_cuda(jpegs: list[bytes]) -> None:
 @needs_dali
 @pytest.mark.parametrize("backend", ["dali", "auto"])
 def test_gpu_dali_matches_pillow(jpegs: list[bytes], backend: str) -> None:
-    _gpu_matches_pillow(jpegs, backend)
+    _gpu_matches_pillow(jpegs, backend, TOLERANCE)
 
 
-def _gpu_matches_pillow(jpegs: list[bytes], backend: str) -> None:
+def _gpu_matches_pillow(jpegs: list[bytes], backend: str, tol_420: float) -> None:
     pngs = [_image(70, 90, 20, "PNG")]
-    for images, tol in ((jpegs + pngs, GPU_420_TOLERANCE), ([_as_444(j) for j in jpegs], 2.0)):
+    for images, tol in ((jpegs + pngs, tol_420), ([_as_444(j) for j in jpegs], TOLERANCE)):
         dicts = [{"jpg": img, "cls": i} for i, img in enumerate(images)]
         d = run(dicts, backend=backend, device="gpu", size=64, crop=56)
         p = run(dicts, backend="pillow", device="cpu", size=64, crop=56)
@@ -249,7 +285,8 @@ def test_nvjpeg_needs_gpu(jpegs: list[bytes]) -> None:
 @pytest.mark.parametrize("backend", ["nvjpeg", "auto"])
 def test_gpu_nvjpeg_matches_pillow(jpegs: list[bytes], backend: str) -> None:
     pytest.importorskip("torchvision")
-    _gpu_matches_pillow(jpegs, backend)
+    exact_chroma = backend == "auto" and HAS_DALI  # auto picks DALI when it is there
+    _gpu_matches_pillow(jpegs, backend, TOLERANCE if exact_chroma else NVJPEG_420_TOLERANCE)
 
 
 @pytest.mark.gpu

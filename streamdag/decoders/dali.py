@@ -22,7 +22,11 @@ ends the same size (``crop`` or ``size=[h, w]``) the batch is one tensor
 Backends: ``"dali"`` builds one DALI pipeline per runtime node (external
 source -> ``fn.decoders.image`` on ``"mixed"`` (nvJPEG) for ``device="gpu"`` or
 ``"cpu"`` -> ``fn.resize`` -> ``fn.crop_mirror_normalize``) and hands the
-result to torch through DLPack (GPU: CUDA tensors, no host copy). ``"pillow"``
+result to torch through DLPack (GPU: CUDA tensors, no host copy); on the GPU
+it upsamples 4:2:0 chroma as libjpeg-turbo does (``jpeg_fancy_upsampling``),
+so its pixels stay within JPEG tolerance of Pillow's. The pipeline is built in
+a helper thread as soon as the input is started (e.g. while worker processes
+start), and the first batch waits for it. ``"pillow"``
 decodes in this process with Pillow (resize BILINEAR with antialiasing, as
 DALI's linear filter), and moves to CUDA for ``device="gpu"``. ``"auto"`` picks
 DALI on the GPU when CUDA and DALI are present, else Pillow: same shapes and
@@ -55,6 +59,7 @@ LAYOUTS = ("CHW", "HWC")
 IMAGE_KEYS = ("jpg", "jpeg", "png", "image", "img", "webp", "bmp")
 ENCODED = (bytes, bytearray, memoryview, np.ndarray)
 _NONE: Any = object()  # no saved state / end of input
+AHEAD_BATCH = 256  # batch size of a pipeline built before the first batch is seen
 
 
 class DaliMissingError(StreamdagError, ImportError):
@@ -201,18 +206,43 @@ class DecodeImagesNode(RuntimeNode):
     # -- iteration --------------------------------------------------------
     def iterator(self) -> Iterator[Any]:
         self._saved = _NONE
+        it = self.inputs[0].iterator()  # a worker service forks its workers here
         if self.backend != "dali":
-            return map(self.decode_batch, self.inputs[0].iterator())
-        return self._overlapped(self.inputs[0].iterator())
+            return map(self.decode_batch, it)
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamdag-dali")
+        if self._pipe is None:
+            # Only now, after any fork: a thread must not be running DALI/CUDA code when
+            # a worker process forks. Decode jobs queue behind the build on this thread.
+            self._pool.submit(self._build_ahead)
+        return self._overlapped(it)
+
+    def _build_ahead(self) -> None:
+        """Import DALI, create the CUDA context and build the pipeline (for
+        ``AHEAD_BATCH`` images, or the size seen in an earlier epoch), then run
+        one small image through it to load its decoders: start-up that then
+        overlaps the input's. If the trial fails the pipeline is dropped and
+        the first real batch builds it again and reports its own error."""
+        from PIL import Image
+
+        batch = max(self._pipe_batch, AHEAD_BATCH)
+        self._pipe, self._pipe_batch = self._build(batch), batch
+        size = (self.size,) if isinstance(self.size, int) else self.size or ()
+        side = max(16, *(self.crop or ()), *size)  # a square that every crop fits in
+        buf = io.BytesIO()
+        Image.new("RGB", (side, side), (128, 64, 32)).save(buf, "JPEG")
+        try:
+            self._pipe.feed_input("encoded", [np.frombuffer(buf.getvalue(), np.uint8)])
+            self._pipe.run()
+        except Exception:  # noqa: BLE001 - the first real batch rebuilds and names its error
+            self._pipe = None
 
     def _overlapped(self, it: Iterator[Any]) -> Iterator[Any]:
         """DALI decodes batch k+1 in a helper thread while batch k is handed
         on. Until batch k+1 is handed on, ``state()`` is the input's state
         from before it was pulled, so a resume re-reads it: exact."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamdag-dali")
         source = self.inputs[0]
         pending: Any = None
         while True:
@@ -307,8 +337,9 @@ class DecodeImagesNode(RuntimeNode):
                            device_id=device_id, prefetch_queue_depth=1, exec_dynamic=True)
         def pipeline() -> Any:
             enc = fn.external_source(name="encoded", dtype=types.UINT8, no_copy=True)
+            # fancy upsampling: 4:2:0 chroma as libjpeg-turbo (Pillow) upsamples it
             img = fn.decoders.image(enc, device="mixed" if gpu else "cpu",
-                                    output_type=types.RGB)
+                                    output_type=types.RGB, jpeg_fancy_upsampling=True)
             if self.size is not None:
                 if isinstance(self.size, int):
                     img = fn.resize(img, resize_shorter=float(self.size),
