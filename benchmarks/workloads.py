@@ -153,6 +153,7 @@ WORKLOADS: dict[str, Workload] = {
             "GPU decode: W2 shards decoded and cropped on the GPU (device machine)",
             reference="dali-mixed",
             **_IMAGES,
+            epochs=6,  # through one loader/pipeline: epoch 1 holds start-up, the median not
             contenders=(
                 C("dali-mixed", "w5_dali", "anchor"),
                 C("streamdag-dali", "w5_streamdag", "streamdag"),
