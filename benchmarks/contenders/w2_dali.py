@@ -15,8 +15,11 @@ from benchmarks.transforms import IMAGE_SIZE
 from benchmarks.workloads import Inputs
 
 
-def build_pipeline(inputs: Inputs, device: str, device_id: int | None):
-    """The reader -> decode -> centre-crop -> resize -> CHW pipeline; device "cpu" or "mixed"."""
+def build_pipeline(
+    inputs: Inputs, device: str, device_id: int | None, fancy_upsampling: bool = False
+):
+    """The reader -> decode -> centre-crop -> resize -> CHW pipeline; device "cpu" or
+    "mixed" (``fancy_upsampling``: 4:2:0 chroma as libjpeg-turbo, as streamdag's node)."""
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali import math as dmath
 
@@ -32,7 +35,9 @@ def build_pipeline(inputs: Inputs, device: str, device_id: int | None):
             initial_fill=inputs.shuffle_buffer,
             name="reader",
         )
-        images = fn.decoders.image(jpegs, device=device, output_type=types.RGB)
+        images = fn.decoders.image(
+            jpegs, device=device, output_type=types.RGB, jpeg_fancy_upsampling=fancy_upsampling
+        )
         shape = images.shape(dtype=types.FLOAT)
         side = dmath.min(shape[0], shape[1])
         images = fn.crop(images, crop_h=side, crop_w=side)
