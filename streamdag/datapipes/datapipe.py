@@ -85,9 +85,10 @@ class DataPipe(ReaderMethods, Generic[T]):
         return self._then("collate", {"fn": fn}, name=name)
 
     # -- order and splitting --------------------------------------------
-    def shuffle(self, buffer_size: int = 10000, *, name: str | None = None) -> DataPipe[T]:
-        """Seeded buffer shuffle; a new order each epoch."""
-        return self._then("shuffle", {"buffer_size": buffer_size}, name=name)
+    def shuffle(self, buffer_size: int = 10000, initial: int = 100, *,
+                name: str | None = None) -> DataPipe[T]:
+        """Seeded buffer shuffle; a new order each epoch; emits from ``initial`` buffered on."""
+        return self._then("shuffle", {"buffer_size": buffer_size, "initial": initial}, name=name)
 
     def sharding_filter(self, *, name: str | None = None) -> DataPipe[T]:
         """Keep every n-th element for this worker (n = ranks x workers)."""
