@@ -39,7 +39,7 @@ def build(length: int, steps: list[str], sizes: list[int]) -> sd.DataPipe:
         elif step == "filter":
             dp = dp.filter(keep_not_div3)
         elif step == "shuffle":
-            dp = dp.shuffle(buffer_size=size)
+            dp = dp.shuffle(buffer_size=size, initial=max(1, size // 3))  # with a growth phase
         elif step == "batch" and not batched:
             dp, batched = dp.batch(size), True
         elif step == "unbatch" and batched:
@@ -76,6 +76,11 @@ def test_prefix_plus_resumed_suffix_equals_uninterrupted(length, steps, sizes, s
 def test_shuffle_resume_at_every_point():
     dp = sd.IterableWrapper(range(50)).shuffle(buffer_size=8).batch(3)
     assert_resumes(dp, stops=list(range(18)))
+
+
+def test_shuffle_resume_at_every_point_of_its_growth_phase():
+    dp = sd.IterableWrapper(range(60)).shuffle(buffer_size=20, initial=3)
+    assert_resumes(dp, stops=list(range(61)))
 
 
 def test_fork_with_lagging_branch_resumes():

@@ -39,7 +39,7 @@ def test_shuffle_spreads_sorted_input():
     """Over many seeds, the mean output position of each input element is
     near the middle, and early elements do not stay early."""
     n, buffer = 100, 100
-    dp = sd.IterableWrapper(range(n)).shuffle(buffer_size=buffer)
+    dp = sd.IterableWrapper(range(n)).shuffle(buffer_size=buffer, initial=buffer)
     positions = np.zeros((n,))
     first_quarter_hits = 0
     seeds = 200
@@ -51,6 +51,30 @@ def test_shuffle_spreads_sorted_input():
     assert abs(mean_position.mean() - (n - 1) / 2) < 1e-9
     assert np.all(np.abs(mean_position - (n - 1) / 2) < 15)
     assert 0.15 < first_quarter_hits / (25 * seeds) < 0.35  # ~0.25 when uniform
+
+
+PULLED: list[int] = []
+
+
+def record_pull(x: int) -> int:
+    PULLED.append(x)
+    return x
+
+
+def test_shuffle_emits_from_initial_then_grows_to_buffer_size():
+    """The first element comes out after ``initial`` pulls; while growing, two
+    elements go in per one out; the buffer never holds more than buffer_size."""
+    PULLED.clear()
+    it = iter(sd.IterableWrapper(range(500)).map(record_pull).shuffle(buffer_size=50, initial=10))
+    out = [next(it)]
+    assert len(PULLED) == 10 and out[0] in range(10)
+    held = [len(PULLED) - 1]  # buffered after each output
+    for x in it:
+        out.append(x)
+        held.append(len(PULLED) - len(out))
+    assert held[:4] == [9, 10, 11, 12]
+    assert held.index(49) == 40 and max(held) == 49  # full (49 + the one picked) from then on
+    assert sorted(out) == list(range(500))
 
 
 def test_seeds_agree_upstream_of_sharding_and_differ_downstream():

@@ -1,6 +1,9 @@
-"""shuffle: a seeded buffer shuffle (each new element replaces a random one
-in a buffer of ``buffer_size``, which is emitted; the rest is shuffled at the
-end). State is the buffer's item numbers and the RNG, never the samples."""
+"""shuffle: a seeded buffer shuffle. It starts emitting once ``initial``
+elements are buffered and grows the buffer by pulling two elements per one
+emitted until it holds ``buffer_size`` (as webdataset does), so the first
+batch does not wait for a full buffer; then each new element joins the buffer
+and a random one is emitted; the rest is shuffled at the end. State is the
+buffer's item numbers and the RNG, never the samples."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from .registry import register_op
 from .replay import Replayer, restore_source
 from .runtime import ResumableNode
 
+DEFAULT_INITIAL = 100
+
 
 @register_op("shuffle")
 class ShuffleNode(ResumableNode):
@@ -23,6 +28,7 @@ class ShuffleNode(ResumableNode):
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
         check_int("shuffle", "buffer_size", params.get("buffer_size"), minimum=1)
+        check_int("shuffle", "initial", params.get("initial"), minimum=1, optional=True)
 
     def setup(self) -> None:
         super().setup()
@@ -34,6 +40,7 @@ class ShuffleNode(ResumableNode):
 
     def iterator(self) -> Iterator[Any]:
         size = self.params["buffer_size"]
+        initial = min(size, self.params.get("initial") or DEFAULT_INITIAL)
         self._replay = replay = Replayer(self.inputs[0], max(1, size // 4))
         self._buf: list[Any] = []
         self._seqs: list[int] = []
@@ -48,7 +55,7 @@ class ShuffleNode(ResumableNode):
             self._rng = random.Random()
             self._rng.setstate((restored["rng"][0], tuple(restored["rng"][1]), restored["rng"][2]))
             self._refill(restored)
-        return self._run(size)
+        return self._run(size, initial)
 
     def _refill(self, restored: dict) -> None:
         """Rebuild the buffer by replaying the input from the checkpoint."""
@@ -65,29 +72,51 @@ class ShuffleNode(ResumableNode):
             if slot is not None:
                 buf[slot] = item
 
-    def _run(self, size: int) -> Iterator[Any]:
+    def _run(self, size: int, initial: int) -> Iterator[Any]:
+        """Every branch depends on ``len(buf)`` only, and the state is taken
+        only where this generator is suspended (after a yield): a restored
+        buffer continues the fill, growth or steady phase exactly."""
         buf, seqs, replay, rand = self._buf, self._seqs, self._replay, self._rng.random
-        pull = replay.pull
+        pull, last = replay.pull, size - 1
+        prune_at = replay.every
         if not self._draining:
             try:
-                while len(buf) < size:
+                while len(buf) < last:  # filling up to `initial`, then growing: two in, one out
                     seqs.append(replay.seq)
                     buf.append(pull())
-                prune_at = replay.every
-                while True:
-                    seq = replay.seq
-                    item = pull()
-                    j = int(rand() * size)
+                    if len(buf) < size:
+                        seqs.append(replay.seq)
+                        buf.append(pull())
+                    if len(buf) < initial:
+                        continue
+                    j = int(rand() * len(buf))
                     out = buf[j]
-                    buf[j] = item
-                    seqs[j] = seq
+                    buf[j] = buf[-1]
+                    seqs[j] = seqs[-1]
+                    buf.pop()
+                    seqs.pop()
                     yield out
                     prune_at -= 1
                     if not prune_at:
                         prune_at = replay.every
                         replay.forget_before(min(seqs))
+                while True:  # full (`last` held): the same step without the append and pop
+                    seq = replay.seq
+                    item = pull()
+                    j = int(rand() * size)
+                    if j < last:
+                        out = buf[j]
+                        buf[j] = item
+                        seqs[j] = seq
+                    else:
+                        out = item
+                    yield out
+                    prune_at -= 1
+                    if not prune_at:
+                        prune_at = replay.every
+                        replay.forget_before(min(seqs, default=replay.seq))
             except StopIteration:
-                if len(seqs) > len(buf):  # the fill pull that ended the input
+                if len(seqs) > len(buf):  # the pull that ended the input
                     seqs.pop()
             order = list(range(len(buf)))
             self._rng.shuffle(order)
