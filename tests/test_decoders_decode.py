@@ -160,7 +160,7 @@ def test_corrupt_jpegs_drop_their_samples(tmp_path, policy):
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
     assert [s["cls"] for s in out] == [0, 3]
-    assert stats["decode"] == {"skipped": 2}
+    assert stats["decode"]["skipped"] == 2
     assert len([w for w in caught if issubclass(w.category, sd.SkippedInputWarning)]) == (
         2 if policy == "warn" else 0)
 

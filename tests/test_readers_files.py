@@ -98,7 +98,7 @@ def test_missing_file_skipped_and_counted(tree, policy, yielded, skipped):
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
     assert len(out) == yielded
-    assert stats["open_files"] == {"skipped": skipped}
+    assert stats["open_files"]["skipped"] == skipped
     assert len([w for w in caught if issubclass(w.category, sd.SkippedInputWarning)]) == (
         skipped if policy == "warn" else 0)
 

@@ -19,17 +19,25 @@ class BatchNode(RuntimeNode):
         check_int("batch", "batch_size", params.get("batch_size"), minimum=1)
         check_bool("batch", "drop_last", params.get("drop_last", False))
 
+    def setup(self) -> None:
+        self._in = self._out = 0  # statistics: counted per batch, not per element
+
     def iterator(self) -> Iterator[list[Any]]:
         return self._batches(self.inputs[0].iterator(), self.params["batch_size"],
                              self.params.get("drop_last", False))
 
-    @staticmethod
-    def _batches(it: Iterator[Any], size: int, drop_last: bool) -> Iterator[list[Any]]:
+    def _batches(self, it: Iterator[Any], size: int, drop_last: bool) -> Iterator[list[Any]]:
         while True:
             batch = list(islice(it, size))
+            self._in += len(batch)
             if len(batch) == size:
+                self._out += 1
                 yield batch
                 continue
             if batch and not drop_last:
+                self._out += 1
                 yield batch
             return
+
+    def counted(self) -> tuple[int | None, int | None]:
+        return self._in, self._out

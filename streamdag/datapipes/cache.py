@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .iterable_wrapper import position_of
+from .counting import position_of
 from .params import check_int
 from .registry import register_op
 from .runtime import ResumableNode

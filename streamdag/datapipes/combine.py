@@ -26,6 +26,8 @@ class ZipNode(RuntimeNode):
 class ConcatNode(RuntimeNode):
     """All of the first input, then all of the second, ..."""
 
+    passthrough = True
+
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
         pass
@@ -58,6 +60,8 @@ class MuxNode(RuntimeNode):
     """Round robin: one element from each input in turn. Stops as soon as any
     input is exhausted (the elements of that last round that were already
     taken are yielded); use concat or SampleMultiplexer to read everything."""
+
+    passthrough = True
 
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from typing import Any
 
-from .iterable_wrapper import position_of
+from .counting import Tally, position_of
 from .params import check_callable
 from .registry import register_op
 from .replay import Replayer, restore_source
@@ -29,9 +29,14 @@ class FlatMapNode(ResumableNode):
         super().setup()
         fn = self.params.get("fn")
         self.fn = framed(fn, self) if fn is not None else None
+        self._pulls = Tally()
+
+    def counted(self) -> tuple[int | None, int | None]:
+        return self._pulls.value, None
 
     def iterator(self) -> Iterator[Any]:
         self._replay = replay = Replayer(self.inputs[0], _REPLAY_EVERY)
+        self._pulls.follow(replay.pulled)
         self._part: Any = iter(())
         self._part_len = 0
         restored = self.take_restored()

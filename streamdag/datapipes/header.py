@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from operator import itemgetter
 from typing import Any
 
-from .iterable_wrapper import position_of
+from .counting import position_of
 from .params import check_int
 from .registry import register_op
 from .runtime import RuntimeNode

@@ -9,18 +9,12 @@ from operator import itemgetter
 from typing import Any
 
 from ..errors import ParamError
+from .counting import Tally, position_of
 from .registry import register_op
 from .runtime import RuntimeNode
 
-_second = itemgetter(1)
+_first = itemgetter(0)
 _SEEKABLE = (list, tuple, range)
-
-
-def position_of(it: Any, length: int) -> int:
-    """How many items a list/tuple/range iterator has yielded, read from the C
-    iterator itself (its pickling support), so counting costs nothing per item."""
-    reduced = it.__reduce__()
-    return reduced[2] if len(reduced) > 2 else length
 
 
 class SequenceSource(RuntimeNode):
@@ -31,6 +25,7 @@ class SequenceSource(RuntimeNode):
         self._start = 0
         self._it: Any = None
         self._length = 0
+        self._out = Tally()
 
     def reset(self) -> None:
         self._start = 0
@@ -43,7 +38,11 @@ class SequenceSource(RuntimeNode):
         self._it = it = iter(items)
         if start:
             it.__setstate__(start)
+        self._out.follow(lambda: position_of(it, len(items)) - start)
         return it
+
+    def counted(self) -> tuple[int | None, int | None]:
+        return None, self._out.value
 
     def state(self) -> int:
         return self._start if self._it is None else position_of(self._it, self._length)
@@ -75,7 +74,8 @@ class IterableWrapperNode(SequenceSource):
         start, self._start = self._start, 0
         self._length = sys.maxsize
         self._it = counter = iter(range(start, sys.maxsize))
+        self._out.follow(lambda: position_of(counter, sys.maxsize) - start)
         items = iter(source)
         if start:
             next(islice(items, start, start), None)
-        return map(_second, zip(counter, items, strict=False))
+        return map(_first, zip(items, counter, strict=False))  # counts only items read

@@ -14,6 +14,8 @@ from .runtime import RuntimeNode, framed
 
 @register_op("map")
 class MapNode(RuntimeNode):
+    passthrough = True
+
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
         check_callable("map", "fn", params.get("fn"))
@@ -57,6 +59,8 @@ class FilterNode(RuntimeNode):
 class CollateNode(RuntimeNode):
     """Batches (lists of samples) to tensors; default: torch's default_collate
     (numbers, arrays and tensors stacked; dicts, tuples and lists recursed)."""
+
+    passthrough = True
 
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .counting import Tally
 from .params import check_int
 from .registry import register_op
 from .replay import Replayer, restore_source
@@ -39,11 +40,16 @@ class PrefetchNode(ResumableNode):
         super().setup()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pulls = Tally()
+
+    def counted(self) -> tuple[int | None, int | None]:
+        return self._pulls.value, None
 
     def iterator(self) -> Iterator[Any]:
         self.close()
         size = self.params["buffer_size"]
         self._replay = replay = Replayer(self.inputs[0], size)
+        self._pulls.follow(replay.pulled)
         replay.resume(self.take_restored(), self.label)
         self._taken = replay.seq
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=size)

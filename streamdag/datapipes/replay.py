@@ -35,6 +35,7 @@ class Replayer:
         self.source = source
         self.every = max(1, every)
         self.seq = 0
+        self._first = 0
         self._it: Any = None
         self._ckpts: deque[tuple[int, Any]] = deque()
         self._lock = threading.Lock()  # prefetch reads checkpoints from another thread
@@ -51,6 +52,11 @@ class Replayer:
             state = self.source.state()
         self._ckpts.clear()
         self._ckpts.append((self.seq, state))
+        self._first = self.seq
+
+    def pulled(self) -> int:
+        """Items pulled since ``start`` (replayed ones included): a statistic."""
+        return self.seq - self._first
 
     def resume(self, restored: dict | None, who: str) -> None:
         """Start fresh, or from ``restored["ckpt"]`` replayed up to item

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
+from functools import partial
+from types import CodeType, FrameType, TracebackType
 from typing import Any, ClassVar
 
 from ..errors import NodeError, StreamdagError
 from ..reading_service.seeds import derive_seed
+from .counting import Tally, count_of, counted
 from .node import Node, walk
 from .registry import get_op
 
@@ -49,6 +51,9 @@ class RuntimeNode:
     also implement ``state()``/``restore()``."""
 
     op: ClassVar[str] = ""
+    #: statistics: every input element comes out (map, collate, concat), less
+    #: the ones skipped under ``on_error``; lets counts be derived, not counted
+    passthrough: ClassVar[bool] = False
 
     def __init__(self, spec: Node, inputs: list[RuntimeNode], graph: RuntimeGraph,
                  index: int, per_worker_seed: bool) -> None:
@@ -93,6 +98,17 @@ class RuntimeNode:
     def user_functions(self) -> list[Callable[..., Any]]:
         """Functions this node calls per element, for error attribution."""
         return []
+
+    def counted(self) -> tuple[int | None, int | None]:
+        """(elements in, elements out) since the graph was built, where this
+        node knows them without per-element work; None where it does not
+        (``streamdag.stats`` derives those from the neighbours)."""
+        return None, None
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this node in this process (``skipped``, ``bytes``,
+        ``retries``, ...): statistics, never part of the resume state."""
+        return {}
 
     def seed(self, *salt: int) -> int:
         """This node's seed for the current epoch: the same on every worker
@@ -155,6 +171,8 @@ class RuntimeGraph:
             per_worker = spec.id in downstream_of_shard and spec.op not in SHARDING_OPS
             self.nodes[spec.id] = cls(spec, inputs, self, index, per_worker)
         self.output = self.nodes[output.id]
+        self.counting = False  # statistics: count the elements leaving the graph
+        self._delivered = Tally()
         self._code_owner = {
             _code_of(fn): node
             for node in self.nodes.values() for fn in node.user_functions()
@@ -173,10 +191,19 @@ class RuntimeGraph:
     def restore(self, state: Any) -> None:
         self.output.restore(state)
 
+    @property
+    def delivered(self) -> int:
+        """Elements that left the graph since counting was switched on."""
+        return self._delivered.value
+
     def iterate(self) -> Iterator[Any]:
         """The epoch's elements; an error leaving the graph names its node."""
         try:
-            yield from self.output.iterator()
+            it = self.output.iterator()
+            if self.counting:
+                it, counter = counted(it)
+                self._delivered.follow(partial(count_of, counter))
+            yield from it
         except StreamdagError:
             raise
         except Exception as exc:
@@ -189,20 +216,35 @@ class RuntimeGraph:
             node.close()
 
     def owner_of(self, tb: TracebackType | None) -> RuntimeNode | None:
-        """The innermost node on the traceback: a runtime node's own frame
-        (``self``) or a user function a node calls."""
+        """The innermost node on the traceback."""
         owner = None
         while tb is not None:
-            frame = tb.tb_frame
-            node = self._code_owner.get(frame.f_code)
-            if node is None:
-                local = frame.f_locals
-                candidate = local.get("self", local.get("_sd_node"))
-                if isinstance(candidate, RuntimeNode) and candidate.graph is self:
-                    node = candidate
-            owner = node or owner
+            node = self.node_of(tb.tb_frame)
+            if node is not None and node.graph is self:
+                owner = node
             tb = tb.tb_next
         return owner
+
+    def node_of(self, frame: FrameType) -> RuntimeNode | None:
+        return node_of_frame(frame, self._code_owner)
+
+    @property
+    def code_owners(self) -> Mapping[CodeType, RuntimeNode]:
+        """The user functions this graph's nodes call, by code object."""
+        return self._code_owner
+
+
+def node_of_frame(frame: FrameType,
+                  code_owners: Mapping[CodeType, RuntimeNode]) -> RuntimeNode | None:
+    """The node a frame runs for: a user function a node calls, or a runtime
+    node's own code (``self``, or ``_sd_node`` in ``framed``)."""
+    node = code_owners.get(frame.f_code)
+    if node is None:
+        local = frame.f_locals
+        candidate = local.get("self", local.get("_sd_node"))
+        if isinstance(candidate, RuntimeNode):
+            node = candidate
+    return node
 
 
 def node_error(exc: BaseException, node: RuntimeNode | None) -> NodeError:

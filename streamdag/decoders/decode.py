@@ -40,6 +40,8 @@ class DecodeNode(ErrorPolicy, RuntimeNode):
     pairs routed by the path's extension. Stateless. A field that fails to
     decode makes the whole sample bad input (dropped under ``skip``/``warn``)."""
 
+    passthrough = True
+
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
         handlers = params.get("handlers", [])

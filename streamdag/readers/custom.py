@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..datapipes.counting import count_of, counted
 from ..datapipes.registry import register_op, registered_ops
 from ..datapipes.runtime import SHARDING_OPS, RuntimeNode
 from ..errors import ParamError
-from .expand import ExpandingNode, count_of, counted
+from .expand import ExpandingNode
 from .policy import check_on_error
 
 if TYPE_CHECKING:

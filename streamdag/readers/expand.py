@@ -11,7 +11,6 @@ the state. Per output element the only work besides the reader's own is one
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from itertools import compress, count, islice
 from typing import Any
 
 from ..datapipes.runtime import ResumableNode
@@ -30,6 +29,18 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
     (after a bad line), or None to abandon the element (a truncated archive).
     Errors already attributed (StreamdagError) pass through."""
 
+    def setup(self) -> None:
+        super().setup()
+        self._items_in = 0  # statistics: input elements expanded, bytes read
+        self._bytes_done = 0
+
+    def counted(self) -> tuple[int | None, int | None]:
+        return (self._items_in if self.inputs else None), None
+
+    def stats(self) -> dict[str, int]:
+        current = getattr(self, "_item", None)
+        return {**super().stats(), "bytes": self._bytes_done + bytes_read(current)}
+
     def iterator(self) -> Iterator[Any]:
         restored = self.take_restored()
         self._pos: Callable[[], Any] | None = None
@@ -45,6 +56,7 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
         for item in items:
             at, self._pending = self._pending, None
             self._item = item
+            self._items_in += 1
             try:
                 try:
                     part: Iterator[Any] | None = self.expand(item, at)
@@ -76,6 +88,7 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
         if close is not None:
             close()
         if item is not None:
+            self._bytes_done += bytes_read(item)
             self.finish(item)
 
     def close(self) -> None:
@@ -118,23 +131,18 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
             self.inputs[0].restore(state["in"])
 
 
+def bytes_read(item: Any) -> int:
+    """How far into an input ``(path, stream or bytes)`` the reader has read."""
+    if type(item) is not tuple or len(item) != 2:
+        return 0
+    data = item[1]
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return len(data)
+    try:
+        return 0 if data.closed else int(data.tell())
+    except (AttributeError, OSError, ValueError):  # not seekable: no position to read
+        return 0
+
+
 def path_of(item: Any) -> Any:
     return item[0] if type(item) is tuple and item else item
-
-
-def counted(iterable: Any, skip: int) -> tuple[Iterator[Any], Any]:
-    """The items of ``iterable`` (a stream's lines, a reader's outputs)
-    after the first ``skip``, and a counter whose value (``count_of``) is
-    the number consumed so far, advanced in C by ``compress``: no Python
-    call per item."""
-    counter = count(1)
-    items = compress(iter(iterable), counter)
-    if skip:
-        next(islice(items, skip, skip), None)
-    return items, counter
-
-
-def count_of(counter: Any) -> int:
-    """How many items a ``counted`` counter has let through."""
-    return int(repr(counter)[6:-1]) - 1
-

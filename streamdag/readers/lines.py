@@ -16,9 +16,10 @@ from itertools import count, repeat
 from operator import itemgetter
 from typing import Any
 
+from ..datapipes.counting import count_of, counted
 from ..datapipes.params import check_bool, check_type
 from ..datapipes.registry import register_op
-from .expand import ExpandingNode, count_of, counted
+from .expand import ExpandingNode
 from .policy import check_on_error
 
 _SWAP = itemgetter(1, 0)

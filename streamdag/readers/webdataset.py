@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ..datapipes.counting import Tally
 from ..datapipes.registry import register_op
 from ..datapipes.replay import Replayer, restore_source
 from ..datapipes.runtime import ResumableNode
@@ -51,8 +52,17 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
     def validate(params: Mapping[str, Any]) -> None:
         check_on_error("webdataset", params)
 
+    def setup(self) -> None:
+        super().setup()
+        self._pulls = Tally()
+        self._out = 0
+
+    def counted(self) -> tuple[int | None, int | None]:
+        return self._pulls.value, self._out
+
     def iterator(self) -> Iterator[dict[str, Any]]:
         self._replay = replay = Replayer(self.inputs[0], _REPLAY_EVERY)
+        self._pulls.follow(replay.pulled)
         replay.resume(self.take_restored(), self.label)
         self._next = replay.seq
         return self._samples()
@@ -86,6 +96,7 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
             if prefix != key or where != url:
                 if sample is not None and not bad:
                     self._next = seq
+                    self._out += 1
                     yield sample
                     replay.forget_before(seq)
                 key, url, bad = prefix, where, False
@@ -100,6 +111,7 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
             sample[field] = data
         self._next = replay.seq
         if sample is not None and not bad:
+            self._out += 1
             yield sample
 
     def live_state(self) -> dict:

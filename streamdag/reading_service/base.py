@@ -39,3 +39,17 @@ class ReadingService(ABC):
     @abstractmethod
     def shutdown(self) -> None:
         """Release workers, threads and files. Idempotent."""
+
+    def collect_stats(self) -> None:
+        """From now on count elements and sample time per node (called by
+        ``DataLoader2(stats=True)`` in the thread that trains)."""
+        raise TypeError(f"{type(self).__name__} does not collect statistics")
+
+    def stats_snapshots(self) -> list[dict[str, Any]]:
+        """This rank's statistics: plain-data snapshots (streamdag.stats.snapshot)
+        of every process and thread worker, to be summed."""
+        return []
+
+    def gather(self, snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every rank's snapshots (a collective call where there are ranks)."""
+        return snapshots

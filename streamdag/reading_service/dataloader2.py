@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from time import perf_counter
 from typing import Any, Generic, TypeVar
 
 from ..datapipes.datapipe import DataPipe
 from ..errors import ResumeError
+from ..stats.progress import progress_bar
+from ..stats.report import PipelineStats
+from ..stats.report import build as build_stats
 from .base import ReadingService
 from .in_process import InProcessReadingService
 from .seeds import derive_seed, draw_base_seed
@@ -22,15 +26,24 @@ class DataLoader2(Generic[T]):
     Each epoch has one base seed: ``derive(seed, epoch)`` when ``seed`` is
     given (identical (seed, epoch) gives an identical stream), else a fresh
     random one. ``state_dict()`` between two elements and ``load_state_dict()``
-    in a new loader over the same pipeline resume exactly."""
+    in a new loader over the same pipeline resume exactly.
+
+    ``stats=True`` collects per-node statistics (``stats()``); ``progress=True``
+    shows a progress bar with elements/s and MB/s (and collects statistics)."""
 
     def __init__(self, datapipe: DataPipe[T], reading_service: ReadingService | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, *, stats: bool = False,
+                 progress: bool = False) -> None:
         if not isinstance(datapipe, DataPipe):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
         self.datapipe = datapipe
         self.reading_service = reading_service or InProcessReadingService()
         self.reading_service.initialize(datapipe.node)
+        self._stats_on = stats or progress
+        if self._stats_on:
+            self.reading_service.collect_stats()
+        self._progress = progress
+        self._waited = self._outside = 0.0
         self._seed = seed
         self._next_epoch = 0
         self._pending: dict | None = None
@@ -64,7 +77,9 @@ class DataLoader2(Generic[T]):
         current = {"epoch": epoch, "seed": base_seed, "yielded": yielded, "done": False,
                    "graph": graph_state}
         self._current = current
-        return self._run(self.reading_service.epoch(base_seed, epoch, graph_state), current)
+        it = self.reading_service.epoch(base_seed, epoch, graph_state)
+        it = self._run_timed(it, current) if self._stats_on else self._run(it, current)
+        return progress_bar(it, self, epoch) if self._progress else it
 
     def _run(self, it: Iterator[T], current: dict) -> Iterator[T]:
         for item in it:
@@ -73,6 +88,29 @@ class DataLoader2(Generic[T]):
             yield item
         if self._current is current:
             current["done"] = True
+
+    def stats(self, all_ranks: bool = False) -> PipelineStats:
+        """Per-node statistics since the loader started, summed over this
+        rank's workers; with ``all_ranks``, over every rank (a collective:
+        call it on every rank). Needs ``DataLoader2(..., stats=True)``."""
+        if not self._stats_on:
+            raise RuntimeError("statistics are off: create the loader with "
+                               "DataLoader2(..., stats=True)")
+        snapshots = self.reading_service.stats_snapshots()
+        if all_ranks:
+            snapshots = self.reading_service.gather(snapshots)
+        return build_stats(self.datapipe.node, snapshots, self._waited, self._outside)
+
+    def _run_timed(self, it: Iterator[T], current: dict) -> Iterator[T]:
+        """``_run``, timing the wait for each element and the work between."""
+        clock = perf_counter
+        before = clock()
+        for item in self._run(it, current):
+            got = clock()
+            self._waited += got - before
+            yield item
+            before = clock()
+            self._outside += before - got
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data (msgpack/JSON-serializable): epoch, base seed, elements

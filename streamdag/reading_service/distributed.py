@@ -90,6 +90,20 @@ class DistributedReadingService(ReadingService):
         inner = self._inner.state() if self._snap is _EXACT else self._snap
         return {"world_size": self.world_size, "inner": inner, "skip": self._offset}
 
+    def collect_stats(self) -> None:
+        self._inner.collect_stats()
+
+    def stats_snapshots(self) -> list[dict[str, Any]]:
+        return self._inner.stats_snapshots()
+
+    def gather(self, snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every rank's snapshots: a collective, so every rank must call it."""
+        if self.world_size == 1:
+            return snapshots
+        gathered: list[Any] = [None] * self.world_size
+        _distributed().all_gather_object(gathered, snapshots, group=self._group)
+        return [s for rank in gathered for s in rank]
+
     def shutdown(self) -> None:
         self._token = None
         self._inner.shutdown()

@@ -7,6 +7,9 @@ from typing import Any
 
 from ..datapipes.node import Node
 from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..stats import sampler
+from ..stats.sampler import StackSampler
+from ..stats.snapshot import snapshot
 from .base import ReadingService
 
 
@@ -17,6 +20,7 @@ class InProcessReadingService(ReadingService):
     def __init__(self, worker: WorkerContext | None = None) -> None:
         self._worker = worker or WorkerContext()
         self._graph: RuntimeGraph | None = None
+        self._sampler: StackSampler | None = None
 
     def set_rank(self, rank: int, world_size: int) -> None:
         self._worker = WorkerContext(rank, world_size)
@@ -38,6 +42,19 @@ class InProcessReadingService(ReadingService):
     def shutdown(self) -> None:
         if self._graph is not None:
             self._graph.close()
+        if self._sampler is not None:
+            self._sampler = None
+            sampler.release()
+
+    def collect_stats(self) -> None:
+        graph = self._require_graph()
+        if self._sampler is None:
+            self._sampler = sampler.acquire()
+            self._sampler.watch(graph)
+            graph.counting = True
+
+    def stats_snapshots(self) -> list[dict[str, Any]]:
+        return [snapshot([self._require_graph()], self._sampler)] if self._sampler else []
 
     def _require_graph(self) -> RuntimeGraph:
         if self._graph is None:

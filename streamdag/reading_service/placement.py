@@ -35,6 +35,8 @@ STREAM_OP = "_worker_stream"
 class MainProcessNode(RuntimeNode):
     """Identity; worker services start the main-process part here."""
 
+    passthrough = True
+
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
         pass

@@ -49,3 +49,12 @@ class SequentialReadingService(ReadingService):
 
     def shutdown(self) -> None:
         self._outer.shutdown()
+
+    def collect_stats(self) -> None:
+        self._outer.collect_stats()
+
+    def stats_snapshots(self) -> list[dict[str, Any]]:
+        return self._outer.stats_snapshots()
+
+    def gather(self, snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self._outer.gather(snapshots)

@@ -11,14 +11,16 @@ it used up plus the number of elements it took from the next one.
 
 Protocol (tuples, first item the kind):
   main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, next_pass, credits)
-                  (CREDIT, gen, n)   (SHUTDOWN,)
+                  (CREDIT, gen, n)   (SHUTDOWN,)   (STATS, every_s, main_pid)
   worker -> main: (DATA, gen, worker, items, state_after, ended)
-                  (ERROR, gen, worker, items, info)
+                  (ERROR, gen, worker, items, info)   (STATS, worker, snapshot)
 A RUN starts a pass (abandoning any pass in progress) from ``state`` (None:
 the start of the epoch), dropping ``skip`` elements; with ``next_pass`` the
 state is the end of the previous pass and the worker starts the next one
 (cycle in the main process). ``gen`` tells the main process which pass a
-message belongs to."""
+message belongs to. STATS (sent before the first RUN) switches statistics on:
+the worker then sends a snapshot at most every ``every_s`` seconds between
+chunks and before the chunk that ends a pass."""
 
 from __future__ import annotations
 
@@ -32,9 +34,12 @@ from typing import Any
 
 from ..datapipes.runtime import RuntimeGraph, WorkerContext
 from ..errors import NodeError, ResumeError
+from ..stats import sampler
+from ..stats.sampler import StackSampler
+from ..stats.snapshot import snapshot
 from .seeds import derive_seed, seed_global_rngs
 
-RUN, CREDIT, SHUTDOWN = "run", "credit", "shutdown"
+RUN, CREDIT, SHUTDOWN, STATS = "run", "credit", "shutdown", "stats"
 DATA, ERROR = "data", "error"
 CHUNK_ITEMS = 1024
 CHUNK_SECONDS = 0.005
@@ -93,16 +98,40 @@ class WorkerLoop:
         self.send = send
         self.recv = recv
         self._seed_globals = seed_globals
+        self._stats_every: float | None = None
+        self._stats_due = 0.0
+        self._sampler: StackSampler | None = None
+        self._own_times = False
 
     def serve(self) -> None:
         cmd = self.recv(True)
         while cmd is not None and cmd[0] != SHUTDOWN:
+            if cmd[0] == STATS:
+                self._collect_stats(cmd[1], cmd[2])
             cmd = self.run(cmd) if cmd[0] == RUN else self.recv(True)
         self.close()
 
     def close(self) -> None:
         if self._graph is not None:
             self._graph.close()
+        if self._sampler is not None:
+            self._sampler = None
+            sampler.release()
+
+    def _collect_stats(self, every: float, main_pid: int) -> None:
+        """Count elements; in a process of its own, also sample time (a thread
+        worker's time is sampled by the main process's sampler)."""
+        self._stats_every = every
+        if self._sampler is None:
+            self._sampler = sampler.acquire()
+        self._own_times = os.getpid() != main_pid
+
+    def _report_stats(self, ended: bool) -> None:
+        now = perf_counter()
+        if self._graph is not None and (ended or now >= self._stats_due):
+            self._stats_due = now + self._stats_every
+            own = self._sampler if self._own_times else None
+            self.send((STATS, self.context.worker_id, snapshot([self._graph], own)))
 
     def run(self, cmd: tuple) -> tuple | None:
         """One pass; returns the command that ended it early, if any."""
@@ -126,6 +155,8 @@ class WorkerLoop:
             except Exception as exc:  # noqa: BLE001
                 self.send((ERROR, gen, worker, items, describe(exc, self.context)))
                 return self.recv(True)
+            if self._stats_every is not None:
+                self._report_stats(ended)
             self.send((DATA, gen, worker, items, state_after, ended))
             if ended:
                 return self.recv(True)
@@ -137,6 +168,9 @@ class WorkerLoop:
             if self._seed_globals:
                 seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
             self._graph = self._build()
+            if self._sampler is not None:
+                self._graph.counting = True
+                self._sampler.watch(self._graph)
         graph = self._graph
         if fresh or self._epoch_key != (base_seed, epoch):
             graph.close()

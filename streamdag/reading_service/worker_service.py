@@ -4,16 +4,23 @@ Subclasses only say how to start a pool of workers."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ..datapipes.node import Node, walk
 from ..datapipes.runtime import RuntimeGraph, WorkerContext
 from ..errors import ParamError, ResumeError
+from ..stats import sampler
+from ..stats.sampler import StackSampler
+from ..stats.snapshot import snapshot
 from .base import ReadingService
 from .errors import WorkerTimeoutError
 from .merge import Merge
 from .placement import STREAM_OP, find_boundary, has_sharding, main_spec, warn_if_unsharded
+from .worker import STATS
+
+STATS_EVERY_S = 0.5  # how often a worker sends its statistics, at most
 
 
 class WorkerPool(Protocol):
@@ -52,6 +59,9 @@ class WorkerService(ReadingService):
         self._merge: Merge | None = None
         self._gen = 0
         self._token: object | None = None
+        self._sampler: StackSampler | None = None
+        self._worker_stats: dict[int, dict] = {}  # the latest snapshot of each worker
+        self._retired_stats: list[dict] = []  # the last ones of workers since stopped
 
     # -- the ReadingService interface --------------------------------------
     def set_rank(self, rank: int, world_size: int) -> None:
@@ -92,6 +102,23 @@ class WorkerService(ReadingService):
         for graph in (self._main, self._inline):
             if graph is not None:
                 graph.close()
+        if self._sampler is not None:
+            self._sampler = None
+            sampler.release()
+
+    def collect_stats(self) -> None:
+        if self._sampler is not None:
+            return
+        self._sampler = sampler.acquire()
+        for graph in self._graphs():
+            graph.counting = True
+            self._sampler.watch(graph)
+
+    def stats_snapshots(self) -> list[dict[str, Any]]:
+        if self._sampler is None:
+            return []
+        return [snapshot(self._graphs(), self._sampler), *self._retired_stats,
+                *self._worker_stats.values()]
 
     # -- the stream source of the main-process graph -----------------------
     def open_stream(self, base_seed: int, epoch: int, fresh: bool,
@@ -107,9 +134,12 @@ class WorkerService(ReadingService):
             self._pool = self._start_pool(self._require_spec(), [
                 WorkerContext(self._rank, self._world, i, self.num_workers)
                 for i in range(self.num_workers)])
+            if self._sampler is not None:
+                for worker in range(self.num_workers):
+                    self._pool.send(worker, (STATS, STATS_EVERY_S, os.getpid()))
         self._gen += 1
-        merge = Merge(self._pool, self._gen, restored, in_order=self.in_order,
-                      timeout=self.timeout)
+        pool = self._pool if self._sampler is None else _StatsTap(self._pool, self._worker_stats)
+        merge = Merge(pool, self._gen, restored, in_order=self.in_order, timeout=self.timeout)
         merge.start(base_seed, epoch, fresh, self.prefetch_factor)
         self._merge = merge
         return iter(merge)
@@ -159,6 +189,11 @@ class WorkerService(ReadingService):
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.stop()
+        self._retired_stats.extend(self._worker_stats.values())
+        self._worker_stats.clear()
+
+    def _graphs(self) -> list[RuntimeGraph]:
+        return [g for g in (self._main, self._inline) if g is not None]
 
     def _unwrap(self, state: Any) -> Any:
         if not isinstance(state, dict) or "num_workers" not in state:
@@ -185,6 +220,28 @@ class WorkerService(ReadingService):
         if self._worker_spec is None:
             raise RuntimeError(f"{self._label} used before initialize()")
         return self._worker_spec
+
+
+class _StatsTap:
+    """The pool as the merge sees it, with workers' statistics taken out of
+    the stream of messages."""
+
+    def __init__(self, pool: WorkerPool, latest: dict[int, dict]) -> None:
+        self._pool = pool
+        self._latest = latest
+        self.size = pool.size
+
+    def send(self, worker: int, command: tuple) -> None:
+        self._pool.send(worker, command)
+
+    def recv(self, timeout: float | None) -> list[tuple]:
+        messages = self._pool.recv(timeout)
+        if any(m[0] == STATS for m in messages):
+            for message in messages:
+                if message[0] == STATS:
+                    self._latest[message[1]] = message[2]
+            messages = [m for m in messages if m[0] != STATS]
+        return messages
 
 
 def _inline_pass(graph: RuntimeGraph, base_seed: int, epoch: int, fresh: bool,

@@ -1,0 +1,28 @@
+"""What one process knows about its part of the pipeline, as plain data that
+travels from workers to the main process (pickle) or between ranks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from time import perf_counter
+from typing import Any
+
+from ..datapipes.runtime import RuntimeGraph
+from .counts import element_counts
+from .sampler import StackSampler
+
+
+def snapshot(graphs: Iterable[RuntimeGraph], sampler: StackSampler | None) -> dict[str, Any]:
+    """``{"nodes": {id: {"in", "out", counters..., "busy_s"}}, "cpu_s"}``;
+    times only with a sampler (one per process: thread workers leave theirs
+    to the main process's)."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for graph in graphs:
+        counters = {key: node.stats() for key, node in graph.nodes.items()}
+        for key, (n_in, n_out) in element_counts(graph, counters).items():
+            nodes[key] = {"in": n_in, "out": n_out, **counters[key]}
+    if sampler is None:
+        return {"nodes": nodes}
+    for key, seconds in list(sampler.busy.items()):
+        nodes.setdefault(key, {})["busy_s"] = seconds
+    return {"nodes": nodes, "wall_s": perf_counter() - sampler.started}
