@@ -60,6 +60,13 @@ def _rank_main(rank, port, outdir):
         loader.load_state_dict(json.loads(json.dumps(state)))
         rest = list(loader)
     out["resume"] = [full, prefix, rest]
+    with sd.DataLoader2(_pipeline(), reading_service=_services(even=False), seed=1,
+                        stats=True) as loader:
+        list(loader)
+        stats = loader.stats(all_ranks=True)
+        shard = next(n for n in stats.nodes if n.op == "sharding_filter")
+        out["stats"] = [stats.nodes[0].elements_out, stats.nodes[0].copies, shard.elements_out,
+                        stats.processes]
     try:
         _run(sd.IterableWrapper(range(40)).sharding_filter().map(fail_on_7), _services(), seed=0)
     except Exception as exc:  # noqa: BLE001 - recorded for the assertions
@@ -108,6 +115,12 @@ def test_resume_on_every_rank_equals_the_uninterrupted_run(ranks):
     for r in ranks:
         full, prefix, rest = r["resume"]
         assert prefix == full[:4] and prefix + rest == full
+
+
+def test_stats_sum_over_every_rank_and_worker(ranks):
+    """4 global workers each read all 41 elements and keep their shard; the
+    totals (2 ranks x (1 main + 2 worker processes)) are the same on both ranks."""
+    assert ranks[0]["stats"] == ranks[1]["stats"] == [4 * N, 4, N, 6]
 
 
 def test_a_data_error_on_one_rank_stops_all_ranks_instead_of_hanging(ranks):

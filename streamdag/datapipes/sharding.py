@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import partial
 from itertools import chain, islice
 from typing import Any
 
+from .counting import Tally, count_of, counted
 from .registry import register_op
 from .runtime import RuntimeNode
 
@@ -21,6 +23,8 @@ class ShardingFilterNode(RuntimeNode):
         pass
 
     def setup(self) -> None:
+        self.passthrough = self.graph.worker.total_workers == 1  # then everything passes
+        self._out = Tally()  # what this worker kept: one C counter step per kept element
         self._skip: int | None = None
         self._resume_skip: int | None = None
 
@@ -35,7 +39,12 @@ class ShardingFilterNode(RuntimeNode):
         # worker's index; only a restored pass continues from the saved skip
         self._skip = worker.global_worker if self._resume_skip is None else self._resume_skip
         self._resume_skip = None
-        return chain.from_iterable(self._shard(it, total))
+        mine, counter = counted(chain.from_iterable(self._shard(it, total)))
+        self._out.follow(partial(count_of, counter))
+        return mine
+
+    def counted(self) -> tuple[int | None, int | None]:
+        return None, (None if self.passthrough else self._out.value)
 
     def _shard(self, it: Iterator[Any], total: int) -> Iterator[Iterator[Any]]:
         next(islice(it, self._skip, self._skip), None)

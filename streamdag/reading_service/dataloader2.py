@@ -11,6 +11,7 @@ from ..errors import ResumeError
 from ..stats.progress import progress_bar
 from ..stats.report import PipelineStats
 from ..stats.report import build as build_stats
+from ..stats.snapshot import by_id, by_position
 from .base import ReadingService
 from .in_process import InProcessReadingService
 from .seeds import derive_seed, draw_base_seed
@@ -96,10 +97,12 @@ class DataLoader2(Generic[T]):
         if not self._stats_on:
             raise RuntimeError("statistics are off: create the loader with "
                                "DataLoader2(..., stats=True)")
+        output = self.datapipe.node
         snapshots = self.reading_service.stats_snapshots()
         if all_ranks:
-            snapshots = self.reading_service.gather(snapshots)
-        return build_stats(self.datapipe.node, snapshots, self._waited, self._outside)
+            gathered = self.reading_service.gather(by_position(snapshots, output))
+            snapshots = by_id(gathered, output)
+        return build_stats(output, snapshots, self._waited, self._outside)
 
     def _run_timed(self, it: Iterator[T], current: dict) -> Iterator[T]:
         """``_run``, timing the wait for each element and the work between."""

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 
+from ..datapipes.node import Node, walk
 from ..datapipes.runtime import RuntimeGraph
 from .counts import element_counts
 from .sampler import StackSampler
@@ -26,3 +27,18 @@ def snapshot(graphs: Iterable[RuntimeGraph], sampler: StackSampler | None) -> di
     for key, seconds in list(sampler.busy.items()):
         nodes.setdefault(key, {})["busy_s"] = seconds
     return {"nodes": nodes, "wall_s": perf_counter() - sampler.started}
+
+
+def by_position(snapshots: list[dict[str, Any]], output: Node) -> list[dict[str, Any]]:
+    """Snapshots keyed by each node's position in ``output``'s graph instead of
+    its id: ranks build the same pipeline, but with ids of their own."""
+    position = {spec.id: str(i) for i, spec in enumerate(walk(output))}
+    return [{**s, "nodes": {position[k]: v for k, v in s["nodes"].items() if k in position}}
+            for s in snapshots]
+
+
+def by_id(snapshots: list[dict[str, Any]], output: Node) -> list[dict[str, Any]]:
+    """The inverse of ``by_position`` for this rank's ``output``."""
+    ids = {str(i): spec.id for i, spec in enumerate(walk(output))}
+    return [{**s, "nodes": {ids[k]: v for k, v in s["nodes"].items() if k in ids}}
+            for s in snapshots]
