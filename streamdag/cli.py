@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from .datapipes.datapipe import DataPipe
+from .datapipes.node import Node, walk
 from .errors import StreamdagError
 from .graph_io.codec import format_for
 from .graph_io.files import load_node, save
 from .graph_io.graph import Graph
-from .graph_io.render import node_ref, render, table, to_dot
+from .graph_io.render import node_ref, profile_notes, render, table, to_dot
 from .graph_io.values import Decoder
+from .stats.progress import progress_bar
+from .stats.report import PipelineStats
 
 MAX_SHAPE_LINES = 20
 
@@ -78,7 +81,24 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help=".dot/.gv, or .svg/.png/.pdf (needs graphviz); default: DOT on stdout",
     )
+    sub.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the pipeline first and annotate each node with its throughput and share "
+        "of time; the bottleneck is drawn in red",
+    )
+    _run_options(sub)
     sub = verb("run", _run, "Iterate the pipeline, printing element shapes and throughput.")
+    sub.add_argument(
+        "--profile",
+        action="store_true",
+        help="print per-node statistics at the end and name the bottleneck",
+    )
+    _run_options(sub)
+    return parser
+
+
+def _run_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--limit", type=int, metavar="N", help="stop after N elements")
     sub.add_argument(
         "--workers",
@@ -88,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run in N worker processes (MultiProcessingReadingService)",
     )
     sub.add_argument("--seed", type=int, metavar="N", help="base seed (default: random)")
-    return parser
+    sub.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (shown on a terminal by default)",
+    )
 
 
 def _unresolved(args: argparse.Namespace) -> Graph:
@@ -140,8 +165,12 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _draw(args: argparse.Namespace) -> int:
-    graph = _unresolved(args)
-    dot = to_dot(graph.nodes, graph.output)
+    if args.profile:
+        output, stats = _profile(args, quiet=True)
+        dot = to_dot(walk(output), output, profile_notes(stats))
+    else:
+        graph = _unresolved(args)
+        dot = to_dot(graph.nodes, graph.output)
     if args.output is None:
         sys.stdout.write(dot)
     else:
@@ -151,31 +180,45 @@ def _draw(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _, stats = _profile(args, quiet=False)
+    if args.profile:
+        print(stats.table())
+    return 130 if args.interrupted else 0
+
+
+def _profile(args: argparse.Namespace, quiet: bool) -> tuple[Node, PipelineStats]:
+    """Run the graph (one epoch, or ``--limit`` elements) with statistics on,
+    printing the shapes of the elements unless ``quiet``, then the throughput."""
     from tqdm import tqdm
 
     from . import DataLoader2
 
-    pipe = DataPipe(load_node(args.file, args.trust))
-    with DataLoader2(pipe, reading_service=_service(args.workers), seed=args.seed) as loader:
+    output = load_node(args.file, args.trust)
+    service = _service(args.workers)
+    with DataLoader2(DataPipe(output), reading_service=service, seed=args.seed,
+                     stats=True) as loader:
         items = islice(loader, args.limit) if args.limit is not None else iter(loader)
-        count, last, shown, interrupted = 0, None, 0, False
+        if args.progress:
+            items = progress_bar(items, loader, total=args.limit, disable=None)
+        count, last, shown, args.interrupted = 0, None, 0, False
         start = time.perf_counter()
-        with tqdm(items, total=args.limit, unit="el", file=sys.stderr, disable=None) as bar:
-            try:
-                for item in bar:
-                    shape = describe(item)
-                    if shape != last and shown < MAX_SHAPE_LINES:
-                        bar.write(f"element {count}: {shape}", file=sys.stdout)
-                        shown += 1
-                    last = shape
-                    count += 1
-            except KeyboardInterrupt:  # Ctrl-C on an endless pipeline: still report
-                interrupted = True
+        try:
+            for item in items:
+                shape = describe(item)
+                if not quiet and shape != last and shown < MAX_SHAPE_LINES:
+                    tqdm.write(f"element {count}: {shape}", file=sys.stdout)
+                    shown += 1
+                last = shape
+                count += 1
+        except KeyboardInterrupt:  # Ctrl-C on an endless pipeline: still report
+            args.interrupted = True
         elapsed = time.perf_counter() - start
+        stats = loader.stats()
     rate = count / elapsed if elapsed > 0 else float("inf")
-    stopped = " (interrupted)" if interrupted else ""
-    print(f"{count} elements in {elapsed:.3f} s ({rate:,.1f} elements/s){stopped}")
-    return 130 if interrupted else 0
+    stopped = " (interrupted)" if args.interrupted else ""
+    print(f"{count} elements in {elapsed:.3f} s ({rate:,.1f} elements/s){stopped}",
+          file=sys.stderr if quiet else sys.stdout)
+    return output, stats
 
 
 def _service(workers: int) -> Any:

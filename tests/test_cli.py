@@ -291,3 +291,34 @@ def test_run_reports_when_interrupted(tmp_path: Path) -> None:
     assert re.fullmatch(
         r"\d+ elements in \d+\.\d{3} s \([\d,]+\.\d elements/s\) \(interrupted\)\n", out
     )
+
+
+def _profiled_graph(tmp_path: Path) -> Path:
+    from tests.support.rs_functions import burn, square
+
+    path = tmp_path / "p.json"
+    dp = (sd.IterableWrapper(range(300)).map(square, name="cheap").map(burn, name="heavy")
+          .batch(10, name="batch"))
+    sd.save(dp, path)
+    return path
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_run_profile_prints_nodes_and_names_the_bottleneck(tmp_path: Path, workers: str) -> None:
+    path = _profiled_graph(tmp_path)
+    out = ok("run", str(path), "--profile", "--workers", workers, "--trust", "tests.support")
+    table = out[out.index("node "):].splitlines()
+    rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line) for line in table[2:6])}
+    copies = int(workers) or 1  # unsharded: every worker reads all 300
+    assert rows["map 'cheap'"][:2] == [f"{300 * copies:,}"] * 2  # in, out
+    assert rows["batch 'batch'"][:2] == [f"{300 * copies:,}", f"{30 * copies}"]
+    assert "bottleneck: map 'heavy'" in out
+
+
+def test_draw_profile_annotates_throughput_and_marks_the_bottleneck(tmp_path: Path) -> None:
+    path = _profiled_graph(tmp_path)
+    dot = ok("draw", str(path), "--profile", "--trust", "tests.support")
+    heavy = next(line for line in dot.splitlines() if "heavy" in line)
+    cheap = next(line for line in dot.splitlines() if "cheap" in line)
+    assert re.search(r"\\n[\d,]+ el/s, \d+% time", heavy) and "color=red" in heavy
+    assert "el/s" in cheap and "color=red" not in cheap

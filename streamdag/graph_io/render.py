@@ -10,6 +10,7 @@ from typing import Any
 
 from ..datapipes.node import Node
 from ..errors import StreamdagError
+from ..stats.report import PipelineStats
 from .functions import describe_function
 
 RENDERED = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
@@ -53,10 +54,25 @@ def table(nodes: tuple[Node, ...] | list[Node]) -> str:
     )
 
 
-def to_dot(nodes: tuple[Node, ...] | list[Node], output: Node) -> str:
+def profile_notes(stats: PipelineStats) -> dict[str, tuple[str, bool]]:
+    """``{node id: (one line of throughput and time share, is the bottleneck)}``."""
+    total = sum(n.busy_s for n in stats.nodes) or 1.0
+    slow = stats.bottleneck()
+    notes = {}
+    for n in stats.nodes:
+        rate = ("? el/s" if n.elements_out is None or stats.wall_s <= 0
+                else f"{n.elements_out / stats.wall_s:,.0f} el/s")
+        notes[n.id] = (f"{rate}, {100 * n.busy_s / total:.0f}% time", n is slow)
+    return notes
+
+
+def to_dot(nodes: tuple[Node, ...] | list[Node], output: Node,
+           notes: dict[str, tuple[str, bool]] | None = None) -> str:
     """Graphviz DOT text: a box per node (name, op, params), edges from inputs
     to consumers (numbered where the order of inputs matters); the output has
-    a double border."""
+    a double border. ``notes`` (from ``profile_notes``) add a line per node
+    and draw the bottleneck in red."""
+    notes = notes or {}
     lines = [
         "digraph streamdag {",
         "  rankdir=TB;",
@@ -69,9 +85,12 @@ def to_dot(nodes: tuple[Node, ...] | list[Node], output: Node) -> str:
                 n.name or n.id,
                 n.op,
                 *(f"{k}={format_value(v, 40)}" for k, v in n.params.items()),
+                *([notes[n.id][0]] if n.id in notes else []),
             )
         )
         extra = ", peripheries=2" if n is output else ""
+        if notes.get(n.id, ("", False))[1]:
+            extra += ", color=red, fontcolor=red, penwidth=2"
         lines.append(f'  "{_dot_escape(n.id)}" [label="{label}"{extra}];')
     for n in nodes:
         for pos, source in enumerate(n.inputs):

@@ -30,3 +30,11 @@ def sleep_on_5(x):
 def slow(x):
     time.sleep(0.01)
     return x
+
+
+def burn(x):
+    """CPU work (no sleep): what a profile must find."""
+    total = 0
+    for i in range(20_000):
+        total += i
+    return x
