@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .counting import Tally
 from .params import check_int
 from .registry import register_op
 from .replay import Replayer, restore_source
@@ -33,6 +34,10 @@ class ShuffleNode(ResumableNode):
     def setup(self) -> None:
         super().setup()
         self._pass = 0
+        self._pulls = Tally()
+
+    def counted(self) -> tuple[int | None, int | None]:
+        return self._pulls.value, None  # out: what the consumer took (streamdag.stats)
 
     def reset(self) -> None:
         super().reset()
@@ -42,6 +47,7 @@ class ShuffleNode(ResumableNode):
         size = self.params["buffer_size"]
         initial = min(size, self.params.get("initial") or DEFAULT_INITIAL)
         self._replay = replay = Replayer(self.inputs[0], max(1, size // 4))
+        self._pulls.follow(replay.pulled)
         self._buf: list[Any] = []
         self._seqs: list[int] = []
         self._draining = False
