@@ -9,13 +9,18 @@ from benchmarks.workloads import Inputs
 
 
 def make(inputs: Inputs) -> Callable[[], Iterator[list[int]]]:
+    return loader_epochs(inputs)
+
+
+def loader_epochs(inputs: Inputs, **loader_options: bool) -> Callable[[], Iterator[list[int]]]:
     import streamdag as sd
 
     def epoch() -> Iterator[list[int]]:
         dp = (
             sd.IterableWrapper(range(inputs.n_ints)).map(inc).filter(is_even).batch(inputs.w1_batch)
         )
-        loader = sd.DataLoader2(dp, reading_service=sd.InProcessReadingService(), seed=inputs.seed)
+        loader = sd.DataLoader2(dp, reading_service=sd.InProcessReadingService(), seed=inputs.seed,
+                                **loader_options)
         try:
             yield from loader
         finally:
