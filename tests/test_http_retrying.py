@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from streamdag.readers.retrying import RetryingReader, RetryPolicy, make_fs, open_retrying
+from streamdag.readers.transient import ObjectChangedError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,6 +26,9 @@ class _Server(ThreadingHTTPServer):
     faults: list[str]  # consumed by GETs in order: "503", "cut"
     ranges: list[str | None]
     lock: threading.Lock
+    data: bytes = DATA
+    etag: str = '"v1"'
+    if_match: bool = True  # honour If-Match (412); False: a server that ignores it
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,12 +45,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
-        if self.path != "/data.bin":
-            self._send_head(404, 0, {})
-            return
-        self._send_head(200, len(DATA), {})
-
     def do_GET(self) -> None:  # noqa: N802
         rng = self.headers.get("Range")
         with self.server.lock:
@@ -58,13 +56,20 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "503":
             self._send_head(503, 0, {})
             return
-        start, end = 0, len(DATA)
+        data, etag = self.server.data, self.server.etag
+        wanted = self.headers.get("If-Match")
+        if self.server.if_match and wanted is not None and wanted != etag:
+            self._send_head(412, 0, {})
+            return
+        start, end = 0, len(data)
         if rng:
             lo, hi = rng.split("=")[1].split("-")
-            start, end = int(lo), (int(hi) + 1 if hi else len(DATA))
-        body = DATA[start:end]
-        self._send_head(206 if rng else 200, len(body),
-                        {"Content-Range": f"bytes {start}-{end - 1}/{len(DATA)}"} if rng else {})
+            start, end = int(lo), min(int(hi) + 1 if hi else len(data), len(data))
+        body = data[start:end]
+        extra = {"ETag": etag}
+        if rng:
+            extra["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
+        self._send_head(206 if rng else 200, len(body), extra)
         if fault == "cut":
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -95,21 +100,43 @@ def _url(server: _Server, name: str = "data.bin") -> str:
 def test_http_exact_bytes_through_cuts_and_503(http_server: _Server) -> None:
     http_server.faults += ["cut", "503", "503", "cut"]
     fs, path = make_fs(_url(http_server))
-    r = RetryingReader(fs, path, chunk_size=CHUNK, read_ahead=2,
+    r = RetryingReader(fs, path, chunk_size=CHUNK, read_ahead=0,
                        policy=RetryPolicy(backoff_base=0.01, backoff_max=0.02))
     out = bytearray()
     while chunk := r.read(5000):
         out += chunk
     assert bytes(out) == DATA
     assert r.retries == 4
+    # a cut keeps the half received: the retry asks for the other half only
+    half, end = CHUNK // 2, CHUNK - 1
+    assert http_server.ranges[:5] == [f"bytes=0-{end}", f"bytes={half}-{end}",
+                                      f"bytes={half}-{end}", f"bytes={half}-{end}",
+                                      f"bytes={half + half // 2}-{end}"]
     assert len(http_server.ranges) == -(-len(DATA) // CHUNK) + 4
-    assert all(rng and rng.startswith("bytes=") for rng in http_server.ranges)
+    assert r.stats.bytes_fetched == len(DATA)
+
+
+@pytest.mark.parametrize("if_match", [True, False])
+def test_http_rewrite_between_ranges_fails(http_server: _Server, if_match: bool) -> None:
+    """Refused by the server (412 on If-Match) or, if it ignores If-Match,
+    caught by the response's new ETag: the new bytes are never passed on."""
+    http_server.if_match = if_match
+    fs, path = make_fs(_url(http_server))
+    r = RetryingReader(fs, path, chunk_size=CHUNK, read_ahead=0)
+    assert r.read(CHUNK) == DATA[:CHUNK]
+    http_server.data, http_server.etag = bytes(len(DATA)), '"v2"'
+    detail = "412 Precondition Failed" if if_match else 'got ETag "v2"'
+    with pytest.raises(ObjectChangedError, match=f"data.bin: the object was replaced .*{detail}"):
+        r.read(1)
+    assert r.tell() == CHUNK and r.retries == 0
 
 
 def test_http_404_fails_fast_with_the_url(http_server: _Server) -> None:
     url = _url(http_server, "missing.bin")
+    stream = open_retrying(url, policy=RetryPolicy(backoff_base=60.0))
     with pytest.raises(FileNotFoundError, match="missing.bin"):
-        open_retrying(url, policy=RetryPolicy(backoff_base=5.0))
+        stream.read(1)
+    assert http_server.ranges == ["bytes=0-1048575"]  # one request, no retry
 
 
 def test_storage_options_come_from_the_lister_through_single_input_nodes() -> None:
@@ -124,21 +151,19 @@ def test_storage_options_come_from_the_lister_through_single_input_nodes() -> No
 
 
 def test_close_interrupts_a_backoff(http_server: _Server) -> None:
+    """close() wakes a fetch thread sleeping in a backoff (of ten minutes here)."""
     http_server.faults += ["503"] * 50
     fs, path = make_fs(_url(http_server))
     r = RetryingReader(fs, path, chunk_size=CHUNK, read_ahead=1,
-                       policy=RetryPolicy(max_retries=20, backoff_base=2.0, backoff_max=2.0))
-    deadline = time.monotonic() + 5
-    while r.retries == 0 and time.monotonic() < deadline:
+                       policy=RetryPolicy(max_retries=20, backoff_base=600.0, backoff_max=600.0),
+                       seed=0)  # its first backoff is 8 minutes
+    while r.retries == 0:  # the test's timeout bounds this wait
         time.sleep(0.01)
-    assert r.retries >= 1  # now sleeping in a backoff of up to 2 s
     threads = list(r._pool._threads) if r._pool else []
-    t0 = time.monotonic()
     r.close()
     for t in threads:
-        t.join(1.0)
-        assert not t.is_alive()
-    assert time.monotonic() - t0 < 1.0
+        t.join()  # the test's timeout fails a thread left sleeping
+    assert threads and r.retries == 1 and len(http_server.ranges) == 1
 
 
 def test_local_edge_cases(tmp_path: Any) -> None:

@@ -1,21 +1,27 @@
 """Retrying, read-ahead byte streams over any fsspec filesystem (S3, GCS, HTTP...).
 
-``RetryingReader`` is a read-only, seekable raw stream that fetches the object
-in bounded chunks with ranged reads (``fs.cat_file(path, start, end)``), a few
-chunks ahead of the consumer on background threads, so a tar parser works on
-chunk *k* while chunks *k+1..k+n* download.
+``RetryingReader`` is a read-only, seekable buffered stream that fetches the
+object in bounded chunks with ranged GETs, a few chunks ahead of the consumer
+on background threads, so a tar parser works on chunk *k* while chunks
+*k+1..k+n* download.
 
-Why chunks: a transient failure (connection reset or cut mid-body, a stall past
-the read timeout, HTTP 500/503/SlowDown) costs at most one chunk re-fetched
-from its start, and the consumer only ever receives whole, verified-length
-chunks in order, so its byte offset is exact: no byte is lost or duplicated,
-whatever fails and however often. Permanent failures (404/NoSuchBucket ->
-``FileNotFoundError``, 403 -> ``PermissionError``, ...) fail at once with the
-URL in the message.
+- Retries resume at the byte reached: a response cut mid-body keeps the bytes
+  it delivered and the retry asks only for the rest of the range (S3, HTTP;
+  other filesystems re-fetch the range). The consumer only ever gets bytes in
+  order, so no byte is lost or duplicated, whatever fails and however often.
+- One version per stream: the first response's ETag is sent as ``If-Match``
+  with every later range (and checked in each response with the size), so an
+  object replaced while it is read fails with ``ObjectChangedError`` naming
+  the URL instead of splicing two versions.
+- Permanent failures (404/NoSuchBucket -> ``FileNotFoundError``, 403 ->
+  ``PermissionError``, other 4xx) fail at once with the URL in the message.
 
-Memory per open stream is bounded: at most ``(read_ahead + 1) * chunk_size``
-bytes (the chunk being consumed plus ``read_ahead`` in flight or waiting),
-plus one discarded in-flight chunk after a seek. Defaults: 8 MiB x 3 = 24 MiB.
+There is no HEAD: the first GET asks for ``first_chunk`` bytes (small, so
+parsing starts early) and its ``Content-Range`` gives the size.
+
+Memory per open stream: ``(read_ahead + 1) * chunk_size`` bytes while reading
+forward (the chunk being consumed plus ``read_ahead`` in flight or waiting); a
+seek outside them can add up to ``read_ahead`` fetches that finish unread.
 
 Retry budgets do not multiply: by default ``make_fs`` builds the filesystem
 with the lower layers' retries off (botocore ``total_max_attempts=1``, s3fs
@@ -26,6 +32,7 @@ invisible re-send of an idempotent request on a dead keep-alive connection.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -41,14 +48,21 @@ from typing import Any
 from ..datapipes.registry import register_op
 from ..errors import ParamError
 from .open_files import OpenFilesNode
+from .ranged import Head, ranges_for
 from .streams import close_quietly
+from .transient import (
+    ObjectChangedError,
+    RetriesExhaustedError,
+    ShortReadError,
+    is_transient,
+    precondition_failed,
+    with_url,
+)
 
 __all__ = [
     "RetryPolicy",
     "RetryStats",
     "RetryingReader",
-    "RetriesExhaustedError",
-    "is_transient",
     "make_fs",
     "open_retrying",
     "open_files_retrying",
@@ -57,27 +71,9 @@ __all__ = [
 
 MiB = 1 << 20
 DEFAULT_CHUNK = 8 * MiB
+DEFAULT_FIRST_CHUNK = 1 * MiB
 DEFAULT_READ_AHEAD = 2
-_BUFFER = 1 << 16  # BufferedReader size in front of the raw stream (tar reads 512 B)
 _S3_PROTOCOLS = ("s3", "s3a")
-
-# ClientError codes (botocore, untranslated) and message fragments that are transient.
-_TRANSIENT_CODES = frozenset({
-    "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
-    "ThrottlingException", "RequestTimeTooSkewed", "BadGateway", "GatewayTimeout",
-    "RequestLimitExceeded", "500", "502", "503", "504",
-})
-_PERMANENT_OS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-_PERMANENT_ERRNO = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR,
-                              errno.ENOTDIR, errno.EINVAL})
-
-
-class RetriesExhaustedError(OSError):
-    """A transient failure persisted through every retry (message has the URL)."""
-
-
-class ShortReadError(OSError):
-    """A ranged read returned fewer bytes than asked: treated as transient."""
 
 
 @dataclass(frozen=True)
@@ -97,89 +93,28 @@ class RetryPolicy:
 @dataclass
 class RetryStats:
     """Counters shared by the streams a node opens (thread-safe increments):
-    ``retries`` (transient failures retried), ``requests`` (ranged reads and
-    HEADs issued), ``bytes`` (bytes delivered)."""
+    ``retries`` (transient failures retried), ``requests`` (GETs and HEADs
+    sent), ``bytes`` (bytes handed to the reader's consumer, the parser) and
+    ``bytes_fetched`` (body bytes received, read-ahead never consumed included:
+    with resumed retries no byte is received twice)."""
 
     retries: int = 0
     requests: int = 0
     bytes: int = 0
+    bytes_fetched: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, *, retries: int = 0, requests: int = 0, nbytes: int = 0) -> None:
+    def add(self, *, retries: int = 0, requests: int = 0, nbytes: int = 0,
+            fetched: int = 0) -> None:
         with self._lock:
             self.retries += retries
             self.requests += requests
             self.bytes += nbytes
+            self.bytes_fetched += fetched
 
     def as_dict(self) -> dict[str, int]:
-        return {"retries": self.retries, "requests": self.requests, "bytes": self.bytes}
-
-
-def _client_error_transient(exc: BaseException) -> bool | None:
-    """For a botocore ClientError: 4xx other than 408/429/RequestTimeout is
-    permanent whatever the code (403 AccessDenied, 404 NoSuchKey/NoSuchBucket),
-    else a known throttling/server code or a 5xx is transient. None if
-    ``exc`` is not a ClientError."""
-    response = getattr(exc, "response", None)
-    if not isinstance(response, Mapping):
-        return None
-    err = response.get("Error") or {}
-    code = str(err.get("Code")) if isinstance(err, Mapping) and err.get("Code") else None
-    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-    if code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
-        return not (isinstance(status, int) and 400 <= status < 500
-                    and status not in (408, 429) and code != "RequestTimeout")
-    return False
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying (see docs/s3-notes.md for the types
-    s3fs/aiobotocore/aiohttp raise); False for permanent ones."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:  # s3fs chains the botocore error as __cause__
-        seen.add(id(e))
-        if isinstance(e, _PERMANENT_OS):
-            return False
-        verdict = _client_error_transient(e)
-        if verdict is not None:
-            return verdict
-        e = e.__cause__
-    if isinstance(exc, (ShortReadError, TimeoutError, ConnectionError)):
-        return True
-    if isinstance(exc, OSError):
-        # s3fs maps 503 SlowDown -> EBUSY, 500 -> EREMOTEIO; other errnos are
-        # network trouble unless they say "not found/denied/invalid".
-        return exc.errno not in _PERMANENT_ERRNO
-    status = getattr(exc, "status", None)  # aiohttp.ClientResponseError (HTTP filesystem)
-    if isinstance(status, int):
-        return status >= 500 or status in (408, 429)
-    try:
-        import aiohttp
-
-        if isinstance(exc, aiohttp.ClientError):  # ClientPayloadError: cut mid-body
-            return True
-    except ImportError:  # pragma: no cover - aiohttp comes with s3fs/http
-        pass
-    try:
-        from botocore.exceptions import HTTPClientError
-
-        if isinstance(exc, HTTPClientError):  # ConnectionClosedError, ReadTimeoutError
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return False
-
-
-def _with_url(exc: BaseException, url: str) -> BaseException:
-    """The same kind of error, its message prefixed with the URL."""
-    msg = f"{url}: {type(exc).__name__}: {exc}"
-    if isinstance(exc, OSError):
-        try:
-            return type(exc)(exc.errno, msg) if exc.errno is not None else type(exc)(msg)
-        except Exception:
-            return OSError(exc.errno, msg)
-    return OSError(msg)
+        return {"retries": self.retries, "requests": self.requests, "bytes": self.bytes,
+                "bytes_fetched": self.bytes_fetched}
 
 
 def make_fs(url: str, storage_options: Mapping[str, Any] | None = None,
@@ -201,63 +136,112 @@ def make_fs(url: str, storage_options: Mapping[str, Any] | None = None,
     return fs, path
 
 
-class RetryingReader(io.RawIOBase):
-    """Read-only, seekable raw stream over ``fs``/``path`` with retries and
+@dataclass(frozen=True)
+class _Fetch:
+    """A range requested ahead of the consumer."""
+
+    start: int
+    end: int
+    future: Future[bytearray]
+
+
+class RetryingReader(io.BufferedIOBase):
+    """Read-only, seekable stream over ``fs``/``path`` with retries and
     read-ahead. ``retries`` counts this stream's retried failures; ``stats``
-    (shared with a node) accumulates over streams. Wrap it in
-    ``io.BufferedReader`` for small reads (``open_retrying`` does)."""
+    (shared with a node) accumulates over streams. ``size`` waits for the
+    first response (and raises what it failed with: missing, denied...)."""
 
     def __init__(self, fs: Any, path: str, *, chunk_size: int = DEFAULT_CHUNK,
+                 first_chunk: int = DEFAULT_FIRST_CHUNK,
                  read_ahead: int = DEFAULT_READ_AHEAD, policy: RetryPolicy | None = None,
-                 size: int | None = None, stats: RetryStats | None = None,
-                 url: str | None = None, seed: int | None = None) -> None:
-        if chunk_size < 1 or read_ahead < 0:
-            raise ValueError("chunk_size must be >= 1 and read_ahead >= 0")
+                 stats: RetryStats | None = None, url: str | None = None,
+                 seed: int | None = None) -> None:
+        if chunk_size < 1 or first_chunk < 1 or read_ahead < 0:
+            raise ValueError("chunk_size and first_chunk must be >= 1 and read_ahead >= 0")
         super().__init__()
-        self.fs = fs
-        self.path = path
         self.url = url or _unstrip(fs, path)
         self.chunk_size = chunk_size
+        self.first_chunk = min(first_chunk, chunk_size)
         self.read_ahead = read_ahead
         self.policy = policy or RetryPolicy()
         self.stats = stats if stats is not None else RetryStats()
         self.retries = 0
+        self._source = ranges_for(fs, path, self.stats)
         self._rng = random.Random(seed)
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        # _pending/_next are shared by the consumer and the first response's
+        # callback on the fetch threads; without them, no other thread touches them.
+        self._lock: Any = threading.RLock() if read_ahead else contextlib.nullcontext()
+        self._size: int | None = None
+        self._etag: str | None = None
         self._pos = 0
         self._chunk = memoryview(b"")
         self._chunk_start = 0
-        self._next = 0  # start of the next chunk to request
-        self._pending: deque[tuple[int, Future[bytes]]] = deque()  # (start, fetch)
+        self._next = 0  # start of the next range to request
+        self._pending: deque[_Fetch] = deque()
+        self._first: Future[bytearray] | None = None  # the request that tells the size
         self._pool: ThreadPoolExecutor | None = None
-        self.size = size if size is not None else self._with_retries(self._size)
         if read_ahead:
-            self._submit()  # start downloading now: an opened-ahead shard fills meanwhile
+            with self._lock:  # start downloading now: a shard opened ahead fills meanwhile
+                self._request_first()
 
     # -- fetching --------------------------------------------------------
 
-    def _size(self) -> int:
-        self.stats.add(requests=1)
-        return int(self.fs.size(self.path))
+    def _fetch(self, start: int, end: int) -> bytearray:
+        """Bytes ``[start, end)`` (to the end of the object if shorter),
+        retried from the first byte not yet received."""
+        buf = bytearray()
 
-    def _fetch(self, start: int, end: int) -> bytes:
-        self.stats.add(requests=1)
-        data = self.fs.cat_file(self.path, start=start, end=end)
-        if len(data) != end - start:
-            raise ShortReadError(errno.EIO, f"asked bytes {start}-{end - 1}, got {len(data)}")
-        return data
+        def once() -> None:
+            offset, had = start + len(buf), len(buf)
+            try:
+                self._source.get(offset, end, self._etag,
+                                 partial(self._on_head, offset), buf.extend)
+            except Exception as exc:
+                if precondition_failed(exc):
+                    raise self._changed(f"a read from byte {offset} was refused: 412 "
+                                        "Precondition Failed") from exc
+                raise
+            finally:
+                self.stats.add(fetched=len(buf) - had)
+            stop = min(end, self._size if self._size is not None else end)
+            if start + len(buf) < stop:
+                raise ShortReadError(errno.EIO, f"bytes {offset}-{stop - 1}: the response "
+                                                f"ended at byte {start + len(buf)}")
 
-    def _with_retries(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._with_retries(once)
+        return buf
+
+    def _on_head(self, offset: int, head: Head) -> None:
+        """The first response fixes size and ETag (and lets the read-ahead
+        plan further ranges); a later one that disagrees is another version."""
+        with self._lock:
+            if self._size is None:
+                self._size, self._etag = head.size, head.etag
+                self._submit()
+                return
+        if head.size != self._size or (head.etag and self._etag and head.etag != self._etag):
+            raise self._changed(f"a read from byte {offset} got ETag {head.etag}, "
+                                f"{head.size} bytes")
+
+    def _changed(self, detail: str) -> ObjectChangedError:
+        return ObjectChangedError(
+            errno.ESTALE, f"{self.url}: the object was replaced while it was being read "
+            f"(opened as ETag {self._etag}, {self._size} bytes; {detail}); no byte of the "
+            "new version was passed on: read the file again from its start")
+
+    def _with_retries(self, fn: Callable[[], None]) -> None:
         attempt = 0
         while True:
             if self._stop.is_set():
                 raise ValueError(f"{self.url}: stream closed")
             try:
-                return fn(*args)
+                return fn()
+            except ObjectChangedError:
+                raise
             except Exception as exc:
                 if not is_transient(exc):
-                    raise _with_url(exc, self.url) from exc
+                    raise with_url(exc, self.url) from exc
                 if attempt >= self.policy.max_retries:
                     msg = (f"{self.url}: giving up after {attempt + 1} attempts: "
                            f"{type(exc).__name__}: {exc}")
@@ -269,53 +253,120 @@ class RetryingReader(io.RawIOBase):
                     raise ValueError(f"{self.url}: stream closed") from exc
                 attempt += 1
 
+    def _start(self, start: int, end: int) -> Future[bytearray]:
+        """A fetch on the read-ahead threads, or done here without read-ahead."""
+        if not self.read_ahead:
+            fut: Future[bytearray] = Future()
+            try:
+                fut.set_result(self._fetch(start, end))
+            except BaseException as exc:
+                fut.set_exception(exc)
+            return fut
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.read_ahead,
+                                            thread_name_prefix="streamdag-readahead")
+        return self._pool.submit(self._fetch, start, end)
+
+    def _request_first(self) -> None:
+        """The first range, from byte 0: its response tells size and ETag."""
+        self._next = self.first_chunk
+        self._first = self._start(0, self.first_chunk)
+        self._pending.append(_Fetch(0, self.first_chunk, self._first))
+
     def _submit(self) -> None:
-        """Keep ``read_ahead`` chunks requested beyond the one being consumed."""
-        while len(self._pending) < max(1, self.read_ahead) and self._next < self.size:
-            start, end = self._next, min(self._next + self.chunk_size, self.size)
-            self._next = end
-            if self.read_ahead == 0:
-                fut: Future[bytes] = Future()
-                try:
-                    fut.set_result(self._with_retries(self._fetch, start, end))
-                except BaseException as exc:
-                    fut.set_exception(exc)
-            else:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.read_ahead,
-                                                    thread_name_prefix="streamdag-readahead")
-                fut = self._pool.submit(self._with_retries, self._fetch, start, end)
-            self._pending.append((start, fut))
-            if self.read_ahead == 0:
-                return
+        """Keep ``read_ahead`` ranges requested beyond the one being consumed
+        (once the size is known)."""
+        with self._lock:
+            while (self.read_ahead and self._size is not None
+                   and len(self._pending) < self.read_ahead and self._next < self._size):
+                start, end = self._next, min(self._next + self.chunk_size, self._size)
+                self._next = end
+                self._pending.append(_Fetch(start, end, self._start(start, end)))
+
+    @property
+    def size(self) -> int:
+        """The object's size: waits for the first response."""
+        return self._size if self._size is not None else self.wait_open()
+
+    def wait_open(self) -> int:
+        """Wait for the first response and return the size; raises what the
+        first request failed with (missing, denied, retries exhausted), after
+        which a later call asks again."""
+        with self._lock:
+            if self._first is None:
+                self._request_first()
+            first = self._first
+        assert first is not None
+        try:
+            first.result()
+        except BaseException:
+            with self._lock:
+                self._first = None
+                self._drop_pending()
+                self._next = self._pos
+            raise
+        assert self._size is not None
+        return self._size
 
     def _advance(self) -> bool:
         """Make the chunk holding ``_pos`` current; False at end of file."""
         if self._pos >= self.size:
             return False
-        if not self._pending:
-            self._next = self._pos
-            self._submit()
-        start, fut = self._pending.popleft()
+        with self._lock:
+            if not self._pending:
+                self._next = self._pos
+                if self.read_ahead:
+                    self._submit()
+                else:
+                    end = min(self._pos + self.chunk_size, self.size)
+                    self._next = end
+                    self._pending.append(_Fetch(self._pos, end, self._start(self._pos, end)))
+            fetch = self._pending.popleft()
         try:
-            data = fut.result()  # a permanent or exhausted error surfaces here, in order
+            data = fetch.future.result()  # a permanent or exhausted error surfaces here, in order
         except BaseException:
             # Forget what was queued: a later read() starts again at tell(), so
             # a caller that catches the error and retries loses no byte.
-            self._drop_pending()
-            self._next = self._pos
+            with self._lock:
+                self._drop_pending()
+                self._next = self._pos
             raise
         self._chunk = memoryview(data)
-        self._chunk_start = start
-        if self.read_ahead:
-            self._submit()
+        self._chunk_start = fetch.start
+        self._submit()
         return True
 
     def _drop_pending(self) -> None:
         while self._pending:
-            self._pending.popleft()[1].cancel()
+            self._cancel(self._pending.popleft())
 
-    # -- io.RawIOBase ----------------------------------------------------
+    def _cancel(self, fetch: _Fetch) -> None:
+        """Cancel a queued fetch (a running one finishes, unread), never the
+        first: ``size`` waits for it."""
+        if fetch.future is not self._first or self._stop.is_set():
+            fetch.future.cancel()
+
+    def _within(self) -> int:
+        """The position's offset in the current chunk, moving to the next
+        chunk if this one is used up; -1 at end of file."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        within = self._pos - self._chunk_start
+        if 0 <= within < len(self._chunk):
+            return within
+        return self._pos - self._chunk_start if self._advance() else -1
+
+    def _take(self, n: int) -> memoryview:
+        """Up to ``n`` bytes of the current chunk, moving the position; empty at the end."""
+        within = self._within()
+        if within < 0:
+            return memoryview(b"")
+        piece = self._chunk[within:within + n]
+        self._pos += len(piece)
+        self.stats.add(nbytes=len(piece))
+        return piece
+
+    # -- io.BufferedIOBase -------------------------------------------------
 
     def readable(self) -> bool:
         return True
@@ -326,42 +377,55 @@ class RetryingReader(io.RawIOBase):
     def tell(self) -> int:
         return self._pos
 
-    def readinto(self, buffer: Any) -> int:
-        if self.closed:
-            raise ValueError("I/O operation on closed file")
-        within = self._pos - self._chunk_start
-        if not 0 <= within < len(self._chunk):
-            if not self._advance():
-                return 0
-            within = self._pos - self._chunk_start
-        n = min(len(buffer), len(self._chunk) - within)
-        buffer[:n] = self._chunk[within:within + n]
-        self._pos += n
-        self.stats.add(nbytes=n)
-        return n
-
-    def readall(self) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
         parts = []
-        while self._pos < self.size:
-            chunk = self.read(max(1, self.size - self._pos))
-            if not chunk:
-                break
-            parts.append(chunk)
+        while size > 0 and (piece := self._take(size)):
+            parts.append(piece)
+            size -= len(piece)
         return b"".join(parts)
 
+    def read1(self, size: int = -1) -> bytes:
+        return bytes(self._take(size if size >= 0 else self.chunk_size))
+
+    def readall(self) -> bytes:
+        return self.read(max(0, self.size - self._pos))
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(out) and (piece := self._take(len(out) - done)):
+            out[done:done + len(piece)] = piece
+            done += len(piece)
+        return done
+
+    def readinto1(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        piece = self._take(len(out))
+        out[:len(piece)] = piece
+        return len(piece)
+
+    def peek(self, size: int = 0) -> bytes:
+        """The rest of the current chunk (the next one if used up), position unchanged."""
+        within = self._within()
+        return bytes(self._chunk[within:]) if within >= 0 else b""
+
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        pos = max(0, base + offset)
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos}.get(whence)
+        pos = max(0, (self.size if base is None else base) + offset)
         if pos == self._pos:
             return pos
         self._pos = pos
         if not self._chunk_start <= pos < self._chunk_start + len(self._chunk):
-            # Drop queued chunks unless the new position is in the next one.
-            while self._pending and not (
-                    self._pending[0][0] <= pos < self._pending[0][0] + self.chunk_size):
-                self._pending.popleft()[1].cancel()  # a running fetch finishes, unread
-            if not self._pending:
-                self._next = pos
+            with self._lock:  # drop queued ranges unless the new position is in the next one
+                while self._pending and not (
+                        self._pending[0].start <= pos < self._pending[0].end):
+                    self._cancel(self._pending.popleft())
+                if not self._pending:
+                    self._next = pos
             self._chunk = memoryview(b"")
             self._chunk_start = pos
         return pos
@@ -369,7 +433,8 @@ class RetryingReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._stop.set()
-            self._drop_pending()
+            with self._lock:
+                self._drop_pending()
             self._chunk = memoryview(b"")
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -385,18 +450,17 @@ def _unstrip(fs: Any, path: str) -> str:
 
 def open_retrying(path: str, mode: str = "rb", encoding: str | None = None,
                   storage_options: Mapping[str, Any] | None = None, *,
-                  chunk_size: int = DEFAULT_CHUNK, read_ahead: int = DEFAULT_READ_AHEAD,
-                  policy: RetryPolicy | None = None, stats: RetryStats | None = None,
-                  inner_retries: bool = False) -> Any:
+                  chunk_size: int = DEFAULT_CHUNK, first_chunk: int = DEFAULT_FIRST_CHUNK,
+                  read_ahead: int = DEFAULT_READ_AHEAD, policy: RetryPolicy | None = None,
+                  stats: RetryStats | None = None, inner_retries: bool = False) -> Any:
     """Drop-in for ``open_files``'s ``open_stream``: local paths open with the
-    builtin ``open`` (nothing to retry); URLs get a buffered ``RetryingReader``
-    (``.raw`` is the reader, with ``retries``)."""
+    builtin ``open`` (nothing to retry); URLs get a ``RetryingReader`` (in a
+    ``TextIOWrapper`` for mode "r") whose first range is already requested."""
     if "://" not in path and "::" not in path:
         return open(path, mode, encoding=encoding) if mode == "r" else open(path, mode)
     fs, inner = make_fs(path, storage_options, inner_retries=inner_retries)
-    raw = RetryingReader(fs, inner, chunk_size=chunk_size, read_ahead=read_ahead,
-                         policy=policy, stats=stats, url=path)
-    stream = io.BufferedReader(raw, _BUFFER)
+    stream = RetryingReader(fs, inner, chunk_size=chunk_size, first_chunk=first_chunk,
+                            read_ahead=read_ahead, policy=policy, stats=stats, url=path)
     return io.TextIOWrapper(stream, encoding=encoding) if mode == "r" else stream
 
 
@@ -407,9 +471,9 @@ DEFAULT_SHARDS_AHEAD = 1
 
 
 def _check_retry_params(op: str, params: Mapping[str, Any]) -> None:
-    for key in ("chunk_size", "read_ahead", "max_retries", "shards_ahead"):
+    for key in ("chunk_size", "first_chunk", "read_ahead", "max_retries", "shards_ahead"):
         value = params.get(key)
-        low = 1 if key == "chunk_size" else 0
+        low = 1 if key in ("chunk_size", "first_chunk") else 0
         if value is not None and (type(value) is not int or value < low):
             raise ParamError(f"{op}: {key} must be an int >= {low}, got {value!r}")
     for key in ("backoff_base", "backoff_max"):
@@ -422,8 +486,8 @@ def _check_retry_params(op: str, params: Mapping[str, Any]) -> None:
 class RetryingOpenFilesNode(OpenFilesNode):
     """``open_files`` whose URL streams are ``RetryingReader``s. Stateless
     like ``open_files`` (a resume re-opens and the reader seeks, which is a
-    ranged read here). ``stats()`` adds ``retries``, ``requests`` and
-    ``bytes`` over every stream this node opened in this process."""
+    ranged read here). ``stats()`` adds the ``RetryStats`` counters summed
+    over every stream this node opened in this process, across epochs."""
 
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
@@ -441,6 +505,7 @@ class RetryingOpenFilesNode(OpenFilesNode):
         self._open = partial(open_retrying, mode=p.get("mode", "rb"), encoding=p.get("encoding"),
                              storage_options=p.get("storage_options"),
                              chunk_size=p.get("chunk_size", DEFAULT_CHUNK),
+                             first_chunk=p.get("first_chunk", DEFAULT_FIRST_CHUNK),
                              read_ahead=p.get("read_ahead", DEFAULT_READ_AHEAD),
                              policy=policy, stats=self.retry_stats)
         self.reset()
@@ -458,17 +523,14 @@ class RetryingOpenFilesNode(OpenFilesNode):
         self._queue: deque[tuple[Any, Any, BaseException | None, Any]] = deque()
 
     def iterator(self) -> Iterator[tuple[str, Any]]:
+        """Opening a RetryingReader starts its first range downloading, so
+        keeping ``shards_ahead`` files opened beyond the one being parsed
+        overlaps shard *i+1*'s first bytes with shard *i*'s parsing. Each
+        queued file carries the input's state right after it was pulled:
+        ``state()`` is that of the last file passed on, so resume stays exact.
+        A file is passed on once its first response arrived, so a missing or
+        denied file meets ``on_error`` here, not in the parser."""
         ahead = self.params.get("shards_ahead", DEFAULT_SHARDS_AHEAD)
-        if not ahead:
-            return super().iterator()
-        return self._ahead(ahead)
-
-    def _ahead(self, ahead: int) -> Iterator[tuple[str, Any]]:
-        """Opening a RetryingReader starts its first chunks downloading, so
-        keeping ``ahead`` files opened beyond the one being parsed overlaps
-        shard *i+1*'s first bytes with shard *i*'s parsing. Each queued file
-        carries the input's state right after it was pulled: ``state()`` is
-        that of the last file passed on, so resume stays exact."""
         src = self.inputs[0]
         items = src.iterator()
         queue = self._queue
@@ -487,10 +549,14 @@ class RetryingOpenFilesNode(OpenFilesNode):
 
         for _ in range(ahead):
             pull()
-        while queue:
+        while True:
+            pull()  # the queue holds the file to pass on and ``ahead`` more
+            if not queue:
+                return
             path, stream, err, state = queue.popleft()
             self._snapshot = state
-            pull()
+            if err is None:
+                err = _opened(stream)
             if err is not None:
                 self.fail(err, repr(path))
                 continue
@@ -514,9 +580,23 @@ class RetryingOpenFilesNode(OpenFilesNode):
         super().close()
 
 
+def _opened(stream: Any) -> BaseException | None:
+    """Wait for a retrying stream's first response; the error it got, if any."""
+    reader = getattr(stream, "buffer", stream)  # text mode wraps the reader
+    if not isinstance(reader, RetryingReader):
+        return None
+    try:
+        reader.wait_open()
+    except Exception as exc:
+        close_quietly(stream)
+        return exc
+    return None
+
+
 def open_files_retrying(dp: Any, mode: str = "rb", *, encoding: str | None = None,
                         storage_options: Mapping[str, Any] | None = None,
-                        chunk_size: int = DEFAULT_CHUNK, read_ahead: int = DEFAULT_READ_AHEAD,
+                        chunk_size: int = DEFAULT_CHUNK, first_chunk: int = DEFAULT_FIRST_CHUNK,
+                        read_ahead: int = DEFAULT_READ_AHEAD,
                         shards_ahead: int = DEFAULT_SHARDS_AHEAD, max_retries: int = 5,
                         backoff_base: float = 0.1, backoff_max: float = 5.0,
                         on_error: str = "raise", name: str | None = None) -> Any:
@@ -527,7 +607,8 @@ def open_files_retrying(dp: Any, mode: str = "rb", *, encoding: str | None = Non
         storage_options = _lister_options(dp.node)
     params = {"mode": mode, "encoding": encoding,
               "storage_options": dict(storage_options) if storage_options else None,
-              "chunk_size": chunk_size, "read_ahead": read_ahead, "shards_ahead": shards_ahead,
+              "chunk_size": chunk_size, "first_chunk": first_chunk, "read_ahead": read_ahead,
+              "shards_ahead": shards_ahead,
               "max_retries": max_retries, "backoff_base": backoff_base,
               "backoff_max": backoff_max, "on_error": on_error}
     return dp._then("open_files_retrying", params, name=name)
