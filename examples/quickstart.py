@@ -1,5 +1,6 @@
 """Quickstart: build a pipeline over generated data, run two epochs through
-DataLoader2, stop mid-epoch and resume exactly from a saved state.
+DataLoader2, see where the time went, stop mid-epoch and resume exactly from
+a saved state.
 
 Run with `make demo`."""
 
@@ -40,12 +41,13 @@ def build_pipeline(samples: list[dict]) -> sd.DataPipe:
 
 def main() -> None:
     dp = build_pipeline(make_samples())
-    loader = sd.DataLoader2(dp, seed=42)
+    loader = sd.DataLoader2(dp, seed=42, stats=True)
     for epoch in range(2):
         batches = list(loader)
         images, labels = batches[0]
         print(f"epoch {epoch}: {len(batches)} batches; first batch images {tuple(images.shape)} "
               f"{images.dtype}, labels {labels[:8].tolist()}")
+    print(loader.stats().table())  # per node: elements in/out, CPU time, the bottleneck
 
     # Stop after 5 batches, save the state as JSON, resume in a fresh loader.
     loader.set_epoch(2)

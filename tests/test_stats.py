@@ -159,3 +159,19 @@ def test_progress_bar_shows_rates(capsys):
         assert len(list(loader)) == 7
     err = capsys.readouterr().err
     assert "epoch 0" in err and "7el" in err.replace(" ", "") and "samples/s" in err
+
+
+def test_a_loader_never_shut_down_does_not_kill_the_exit():
+    """The CPU-time sampler's timer (SIGPROF) is disarmed at exit: its
+    default action would end the process with "Profiling timer expired"."""
+    import subprocess
+    import sys
+
+    code = ("import streamdag as sd\n"
+            "from tests.test_stats import pipeline\n"
+            "loader = sd.DataLoader2(pipeline(2000), stats=True)\n"
+            "print(len(list(loader)))\n"
+            "sum(range(3_000_000))  # CPU time while exiting: ticks keep coming\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, "125\n"), done.stderr

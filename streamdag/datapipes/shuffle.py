@@ -35,9 +35,10 @@ class ShuffleNode(ResumableNode):
         super().setup()
         self._pass = 0
         self._pulls = Tally()
+        self._outs = Tally()
 
     def counted(self) -> tuple[int | None, int | None]:
-        return self._pulls.value, None  # out: what the consumer took (streamdag.stats)
+        return self._pulls.value, self._outs.value
 
     def reset(self) -> None:
         super().reset()
@@ -48,6 +49,7 @@ class ShuffleNode(ResumableNode):
         initial = min(size, self.params.get("initial") or DEFAULT_INITIAL)
         self._replay = replay = Replayer(self.inputs[0], max(1, size // 4))
         self._pulls.follow(replay.pulled)
+        self._outs.follow(lambda: replay.pulled() - len(self._buf))
         self._buf: list[Any] = []
         self._seqs: list[int] = []
         self._draining = False

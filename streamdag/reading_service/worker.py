@@ -104,12 +104,14 @@ class WorkerLoop:
         self._own_times = False
 
     def serve(self) -> None:
-        cmd = self.recv(True)
-        while cmd is not None and cmd[0] != SHUTDOWN:
-            if cmd[0] == STATS:
-                self._collect_stats(cmd[1], cmd[2])
-            cmd = self.run(cmd) if cmd[0] == RUN else self.recv(True)
-        self.close()
+        try:
+            cmd = self.recv(True)
+            while cmd is not None and cmd[0] != SHUTDOWN:
+                if cmd[0] == STATS:
+                    self._collect_stats(cmd[1], cmd[2])
+                cmd = self.run(cmd) if cmd[0] == RUN else self.recv(True)
+        finally:
+            self.close()
 
     def close(self) -> None:
         if self._graph is not None:

@@ -21,6 +21,7 @@ One sampler per process, shared by every loader and worker thread in it
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -55,7 +56,7 @@ class StackSampler:
 
     def stop(self) -> None:
         if self.timer and threading.current_thread() is threading.main_thread():
-            signal.setitimer(signal.ITIMER_PROF, 0)
+            _disarm()
             signal.signal(signal.SIGPROF, self._previous)
         self._stop.set()
         if self._thread is not threading.current_thread():
@@ -86,6 +87,8 @@ class StackSampler:
         self._previous = signal.signal(signal.SIGPROF, self._on_signal)
         signal.siginterrupt(signal.SIGPROF, False)  # restart interrupted system calls
         signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
+        atexit.unregister(_disarm)
+        atexit.register(_disarm)  # a loader never shut down must not kill the exit
         return True
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -99,6 +102,13 @@ class StackSampler:
             for gone in self._clocks.keys() - frames.keys():
                 del self._clocks[gone]
             self.sample({t: f for t, f in frames.items() if t not in skip})
+
+
+def _disarm() -> None:
+    """No more SIGPROF: its default action ends the process, which is what a
+    tick arriving after the interpreter dropped our handler would do."""
+    signal.setitimer(signal.ITIMER_PROF, 0)
+    signal.signal(signal.SIGPROF, signal.SIG_IGN)
 
 
 def _innermost_node(frame: FrameType | None,
