@@ -127,6 +127,7 @@ WORKLOADS: dict[str, Workload] = {
                 C("torch-mapstyle", "w2_mapstyle", "anchor"),
                 C("dali-cpu", "w2_dali", "anchor"),
                 C("streamdag", "w2_streamdag", "streamdag"),
+                C("streamdag-processes", "w2_streamdag_processes", "streamdag"),
             ),
         ),
         Workload(

@@ -74,3 +74,18 @@ def test_shutdown_stops_the_threads():
         next(it)
         assert threading.active_count() == before + 3
     assert threading.active_count() == before
+
+
+def torch_threads(x):
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_worker_threads_use_one_torch_thread_and_leave_the_main_threads_count():
+    import torch
+
+    before = torch.get_num_threads()
+    dp = sd.IterableWrapper(range(4)).sharding_filter().map(torch_threads)
+    assert run_epoch(dp, reading_service=partial(MT, 2)) == [1, 1, 1, 1]
+    assert torch.get_num_threads() == before

@@ -1,4 +1,6 @@
-"""W2 streamdag: the workload's pipeline as DataPipes, run by 2 worker processes.
+"""W2 streamdag: the workload's pipeline as DataPipes, run by 2 worker threads
+(the service docs/reading-services.md recommends for image pipelines);
+``w2_streamdag_processes`` runs the same graph in 2 worker processes.
 
 Shard files (not samples) are shuffled and split across workers; members are
 grouped into samples, decoded by extension with the shared transform, shuffled
@@ -45,11 +47,15 @@ def image_batches(opened: Any, inputs: Inputs) -> Any:
             .collate(collate_images))
 
 
-def run_in_workers(dp: Any, inputs: Inputs) -> Iterator:
-    """One epoch of ``dp`` through DataLoader2 with the workload's worker processes."""
+def run_in_workers(dp: Any, inputs: Inputs, threads: bool = False) -> Iterator:
+    """One epoch of ``dp`` through DataLoader2 with the workload's number of
+    worker processes (or threads)."""
     import streamdag as sd
 
-    reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
+    if threads:
+        reading_service = sd.MultiThreadingReadingService(num_threads=inputs.num_workers)
+    else:
+        reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
     loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
     try:
         yield from loader
@@ -57,11 +63,22 @@ def run_in_workers(dp: Any, inputs: Inputs) -> Iterator:
         loader.shutdown()
 
 
-def make(inputs: Inputs) -> Callable[[], Iterator]:
+def setup_imports() -> Any:
+    """streamdag, and fsspec, which its file nodes import on first use where
+    the other libraries import theirs with themselves: imports are untimed setup."""
+    import fsspec  # noqa: F401
+
     import streamdag as sd
+
+    return sd
+
+
+def make(inputs: Inputs, threads: bool = True) -> Callable[[], Iterator]:
+    sd = setup_imports()
 
     def epoch() -> Iterator:
         shards = sd.FileLister(inputs.shard_dir, masks="*.tar").shuffle().sharding_filter()
-        return run_in_workers(image_batches(shards.open_files(mode="rb"), inputs), inputs)
+        return run_in_workers(image_batches(shards.open_files(mode="rb"), inputs), inputs,
+                              threads)
 
     return epoch

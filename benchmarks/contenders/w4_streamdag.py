@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from benchmarks.contenders.w2_streamdag import run_in_workers
+from benchmarks.contenders.w2_streamdag import run_in_workers, setup_imports
 from benchmarks.transforms import is_english, tokenize_record
 from benchmarks.workloads import Inputs
 
 
 def make(inputs: Inputs) -> Callable[[], Iterator]:
-    import streamdag as sd
+    sd = setup_imports()
 
     def epoch() -> Iterator:
         dp = (

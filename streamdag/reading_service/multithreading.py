@@ -11,6 +11,7 @@ import weakref
 
 from ..datapipes.node import Node
 from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from .intra_op import one_torch_thread
 from .worker import SHUTDOWN, WorkerLoop, set_worker_info
 from .worker_service import WorkerPool, WorkerService
 
@@ -76,7 +77,15 @@ def _serve(spec: Node, context: WorkerContext, cmds: queue.SimpleQueue[tuple],
         except queue.Empty:
             return None
 
-    WorkerLoop(context, lambda: RuntimeGraph(spec, context), out.put, recv,
+    capped = one_torch_thread()
+
+    def send(message: tuple) -> None:
+        nonlocal capped
+        if not capped:  # a node may import torch mid-pass
+            capped = one_torch_thread()
+        out.put(message)
+
+    WorkerLoop(context, lambda: RuntimeGraph(spec, context), send, recv,
                seed_globals=False).serve()
 
 

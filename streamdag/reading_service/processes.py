@@ -30,6 +30,7 @@ from ..datapipes.runtime import RuntimeGraph, WorkerContext
 from ..errors import ParamError
 from . import transport
 from .errors import WorkerDiedError
+from .intra_op import one_torch_thread
 from .worker import SHUTDOWN, WorkerLoop, set_worker_info
 
 _PARENT_CHECK_S = 1.0
@@ -48,11 +49,11 @@ def process_main(spec: Node, context: WorkerContext, conn: Connection,
     channel = _Channel(conn)
 
     def build() -> RuntimeGraph:
-        _one_torch_thread()
+        one_torch_thread()
         if worker_init_fn is not None:
             worker_init_fn(context.worker_id)
         graph = RuntimeGraph(spec, context)
-        _one_torch_thread()  # building the graph may have imported torch
+        one_torch_thread()  # building the graph may have imported torch
         return graph
 
     loop = WorkerLoop(context, build, channel.send, channel.recv, seed_globals=True)
@@ -60,15 +61,6 @@ def process_main(spec: Node, context: WorkerContext, conn: Connection,
         loop.serve()
     finally:
         channel.close()
-
-
-def _one_torch_thread() -> None:
-    """One intra-op thread per worker, as torch's DataLoader does: the workers
-    already use every core, and idle OpenMP threads spinning in each of them
-    cost more CPU than the work itself."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
 
 
 class _Channel:
@@ -87,9 +79,8 @@ class _Channel:
         self.sender.start()
 
     def send(self, message: tuple) -> None:
-        if not self.torch_capped and "torch" in sys.modules:  # imported by a node mid-pass
-            _one_torch_thread()
-            self.torch_capped = True
+        if not self.torch_capped:  # a node may import torch mid-pass
+            self.torch_capped = one_torch_thread()
         self.outbox.put(transport.encode(message))
 
     def recv(self, block: bool) -> tuple | None:
