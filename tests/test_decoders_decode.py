@@ -68,6 +68,14 @@ def test_image_handler_passes_other_keys():
     assert handler("txt", b"hello") is None
 
 
+def test_a_graph_with_an_image_handler_saves_and_loads(tmp_path):
+    """The handler is a partial of a module function: no closure to refuse."""
+    dp = sd.IterableWrapper([("a.jpg", jpeg_bytes(32, 24))]).decode(image_handler(size=(16, 8)))
+    sd.save(dp, tmp_path / "g.sdag")
+    (path, image), = list(sd.load(tmp_path / "g.sdag"))
+    assert path == "a.jpg" and image.shape == (8, 16, 3)
+
+
 def sample_with_every_type():
     arr = np.arange(6, dtype=np.int16).reshape(2, 3)
     npy = io.BytesIO()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 MODES = {"rgb": "RGB", "rgba": "RGBA", "l": "L"}
@@ -66,14 +67,17 @@ def _loaded(img: Any) -> Any:
 def image_handler(mode: str = "rgb", size: int | Sequence[int] | None = None,
                   to: str = "numpy") -> Callable[[str, bytes], Any]:
     """A webdataset-style ``handler(key, data)`` decoding image extensions
-    (jpg, jpeg, png, webp, bmp, ppm, tif...) and returning None for the rest."""
+    (jpg, jpeg, png, webp, bmp, ppm, tif...) and returning None for the rest.
+    A ``functools.partial`` of a module function, so a graph using it saves."""
     if mode not in MODES or to not in OUTPUTS:
         raise ValueError(f"mode must be one of {sorted(MODES)} and to one of {OUTPUTS}")
     target_size(size)
+    return partial(decode_image_field, mode=mode, size=size, to=to)
 
-    def handler(key: str, data: bytes) -> Any:
-        if key[key.rfind(".") + 1:].lower() in IMAGE_EXTENSIONS:
-            return decode_image(data, mode, size, to)
-        return None
 
-    return handler
+def decode_image_field(key: str, data: bytes, mode: str = "rgb",
+                       size: int | Sequence[int] | None = None, to: str = "numpy") -> Any:
+    """``decode_image`` for keys with an image extension, None for others."""
+    if key[key.rfind(".") + 1:].lower() in IMAGE_EXTENSIONS:
+        return decode_image(data, mode, size, to)
+    return None
