@@ -133,6 +133,18 @@ def test_shardable_reader_splits_and_seeds_per_worker():
     assert orders[0] != orders[1]  # the shuffle after it draws a seed per worker
 
 
+@pytest.mark.parametrize("service", [sd.MultiThreadingReadingService,
+                                     sd.MultiProcessingReadingService])
+def test_shardable_reader_under_workers_is_split_without_a_warning(service):
+    """The reader is the sharding point: no "duplicates" warning, each element once."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with sd.DataLoader2(sharded(n=40).map(int), reading_service=service(2)) as loader:
+            assert sorted(loader) == list(range(40))
+
+
 def test_sharding_filter_after_a_shardable_reader_is_an_error():
     with pytest.raises(ParamError, match="remove the sharding_filter"):
         run_epoch(sharded(n=4).sharding_filter())

@@ -24,7 +24,10 @@ from .counting import Tally, count_of, counted
 from .node import Node, walk
 from .registry import get_op
 
-SHARDING_OPS = frozenset({"sharding_filter"})
+
+def is_sharding_point(spec: Node) -> bool:
+    """Does this node yield only this worker's share of its input?"""
+    return get_op(spec.op).runtime.splits_data
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class RuntimeNode:
     #: statistics: every input element comes out (map, collate, concat), less
     #: the ones skipped under ``on_error``; lets counts be derived, not counted
     passthrough: ClassVar[bool] = False
+    #: yields only this worker's share (sharding_filter, a shardable reader):
+    #: nodes after it draw per-worker seeds, and no worker duplicates its data
+    splits_data: ClassVar[bool] = False
 
     def __init__(self, spec: Node, inputs: list[RuntimeNode], graph: RuntimeGraph,
                  index: int, per_worker_seed: bool) -> None:
@@ -164,11 +170,12 @@ class RuntimeGraph:
         self.nodes: dict[str, RuntimeNode] = {}
         downstream_of_shard: set[str] = set()
         for index, spec in enumerate(walk(output)):
-            if spec.op in SHARDING_OPS or any(i.id in downstream_of_shard for i in spec.inputs):
+            splits = is_sharding_point(spec)
+            if splits or any(i.id in downstream_of_shard for i in spec.inputs):
                 downstream_of_shard.add(spec.id)
             cls = get_op(spec.op).runtime
             inputs = [self.nodes[i.id] for i in spec.inputs]
-            per_worker = spec.id in downstream_of_shard and spec.op not in SHARDING_OPS
+            per_worker = spec.id in downstream_of_shard and not splits
             self.nodes[spec.id] = cls(spec, inputs, self, index, per_worker)
         self.output = self.nodes[output.id]
         self.counting = False  # statistics: count the elements leaving the graph

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..datapipes.counting import count_of, counted
 from ..datapipes.registry import register_op, registered_ops
-from ..datapipes.runtime import SHARDING_OPS, RuntimeNode
 from ..errors import ParamError
 from .expand import ExpandingNode
 from .policy import check_on_error
@@ -132,6 +131,7 @@ def reader(name: str, *, inputs: int = 0, shardable: bool = False,
         definition = ReaderDef(name, target, inputs, shardable, signature)
         node_cls = type(f"Reader_{name}", (CustomReaderNode,), {
             "definition": definition,
+            "splits_data": shardable,
             "validate": staticmethod(partial(_validate, definition)),
             "__doc__": target.__doc__,
         })
@@ -165,11 +165,6 @@ class CustomReaderNode(ExpandingNode):
 
     definition: ReaderDef
 
-    def reset(self) -> None:
-        super().reset()
-        if self.definition.shardable:
-            _mark_sharding_point(self)
-
     def context(self) -> ReaderContext:
         w = self.graph.worker
         return ReaderContext(w.rank, w.world_size, w.worker_id, w.num_workers, self.seed(),
@@ -191,20 +186,6 @@ class CustomReaderNode(ExpandingNode):
 
     def where(self, item: Any) -> str:
         return f"reader {self.definition.name!r}" + (f" item {item!r:.120}" if self.inputs else "")
-
-
-def _mark_sharding_point(node: RuntimeNode) -> None:
-    """A shardable reader splits the data itself: the nodes after it draw
-    per-worker seeds, and a sharding_filter after it would split again."""
-    downstream = {node.spec.id}
-    for other in node.graph.nodes.values():  # inputs come before their consumers
-        if any(i.spec.id in downstream for i in other.inputs):
-            if other.spec.op in SHARDING_OPS:
-                msg = (f"{other.label} follows the shardable reader {node.spec.op!r}, which "
-                       "already yields only this worker's share: remove the sharding_filter")
-                raise ParamError(msg)
-            downstream.add(other.spec.id)
-            other.per_worker_seed = True
 
 
 def load_entry_point(name: str) -> bool:

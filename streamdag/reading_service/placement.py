@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from ..datapipes.node import Node, walk
 from ..datapipes.registry import get_op, register_op
-from ..datapipes.runtime import SHARDING_OPS, ResumableNode, RuntimeNode
+from ..datapipes.runtime import ResumableNode, RuntimeNode, is_sharding_point
 from ..errors import ParamError
 from .errors import ShardingWarning
 
@@ -139,7 +139,7 @@ def main_spec(output: Node, boundary: Node, source: StreamSource) -> Node:
 
 
 def has_sharding(output: Node) -> bool:
-    return any(node.op in SHARDING_OPS for node in walk(output))
+    return any(is_sharding_point(node) for node in walk(output))
 
 
 def unsharded_sources(output: Node) -> list[Node]:
@@ -149,7 +149,7 @@ def unsharded_sources(output: Node) -> list[Node]:
     by_id: dict[str, Node] = {}
     for node in walk(output):
         by_id[node.id] = node
-        if node.op in SHARDING_OPS:
+        if is_sharding_point(node):
             reach[node.id] = frozenset()
         elif not node.inputs:
             reach[node.id] = frozenset({node.id})
