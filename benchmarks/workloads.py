@@ -114,6 +114,7 @@ WORKLOADS: dict[str, Workload] = {
                 C("generators", "w1_generators", "floor"),
                 C("streamdag", "w1_streamdag", "streamdag"),
                 C("streamdag-dl2", "w1_streamdag_dl2", "streamdag"),
+                C("streamdag-stats", "w1_streamdag_stats", "streamdag"),
             ),
         ),
         Workload(
