@@ -78,8 +78,14 @@ def test_counts_are_summed_over_workers(service):
     assert stats.node("collate").elements_out == batches.elements_out
 
 
-def test_counts_add_up_over_epochs():
-    _, stats = run(pipeline(), epochs=3)
+@pytest.mark.parametrize("service", [
+    lambda: None,
+    lambda: sd.MultiProcessingReadingService(0),
+    lambda: sd.MultiProcessingReadingService(2, persistent_workers=False),
+], ids=["in_process", "inline", "new_workers_each_epoch"])
+def test_counts_add_up_over_epochs(service):
+    """Workers stopped after an epoch keep their part in the totals."""
+    _, stats = run(pipeline(shard=True), service(), epochs=3)
     assert counts(stats, "plus", "even", "batch") == [(300, 300), (300, 150), (150, 21)]
 
 
