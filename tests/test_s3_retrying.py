@@ -189,6 +189,21 @@ def test_overwritten_while_read_ahead_passes_on_only_the_old_version(
     assert [rec.status for rec in s3_proxy.requests].count(412) >= 1
 
 
+def test_make_fs_shares_the_listers_botocore_session(s3_env: str, s3_bucket: str,
+                                                     s3_fs: Any) -> None:
+    """Our filesystem (retries off) is another client on the session of the
+    plain one a FileLister uses: a worker loads botocore's models once."""
+    from fsspec.core import url_to_fs
+
+    s3_fs.pipe_file(f"{s3_bucket}/a.bin", DATA)
+    opts = storage_options(s3_env)
+    plain, _ = url_to_fs(f"s3://{s3_bucket}/", **opts)
+    assert plain.ls(s3_bucket) == [f"{s3_bucket}/a.bin"]
+    fs, path = make_fs(f"s3://{s3_bucket}/a.bin", opts)
+    assert fs is not plain and fs.session is plain.session and fs.retries == 1
+    assert RetryingReader(fs, path, chunk_size=CHUNK).read() == DATA
+
+
 def test_classification() -> None:
     from botocore.exceptions import ClientError
 
