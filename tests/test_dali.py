@@ -226,6 +226,40 @@ def test_dali_after_worker_processes_over_two_epochs(jpegs: list[bytes]) -> None
 
 @pytest.mark.dali
 @needs_dali
+def test_dali_epoch_left_early_does_not_leak_into_the_next(jpegs: list[bytes]) -> None:
+    """Batches queued in DALI when an epoch is abandoned are not handed to the next one."""
+    samples = [(jpegs[i % len(jpegs)], i) for i in range(20)]
+    dp = sd.IterableWrapper(samples).batch(4).decode_images(backend="dali", device="cpu",
+                                                            crop=32)
+    pil = run(jpegs, batch=len(jpegs), backend="pillow", device="cpu", crop=32)[0]
+    loader = sd.DataLoader2(dp)
+    first = next(iter(loader))
+    assert first[1] == [0, 1, 2, 3]
+    batches = list(loader)
+    assert [ids for _, ids in batches] == [list(range(i, i + 4)) for i in range(0, 20, 4)]
+    for images, ids in batches:
+        assert all(mad(img, pil[i % len(jpegs)]) <= TOLERANCE
+                   for img, i in zip(images, ids, strict=True))
+
+
+@pytest.mark.dali
+@needs_dali
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu,
+                                                                      needs_gpu])])
+def test_dali_corrupt_jpeg_in_a_later_batch(jpegs: list[bytes], device: str) -> None:
+    """Batches before the corrupt one are handed on; the error names the sample."""
+    bad = jpegs[:4] * 3
+    bad[6] = bad[6][:60] + b"\xff" * 50
+    got = []
+    with pytest.raises(NodeError, match=r"dec.*image 2 of the batch"):
+        for b in sd.IterableWrapper(bad).batch(4).decode_images(
+                name="dec", backend="dali", device=device, crop=32):
+            got.append(b)
+    assert len(got) == 1
+
+
+@pytest.mark.dali
+@needs_dali
 def test_dali_output_survives_the_next_batch(jpegs: list[bytes]) -> None:
     out = run(jpegs * 2, batch=5, backend="dali", device="cpu", crop=32)
     assert torch.equal(out[0], out[1])  # same images; the first was not overwritten

@@ -26,8 +26,9 @@ result to torch through DLPack (GPU: CUDA tensors, no host copy); on the GPU
 it upsamples 4:2:0 chroma as libjpeg-turbo does (``jpeg_fancy_upsampling``),
 so its pixels stay within JPEG tolerance of Pillow's. The pipeline is built in
 a helper thread as soon as the input is started (e.g. while worker processes
-start), and the first batch waits for it. ``"pillow"``
-decodes in this process with Pillow (resize BILINEAR with antialiasing, as
+start), and the first batch waits for it; two batches are queued in DALI at
+once, so it decodes the next one while one is handed on. ``"pillow"`` decodes
+in this process with Pillow (resize BILINEAR with antialiasing, as
 DALI's linear filter), and moves to CUDA for ``device="gpu"``. ``"auto"`` picks
 DALI on the GPU when CUDA and DALI are present, else Pillow: same shapes and
 dtypes. DALI is imported only when a node runs, never at ``import streamdag``.
@@ -40,8 +41,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -60,6 +62,7 @@ IMAGE_KEYS = ("jpg", "jpeg", "png", "image", "img", "webp", "bmp")
 ENCODED = (bytes, bytearray, memoryview, np.ndarray)
 _NONE: Any = object()  # no saved state / end of input
 AHEAD_BATCH = 256  # batch size of a pipeline built before the first batch is seen
+DALI_DEPTH = 2  # batches queued in DALI at once (its prefetch queue)
 
 
 class DaliMissingError(StreamdagError, ImportError):
@@ -137,6 +140,51 @@ def _resize_shape(h: int, w: int, size: int | tuple[int, int]) -> tuple[int, int
     return max(1, round(h * size / w)), size
 
 
+class _DaliQueue:
+    """Batches fed to one DALI pipeline ahead of their outputs, so that DALI's
+    threads and stream decode the next batch while one is handed on. DALI
+    runs its first ``depth`` batches at once: until then, taking an output
+    pads the queue with copies of the batch, whose outputs are dropped."""
+
+    def __init__(self, pipe: Any, depth: int) -> None:
+        self.pipe, self.depth = pipe, depth
+        self.fed: deque[tuple[bool, list[Any]]] = deque()  # (padding?, arrays) not yet taken
+        self.primed = False
+
+    def put(self, arrays: list[Any], pad: bool = False) -> None:
+        self.pipe.feed_input("encoded", arrays)
+        self.fed.append((pad, arrays))  # DALI reads the arrays in place (no_copy)
+        if self.primed:
+            self.pipe.schedule_run()
+        elif len(self.fed) == self.depth:
+            self.pipe.schedule_run()
+            self.primed = True
+
+    def take(self) -> Any:
+        """The output of the oldest batch put; valid until the next ``take``."""
+        while not self.primed:
+            self.put(self.fed[0][1], pad=True)
+        while True:
+            (out,) = self.pipe.outputs()
+            if not self.fed.popleft()[0]:
+                return out
+
+    def clear(self) -> None:
+        """Drop the outputs of batches put but never taken (an epoch left early)."""
+        while self.fed:
+            self.take()
+
+
+class _Job(NamedTuple):
+    """A batch pulled from the input and not yet handed on."""
+
+    batch: Any
+    kind: str  # "raw", "dict", "tuple" or "empty"
+    field: Any
+    encoded: list[Any]
+    before: Any  # the input's state before the batch was pulled
+
+
 @register_op(OP)
 class DecodeImagesNode(RuntimeNode):
     """Batches of encoded images -> torch tensors (see the module docstring)."""
@@ -173,9 +221,9 @@ class DecodeImagesNode(RuntimeNode):
         self.field = p.get("field")
         self.num_threads = p.get("num_threads", 4)
         self.device, self.backend = self._resolve(p.get("backend", "auto"), p.get("device"))
-        self._pipe: Any = None
-        self._pipe_batch = 0
-        self._pool: Any = None
+        self._dali: _DaliQueue | None = None
+        self._dali_batch = 0  # the largest batch the pipeline takes
+        self._ahead: Any = None  # the pipeline being built in a helper thread
         self._saved: Any = _NONE
 
     @staticmethod
@@ -209,43 +257,82 @@ class DecodeImagesNode(RuntimeNode):
         it = self.inputs[0].iterator()  # a worker service forks its workers here
         if self.backend != "dali":
             return map(self.decode_batch, it)
-        from concurrent.futures import ThreadPoolExecutor
+        if self._dali is None and self._ahead is None:
+            # Only now, after any fork: no thread may run DALI or CUDA code while a worker
+            # process forks. The build overlaps the input's start-up.
+            from concurrent.futures import ThreadPoolExecutor
 
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamdag-dali")
-        if self._pipe is None:
-            # Only now, after any fork: a thread must not be running DALI/CUDA code when
-            # a worker process forks. Decode jobs queue behind the build on this thread.
-            self._pool.submit(self._build_ahead)
-        return self._overlapped(it)
+            pool = ThreadPoolExecutor(1, thread_name_prefix="streamdag-dali")
+            self._ahead = pool.submit(self._build, max(self._dali_batch, AHEAD_BATCH))
+            pool.shutdown(wait=False)  # its thread ends with the build
+        return self._dali_batches(it)
 
-    def _build_ahead(self) -> None:
-        """Import DALI, create the CUDA context and build the pipeline (for
-        ``AHEAD_BATCH`` images, or the size seen in an earlier epoch): start-up
-        that then overlaps the input's. No trial image is run through it: on
-        an H200 a first one-image batch halved the throughput that followed."""
-        batch = max(self._pipe_batch, AHEAD_BATCH)
-        self._pipe, self._pipe_batch = self._build(batch), batch
-
-    def _overlapped(self, it: Iterator[Any]) -> Iterator[Any]:
-        """DALI decodes batch k+1 in a helper thread while batch k is handed
-        on. Until batch k+1 is handed on, ``state()`` is the input's state
-        from before it was pulled, so a resume re-reads it: exact."""
+    def _dali_batches(self, it: Iterator[Any]) -> Iterator[Any]:
+        """Up to ``DALI_DEPTH`` batches are queued in DALI at once. Until a
+        batch is handed on, ``state()`` is the input's state from before it
+        was pulled, so a resume re-reads it: exact."""
+        if self._dali is not None:
+            self._dali.clear()
         source = self.inputs[0]
-        pending: Any = None
+        jobs: deque[_Job] = deque()
         while True:
             before = source.state()
             batch = next(it, _NONE)
             if batch is _NONE:
                 break
-            job = self._pool.submit(self.decode_batch, batch)
-            if pending is not None:
-                self._saved = before
-                yield pending.result()
-            pending = job
-        self._saved = _NONE
-        if pending is not None:
-            yield pending.result()
+            job = _Job(batch, *self._split(batch), before)
+            jobs.append(job)
+            if job.encoded and len(job.encoded) > self._pipeline_batch():
+                while len(jobs) > 1:  # hand on what the old pipeline holds, then rebuild
+                    yield self._hand_on(jobs)
+                self._dali = _DaliQueue(self._build(len(job.encoded)), DALI_DEPTH)
+                self._dali_batch = len(job.encoded)
+            if job.encoded:
+                self._put(job)
+            if len(jobs) >= DALI_DEPTH:
+                yield self._hand_on(jobs)
+        while jobs:
+            yield self._hand_on(jobs)
+
+    def _pipeline_batch(self) -> int:
+        """The largest batch the current pipeline takes (0: none); waits for
+        the pipeline built ahead. Should that build fail, the first batch
+        builds again and its error is raised there."""
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            if ahead.exception() is None:
+                self._dali = _DaliQueue(ahead.result(), DALI_DEPTH)
+                self._dali_batch = max(self._dali_batch, AHEAD_BATCH)
+        return self._dali_batch if self._dali is not None else 0
+
+    def _put(self, job: _Job) -> None:
+        arrays = [e if isinstance(e, np.ndarray) else np.frombuffer(e, dtype=np.uint8)
+                  for e in job.encoded]
+        try:
+            self._dali.put(arrays)
+        except Exception as exc:
+            self._dali = None  # a failed DALI pipeline is not reused
+            raise self._bad_sample(job.encoded, exc) from exc
+
+    def _hand_on(self, jobs: deque[_Job]) -> Any:
+        """The oldest job, decoded; ``state()`` then re-reads the jobs still queued."""
+        import torch
+
+        job = jobs.popleft()
+        self._saved = jobs[0].before if jobs else _NONE
+        if not job.encoded:
+            return job.batch
+        try:
+            out = self._dali.take()
+        except Exception as exc:
+            self._dali = None
+            raise self._bad_sample(job.encoded, exc) from exc
+        # DALI recycles its buffers: take one device-local copy (never via the host).
+        if self.dense:
+            images: Any = torch.from_dlpack(out.as_tensor()).clone()
+        else:
+            images = [torch.from_dlpack(out[i]).clone() for i in range(len(out))]
+        return self._join(job.batch, job.kind, job.field, images)
 
     def state(self) -> Any:
         saved = getattr(self, "_saved", _NONE)
@@ -258,28 +345,32 @@ class DecodeImagesNode(RuntimeNode):
     def reset(self) -> None:
         self._saved = _NONE
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
     def decode_batch(self, batch: Any) -> Any:
-        """One input batch -> the same batch with its images decoded."""
+        """One input batch -> the same batch with its images decoded (nvJPEG, Pillow)."""
+        kind, field, encoded = self._split(batch)
+        if not encoded:
+            return batch
+        run = self._run_nvjpeg if self.backend == "nvjpeg" else self._run_pillow
+        return self._join(batch, kind, field, run(encoded))
+
+    def _split(self, batch: Any) -> tuple[str, Any, list[Any]]:
+        """(layout, image field, encoded images) of an input batch."""
         if not isinstance(batch, (list, tuple)):
             raise TypeError(f"{OP}: expects batches (lists of samples); got "
                             f"{type(batch).__name__}. Put .batch(n) before it.")
         if not batch:
-            return batch
+            return "empty", None, []
         kind, field = self._layout_of(batch[0])
         if kind == "raw":
-            encoded = list(batch)
-        else:
-            try:
-                encoded = [sample[field] for sample in batch]
-            except (KeyError, IndexError, TypeError) as exc:
-                raise KeyError(f"{OP}: a sample of the batch has no image field {field!r} "
-                               f"({exc!r})") from None
-        images = self._run(encoded)
+            return kind, field, list(batch)
+        try:
+            return kind, field, [sample[field] for sample in batch]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise KeyError(f"{OP}: a sample of the batch has no image field {field!r} "
+                           f"({exc!r})") from None
+
+    def _join(self, batch: Any, kind: str, field: Any, images: Any) -> Any:
+        """The batch with its images replaced by ``images``, other fields as lists."""
         if kind == "raw":
             return images
         if kind == "dict":
@@ -303,13 +394,6 @@ class DecodeImagesNode(RuntimeNode):
         raise TypeError(f"{OP}: samples must be encoded bytes, dicts or tuples; got "
                         f"{type(sample).__name__}")
 
-    def _run(self, encoded: list[Any]) -> Any:
-        if self.backend == "dali":
-            return self._run_dali(encoded)
-        if self.backend == "nvjpeg":
-            return self._run_nvjpeg(encoded)
-        return self._run_pillow(encoded)
-
     # -- DALI -------------------------------------------------------------
     def _build(self, batch_size: int) -> Any:
         dali = _import_dali()
@@ -322,7 +406,8 @@ class DecodeImagesNode(RuntimeNode):
             device_id = torch.cuda.current_device()
 
         @dali.pipeline_def(batch_size=batch_size, num_threads=self.num_threads,
-                           device_id=device_id, prefetch_queue_depth=1, exec_dynamic=True)
+                           device_id=device_id, prefetch_queue_depth=DALI_DEPTH,
+                           exec_dynamic=True)
         def pipeline() -> Any:
             enc = fn.external_source(name="encoded", dtype=types.UINT8, no_copy=True)
             # fancy upsampling: 4:2:0 chroma as libjpeg-turbo (Pillow) upsamples it
@@ -353,26 +438,6 @@ class DecodeImagesNode(RuntimeNode):
         pipe = pipeline()
         pipe.build()
         return pipe
-
-    def _run_dali(self, encoded: list[Any]) -> Any:
-        import torch
-
-        arrays = [np.frombuffer(e, dtype=np.uint8) if not isinstance(e, np.ndarray) else e
-                  for e in encoded]
-        if self._pipe is None or len(arrays) > self._pipe_batch:
-            self._pipe = self._build(len(arrays))
-            self._pipe_batch = len(arrays)
-        try:
-            self._pipe.feed_input("encoded", arrays)
-            (out,) = self._pipe.run()
-        except Exception as exc:
-            self._pipe = None  # a failed DALI pipeline is not reused
-            raise self._bad_sample(encoded, exc) from exc
-        if self.dense:
-            tensor = torch.from_dlpack(out.as_tensor())
-            # DALI may recycle its buffers: take one device-local copy (never via host).
-            return tensor.clone()
-        return [torch.from_dlpack(out[i]).clone() for i in range(len(out))]
 
     def _bad_sample(self, encoded: list[Any], exc: Exception) -> Exception:
         """The error for a failed batch, naming the first sample that does not decode."""
