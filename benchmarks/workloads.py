@@ -159,6 +159,7 @@ WORKLOADS: dict[str, Workload] = {
             contenders=(
                 C("dali-mixed", "w5_dali", "anchor"),
                 C("streamdag-dali", "w5_streamdag", "streamdag"),
+                C("streamdag-dali-threads", "w5_streamdag_threads", "streamdag"),
             ),
         ),
     )

@@ -54,7 +54,7 @@ def build(inputs: Inputs, device: str = "gpu", backend: str = "dali") -> Any:
     )
 
 
-def make(inputs: Inputs) -> Callable[[], Iterator]:
+def make(inputs: Inputs, threads: bool = False) -> Callable[[], Iterator]:
     import atexit
 
     import nvidia.dali  # noqa: F401  (ImportError -> reported "unavailable")
@@ -69,7 +69,10 @@ def make(inputs: Inputs) -> Callable[[], Iterator]:
 
     def epoch() -> Iterator:
         if not loaders:
-            reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
+            if threads:
+                reading_service = sd.MultiThreadingReadingService(num_threads=inputs.num_workers)
+            else:
+                reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
             loaders.append(sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed))
             atexit.register(loaders[0].shutdown)
         yield from loaders[0]
