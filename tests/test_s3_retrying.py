@@ -78,6 +78,16 @@ def test_reads_exact_bytes_in_ranged_chunks(s3_proxy: FaultProxy, obj: str,
                       for i in range(n)]
 
 
+def test_ranges_grow_from_first_chunk_to_chunk_size(s3_proxy: FaultProxy, obj: str) -> None:
+    """No HEAD; the first range is small and the next ones grow x4 up to chunk_size."""
+    r = RetryingReader(proxied_fs(s3_proxy), obj, chunk_size=256 * 1024, first_chunk=16 * 1024,
+                       read_ahead=1, policy=FAST)
+    assert read_small(r) == DATA
+    assert [(rec.method, rec.range) for rec in s3_proxy.requests] == [
+        ("GET", "bytes=0-16383"), ("GET", "bytes=16384-81919"), ("GET", "bytes=81920-300000")]  # clipped at the size
+    assert r.size == len(DATA)
+
+
 def test_cut_mid_body_resumes_at_the_byte_reached(s3_proxy: FaultProxy, obj: str) -> None:
     """Two cuts inside the first range: each retry asks only for the bytes not yet received."""
     r = reader(s3_proxy, obj, read_ahead=1)
@@ -420,6 +430,24 @@ def test_next_shard_downloads_while_the_current_is_parsed(
     assert fetched == bool(shards_ahead)
     rest = [(s["__key__"], s["bin"]) for s in it]
     assert {(first["__key__"], first["bin"]), *rest} == shards
+
+
+@pytest.mark.parametrize("shards_ahead", [0, 1])
+def test_small_first_range_only_where_parsing_waits(
+        s3_proxy: FaultProxy, s3_bucket: str, s3_env: str,
+        shards: set[tuple[str, bytes]], shards_ahead: int) -> None:
+    """The epoch's first file (every file without shards_ahead) starts with
+    first_chunk bytes; a file opened ahead starts with a whole chunk."""
+    dp = _pipeline(s3_proxy, s3_bucket, shards_ahead=shards_ahead, first_chunk=16 * 1024)
+    assert set(_samples(dp)) == shards
+    first = {}
+    for rec in s3_proxy.requests:
+        name = rec.target.split("?")[0].rsplit("/", 1)[-1]
+        if rec.method == "GET" and name.startswith("shard-"):
+            first.setdefault(name, rec.range)
+    ahead = "bytes=0-16383" if shards_ahead == 0 else "bytes=0-131071"
+    assert first == {"shard-0000.tar": "bytes=0-16383", "shard-0001.tar": ahead,
+                     "shard-0002.tar": ahead}
 
 
 def test_graph_round_trip_keeps_the_retry_options(tmp_path: Any, s3_proxy: FaultProxy,

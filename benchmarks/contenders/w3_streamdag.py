@@ -1,5 +1,7 @@
 """W3 streamdag from S3: the W2 pipeline with the shards in a moto server bucket
-on 127.0.0.1, opened with retrying, read-ahead streams (docs/s3.md).
+on 127.0.0.1, opened with ``open_files(retry=True)`` (retrying, read-ahead
+streams with their default sizes, docs/s3.md), run by the same reading service
+as the W2 streamdag contender (2 worker threads), its reference.
 
 ``make`` (untimed setup) starts ``python -m moto.server`` on a free port,
 uploads the W2 shards and stops the server at exit. The server is a child of
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders.w2_streamdag import image_batches, run_in_workers
+from benchmarks.contenders.w2_streamdag import image_batches, run_in_workers, setup_imports
 from benchmarks.workloads import Inputs
 
 BUCKET = "streamdag-bench-w3"
@@ -50,9 +52,7 @@ def _options(endpoint: str) -> dict[str, Any]:
 def make(inputs: Inputs) -> Callable[[], Iterator]:
     import s3fs
 
-    import streamdag as sd
-    from streamdag.readers.retrying import open_files_retrying
-
+    sd = setup_imports()
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     opts = _options(_start_moto())
     fs = s3fs.S3FileSystem(skip_instance_cache=True, **opts)
@@ -66,7 +66,7 @@ def make(inputs: Inputs) -> Callable[[], Iterator]:
             .shuffle()
             .sharding_filter()
         )
-        opened = open_files_retrying(dp, chunk_size=4 << 20, read_ahead=2, shards_ahead=1)
-        return run_in_workers(image_batches(opened, inputs), inputs)
+        return run_in_workers(image_batches(dp.open_files(retry=True), inputs), inputs,
+                              threads=True)
 
     return epoch

@@ -71,7 +71,7 @@ __all__ = [
 
 MiB = 1 << 20
 DEFAULT_CHUNK = 8 * MiB
-DEFAULT_FIRST_CHUNK = 1 * MiB
+DEFAULT_FIRST_CHUNK = MiB // 4
 DEFAULT_READ_AHEAD = 2
 _S3_PROTOCOLS = ("s3", "s3a")
 
@@ -193,6 +193,7 @@ class RetryingReader(io.BufferedIOBase):
         self._chunk = memoryview(b"")
         self._chunk_start = 0
         self._next = 0  # start of the next range to request
+        self._span = self.first_chunk  # its length: x4 per range up to chunk_size
         self._pending: deque[_Fetch] = deque()
         self._first: Future[bytearray] | None = None  # the request that tells the size
         self._pool: ThreadPoolExecutor | None = None
@@ -294,9 +295,16 @@ class RetryingReader(io.BufferedIOBase):
         with self._lock:
             while (self.read_ahead and self._size is not None
                    and len(self._pending) < self.read_ahead and self._next < self._size):
-                start, end = self._next, min(self._next + self.chunk_size, self._size)
+                start, end = self._next, min(self._next + self._grow(), self._size)
                 self._next = end
                 self._pending.append(_Fetch(start, end, self._start(start, end)))
+
+    def _grow(self) -> int:
+        """The next range's length: growing from ``first_chunk`` so the
+        parser, fed by a small first range, does not wait long for the
+        second (slow start), up to ``chunk_size``."""
+        self._span = min(self.chunk_size, self._span * 4)
+        return self._span
 
     @property
     def size(self) -> int:
@@ -333,7 +341,7 @@ class RetryingReader(io.BufferedIOBase):
                 if self.read_ahead:
                     self._submit()
                 else:
-                    end = min(self._pos + self.chunk_size, self.size)
+                    end = min(self._pos + self._grow(), self.size)
                     self._next = end
                     self._pending.append(_Fetch(self._pos, end, self._start(self._pos, end)))
             fetch = self._pending.popleft()
@@ -551,12 +559,19 @@ class RetryingOpenFilesNode(OpenFilesNode):
         queue = self._queue
         self._snapshot = src.state()
 
+        # A file opened while none is parsed (the epoch's first, or any without
+        # shards_ahead) starts with a small range, so parsing starts sooner; one
+        # opened ahead has time: a full chunk, one request less.
+        first_chunks = [self.params.get("first_chunk", DEFAULT_FIRST_CHUNK)]
+        later = first_chunks[0] if not ahead else self.params.get("chunk_size", DEFAULT_CHUNK)
+
         def pull() -> None:
             for path in items:
                 state = src.state()
+                first_chunk = first_chunks.pop() if first_chunks else later
                 try:
                     path = os.fspath(path)
-                    stream, err = self._open(path), None
+                    stream, err = self._open(path, first_chunk=first_chunk), None
                 except Exception as exc:  # deferred: raised when this file's turn comes
                     stream, err = None, exc
                 queue.append((path, stream, err, state))
