@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 import streamdag as sd
-from streamdag.readers.retrying import open_files_retrying
 
 SHARDS, PER_SHARD = 4, 256
 
@@ -94,7 +93,8 @@ def main() -> None:
 
         shards = (sd.FileLister(f"s3://{bucket}/train/", "*.tar", storage_options=opts)
                   .shuffle(buffer_size=SHARDS).sharding_filter())
-        batches = (open_files_retrying(shards, chunk_size=1 << 20, read_ahead=2, shards_ahead=1)
+        # retrying, read-ahead ranged reads (docs/s3.md); storage_options from the lister
+        batches = (shards.open_files(retry={"chunk_size": 1 << 20})
                    .load_from_tar().webdataset()
                    .map(decode).shuffle(buffer_size=256).batch(32, drop_last=True).collate())
 

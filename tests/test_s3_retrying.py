@@ -238,8 +238,10 @@ def test_classification() -> None:
     assert is_transient(aiohttp.ClientPayloadError("Response payload is not completed"))
 
 
-def test_seek_then_read(s3_proxy: FaultProxy, obj: str) -> None:
-    with reader(s3_proxy, obj) as r:
+@pytest.mark.parametrize("read_ahead", [0, 2])
+def test_seek_then_read(s3_proxy: FaultProxy, obj: str, read_ahead: int) -> None:
+    """Seeks before the first read (the size not known yet), back and forth."""
+    with reader(s3_proxy, obj, read_ahead=read_ahead) as r:
         for pos in (250_000, 5, CHUNK - 3, len(DATA) - 2, 0, 131_072):
             r.seek(pos)
             assert read_small(r, 999)[:5000] == DATA[pos:pos + 5000]

@@ -336,6 +336,9 @@ class RetryingReader(io.BufferedIOBase):
         if self._pos >= self.size:
             return False
         with self._lock:
+            # the first range is queued from byte 0 whatever the position
+            while self._pending and not self._pending[0].start <= self._pos < self._pending[0].end:
+                self._cancel(self._pending.popleft())
             if not self._pending:
                 self._next = self._pos
                 if self.read_ahead:
