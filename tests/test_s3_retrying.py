@@ -170,10 +170,16 @@ def test_client_errors_fail_fast_with_the_url(s3_proxy: FaultProxy, obj: str,
     assert r.retries == 0 and len(gets(s3_proxy)) == 1
 
 
-@pytest.mark.parametrize("new_size", [len(DATA), len(DATA) + 5])
+@pytest.mark.parametrize(("new_size", "versioned"),
+                         [(len(DATA), False), (len(DATA) + 5, False), (len(DATA), True)])
 def test_overwritten_between_ranges_fails_naming_the_url(
-        s3_proxy: FaultProxy, obj: str, s3_fs: Any, new_size: int) -> None:
-    """A rewrite between two ranged reads is refused (If-Match -> 412), never spliced."""
+        s3_proxy: FaultProxy, obj: str, s3_fs: Any, new_size: int, versioned: bool) -> None:
+    """A rewrite between two ranged reads is refused (If-Match -> 412), never
+    spliced, on a versioned bucket too (If-Match is against the latest version)."""
+    if versioned:
+        s3_fs.call_s3("put_bucket_versioning", Bucket=obj.split("/")[0],
+                      VersioningConfiguration={"Status": "Enabled"})
+        s3_fs.pipe_file(obj, DATA)  # a version of its own
     r = reader(s3_proxy, obj, read_ahead=0)
     head = r.read(CHUNK)
     s3_fs.pipe_file(obj, bytes(new_size))
@@ -298,8 +304,8 @@ def shards(s3_fs: Any, s3_bucket: str) -> set[tuple[str, bytes]]:
 def _pipeline(proxy: FaultProxy, bucket: str, **opts: Any) -> Any:
     lister = FileLister(f"s3://{bucket}/shards/", "*.tar",
                         storage_options=storage_options(proxy.endpoint))
-    dp = open_files_retrying(lister, chunk_size=128 * 1024, read_ahead=2,
-                             backoff_base=0.01, backoff_max=0.05, **opts)
+    opts = {"chunk_size": 128 * 1024, "read_ahead": 2, **opts}
+    dp = open_files_retrying(lister, backoff_base=0.01, backoff_max=0.05, **opts)
     return dp._then("load_from_tar", {}, name=None)._then("webdataset", {}, name=None)
 
 
@@ -320,6 +326,24 @@ def test_webdataset_exact_samples_through_faults(s3_proxy: FaultProxy, s3_bucket
     assert s3_proxy.pending_faults == 0
     failed = [r for r in s3_proxy.requests if r.fault in ("cut", "fail")]
     assert len(failed) == 5
+
+
+def test_webdataset_shard_rewritten_mid_read_fails_naming_it(
+        s3_proxy: FaultProxy, s3_bucket: str, s3_env: str, shards: set[tuple[str, bytes]],
+        s3_fs: Any) -> None:
+    """The pipeline stops with the shard's URL; every sample before is the old version's."""
+    from streamdag import NodeError
+
+    dp = _pipeline(s3_proxy, s3_bucket, chunk_size=16 * 1024, first_chunk=16 * 1024)
+    url = f"s3://{s3_bucket}/shards/shard-0000.tar"
+    got = []
+    with pytest.raises(NodeError, match=f"{url}: the object was replaced") as info:
+        for sample in dp:
+            got.append((sample["__key__"], sample["bin"]))
+            if len(got) == 1:
+                s3_fs.pipe_file(url, _shard(7, 60)[0])
+    assert isinstance(info.value.__cause__, ObjectChangedError)
+    assert got and set(got) <= shards
 
 
 def test_webdataset_missing_shard_names_it(s3_proxy: FaultProxy, s3_bucket: str,
