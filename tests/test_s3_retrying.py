@@ -220,6 +220,14 @@ def test_make_fs_shares_the_listers_botocore_session(s3_env: str, s3_bucket: str
     assert RetryingReader(fs, path, chunk_size=CHUNK).read() == DATA
 
 
+@pytest.mark.parametrize("read_ahead", [0, 2])
+def test_empty_object(s3_proxy: FaultProxy, s3_fs: Any, s3_bucket: str, read_ahead: int) -> None:
+    """An empty object has no byte 0 (416 to a ranged GET): size 0, nothing to read."""
+    s3_fs.pipe_file(f"{s3_bucket}/empty", b"")
+    r = reader(s3_proxy, f"{s3_bucket}/empty", read_ahead=read_ahead)
+    assert r.read() == b"" and r.size == 0 and r.retries == 0
+
+
 def test_classification() -> None:
     from botocore.exceptions import ClientError
 
