@@ -244,6 +244,20 @@ def test_dali_epoch_left_early_does_not_leak_into_the_next(jpegs: list[bytes]) -
 
 @pytest.mark.dali
 @needs_dali
+@pytest.mark.parametrize("n", [3, 7])
+def test_dali_epochs_of_one_batch_through_one_loader(jpegs: list[bytes], n: int) -> None:
+    """Epochs shorter than DALI's queue (one batch) run one after another in a loader."""
+    dp = sd.IterableWrapper((jpegs * 2)[:n]).batch(8).decode_images(
+        backend="dali", device="cpu", crop=32)
+    pil = run((jpegs * 2)[:n], batch=8, backend="pillow", device="cpu", crop=32)[0]
+    loader = sd.DataLoader2(dp)
+    for _ in range(3):
+        (images,) = list(loader)
+        assert images.shape == (n, 3, 32, 32) and mad(images, pil) <= TOLERANCE
+
+
+@pytest.mark.dali
+@needs_dali
 @pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu,
                                                                       needs_gpu])])
 def test_dali_corrupt_jpeg_in_a_later_batch(jpegs: list[bytes], device: str) -> None:
