@@ -5,7 +5,8 @@ through DLPack. Labels stay aligned and become an int64 tensor.
 
 One DataLoader2 serves every epoch of a repetition, as a training loop keeps
 it: the first epoch pays worker start-up and the DALI build (which overlap),
-later ones reuse the workers and the pipeline."""
+later ones reuse the pipeline and, with ``persistent_workers``, the worker
+processes (as the standalone DALI pipeline keeps its reader)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,9 @@ def make(inputs: Inputs, threads: bool = False) -> Callable[[], Iterator]:
             if threads:
                 reading_service = sd.MultiThreadingReadingService(num_threads=inputs.num_workers)
             else:
-                reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
+                reading_service = sd.MultiProcessingReadingService(
+                    num_workers=inputs.num_workers, persistent_workers=True
+                )
             loaders.append(sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed))
             atexit.register(loaders[0].shutdown)
         yield from loaders[0]
