@@ -166,6 +166,7 @@ def test_sample_multiplexer_yields_everything_once_in_weighted_order():
     (lambda dp: dp.batch(0), "batch: batch_size must be an int >= 1, got 0"),
     (lambda dp: dp.batch("4"), "batch: batch_size must be an int, got '4'"),
     (lambda dp: dp.shuffle(-1), "shuffle: buffer_size must be an int >= 1, got -1"),
+    (lambda dp: dp.shuffle(10, initial=0), "shuffle: initial must be an int >= 1, got 0"),
     (lambda dp: dp.map(3), "map: fn must be callable, got 3"),
     (lambda dp: dp.map(double, output_col=1), "map: output_col needs input_col"),
     (lambda dp: dp.fork(0), "fork: num_instances must be an int >= 1"),
