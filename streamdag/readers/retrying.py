@@ -293,7 +293,7 @@ class RetryingReader(io.BufferedIOBase):
         """Keep ``read_ahead`` ranges requested beyond the one being consumed
         (once the size is known)."""
         with self._lock:
-            while (self.read_ahead and self._size is not None
+            while (self.read_ahead and self._size is not None and not self._stop.is_set()
                    and len(self._pending) < self.read_ahead and self._next < self._size):
                 start, end = self._next, min(self._next + self._grow(), self._size)
                 self._next = end
