@@ -86,9 +86,12 @@ class DataPipe(ReaderMethods, Generic[T]):
 
     # -- order and splitting --------------------------------------------
     def shuffle(self, buffer_size: int = 10000, initial: int = 100, *,
-                name: str | None = None) -> DataPipe[T]:
-        """Seeded buffer shuffle; a new order each epoch; emits from ``initial`` buffered on."""
-        return self._then("shuffle", {"buffer_size": buffer_size, "initial": initial}, name=name)
+                decode_late: bool = True, name: str | None = None) -> DataPipe[T]:
+        """Seeded buffer shuffle; a new order each epoch; emits from ``initial`` buffered on.
+        ``decode_late``: after a decode (and maps), buffer the samples still encoded and
+        decode them as they leave: the same output, several times less memory."""
+        return self._then("shuffle", {"buffer_size": buffer_size, "initial": initial,
+                                      "decode_late": decode_late}, name=name)
 
     def sharding_filter(self, *, name: str | None = None) -> DataPipe[T]:
         """Keep every n-th element for this worker (n = ranks x workers)."""

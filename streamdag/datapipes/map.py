@@ -24,6 +24,10 @@ class MapNode(RuntimeNode):
         if params.get("input_col") is None and params.get("output_col") is not None:
             raise ParamError("map: output_col needs input_col")
 
+    @staticmethod
+    def elementwise(params: Mapping[str, Any]) -> bool:
+        return True
+
     def setup(self) -> None:
         fn = framed(self.params["fn"], self)
         col = self.params.get("input_col")

@@ -22,6 +22,7 @@ from ..errors import NodeError, StreamdagError
 from ..reading_service.seeds import derive_seed
 from .counting import Tally, count_of, counted
 from .node import Node, walk
+from .plan import execution_plan
 from .registry import get_op
 
 
@@ -60,6 +61,9 @@ class RuntimeNode:
     #: yields only this worker's share (sharding_filter, a shardable reader):
     #: nodes after it draw per-worker seeds, and no worker duplicates its data
     splits_data: ClassVar[bool] = False
+    #: turns encoded data into larger decoded values: a shuffle after it holds
+    #: less if it runs before it (see plan.py)
+    decodes: ClassVar[bool] = False
 
     def __init__(self, spec: Node, inputs: list[RuntimeNode], graph: RuntimeGraph,
                  index: int, per_worker_seed: bool) -> None:
@@ -74,6 +78,12 @@ class RuntimeNode:
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
         """Check params at construction; raise ParamError naming the op."""
+
+    @staticmethod
+    def elementwise(params: Mapping[str, Any]) -> bool:
+        """One input, one output per input element computed from it alone,
+        no state: a shuffle after this node may run before it (plan.py)."""
+        return False
 
     def setup(self) -> None:
         """One-time initialisation (after params are set)."""
@@ -169,14 +179,16 @@ class RuntimeGraph:
         self.epoch = 0
         self.nodes: dict[str, RuntimeNode] = {}
         downstream_of_shard: set[str] = set()
-        for index, spec in enumerate(walk(output)):
+        position = {spec.id: index for index, spec in enumerate(walk(output))}
+        output = execution_plan(output)
+        for spec in walk(output):
             splits = is_sharding_point(spec)
             if splits or any(i.id in downstream_of_shard for i in spec.inputs):
                 downstream_of_shard.add(spec.id)
             cls = get_op(spec.op).runtime
             inputs = [self.nodes[i.id] for i in spec.inputs]
             per_worker = spec.id in downstream_of_shard and not splits
-            self.nodes[spec.id] = cls(spec, inputs, self, index, per_worker)
+            self.nodes[spec.id] = cls(spec, inputs, self, position[spec.id], per_worker)
         self.output = self.nodes[output.id]
         self.counting = False  # statistics: count the elements leaving the graph
         self._delivered = Tally()

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .counting import Tally
-from .params import check_int
+from .params import check_bool, check_int
 from .registry import register_op
 from .replay import Replayer, restore_source
 from .runtime import ResumableNode
@@ -30,6 +30,7 @@ class ShuffleNode(ResumableNode):
     def validate(params: Mapping[str, Any]) -> None:
         check_int("shuffle", "buffer_size", params.get("buffer_size"), minimum=1)
         check_int("shuffle", "initial", params.get("initial"), minimum=1, optional=True)
+        check_bool("shuffle", "decode_late", params.get("decode_late", True))
 
     def setup(self) -> None:
         super().setup()

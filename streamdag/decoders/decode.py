@@ -41,6 +41,12 @@ class DecodeNode(ErrorPolicy, RuntimeNode):
     decode makes the whole sample bad input (dropped under ``skip``/``warn``)."""
 
     passthrough = True
+    decodes = True
+
+    @staticmethod
+    def elementwise(params: Mapping[str, Any]) -> bool:
+        """Under skip/warn a bad sample is dropped: not one output per input."""
+        return params.get("on_error", "raise") == "raise"
 
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
