@@ -4,6 +4,7 @@ in threads of this process."""
 from __future__ import annotations
 
 import threading
+import time
 from functools import partial
 
 import pytest
@@ -89,3 +90,23 @@ def test_worker_threads_use_one_torch_thread_and_leave_the_main_threads_count():
     dp = sd.IterableWrapper(range(4)).sharding_filter().map(torch_threads)
     assert run_epoch(dp, reading_service=partial(MT, 2)) == [1, 1, 1, 1]
     assert torch.get_num_threads() == before
+
+
+SEEN: list[int] = []
+
+
+def record_worker_slow_first(x):
+    if x == 0:
+        time.sleep(0.05)  # the others would run meanwhile if they had started
+    SEEN.append(sd.get_worker_info().worker_id)
+    return x
+
+
+def test_other_threads_start_once_thread_0_sent_its_first_chunk():
+    """The first batch does not share the GIL: worker 0 runs alone until it
+    has sent a chunk, then the others start."""
+    SEEN.clear()
+    dp = sd.IterableWrapper(range(30)).sharding_filter().map(record_worker_slow_first)
+    assert run_epoch(dp, reading_service=partial(MT, 3)) == list(range(30))
+    assert SEEN[0] == 0
+    assert sorted(SEEN) == [0] * 10 + [1] * 10 + [2] * 10
