@@ -200,6 +200,21 @@ def test_non_utf8_line_in_readlines(tmp_path, policy, expected, skipped):
         run_epoch(sd.IterableWrapper([str(tmp_path / "t.txt")]).open_files().readlines())
 
 
+@pytest.mark.parametrize("mode", ["rb", "r"])
+def test_jsonl_byte_order_mark_opening_the_file_is_dropped(tmp_path, mode):
+    (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n')
+    dp = sd.IterableWrapper([str(tmp_path / "bom.jsonl")]).open_files(mode=mode).parse_jsonl()
+    assert list(dp) == [{"a": 1}, {"a": 2}]
+    assert assert_resumes(dp, stops=[0, 1, 2]) == [{"a": 1}, {"a": 2}]
+
+
+def test_a_bad_first_jsonl_line_is_skipped_alone(tmp_path):
+    (tmp_path / "r.jsonl").write_bytes(b'{bad\n{"a": 1}\n')
+    out, stats = run_with_stats(sd.IterableWrapper([str(tmp_path / "r.jsonl")]).open_files()
+                                .parse_jsonl(on_error="skip"))
+    assert out == [{"a": 1}] and stats["parse_jsonl"]["skipped"] == 1
+
+
 def test_empty_file_has_no_lines(tmp_path):
     (tmp_path / "e.jsonl").write_bytes(b"")
     out, stats = run_with_stats(sd.IterableWrapper([str(tmp_path / "e.jsonl")]).open_files()

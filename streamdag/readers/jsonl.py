@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator, Mapping
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 from ..datapipes.registry import register_op
 from .lines import LineReader, check_text_params
 
+_decode_json = json.JSONDecoder().decode  # json.loads less its per-call Python checks
+
 
 @register_op("parse_jsonl")
 class ParseJsonlNode(LineReader):
     """Elements: the parsed value of each non-blank line (``(path, value)``
-    with ``return_path``). ``json.loads`` reads the bytes directly (UTF-8,
-    -16 or -32), so the only Python call per line is the parse itself. An
+    with ``return_path``). Lines are decoded to text in C and parsed by the
+    decoder directly: ``json.loads`` of bytes would spend more Python time
+    per line sniffing the encoding than on the parse itself (W4: 2.5 -> 1.6
+    us per line). A UTF-8 byte-order mark opening the file is dropped. An
     invalid or undecodable line is bad input (reported with its line number)."""
 
     @staticmethod
@@ -23,9 +28,16 @@ class ParseJsonlNode(LineReader):
         check_text_params("parse_jsonl", params)
 
     def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
-        if self.params.get("encoding", "utf-8").lower().replace("-", "") != "utf8":
-            lines = self.decoded(lines)
-            values = map(json.loads, filter(str.strip, lines))
-        else:
-            values = map(json.loads, filter(str.strip if self._text else bytes.strip, lines))
+        if first_line == 1:
+            lines = _without_bom(lines)
+        values = map(_decode_json, filter(str.strip, self.decoded(lines)))
         return zip(repeat(self._path), values) if self.params.get("return_path") else values
+
+
+def _without_bom(lines: Iterator[Any]) -> Iterator[Any]:
+    """``lines`` with a UTF-8 byte-order mark taken off the first one."""
+    first = next(lines, None)
+    if first is None:
+        return lines
+    bom = codecs.BOM_UTF8 if isinstance(first, bytes) else "\ufeff"
+    return chain((first.removeprefix(bom),), lines)
