@@ -43,6 +43,12 @@ def test_lister_roots_file_glob_and_list(tree):
     assert rel == ["sub/d.txt", "sub/f.bin", "c.jsonl", "a.txt", "b.txt"]
 
 
+def test_lister_named_file_ignores_masks_and_empty_dir_lists_nothing(tree, tmp_path):
+    assert list(sd.FileLister(str(tree / "c.jsonl"), masks="*.txt")) == [str(tree / "c.jsonl")]
+    (tmp_path / "empty").mkdir()
+    assert list(sd.FileLister(str(tmp_path / "empty"))) == []
+
+
 def test_lister_missing_root_names_node(tmp_path):
     with pytest.raises(NodeError, match=r"file_lister node .*nope"):
         list(sd.FileLister(str(tmp_path / "nope")))
@@ -139,3 +145,19 @@ def test_s3_listing_and_reading(tmp_path, s3_fs, s3_bucket, s3_storage_options):
     dp = lister.open_files().load_from_tar().webdataset()
     full = assert_resumes(dp, stops=[0, 3, 8])
     assert [s["__key__"] for s in full] == [f"{i:06d}" for i in range(8)]
+
+
+@pytest.mark.s3
+@pytest.mark.timeout(60)
+def test_s3_listing_a_prefix_is_one_request(s3_fs, s3_bucket, s3_proxy):
+    """On an object store every round trip delays the first batch: listing a
+    prefix asks no HEAD and no 'is it a directory' first."""
+    from tests.support.s3 import storage_options
+
+    for name in ("b.tar", "a.tar", "notes.txt"):
+        s3_fs.pipe_file(f"{s3_bucket}/shards/{name}", b"x")
+    lister = sd.FileLister(f"s3://{s3_bucket}/shards/", masks="*.tar",
+                           storage_options=storage_options(s3_proxy.endpoint,
+                                                           skip_instance_cache=True))
+    assert list(lister) == [f"s3://{s3_bucket}/shards/{k}.tar" for k in "ab"]
+    assert [r.method for r in s3_proxy.requests] == ["GET"]

@@ -52,24 +52,29 @@ def list_files(roots: list[str], masks: list[str], recursive: bool,
     out: list[str] = []
     for root in roots:
         fs, path = url_to_fs(root, **(storage_options or {}))
+        found: set[str] = set()
         if _GLOB_CHARS.intersection(path):
-            tops = fs.glob(path)
-        elif fs.exists(path):
-            tops = [path]
+            for top in fs.glob(path):
+                found.update(_files_under(fs, top, masks, recursive))
         else:
-            raise FileNotFoundError(f"no such file or directory: {root!r}")
-        found = set()
-        for top in tops:
-            if fs.isdir(top):  # a named file is taken whatever its name; a directory's are masked
-                found.update(p for p in fs.find(top, maxdepth=None if recursive else 1)
-                             if any(fnmatch.fnmatch(posixpath.basename(p), m) for m in masks))
-            else:
-                found.add(top)
+            found.update(_files_under(fs, path, masks, recursive))
+            if not found and not fs.exists(path):
+                raise FileNotFoundError(f"no such file or directory: {root!r}")
         ordered = sorted(found)
         if not isinstance(fs, LocalFileSystem):
             ordered = [fs.unstrip_protocol(p) for p in ordered]
         out.extend(ordered)
     return out
+
+
+def _files_under(fs: Any, top: str, masks: list[str], recursive: bool) -> list[str]:
+    """A directory's files that match a mask, or ``top`` itself, whatever its
+    name, if it is a file. One listing: on an object store, asking first
+    whether ``top`` exists and is a directory costs two more round trips."""
+    files = fs.find(top, maxdepth=None if recursive else 1)
+    if files == [top]:
+        return files
+    return [p for p in files if any(fnmatch.fnmatch(posixpath.basename(p), m) for m in masks)]
 
 
 @register_op("file_lister", inputs=0)
