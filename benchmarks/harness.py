@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.data import REPO_ROOT
-from benchmarks.memory import INTERVAL, tree_kb
+from benchmarks.memory import INTERVAL, POLL_SHARE, tree_kb
 from benchmarks.workloads import Contender, Inputs, Workload, data_paths
 
 Log = Callable[[str], None]
@@ -58,10 +58,12 @@ def run_rep(workload: Workload, contender: Contender, inputs_path: Path, timeout
             )
             deadline = time.monotonic() + timeout
             while True:
+                polled = time.perf_counter()
                 pss, rss = tree_kb(proc.pid)
+                cost = time.perf_counter() - polled
                 peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
                 try:
-                    proc.wait(INTERVAL)
+                    proc.wait(max(INTERVAL, cost / POLL_SHARE))
                     break
                 except subprocess.TimeoutExpired:
                     if time.monotonic() > deadline:

@@ -9,8 +9,12 @@ PSS is the headline: it splits pages shared between processes (libraries,
 copy-on-write pages of forked DataLoader workers) among them, so the sum is the
 tree's real footprint. Summed RSS counts shared pages once per process and so
 overstates multi-process loaders against threaded ones (DALI); it is kept in the
-JSON. Reading smaps_rollup costs ~3 ms of kernel time per large process, hence a
-5 Hz poll (about 1% of one core). Polling can miss a spike shorter than the
+JSON. Reading smaps_rollup walks the process's page tables: 3 ms on a quiet
+machine, but 14-16 ms for a 400 MB tree on a busy 2-core VM, which at 5 Hz is
+7-8% of a core taken from contenders that use both cores (the floor, run on
+one core and scaled x2, leaves the poller the other). So the poll runs at
+most 5 Hz and sleeps at least 1 / ``POLL_SHARE`` times its own duration,
+using no more than 2% of one core. Polling can miss a spike shorter than the
 interval in a worker; the child process's own peak is exact (VmHWM), and the
 reported peak is the larger of the two.
 """
@@ -19,7 +23,8 @@ from __future__ import annotations
 
 import os
 
-INTERVAL = 0.2
+INTERVAL = 0.2  # seconds between polls, at least
+POLL_SHARE = 0.02  # of one core, at most
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 _HAS_CHILDREN_FILE = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
