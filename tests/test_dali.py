@@ -194,12 +194,41 @@ def test_dali_labels_and_fields_stay_aligned(jpegs: list[bytes]) -> None:
 @needs_dali
 def test_dali_batches_larger_than_the_pipeline_built_ahead(
         jpegs: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pipeline built before the first batch is rebuilt for a larger batch."""
+    """The pipeline built before the first batch (no batch node tells the
+    size) is rebuilt for a larger batch."""
     monkeypatch.setattr(dali_mod, "AHEAD_BATCH", 2)
-    d = run(jpegs * 2, batch=7, backend="dali", device="cpu", size=48, crop=40)
-    p = run(jpegs * 2, batch=7, backend="pillow", device="cpu", size=48, crop=40)
+    batches = [(jpegs * 2)[:7], (jpegs * 2)[7:]]
+
+    def decoded(backend: str) -> list[Any]:
+        return list(sd.IterableWrapper(batches).decode_images(
+            backend=backend, device="cpu", size=48, crop=40))
+
+    d, p = decoded("dali"), decoded("pillow")
     assert [t.shape[0] for t in d] == [7, 3]
     assert all(mad(a, b) <= TOLERANCE for a, b in zip(d, p, strict=True))
+
+
+@pytest.mark.dali
+@needs_dali
+@pytest.mark.parametrize("threads", [0, 2])
+def test_dali_pipeline_is_built_once_for_the_upstream_batch_size(
+        jpegs: list[bytes], threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch node upstream (through maps and the worker boundary) sizes the
+    pipeline built ahead: no second build once the first batch shows its size."""
+    sizes: list[int] = []
+    build = dali_mod.DecodeImagesNode._build
+
+    def counting_build(self: Any, batch_size: int) -> Any:
+        sizes.append(batch_size)
+        return build(self, batch_size)
+
+    monkeypatch.setattr(dali_mod.DecodeImagesNode, "_build", counting_build)
+    dp = (sd.IterableWrapper(jpegs * 3).sharding_filter().batch(5).map(list)
+          .decode_images(backend="dali", device="cpu", crop=32))
+    service = sd.MultiThreadingReadingService(threads) if threads else None
+    with sd.DataLoader2(dp, reading_service=service, seed=0) as loader:
+        assert sum(t.shape[0] for t in loader) == 3 * len(jpegs)
+    assert sizes == [5]
 
 
 @pytest.mark.dali

@@ -51,6 +51,7 @@ from ..datapipes.params import check_choice, check_int
 from ..datapipes.registry import register_op
 from ..datapipes.runtime import RuntimeNode
 from ..errors import ParamError, StreamdagError
+from ..reading_service.placement import upstream_batch_size
 from .image import decode_image as pillow_decode
 
 OP = "decode_images"
@@ -61,7 +62,7 @@ LAYOUTS = ("CHW", "HWC")
 IMAGE_KEYS = ("jpg", "jpeg", "png", "image", "img", "webp", "bmp")
 ENCODED = (bytes, bytearray, memoryview, np.ndarray)
 _NONE: Any = object()  # no saved state / end of input
-AHEAD_BATCH = 256  # batch size of a pipeline built before the first batch is seen
+AHEAD_BATCH = 256  # a pipeline built before the first batch, when no batch node says the size
 DALI_DEPTH = 2  # batches queued in DALI at once (its prefetch queue)
 
 
@@ -232,6 +233,9 @@ class DecodeImagesNode(RuntimeNode):
         self._next: Any = None  # Future of (pipeline, its batch size) built in a helper thread
         self._seen = 0  # the largest batch seen
         self._resized = False  # whether a pipeline sized to the batches seen was asked for
+        # the batch size the pipeline is built for before the first batch: a second
+        # build, sized to the batches seen, costs start-up and GPU memory
+        self._ahead = upstream_batch_size(self.spec.inputs[0]) or AHEAD_BATCH
         self._saved: Any = _NONE
 
     @staticmethod
@@ -270,7 +274,7 @@ class DecodeImagesNode(RuntimeNode):
         if self._dali is None and self._next is None:
             # Only now, after any fork: no thread may run DALI or CUDA code while a worker
             # process forks. The build overlaps the input's start-up.
-            self._next = self._build_later(self._seen or AHEAD_BATCH)
+            self._next = self._build_later(self._seen or self._ahead)
         return self._dali_batches(it)
 
     def _dali_batches(self, it: Iterator[Any]) -> Iterator[Any]:

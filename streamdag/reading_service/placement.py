@@ -12,7 +12,8 @@ boundary.
 In the main process the worker part is replaced by a ``_worker_stream``
 source, a runtime-only node that pulls the merged stream from the reading
 service and holds its resume state (each worker's state and the merge
-position) as its own."""
+position) as its own; its ``boundary`` param is the last worker node, for
+main-process nodes that look upstream (``upstream_batch_size``)."""
 
 from __future__ import annotations
 
@@ -117,8 +118,8 @@ def main_spec(output: Node, boundary: Node, source: StreamSource) -> Node:
     """``output``'s graph with the worker part (``boundary`` and everything
     upstream of it) replaced by one ``_worker_stream`` source."""
     worker_ids = {n.id for n in walk(boundary)}
-    stream = Node(STREAM_OP, {"source": weakref.ref(source)}, (), id=f"{STREAM_OP}-{boundary.id}",
-                  name="worker stream")
+    stream = Node(STREAM_OP, {"source": weakref.ref(source), "boundary": boundary}, (),
+                  id=f"{STREAM_OP}-{boundary.id}", name="worker stream")
     rebuilt: dict[str, Node] = {boundary.id: stream}
     for node in walk(output):
         if node.id in rebuilt:
@@ -171,3 +172,18 @@ def warn_if_unsharded(output: Node, total_workers: int, who: str) -> None:
            "them (duplicates). Add .sharding_filter() after listing/shuffling the shard "
            "files (splitting files, not samples).")
     warnings.warn(msg, ShardingWarning, stacklevel=4)
+
+
+def upstream_batch_size(node: Node) -> int | None:
+    """The size of the batches reaching the node fed by ``node``: the
+    ``batch_size`` of the nearest ``batch`` upstream through one-to-one
+    nodes (maps, collate, the worker boundary), or None if there is none."""
+    while True:
+        if node.op == "batch":
+            return node.params["batch_size"]
+        if node.op == STREAM_OP:
+            node = node.params["boundary"]
+        elif len(node.inputs) == 1 and get_op(node.op).runtime.passthrough:
+            node = node.inputs[0]
+        else:
+            return None
