@@ -65,9 +65,9 @@ def make_shard(index: int) -> bytes:
     return buf.getvalue()
 
 
-def decode(sample: dict[str, Any]) -> tuple[np.ndarray, int]:
-    image = np.load(io.BytesIO(sample["npy"]))
-    return image.transpose(2, 0, 1).astype(np.float32) / 255.0, int(sample["cls"])
+def to_example(sample: dict[str, Any]) -> tuple[np.ndarray, int]:
+    """A decoded sample (``decode()`` made the .npy an array, the .cls an int)."""
+    return sample["npy"].transpose(2, 0, 1).astype(np.float32) / 255.0, sample["cls"]
 
 
 def main() -> None:
@@ -96,7 +96,10 @@ def main() -> None:
         # retrying, read-ahead ranged reads (docs/s3.md); storage_options from the lister
         batches = (shards.open_files(retry={"chunk_size": 1 << 20})
                    .load_from_tar().webdataset()
-                   .map(decode).shuffle(buffer_size=256).batch(32, drop_last=True).collate())
+                   .decode().map(to_example)
+                   # buffers the samples still encoded; they are decoded as they leave it
+                   .shuffle(buffer_size=256)
+                   .batch(32, drop_last=True).collate())
 
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 3, 10))
         optim = torch.optim.SGD(model.parameters(), lr=0.05)
