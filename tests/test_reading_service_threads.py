@@ -110,3 +110,14 @@ def test_other_threads_start_once_thread_0_sent_its_first_chunk():
     assert run_epoch(dp, reading_service=partial(MT, 3)) == list(range(30))
     assert SEEN[0] == 0
     assert sorted(SEEN) == [0] * 10 + [1] * 10 + [2] * 10
+
+
+def is_odd(x: int) -> bool:
+    return x % 2 == 1
+
+
+def test_other_threads_start_when_thread_0_yields_nothing():
+    """Thread 0's empty pass still lets the others start (no hang), every epoch."""
+    dp = sd.IterableWrapper(range(6)).sharding_filter().filter(is_odd)
+    with sd.DataLoader2(dp, reading_service=MT(2), seed=0) as loader:
+        assert [list(loader) for _ in range(2)] == [[1, 3, 5], [1, 3, 5]]
