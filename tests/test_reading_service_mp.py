@@ -232,6 +232,25 @@ def _big_sample(i):
             np.full((300, 100), i, dtype=np.float32), torch.tensor([i, i]))
 
 
+def test_reused_shared_memory_never_overwrites_what_the_loop_keeps():
+    """Workers write into segments the loop dropped; kept ones stay intact
+    over two epochs (every 7th sample kept, a slice of every 5th)."""
+    dp = sd.IterableWrapper(range(60)).sharding_filter().map(_big_sample)
+    kept = []
+    with sd.DataLoader2(dp, reading_service=MP(2, persistent_workers=True)) as loader:
+        for _ in range(2):
+            for tensor, array, _small in loader:
+                i = int(array[0, 0])
+                assert int(tensor.min()) == int(tensor.max()) == i
+                if i % 7 == 0:
+                    kept.append((i, tensor, array))
+                elif i % 5 == 0:
+                    kept.append((i, tensor[3, 1], array[7:9]))
+    assert [i for i, _, _ in kept] == [i for i in range(60) if i % 7 == 0 or i % 5 == 0] * 2
+    for i, tensor, array in kept:
+        assert (tensor == i).all() and (array == i).all()
+
+
 def test_small_elements_travel_in_chunks(monkeypatch):
     """Far fewer messages than elements (no queue put per element)."""
     counted = []

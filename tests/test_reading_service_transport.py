@@ -1,25 +1,54 @@
 """The process transport: arrays and tensors round-trip exactly; large ones
-through anonymous shared memory (no /dev/shm names), every descriptor closed."""
+through anonymous shared memory (no /dev/shm names), every descriptor closed;
+a segment is written again only after the main process dropped every view of it."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 
 import numpy as np
 import pytest
 import torch
 
 from streamdag.reading_service import transport
+from streamdag.reading_service.segments import MAX_FREE, SegmentPool, SegmentViews
+
+
+class Link:
+    """Both ends of one worker's connection: the worker's segment pool, the
+    main process's views of it."""
+
+    def __init__(self):
+        self.main, self.worker = multiprocessing.Pipe(duplex=True)
+        self.main_sock, self.worker_sock = map(transport.socket_of, (self.main, self.worker))
+        self.pool, self.views = SegmentPool(), SegmentViews()
+
+    def send(self, value):
+        message = transport.encode(value, self.pool)
+        new_fds = len(message.fds)
+        transport.send(self.worker, self.worker_sock, message)
+        return new_fds
+
+    def receive(self):
+        return transport.receive(self.main, self.main_sock, self.views)
+
+    def give_back(self):
+        """What the main process's pool does before each wait: released ids to the worker."""
+        self.pool.give_back(self.views.take_released())
+
+    def close(self):
+        self.pool.close()
+        for closable in (self.main, self.worker, self.main_sock, self.worker_sock):
+            closable.close()
 
 
 @pytest.fixture
-def pair():
-    a, b = multiprocessing.Pipe(duplex=True)
-    sa, sb = transport.socket_of(a), transport.socket_of(b)
-    yield (a, sa), (b, sb)
-    for closable in (a, b, sa, sb):
-        closable.close()
+def link():
+    link = Link()
+    yield link
+    link.close()
 
 
 def open_fds():
@@ -46,30 +75,80 @@ def same(x, y):
     return x.dtype == y.dtype and x.shape == y.shape and (x == y).all()
 
 
-def test_round_trip_of_arrays_and_tensors(pair):
-    (a, sa), (b, sb) = pair
+def test_round_trip_of_arrays_and_tensors(link):
     fds = open_fds()
-    message = transport.encode(VALUES)
-    assert len(message.fds) == 5  # the five values of 64 KiB or more
-    transport.send(b, sb, message)
-    got = transport.receive(a, sa)
+    assert link.send(VALUES) == 5  # the five values of 64 KiB or more, in new segments
+    got = link.receive()
     assert all(same(VALUES[k], got[k]) for k in VALUES)
     del got
+    link.give_back()
+    link.pool.close()
+    link.views.forget(list(range(5)))
     assert open_fds() == fds
 
 
-def test_large_values_are_mapped_not_copied(pair):
-    (a, sa), (b, sb) = pair
-    transport.send(b, sb, transport.encode([torch.zeros(1 << 20, dtype=torch.uint8)]))
-    (tensor,) = transport.receive(a, sa)
+def test_large_values_are_mapped_not_copied(link):
+    link.send([torch.zeros(1 << 20, dtype=torch.uint8)])
+    (tensor,) = link.receive()
     tensor += 1  # writable, backed by the shared mapping
     assert int(tensor.sum()) == 1 << 20
 
 
-def test_plain_python_data_passes_through_pickle(pair):
-    (a, sa), (b, sb) = pair
+def test_plain_python_data_passes_through_pickle(link):
     value = [{"text": "x" * 100, "ids": list(range(1000))}, (1, 2.5, None)]
-    message = transport.encode(value)
-    assert message.fds == []
-    transport.send(b, sb, message)
-    assert transport.receive(a, sa) == value
+    assert link.send(value) == 0
+    assert link.receive() == value
+
+
+def batch(fill, n=300_000):
+    return torch.full((n,), fill, dtype=torch.uint8)
+
+
+def test_a_segment_is_reused_once_the_main_process_dropped_it(link):
+    assert link.send([batch(1)]) == 1
+    (first,) = link.receive()
+    view = first[10:20]
+    del first
+    link.give_back()
+    assert link.send([batch(2)]) == 1  # a slice still views the segment: a new one
+    assert torch.equal(view, batch(1, 10))
+    (second,) = link.receive()
+    del view, second
+    link.give_back()
+    assert link.send([batch(3), batch(4, 200_000)]) == 0  # both fit segments given back
+    third, fourth = link.receive()
+    assert torch.equal(third, batch(3)) and torch.equal(fourth, batch(4, 200_000))
+
+
+def test_arrays_held_by_the_main_process_are_never_overwritten(link):
+    held = []
+    for i in range(10):
+        link.send({"image": batch(i), "array": np.full(100_000, i, dtype=np.int32)})
+        held.append(link.receive())
+        link.give_back()
+    assert all(torch.equal(m["image"], batch(i)) and (m["array"] == i).all()
+               for i, m in enumerate(held))
+
+
+def test_free_segments_beyond_the_cap_are_unmapped_on_both_sides(link):
+    fds = open_fds()
+    link.send([batch(i) for i in range(MAX_FREE + 3)])
+    got = link.receive()
+    del got
+    link.give_back()  # all given back: the oldest 3 are retired by the worker
+    assert len(link.pool.retired) == 3
+    link.send("next message names them")
+    assert link.receive() == "next message names them"
+    # each side maps the segments kept, and only them (a mapping holds a descriptor)
+    assert open_fds() == fds + 2 * MAX_FREE
+    link.pool.close()
+    link.views.forget(list(range(MAX_FREE + 3)))
+    assert open_fds() == fds
+
+
+def test_a_message_that_fails_to_pickle_gives_its_segments_back(link):
+    fds = open_fds()
+    with pytest.raises(TypeError):
+        transport.encode([batch(1), threading.Lock()], link.pool)
+    assert open_fds() == fds + 1  # the message's descriptor closed, the pool's mapping kept
+    assert link.send([batch(2)]) == 0  # and the segment free again

@@ -1,6 +1,10 @@
 """Worker processes: starting them, talking to them, noticing their death,
 and stopping them without leaving orphans.
 
+Besides the commands of ``worker.py``, the main process sends
+``(RELEASE, segment ids)``: shared-memory segments it no longer uses, which the
+worker's channel takes in (``segments.py``) before its loop sees a command.
+
 Each worker has one Unix socket pair with the main process (commands one way,
 chunks and shared-memory descriptors the other). The main process keeps only
 its end; a worker keeps only its own: under fork it closes the main-side ends
@@ -29,12 +33,14 @@ from ..datapipes.node import Node, walk
 from ..datapipes.runtime import RuntimeGraph, WorkerContext
 from ..errors import ParamError
 from . import transport
+from .segments import SegmentPool, SegmentViews
 from .errors import WorkerDiedError
 from .intra_op import one_torch_thread
 from .worker import SHUTDOWN, WorkerLoop, set_worker_info
 
 _PARENT_CHECK_S = 1.0
 _STOP_GRACE_S = 1.0
+RELEASE = "release"
 
 
 def process_main(spec: Node, context: WorkerContext, conn: Connection,
@@ -66,13 +72,15 @@ def process_main(spec: Node, context: WorkerContext, conn: Connection,
 class _Channel:
     """Worker side of the socket. Messages are pickled by the worker's main
     thread and written by a sender thread, so a message larger than the socket
-    buffer does not stall the pipeline while the main process is busy."""
+    buffer does not stall the pipeline while the main process is busy.
+    Segments the main process gives back are taken in by ``recv``."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.sock = transport.socket_of(conn)
         self.parent = os.getppid()
         self.torch_capped = False
+        self.segments = SegmentPool()
         self.outbox: queue.SimpleQueue[transport.Encoded | None] = queue.SimpleQueue()
         self.sender = threading.Thread(target=self._send_loop, daemon=True,
                                        name="streamdag-sender")
@@ -81,9 +89,14 @@ class _Channel:
     def send(self, message: tuple) -> None:
         if not self.torch_capped:  # a node may import torch mid-pass
             self.torch_capped = one_torch_thread()
-        self.outbox.put(transport.encode(message))
+        self.outbox.put(transport.encode(message, self.segments))
 
     def recv(self, block: bool) -> tuple | None:
+        while (command := self._recv(block)) is not None and command[0] == RELEASE:
+            self.segments.give_back(command[1])
+        return command
+
+    def _recv(self, block: bool) -> tuple | None:
         try:
             if not block:
                 return self.conn.recv() if self.conn.poll() else None
@@ -104,6 +117,7 @@ class _Channel:
     def close(self) -> None:
         self.outbox.put(None)
         self.sender.join(_STOP_GRACE_S)
+        self.segments.close()
 
 
 def _exit_now() -> None:
@@ -144,6 +158,7 @@ class ProcessPool:
                 _explain_unpicklable(spec, worker_init_fn, mp_context.get_start_method(), exc)
             raise
         self._socks.extend(transport.socket_of(conn) for conn in self._conns)
+        self._views = [SegmentViews() for _ in self._conns]
         self._waitables = {conn: i for i, conn in enumerate(self._conns)}
         self._waitables.update({proc.sentinel: i for i, proc in enumerate(self._procs)})
 
@@ -159,6 +174,9 @@ class ProcessPool:
 
     def recv(self, timeout: float | None) -> list[tuple]:
         """Messages that arrived within ``timeout`` seconds (maybe none)."""
+        for worker, views in enumerate(self._views):
+            if released := views.take_released():
+                self.send(worker, (RELEASE, released))
         ready = wait(list(self._waitables), timeout)
         for obj in ready:
             if not isinstance(obj, Connection):
@@ -167,7 +185,8 @@ class ProcessPool:
         for conn in ready:
             worker = self._waitables[conn]
             try:
-                messages.append(transport.receive(conn, self._socks[worker]))
+                messages.append(transport.receive(conn, self._socks[worker],
+                                                  self._views[worker]))
             except (EOFError, OSError):
                 self._died(worker)
         return messages

@@ -1,20 +1,20 @@
 """Moving chunks of elements from a worker process to the main process.
 
 A message is pickled once in the worker. Tensors and numpy arrays of at least
-``SHM_MIN_BYTES`` are copied once into an anonymous shared-memory file
-(``memfd_create``: no name in /dev/shm, so nothing can leak when a process
-dies) and only the file descriptor travels, over the same Unix socket as the
-bytes (SCM_RIGHTS). The main process maps it and builds the tensor or array on
-the mapping without copying. Smaller arrays and tensors are pickled inline:
-for them a copy is cheaper than passing a descriptor.
+``SHM_MIN_BYTES`` are copied once into a shared-memory segment (an anonymous
+``memfd``: no name in /dev/shm, so nothing can leak when a process dies) that
+the worker reuses once the main process is done with it (``segments.py``); a
+new segment's file descriptor travels over the same Unix socket as the bytes
+(SCM_RIGHTS). The main process builds the tensor or array on its mapping of
+the segment without copying. Smaller arrays and tensors are pickled inline:
+for them a copy is cheaper than a segment.
 
-Wire format: ``send_bytes(<u32 fd count> + pickle)`` then the descriptors in
-groups of at most ``_FDS_PER_MSG``."""
+Wire format: ``send_bytes(<u32 fd count> + pickle((retired ids, message)))``
+then the new descriptors in groups of at most ``_FDS_PER_MSG``."""
 
 from __future__ import annotations
 
 import io
-import mmap
 import os
 import pickle
 import socket
@@ -25,6 +25,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
 
+from .segments import SegmentPool, SegmentViews
+
 SHM_MIN_BYTES = 64 * 1024
 _FDS_PER_MSG = 250  # below the kernel's SCM_MAX_FD (253)
 _HEADER = struct.Struct("<I")
@@ -32,8 +34,8 @@ _incoming = threading.local()
 
 
 class Encoded:
-    """A pickled message and the shared-memory descriptors it refers to (owned
-    by this object: closed once sent)."""
+    """A pickled message and the descriptors of the new segments it uses
+    (owned by this object: closed once sent)."""
 
     __slots__ = ("data", "fds")
 
@@ -47,30 +49,35 @@ class Encoded:
             os.close(fd)
 
 
-def encode(obj: Any) -> Encoded:
+def encode(obj: Any, pool: SegmentPool) -> Encoded:
+    """Pickle ``obj``, large arrays and tensors into segments of ``pool``."""
     buf = io.BytesIO()
     buf.write(_HEADER.pack(0))
-    pickler = _Pickler(buf)
+    pickler = _Pickler(buf, pool)
     try:
-        pickler.dump(obj)
+        pickler.dump((pool.retired, obj))
     except BaseException:
+        pool.give_back(pickler.taken)
         Encoded(memoryview(b""), pickler.fds).close()
         raise
+    pool.retired = []  # named in this message
     data = buf.getbuffer()
     _HEADER.pack_into(data, 0, len(pickler.fds))
     return Encoded(data, pickler.fds)
 
 
-def decode(data: memoryview | bytes, fds: list[int]) -> Any:
-    """Unpickle a message; its descriptors are mapped where referenced and
-    always closed."""
-    _incoming.fds = fds
+def decode(data: memoryview | bytes, fds: list[int], views: SegmentViews) -> Any:
+    """Unpickle a message: new segments are mapped, retired ones forgotten,
+    and the descriptors always closed."""
+    _incoming.fds, _incoming.views = fds, views
     try:
-        return pickle.loads(memoryview(data)[_HEADER.size:])
+        retired, obj = pickle.loads(memoryview(data)[_HEADER.size:])
     finally:
-        _incoming.fds = None
+        _incoming.fds = _incoming.views = None
         for fd in fds:
             os.close(fd)
+    views.forget(retired)
+    return obj
 
 
 def send(conn: Connection, sock: socket.socket, message: Encoded) -> None:
@@ -84,7 +91,7 @@ def send(conn: Connection, sock: socket.socket, message: Encoded) -> None:
         message.close()
 
 
-def receive(conn: Connection, sock: socket.socket) -> Any:
+def receive(conn: Connection, sock: socket.socket, views: SegmentViews) -> Any:
     """Read and decode one message written by ``send``."""
     data = conn.recv_bytes()
     count = _HEADER.unpack_from(data)[0]
@@ -96,7 +103,7 @@ def receive(conn: Connection, sock: socket.socket) -> Any:
         for fd in fds:
             os.close(fd)
         raise
-    return decode(data, fds)
+    return decode(data, fds, views)
 
 
 def socket_of(conn: Connection) -> socket.socket:
@@ -105,13 +112,15 @@ def socket_of(conn: Connection) -> socket.socket:
 
 
 class _Pickler(pickle.Pickler):
-    """Pickles large tensors and arrays into shared memory. ``reducer_override``
+    """Pickles large tensors and arrays into shared segments. ``reducer_override``
     is not called for ints, strings, lists, tuples or dicts, so plain Python
     data pickles at full C speed."""
 
-    def __init__(self, file: io.BytesIO) -> None:
+    def __init__(self, file: io.BytesIO, pool: SegmentPool) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.pool = pool
         self.fds: list[int] = []
+        self.taken: list[int] = []
         self._np = sys.modules.get("numpy")
         torch = sys.modules.get("torch")
         self._tensor = torch.Tensor if torch is not None else None
@@ -124,26 +133,25 @@ class _Pickler(pickle.Pickler):
             return self._reduce_tensor(obj)
         return NotImplemented
 
-    def _shared(self, nbytes: int) -> tuple[int, mmap.mmap]:
-        fd = os.memfd_create("streamdag", os.MFD_CLOEXEC)
-        try:
-            os.ftruncate(fd, nbytes)
-            mapping = mmap.mmap(fd, nbytes)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fds.append(fd)
-        return len(self.fds) - 1, mapping
+    def _segment(self, nbytes: int) -> tuple[Any, tuple[int, int, int, int]]:
+        """A segment for ``nbytes`` and how the main process finds it:
+        (segment id, index of its descriptor in this message or -1, capacity, nbytes)."""
+        segment, fd = self.pool.take(nbytes)
+        self.taken.append(segment.id)
+        index = -1
+        if fd is not None:
+            self.fds.append(fd)
+            index = len(self.fds) - 1
+        return segment.mapping, (segment.id, index, segment.capacity, nbytes)
 
     def _reduce_array(self, array: Any) -> Any:
         if array.dtype.hasobject or array.nbytes < SHM_MIN_BYTES:
             return NotImplemented
-        index, mapping = self._shared(array.nbytes)
+        mapping, where = self._segment(array.nbytes)
         view = self._np.frombuffer(mapping, dtype=array.dtype, count=array.size)
         self._np.copyto(view.reshape(array.shape), array)
         del view
-        mapping.close()
-        return (_rebuild_array, (index, array.nbytes, array.dtype, array.shape))
+        return (_rebuild_array, (where, array.dtype, array.shape))
 
     def _reduce_tensor(self, tensor: Any) -> Any:
         torch = sys.modules["torch"]
@@ -155,29 +163,32 @@ class _Pickler(pickle.Pickler):
             flat = tensor.detach().contiguous().reshape(-1)
             data = flat.view(torch.uint8).numpy().tobytes()
             return (_rebuild_small_tensor, (data, tensor.dtype, tuple(tensor.shape)))
-        index, mapping = self._shared(nbytes)
+        mapping, where = self._segment(nbytes)
         view = torch.frombuffer(mapping, dtype=tensor.dtype, count=tensor.numel())
         view.view(tensor.shape).copy_(tensor.detach())
         del view
-        mapping.close()
-        return (_rebuild_tensor, (index, nbytes, tensor.dtype, tuple(tensor.shape)))
+        return (_rebuild_tensor, (where, tensor.dtype, tuple(tensor.shape)))
 
 
-def _mapping(index: int, nbytes: int) -> mmap.mmap:
-    """Map descriptor ``index`` of the message being decoded."""
-    return mmap.mmap(_incoming.fds[index], nbytes)
+def _bytes_of(where: tuple[int, int, int, int]) -> Any:
+    """A uint8 array on the segment a message refers to (mapped first if new)."""
+    segment_id, index, capacity, nbytes = where
+    views = _incoming.views
+    if index >= 0:
+        views.add(segment_id, _incoming.fds[index], capacity)
+    return views.array(segment_id, nbytes)
 
 
-def _rebuild_array(index: int, nbytes: int, dtype: Any, shape: tuple[int, ...]) -> Any:
-    import numpy as np
+def _rebuild_array(where: tuple[int, int, int, int], dtype: Any,
+                   shape: tuple[int, ...]) -> Any:
+    return _bytes_of(where).view(dtype).reshape(shape)
 
-    return np.frombuffer(_mapping(index, nbytes), dtype=dtype).reshape(shape)
 
-
-def _rebuild_tensor(index: int, nbytes: int, dtype: Any, shape: tuple[int, ...]) -> Any:
+def _rebuild_tensor(where: tuple[int, int, int, int], dtype: Any,
+                    shape: tuple[int, ...]) -> Any:
     import torch
 
-    return torch.frombuffer(_mapping(index, nbytes), dtype=dtype).view(shape)
+    return torch.from_numpy(_bytes_of(where)).view(dtype).view(shape)
 
 
 def _rebuild_small_tensor(data: bytes, dtype: Any, shape: tuple[int, ...]) -> Any:

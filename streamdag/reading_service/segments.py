@@ -1,0 +1,117 @@
+"""Shared-memory segments that go back and forth between a worker process
+and the main process instead of being made anew for every batch.
+
+A fresh ``memfd`` segment costs a page fault and a zeroed page per 4 KiB on
+both sides: for a 9.6 MB batch of images, 5 ms in the worker against 1 ms to
+copy into a segment already mapped (measured on W2's 64x3x224x224 uint8
+batches). So each worker keeps the segments it made, and the main process
+keeps them mapped:
+
+- the worker copies a tensor into a free segment that fits (or makes one and
+  sends its descriptor once, with the message that first uses it);
+- the main process builds the tensor on its mapping of the segment; when
+  the last tensor or array using it is garbage (a ``weakref.finalize`` on the
+  numpy array the tensor is built on), the segment's id goes back to the
+  worker, which may write into it again;
+- a worker keeps at most ``MAX_FREE`` free segments; it unmaps the others and
+  names them in its next message, so the main process unmaps them too.
+
+Nothing the user still holds is ever overwritten: a segment is reused only
+after every tensor and array viewing it is gone."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import sys
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+MAX_FREE = 4
+_PAGE = mmap.PAGESIZE
+
+
+@dataclass
+class _Segment:
+    id: int
+    mapping: mmap.mmap
+    capacity: int
+
+
+class SegmentPool:
+    """Worker side: segments by id, and which of them the main process gave back."""
+
+    def __init__(self) -> None:
+        self._segments: dict[int, _Segment] = {}
+        self._free: deque[int] = deque()  # oldest first
+        self._next_id = 0
+        self.retired: list[int] = []  # unmapped here, to be named in the next message
+
+    def take(self, nbytes: int) -> tuple[_Segment, int | None]:
+        """A segment of at least ``nbytes`` (and less than twice that) and, if
+        it is new, its descriptor, which the caller sends and closes."""
+        fits = [i for i in self._free if nbytes <= self._segments[i].capacity < 2 * nbytes]
+        if fits:
+            best = min(fits, key=lambda i: self._segments[i].capacity)
+            self._free.remove(best)
+            return self._segments[best], None
+        capacity = -(-nbytes // _PAGE) * _PAGE
+        fd = os.memfd_create("streamdag", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, capacity)
+            segment = _Segment(self._next_id, mmap.mmap(fd, capacity), capacity)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._segments[segment.id] = segment
+        self._next_id += 1
+        return segment, fd
+
+    def give_back(self, ids: list[int]) -> None:
+        """Segments the main process no longer uses (or that a failed send never
+        delivered) become free; the oldest beyond ``MAX_FREE`` are retired."""
+        for i in ids:
+            if i in self._segments:
+                self._free.append(i)
+        while len(self._free) > MAX_FREE:
+            retired = self._segments.pop(self._free.popleft())
+            retired.mapping.close()
+            self.retired.append(retired.id)
+
+    def close(self) -> None:
+        for segment in self._segments.values():
+            segment.mapping.close()
+        self._segments.clear()
+        self._free.clear()
+
+
+class SegmentViews:
+    """Main side, one per worker: the worker's segments mapped, and the ids of
+    those no longer viewed, to give back. ``released`` is appended to by
+    finalizers, which may run in any thread; only ``take_released`` drains it."""
+
+    def __init__(self) -> None:
+        self._mappings: dict[int, mmap.mmap] = {}
+        self.released: deque[int] = deque()
+
+    def add(self, segment_id: int, fd: int, capacity: int) -> None:
+        self._mappings[segment_id] = mmap.mmap(fd, capacity)
+
+    def forget(self, ids: list[int]) -> None:
+        """Segments the worker retired: unmapped once no view is left."""
+        for i in ids:
+            self._mappings.pop(i, None)
+
+    def array(self, segment_id: int, nbytes: int) -> Any:
+        """A uint8 numpy array on the segment's first ``nbytes``; the segment
+        is released when that array (and so every view of it) is garbage."""
+        np = sys.modules.get("numpy") or __import__("numpy")
+        array = np.frombuffer(self._mappings[segment_id], dtype=np.uint8, count=nbytes)
+        weakref.finalize(array, self.released.append, segment_id)
+        return array
+
+    def take_released(self) -> list[int]:
+        released = self.released
+        return [released.popleft() for _ in range(len(released))]
