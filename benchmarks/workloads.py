@@ -128,7 +128,7 @@ WORKLOADS: dict[str, Workload] = {
                 C("torch-mapstyle", "w2_mapstyle", "anchor"),
                 C("dali-cpu", "w2_dali", "anchor"),
                 C("streamdag", "w2_streamdag", "streamdag"),
-                C("streamdag-processes", "w2_streamdag_processes", "streamdag"),
+                C("streamdag-threads", "w2_streamdag_threads", "streamdag"),
             ),
         ),
         Workload(

@@ -1,6 +1,6 @@
-"""W2 streamdag: the workload's pipeline as DataPipes, run by 2 worker threads
-(the service docs/reading-services.md recommends for image pipelines);
-``w2_streamdag_processes`` runs the same graph in 2 worker processes.
+"""W2 streamdag: the workload's pipeline as DataPipes, run by 2 worker processes
+(the service docs/reading-services.md recommends for Pillow image pipelines);
+``w2_streamdag_threads`` runs the same graph in 2 worker threads.
 
 Shard files (not samples) are shuffled and split across workers; members are
 grouped into samples, decoded by extension with the shared transform, shuffled
@@ -73,7 +73,7 @@ def setup_imports() -> Any:
     return sd
 
 
-def make(inputs: Inputs, threads: bool = True) -> Callable[[], Iterator]:
+def make(inputs: Inputs, threads: bool = False) -> Callable[[], Iterator]:
     sd = setup_imports()
 
     def epoch() -> Iterator:

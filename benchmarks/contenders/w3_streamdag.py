@@ -1,7 +1,7 @@
 """W3 streamdag from S3: the W2 pipeline with the shards in a moto server bucket
 on 127.0.0.1, opened with ``open_files(retry=True)`` (retrying, read-ahead
 streams with their default sizes, docs/s3.md), run by the same reading service
-as the W2 streamdag contender (2 worker threads), its reference.
+as the W2 streamdag contender (2 worker processes), its reference.
 
 ``make`` (untimed setup) starts ``python -m moto.server`` on a free port,
 uploads the W2 shards and stops the server at exit. The server is a child of
@@ -66,7 +66,6 @@ def make(inputs: Inputs) -> Callable[[], Iterator]:
             .shuffle()
             .sharding_filter()
         )
-        return run_in_workers(image_batches(dp.open_files(retry=True), inputs), inputs,
-                              threads=True)
+        return run_in_workers(image_batches(dp.open_files(retry=True), inputs), inputs)
 
     return epoch

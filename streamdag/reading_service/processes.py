@@ -33,9 +33,9 @@ from ..datapipes.node import Node, walk
 from ..datapipes.runtime import RuntimeGraph, WorkerContext
 from ..errors import ParamError
 from . import transport
-from .segments import SegmentPool, SegmentViews
 from .errors import WorkerDiedError
 from .intra_op import one_torch_thread
+from .segments import SegmentPool, SegmentViews
 from .worker import SHUTDOWN, WorkerLoop, set_worker_info
 
 _PARENT_CHECK_S = 1.0

@@ -1,4 +1,4 @@
-"""W2 streamdag in 2 worker processes: the same graph as ``w2_streamdag``."""
+"""W2 streamdag in 2 worker threads: the same graph as ``w2_streamdag``."""
 
 from __future__ import annotations
 
@@ -9,4 +9,4 @@ from benchmarks.workloads import Inputs
 
 
 def make(inputs: Inputs) -> Callable[[], Iterator]:
-    return w2_streamdag.make(inputs, threads=False)
+    return w2_streamdag.make(inputs, threads=True)
