@@ -36,6 +36,11 @@ class ReadingService(ABC):
         """The base seed all ranks use (distributed services broadcast rank 0's)."""
         return seed
 
+    def prepare_epoch(self, base_seed: int, epoch: int) -> None:
+        """A hint, given when an epoch ends: the next one is most likely
+        ``epoch`` with ``base_seed``. A service may start it now; it must give
+        the same elements whatever the next ``epoch()`` call asks for."""
+
     @abstractmethod
     def shutdown(self) -> None:
         """Release workers, threads and files. Idempotent."""

@@ -49,6 +49,7 @@ class DataLoader2(Generic[T]):
         self._next_epoch = 0
         self._pending: dict | None = None
         self._current: dict | None = None  # epoch, base seed, yielded, done
+        self._drawn: tuple[int, int] | None = None  # (epoch, seed) drawn ahead
         self._closed = False
 
     def seed(self, seed: int) -> None:
@@ -71,9 +72,7 @@ class DataLoader2(Generic[T]):
             if pending is not None:
                 epoch = pending["epoch"] + 1
         if base_seed is None:
-            base_seed = (derive_seed(self._seed, epoch) if self._seed is not None
-                         else draw_base_seed())
-            base_seed = self.reading_service.agree_seed(base_seed)
+            base_seed = self.reading_service.agree_seed(self._base_seed(epoch))
         self._next_epoch = epoch + 1
         current = {"epoch": epoch, "seed": base_seed, "yielded": yielded, "done": False,
                    "graph": graph_state}
@@ -89,6 +88,27 @@ class DataLoader2(Generic[T]):
             yield item
         if self._current is current:
             current["done"] = True
+            self._announce_next_epoch()
+
+    def _announce_next_epoch(self) -> None:
+        """Tell the service which epoch comes next, with its seed, so that it
+        may start it now (a loader without a seed draws it here, not at iter())."""
+        if self._pending is not None:
+            return
+        epoch = self._next_epoch
+        if self._seed is None:
+            self._drawn = (epoch, draw_base_seed())
+            seed = self._drawn[1]
+        else:
+            seed = derive_seed(self._seed, epoch)
+        self.reading_service.prepare_epoch(seed, epoch)
+
+    def _base_seed(self, epoch: int) -> int:
+        """The seed of ``epoch`` before ranks agree on it."""
+        if self._seed is not None:
+            return derive_seed(self._seed, epoch)
+        drawn, self._drawn = self._drawn, None
+        return drawn[1] if drawn is not None and drawn[0] == epoch else draw_base_seed()
 
     def stats(self, all_ranks: bool = False) -> PipelineStats:
         """Per-node statistics since the loader started, summed over this

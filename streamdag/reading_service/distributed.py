@@ -71,6 +71,9 @@ class DistributedReadingService(ReadingService):
         _distributed().broadcast(tensor, src=0, group=self._group)
         return self._inner.agree_seed(int(tensor.item()))
 
+    def prepare_epoch(self, base_seed: int, epoch: int) -> None:
+        self._inner.prepare_epoch(base_seed, epoch)
+
     def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
         inner_state, skip = None, 0
         if state is not None:

@@ -35,15 +35,19 @@ class MultiThreadingReadingService(WorkerService):
 
 class ThreadPool:
     """Threads of one process share the GIL: started together, every thread
-    slows the one the first batch comes from. So a pass starts in worker 0
-    first, and in the others once worker 0 has sent its first message, a
-    chunk (maybe empty, when its pass yields nothing) or an error. W2, first
-    batch: 0.11-0.15 s staggered, 0.13-0.21 s started together."""
+    slows the one the first batch comes from. So the pool's first pass starts
+    in worker 0 first, and in the others once worker 0 has sent its first
+    message, a chunk (maybe empty, when its pass yields nothing) or an error.
+    W2, first batch: 0.11-0.15 s staggered, 0.13-0.21 s started together.
+    Later passes start together: the next epoch's starts when one ends
+    (``prepare_epoch``), when nobody waits for it, and the main process reads
+    no message before the loop asks for that epoch."""
 
     def __init__(self, spec: Node, contexts: list[WorkerContext]) -> None:
         self.size = len(contexts)
         self.broken = False
         self._held: dict[int, tuple] = {}  # worker -> its RUN, until worker 0's first chunk
+        self._first_pass = True
         self._out: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._cmds: list[queue.SimpleQueue[tuple]] = [queue.SimpleQueue() for _ in contexts]
         self._threads = [
@@ -55,7 +59,7 @@ class ThreadPool:
         self._finalizer = weakref.finalize(self, _stop_all, self._cmds, self._threads)
 
     def send(self, worker: int, command: tuple) -> None:
-        if command[0] == RUN and worker > 0:
+        if command[0] == RUN and worker > 0 and self._first_pass:
             self._held[worker] = command
         else:
             self._cmds[worker].put(command)
@@ -76,7 +80,7 @@ class ThreadPool:
         return messages
 
     def _start_held(self) -> None:
-        held, self._held = self._held, {}
+        held, self._held, self._first_pass = self._held, {}, False
         for worker, command in held.items():
             self._cmds[worker].put(command)
 

@@ -44,6 +44,9 @@ class SequentialReadingService(ReadingService):
     def agree_seed(self, seed: int) -> int:
         return self._outer.agree_seed(seed)
 
+    def prepare_epoch(self, base_seed: int, epoch: int) -> None:
+        self._outer.prepare_epoch(base_seed, epoch)
+
     def set_rank(self, rank: int, world_size: int) -> None:
         self._outer.set_rank(rank, world_size)
 

@@ -57,6 +57,7 @@ class WorkerService(ReadingService):
         self._inline: RuntimeGraph | None = None
         self._pool: WorkerPool | None = None
         self._merge: Merge | None = None
+        self._ahead: tuple[tuple[int, int], Merge] | None = None  # a pass started early
         self._gen = 0
         self._token: object | None = None
         self._sampler: StackSampler | None = None
@@ -130,6 +131,25 @@ class WorkerService(ReadingService):
             previous.cancelled = True
             if not fresh and restored is None:  # the next pass of this epoch (cycle)
                 restored = previous.next_pass()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and fresh and restored is None and ahead[0] == (base_seed, epoch):
+            merge = ahead[1]
+        else:  # a pass started ahead for another epoch, if any, is abandoned by the new RUN
+            merge = self._start_pass(base_seed, epoch, fresh, restored)
+        self._merge = merge
+        return iter(merge)
+
+    def prepare_epoch(self, base_seed: int, epoch: int) -> None:
+        """Persistent workers start the next epoch's pass now, so its first
+        chunks are waiting when the loop asks (as DALI's reader prefetches
+        across epochs): the epoch boundary costs no worker start-up. The pass
+        is taken if the next epoch is this one from its start; otherwise the
+        next pass's RUN abandons it (at most ``prefetch_factor`` chunks per
+        worker of wasted work)."""
+        if self._pool is not None and not self._pool.broken and self.persistent:
+            self._ahead = ((base_seed, epoch), self._start_pass(base_seed, epoch, True, None))
+
+    def _start_pass(self, base_seed: int, epoch: int, fresh: bool, restored: Any) -> Merge:
         if self._pool is None:
             self._pool = self._start_pool(self._require_spec(), [
                 WorkerContext(self._rank, self._world, i, self.num_workers)
@@ -141,8 +161,7 @@ class WorkerService(ReadingService):
         pool = self._pool if self._sampler is None else _StatsTap(self._pool, self._worker_stats)
         merge = Merge(pool, self._gen, restored, in_order=self.in_order, timeout=self.timeout)
         merge.start(base_seed, epoch, fresh, self.prefetch_factor)
-        self._merge = merge
-        return iter(merge)
+        return merge
 
     def stream_state(self) -> Any:
         if self._inline is not None:
@@ -186,7 +205,7 @@ class WorkerService(ReadingService):
             self._stop_pool()
 
     def _stop_pool(self) -> None:
-        pool, self._pool = self._pool, None
+        pool, self._pool, self._ahead = self._pool, None, None
         if pool is not None:
             pool.stop()
         self._retired_stats.extend(self._worker_stats.values())

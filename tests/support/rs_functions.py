@@ -38,3 +38,10 @@ def burn(x):
     for i in range(20_000):
         total += i
     return x
+
+
+def record(path, x):
+    """Append ``x`` to the file at ``path``: a side effect a test can watch."""
+    with open(path, "a") as f:
+        f.write(f"{x}\n")
+    return x
