@@ -40,6 +40,7 @@ class ReadingService(ABC):
         """A hint, given when an epoch ends: the next one is most likely
         ``epoch`` with ``base_seed``. A service may start it now; it must give
         the same elements whatever the next ``epoch()`` call asks for."""
+        return  # the default: start nothing ahead
 
     @abstractmethod
     def shutdown(self) -> None:
