@@ -10,9 +10,14 @@ from typing import Any
 
 def position_of(it: Any, length: int) -> int:
     """How many items a list/tuple/range iterator has yielded, read from the C
-    iterator itself (its pickling support)."""
+    iterator itself (its pickling support). An exhausted list or tuple
+    iterator gives no index; a range iterator gives the range still to come
+    instead of an index since Python 3.12."""
     reduced = it.__reduce__()
-    return reduced[2] if len(reduced) > 2 else length
+    if len(reduced) > 2 and reduced[2] is not None:
+        return reduced[2]
+    rest = reduced[1][0]
+    return length - len(rest) if isinstance(rest, range) else length
 
 
 def counted(iterable: Iterable[Any], skip: int = 0) -> tuple[Iterator[Any], Any]:
