@@ -72,7 +72,8 @@ class DataLoader2(Generic[T]):
             if pending is not None:
                 epoch = pending["epoch"] + 1
         if base_seed is None:
-            base_seed = self.reading_service.agree_seed(self._base_seed(epoch))
+            base_seed = self.reading_service.agree_seed(self._seed_of(epoch))
+        self._drawn = None
         self._next_epoch = epoch + 1
         current = {"epoch": epoch, "seed": base_seed, "yielded": yielded, "done": False,
                    "graph": graph_state}
@@ -98,17 +99,16 @@ class DataLoader2(Generic[T]):
         epoch = self._next_epoch
         if self._seed is None:
             self._drawn = (epoch, draw_base_seed())
-            seed = self._drawn[1]
-        else:
-            seed = derive_seed(self._seed, epoch)
-        self.reading_service.prepare_epoch(seed, epoch)
+        self.reading_service.prepare_epoch(self._seed_of(epoch), epoch)
 
-    def _base_seed(self, epoch: int) -> int:
-        """The seed of ``epoch`` before ranks agree on it."""
+    def _seed_of(self, epoch: int) -> int:
+        """The seed of ``epoch`` before ranks agree on it: derived from the
+        loader's seed, else the one drawn ahead for it, else a new draw."""
         if self._seed is not None:
             return derive_seed(self._seed, epoch)
-        drawn, self._drawn = self._drawn, None
-        return drawn[1] if drawn is not None and drawn[0] == epoch else draw_base_seed()
+        if self._drawn is not None and self._drawn[0] == epoch:
+            return self._drawn[1]
+        return draw_base_seed()
 
     def stats(self, all_ranks: bool = False) -> PipelineStats:
         """Per-node statistics since the loader started, summed over this

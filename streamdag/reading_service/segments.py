@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import sys
 import weakref
 from collections import deque
 from dataclasses import dataclass
@@ -107,7 +106,8 @@ class SegmentViews:
     def array(self, segment_id: int, nbytes: int) -> Any:
         """A uint8 numpy array on the segment's first ``nbytes``; the segment
         is released when that array (and so every view of it) is garbage."""
-        np = sys.modules.get("numpy") or __import__("numpy")
+        import numpy as np
+
         array = np.frombuffer(self._mappings[segment_id], dtype=np.uint8, count=nbytes)
         weakref.finalize(array, self.released.append, segment_id)
         return array
