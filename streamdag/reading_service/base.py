@@ -37,9 +37,10 @@ class ReadingService(ABC):
         return seed
 
     def prepare_epoch(self, base_seed: int, epoch: int) -> None:
-        """A hint, given when an epoch ends: the next one is most likely
-        ``epoch`` with ``base_seed``. A service may start it now; it must give
-        the same elements whatever the next ``epoch()`` call asks for."""
+        """A hint, given when an epoch starts: the one after it is most
+        likely ``epoch`` with ``base_seed``. A service may start it as soon as
+        it can; it must give the same elements whatever the next ``epoch()``
+        call asks for."""
         return  # the default: start nothing ahead
 
     @abstractmethod

@@ -79,6 +79,7 @@ class DataLoader2(Generic[T]):
                    "graph": graph_state}
         self._current = current
         it = self.reading_service.epoch(base_seed, epoch, graph_state)
+        self._announce_next_epoch()
         it = self._run_timed(it, current) if self._stats_on else self._run(it, current)
         return progress_bar(it, self, epoch) if self._progress else it
 
@@ -89,16 +90,14 @@ class DataLoader2(Generic[T]):
             yield item
         if self._current is current:
             current["done"] = True
-            self._announce_next_epoch()
 
     def _announce_next_epoch(self) -> None:
-        """Tell the service which epoch comes next, with its seed, so that it
-        may start it now (a loader without a seed draws it here, not at iter())."""
-        if self._pending is not None:
-            return
+        """Tell the service which epoch follows this one, with its seed, so
+        that workers may start it as soon as they finish this one. A loader
+        without a seed draws that seed now (ranks agree on it now too)."""
         epoch = self._next_epoch
         if self._seed is None:
-            self._drawn = (epoch, draw_base_seed())
+            self._drawn = (epoch, self.reading_service.agree_seed(draw_base_seed()))
         self.reading_service.prepare_epoch(self._seed_of(epoch), epoch)
 
     def _seed_of(self, epoch: int) -> int:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from .errors import WorkerError, WorkerTimeoutError
-from .worker import CREDIT, DATA, RUN
+from .worker import CREDIT, DATA, RUN, STATS, THEN
 
 
 class Pool(Protocol):
@@ -31,6 +31,44 @@ class Pool(Protocol):
     def send(self, worker: int, command: tuple) -> None: ...
 
     def recv(self, timeout: float | None) -> list[tuple]: ...
+
+
+class Inbox:
+    """The pool's messages sorted by pass. A pass queued behind the current
+    one (THEN) starts in each worker when that worker's current pass ends, so
+    its first messages may arrive while the current pass is still read: they
+    wait here, its statistics too, so that ``stats`` (worker -> latest
+    snapshot) never counts a pass the loop has not reached. Messages of
+    older, abandoned passes are dropped, but for their statistics."""
+
+    def __init__(self, pool: Pool, stats: dict[int, dict]) -> None:
+        self.pool = pool
+        self.size = pool.size
+        self.stats = stats
+        self._early: dict[int, list[tuple]] = {}
+
+    def send(self, worker: int, command: tuple) -> None:
+        self.pool.send(worker, command)
+
+    def recv(self, gen: int, timeout: float | None) -> list[tuple]:
+        """Messages of pass ``gen`` (DATA and ERROR), maybe none by ``timeout``."""
+        for old in [g for g in self._early if g < gen]:
+            del self._early[old]
+        messages = self._early.pop(gen, None)
+        if messages is None:
+            messages = []
+            for message in self.pool.recv(timeout):
+                if message[1] > gen:
+                    self._early.setdefault(message[1], []).append(message)
+                else:
+                    messages.append(message)
+        mine = []
+        for message in messages:
+            if message[0] == STATS:
+                self.stats[message[2]] = message[3]
+            elif message[1] == gen:
+                mine.append(message)
+        return mine
 
 
 class _Worker:
@@ -50,14 +88,14 @@ class _Worker:
 
 
 class Merge:
-    def __init__(self, pool: Pool, gen: int, saved: dict | None, *, in_order: bool,
+    def __init__(self, inbox: Inbox, gen: int, saved: dict | None, *, in_order: bool,
                  timeout: float | None) -> None:
-        self.pool = pool
+        self.inbox = inbox
         self.gen = gen
         self.in_order = in_order
         self.timeout = timeout
         self.cancelled = False
-        workers = saved["workers"] if saved else [None] * pool.size
+        workers = saved["workers"] if saved else [None] * inbox.size
         self.workers = [_Worker(w) for w in workers]
         self.turn = saved["turn"] if saved else 0
 
@@ -66,8 +104,18 @@ class Merge:
         their nodes right for a later pass (e.g. under cycle); what they send
         is never read."""
         for index, worker in enumerate(self.workers):
-            self.pool.send(index, (RUN, self.gen, base_seed, epoch, fresh, worker.state,
-                                   worker.skip, worker.next_pass, prefetch))
+            self.inbox.send(index, (RUN, self.gen, base_seed, epoch, fresh, worker.state,
+                                    worker.skip, worker.next_pass, prefetch))
+
+    def start_behind(self, base_seed: int, epoch: int, prefetch: int) -> None:
+        """Every worker starts this (fresh) pass when its current one ends."""
+        for index in range(len(self.workers)):
+            self.inbox.send(index, (THEN, self.gen, base_seed, epoch, prefetch))
+
+    @property
+    def finished(self) -> bool:
+        """Whether every worker's stream ended and was read to its end."""
+        return all(w.ended for w in self.workers)
 
     def state(self) -> dict:
         return {"turn": self.turn,
@@ -157,19 +205,17 @@ class Merge:
         if chunk[5]:
             worker.ended = True
         else:
-            self.pool.send(index, (CREDIT, self.gen, 1))
+            self.inbox.send(index, (CREDIT, self.gen, 1))
 
     def _receive(self, waiting_for: int | None = None) -> None:
         """Wait for messages of this pass (older passes' are dropped)."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            got = False
-            for message in self.pool.recv(left):
-                if message[1] == self.gen:
-                    self.workers[message[2]].queue.append(message)
-                    got = True
-            if got:
+            messages = self.inbox.recv(self.gen, left)
+            for message in messages:
+                self.workers[message[2]].queue.append(message)
+            if messages:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 who = "any worker" if waiting_for is None else f"worker {waiting_for}"

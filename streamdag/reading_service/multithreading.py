@@ -39,14 +39,15 @@ class ThreadPool:
     in worker 0 first, and in the others once worker 0 has sent its first
     message, a chunk (maybe empty, when its pass yields nothing) or an error.
     W2, first batch: 0.11-0.15 s staggered, 0.13-0.21 s started together.
-    Later passes start together: the next epoch's starts when one ends
-    (``prepare_epoch``), when nobody waits for it, and the main process reads
-    no message before the loop asks for that epoch."""
+    Later passes start together: the next epoch's is queued behind the
+    current one (``prepare_epoch``) and starts in each thread when it has made
+    its last chunk of this one."""
 
     def __init__(self, spec: Node, contexts: list[WorkerContext]) -> None:
         self.size = len(contexts)
         self.broken = False
-        self._held: dict[int, tuple] = {}  # worker -> its RUN, until worker 0's first chunk
+        self._held: dict[int, list[tuple]] = {}  # worker -> its commands, until worker 0's
+        # first chunk
         self._first_pass = True
         self._out: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._cmds: list[queue.SimpleQueue[tuple]] = [queue.SimpleQueue() for _ in contexts]
@@ -59,8 +60,8 @@ class ThreadPool:
         self._finalizer = weakref.finalize(self, _stop_all, self._cmds, self._threads)
 
     def send(self, worker: int, command: tuple) -> None:
-        if command[0] == RUN and worker > 0 and self._first_pass:
-            self._held[worker] = command
+        if worker > 0 and self._first_pass and (command[0] == RUN or worker in self._held):
+            self._held.setdefault(worker, []).append(command)
         else:
             self._cmds[worker].put(command)
 
@@ -81,8 +82,9 @@ class ThreadPool:
 
     def _start_held(self) -> None:
         held, self._held, self._first_pass = self._held, {}, False
-        for worker, command in held.items():
-            self._cmds[worker].put(command)
+        for worker, commands in held.items():
+            for command in commands:
+                self._cmds[worker].put(command)
 
     def stop(self) -> None:
         self._finalizer()

@@ -11,14 +11,20 @@ it used up plus the number of elements it took from the next one.
 
 Protocol (tuples, first item the kind):
   main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, next_pass, credits)
+                  (THEN, gen, base_seed, epoch, credits)
                   (CREDIT, gen, n)   (SHUTDOWN,)   (STATS, every_s, main_pid)
   worker -> main: (DATA, gen, worker, items, state_after, ended)
-                  (ERROR, gen, worker, items, info)   (STATS, worker, snapshot)
+                  (ERROR, gen, worker, items, info)   (STATS, gen, worker, snapshot)
 A RUN starts a pass (abandoning any pass in progress) from ``state`` (None:
 the start of the epoch), dropping ``skip`` elements; with ``next_pass`` the
 state is the end of the previous pass and the worker starts the next one
-(cycle in the main process). ``gen`` tells the main process which pass a
-message belongs to. STATS (sent before the first RUN) switches statistics on:
+(cycle in the main process). THEN queues a fresh pass of (base_seed, epoch)
+behind the current one: the worker starts it as soon as the current pass
+ends cleanly (at once when idle), so the next epoch's first chunks are made
+while the main process still consumes this epoch's last ones; a RUN or an
+error drops it. ``gen`` tells the main process which pass a message belongs
+to (statistics too: a snapshot of a queued pass waits until the main process
+reads that pass). STATS (sent before the first RUN) switches statistics on:
 the worker then sends a snapshot at most every ``every_s`` seconds between
 chunks and before the chunk that ends a pass."""
 
@@ -39,7 +45,7 @@ from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .seeds import derive_seed, seed_global_rngs
 
-RUN, CREDIT, SHUTDOWN, STATS = "run", "credit", "shutdown", "stats"
+RUN, THEN, CREDIT, SHUTDOWN, STATS = "run", "then", "credit", "shutdown", "stats"
 DATA, ERROR = "data", "error"
 CHUNK_ITEMS = 1024
 CHUNK_SECONDS = 0.005
@@ -102,6 +108,7 @@ class WorkerLoop:
         self._stats_due = 0.0
         self._sampler: StackSampler | None = None
         self._own_times = False
+        self._then: tuple | None = None  # the THEN queued behind the current pass
 
     def serve(self) -> None:
         try:
@@ -109,6 +116,8 @@ class WorkerLoop:
             while cmd is not None and cmd[0] != SHUTDOWN:
                 if cmd[0] == STATS:
                     self._collect_stats(cmd[1], cmd[2])
+                elif cmd[0] == THEN:  # idle: the pass it follows has ended
+                    cmd = _run_of(cmd)
                 cmd = self.run(cmd) if cmd[0] == RUN else self.recv(True)
         finally:
             self.close()
@@ -128,22 +137,23 @@ class WorkerLoop:
             self._sampler = sampler.acquire()
         self._own_times = os.getpid() != main_pid
 
-    def _report_stats(self, ended: bool) -> None:
+    def _report_stats(self, gen: int, ended: bool) -> None:
         now = perf_counter()
         if self._graph is not None and (ended or now >= self._stats_due):
             self._stats_due = now + self._stats_every
             own = self._sampler if self._own_times else None
-            self.send((STATS, self.context.worker_id, snapshot([self._graph], own)))
+            self.send((STATS, gen, self.context.worker_id, snapshot([self._graph], own)))
 
     def run(self, cmd: tuple) -> tuple | None:
         """One pass; returns the command that ended it early, if any."""
         _, gen, base_seed, epoch, fresh, state, skip, next_pass, credits = cmd
         worker = self.context.worker_id
+        self._then = None
         try:
             it = self._start(base_seed, epoch, fresh, state, skip, next_pass)
         except Exception as exc:  # noqa: BLE001 - reported to the main process
             self.send((ERROR, gen, worker, [], describe(exc, self.context)))
-            return self.recv(True)
+            return self._failed()
         while True:
             credits, interrupt = self._take_commands(gen, credits)
             if interrupt is not None:
@@ -151,18 +161,24 @@ class WorkerLoop:
             items, ended, error = self._chunk(it)
             if error is not None:
                 self.send((ERROR, gen, worker, items, describe(error, self.context)))
-                return self.recv(True)
+                return self._failed()
             try:
                 state_after = self._graph.state()
             except Exception as exc:  # noqa: BLE001
                 self.send((ERROR, gen, worker, items, describe(exc, self.context)))
-                return self.recv(True)
+                return self._failed()
             if self._stats_every is not None:
-                self._report_stats(ended)
+                self._report_stats(gen, ended)
             self.send((DATA, gen, worker, items, state_after, ended))
             if ended:
-                return self.recv(True)
+                then, self._then = self._then, None
+                return self.recv(True) if then is None else _run_of(then)
             credits -= 1
+
+    def _failed(self) -> tuple | None:
+        """After an error the main process decides what runs next: no queued pass."""
+        self._then = None
+        return self.recv(True)
 
     def _start(self, base_seed: int, epoch: int, fresh: bool, state: Any, skip: int,
                next_pass: bool) -> Iterator[Any]:
@@ -201,9 +217,11 @@ class WorkerLoop:
             cmd = self.recv(credits <= 0)
             if cmd is None:
                 return credits, None
-            if cmd[0] != CREDIT:
+            if cmd[0] == THEN:
+                self._then = cmd
+            elif cmd[0] != CREDIT:
                 return credits, cmd
-            if cmd[1] == gen:
+            elif cmd[1] == gen:
                 credits += cmd[2]
 
     @staticmethod
@@ -219,6 +237,12 @@ class WorkerLoop:
         except Exception as exc:  # noqa: BLE001 - sent after the elements before it
             return items, False, exc
         return items, True, None
+
+
+def _run_of(then: tuple) -> tuple:
+    """The RUN that starts a queued pass: fresh, from the start of its epoch."""
+    _, gen, base_seed, epoch, credits = then
+    return (RUN, gen, base_seed, epoch, True, None, 0, False, credits)
 
 
 _END = object()

@@ -16,7 +16,7 @@ from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
 from .errors import WorkerTimeoutError
-from .merge import Merge
+from .merge import Inbox, Merge
 from .placement import STREAM_OP, find_boundary, has_sharding, main_spec, warn_if_unsharded
 from .worker import STATS
 
@@ -57,7 +57,9 @@ class WorkerService(ReadingService):
         self._inline: RuntimeGraph | None = None
         self._pool: WorkerPool | None = None
         self._merge: Merge | None = None
-        self._ahead: tuple[tuple[int, int], Merge] | None = None  # a pass started early
+        self._inbox: Inbox | None = None
+        self._next: tuple[int, int] | None = None  # (base seed, epoch) announced as next
+        self._behind: tuple[tuple[int, int], Merge] | None = None  # queued behind the current
         self._gen = 0
         self._token: object | None = None
         self._sampler: StackSampler | None = None
@@ -131,35 +133,51 @@ class WorkerService(ReadingService):
             previous.cancelled = True
             if not fresh and restored is None:  # the next pass of this epoch (cycle)
                 restored = previous.next_pass()
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and fresh and restored is None and ahead[0] == (base_seed, epoch):
-            merge = ahead[1]
-        else:  # a pass started ahead for another epoch, if any, is abandoned by the new RUN
+        behind, self._behind = self._behind, None
+        if (behind is not None and behind[0] == (base_seed, epoch) and fresh
+                and restored is None and previous is not None and previous.finished):
+            merge = behind[1]  # started by each worker when its previous pass ended
+        else:  # a pass queued for another epoch, if any, is abandoned by the new RUN
             merge = self._start_pass(base_seed, epoch, fresh, restored)
         self._merge = merge
+        if fresh:
+            self._queue_next()
         return iter(merge)
 
     def prepare_epoch(self, base_seed: int, epoch: int) -> None:
-        """Persistent workers start the next epoch's pass now, so its first
-        chunks are waiting when the loop asks (as DALI's reader prefetches
-        across epochs): the epoch boundary costs no worker start-up. The pass
-        is taken if the next epoch is this one from its start; otherwise the
-        next pass's RUN abandons it (at most ``prefetch_factor`` chunks per
-        worker of wasted work)."""
-        if self._pool is not None and not self._pool.broken and self.persistent:
-            self._ahead = ((base_seed, epoch), self._start_pass(base_seed, epoch, True, None))
+        """Persistent workers start the next epoch's pass as soon as they have
+        made their last chunk of this one, so its first chunks are waiting
+        when the loop asks (as DALI's reader runs on across epochs): the
+        epoch boundary costs no shuffle-buffer fill. The pass is taken if the
+        next epoch is this one from its start; otherwise the next pass's RUN
+        abandons it (at most ``prefetch_factor`` chunks per worker of
+        wasted work)."""
+        self._next = (base_seed, epoch)
+        if self._merge is not None and not self._merge.cancelled and self._behind is None:
+            self._queue_next()
+
+    def _queue_next(self) -> None:
+        """Queue the announced next epoch behind the pass now running."""
+        if self._next is None or not self.persistent or self._pool is None or self._pool.broken:
+            return
+        (base_seed, epoch), self._next = self._next, None
+        self._gen += 1
+        merge = Merge(self._inbox, self._gen, None, in_order=self.in_order, timeout=self.timeout)
+        merge.start_behind(base_seed, epoch, self.prefetch_factor)
+        self._behind = ((base_seed, epoch), merge)
 
     def _start_pass(self, base_seed: int, epoch: int, fresh: bool, restored: Any) -> Merge:
         if self._pool is None:
             self._pool = self._start_pool(self._require_spec(), [
                 WorkerContext(self._rank, self._world, i, self.num_workers)
                 for i in range(self.num_workers)])
+            self._inbox = Inbox(self._pool, self._worker_stats)
             if self._sampler is not None:
                 for worker in range(self.num_workers):
                     self._pool.send(worker, (STATS, STATS_EVERY_S, os.getpid()))
         self._gen += 1
-        pool = self._pool if self._sampler is None else _StatsTap(self._pool, self._worker_stats)
-        merge = Merge(pool, self._gen, restored, in_order=self.in_order, timeout=self.timeout)
+        merge = Merge(self._inbox, self._gen, restored, in_order=self.in_order,
+                      timeout=self.timeout)
         merge.start(base_seed, epoch, fresh, self.prefetch_factor)
         return merge
 
@@ -205,7 +223,7 @@ class WorkerService(ReadingService):
             self._stop_pool()
 
     def _stop_pool(self) -> None:
-        pool, self._pool, self._ahead = self._pool, None, None
+        pool, self._pool, self._behind = self._pool, None, None
         if pool is not None:
             pool.stop()
         self._retired_stats.extend(self._worker_stats.values())
@@ -239,28 +257,6 @@ class WorkerService(ReadingService):
         if self._worker_spec is None:
             raise RuntimeError(f"{self._label} used before initialize()")
         return self._worker_spec
-
-
-class _StatsTap:
-    """The pool as the merge sees it, with workers' statistics taken out of
-    the stream of messages."""
-
-    def __init__(self, pool: WorkerPool, latest: dict[int, dict]) -> None:
-        self._pool = pool
-        self._latest = latest
-        self.size = pool.size
-
-    def send(self, worker: int, command: tuple) -> None:
-        self._pool.send(worker, command)
-
-    def recv(self, timeout: float | None) -> list[tuple]:
-        messages = self._pool.recv(timeout)
-        if any(m[0] == STATS for m in messages):
-            for message in messages:
-                if message[0] == STATS:
-                    self._latest[message[1]] = message[2]
-            messages = [m for m in messages if m[0] != STATS]
-        return messages
 
 
 def _inline_pass(graph: RuntimeGraph, base_seed: int, epoch: int, fresh: bool,
