@@ -21,8 +21,7 @@ ends the same size (``crop`` or ``size=[h, w]``) the batch is one tensor
 
 Backends: ``"dali"`` builds one DALI pipeline per runtime node (external
 source -> ``fn.decoders.image`` on ``"mixed"`` (nvJPEG) for ``device="gpu"`` or
-``"cpu"`` -> ``fn.resize`` -> ``fn.crop_mirror_normalize``; with both ``size``
-and ``crop``, one ``fn.resize_crop_mirror`` resamples only the kept window) and hands the
+``"cpu"`` -> ``fn.resize`` -> ``fn.crop_mirror_normalize``) and hands the
 result to torch through DLPack (GPU: CUDA tensors, no host copy); on the GPU
 it upsamples 4:2:0 chroma as libjpeg-turbo does (``jpeg_fancy_upsampling``),
 so its pixels stay within JPEG tolerance of Pillow's. The pipeline is built in
@@ -451,24 +450,22 @@ class DecodeImagesNode(RuntimeNode):
             # fancy upsampling: 4:2:0 chroma as libjpeg-turbo (Pillow) upsamples it
             img = fn.decoders.image(enc, device="mixed" if gpu else "cpu",
                                     output_type=types.RGB, jpeg_fancy_upsampling=True)
-            crop = self.crop
             if self.size is not None:
-                resize: dict[str, Any] = (
-                    {"resize_shorter": float(self.size)} if isinstance(self.size, int)
-                    else {"resize_y": float(self.size[0]), "resize_x": float(self.size[1])})
-                resize.update(interp_type=types.INTERP_LINEAR, antialias=True,
-                              subpixel_scale=False)
-                if crop is None:
-                    img = fn.resize(img, **resize)
-                else:  # fused: resamples only the window the crop keeps
-                    img = fn.resize_crop_mirror(img, crop=crop, **resize)
-                    crop = None
+                if isinstance(self.size, int):
+                    img = fn.resize(img, resize_shorter=float(self.size),
+                                    interp_type=types.INTERP_LINEAR, antialias=True,
+                                    subpixel_scale=False)
+                else:
+                    img = fn.resize(img, resize_y=float(self.size[0]),
+                                    resize_x=float(self.size[1]),
+                                    interp_type=types.INTERP_LINEAR, antialias=True,
+                                    subpixel_scale=False)
             normalize = self.mean is not None
-            if crop is not None or normalize or self.layout == "CHW":
+            if self.crop is not None or normalize or self.layout == "CHW":
                 kw: dict[str, Any] = {"output_layout": self.layout,
                                       "dtype": types.FLOAT if normalize else types.UINT8}
-                if crop is not None:
-                    kw["crop"] = crop
+                if self.crop is not None:
+                    kw["crop"] = self.crop
                 if normalize:
                     kw["mean"] = [255.0 * m for m in self.mean]
                     kw["std"] = [255.0 * s for s in self.std]
