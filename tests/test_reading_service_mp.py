@@ -138,6 +138,30 @@ def test_ops_with_main_placement_move_to_the_main_process_without_a_marker():
     assert {outer for _, outer in out} == {os.getpid()}
 
 
+class _MainAhead(_MainOnly):
+    receive_ahead = 3
+    inputs_seen: list = []
+
+    def iterator(self):
+        self.inputs_seen.append((self.inputs[0].spec, self.inputs[0].inputs[0].spec.op))
+        return super().iterator()
+
+
+sd.register_op("test_main_ahead", replace=True)(_MainAhead)
+
+
+@pytest.mark.parametrize("service", [partial(MP, 2), partial(sd.MultiThreadingReadingService, 2)])
+def test_a_main_op_with_receive_ahead_gets_the_stream_through_a_prefetch_thread(service):
+    src = sd.IterableWrapper(range(24)).sharding_filter().map(square).batch(4)
+    dp = sd.DataPipe(sd.datapipes.make_node("test_main_ahead", {}, [src.node]))
+    _MainAhead.inputs_seen.clear()
+    full = assert_resumes(dp, stops=[0, 2, 5], reading_service=service)
+    assert sorted(x for batch, _ in full for x in batch) == [i * i for i in range(24)]
+    spec, upstream = _MainAhead.inputs_seen[0]
+    assert (spec.op, spec.name, spec.params["buffer_size"], upstream) == (
+        "prefetch", "receive ahead", 3, "_worker_stream")
+
+
 def test_main_part_must_start_at_one_point():
     a = sd.IterableWrapper(range(4)).main_process()
     b = sd.IterableWrapper(range(4)).main_process()

@@ -35,7 +35,8 @@ dtypes. DALI is imported only when a node runs, never at ``import streamdag``.
 
 The node has ``placement = "main"``: worker reading services run it in the
 main process, after the workers' batches are merged (GPU work must own the
-device)."""
+device), and receive the next 4 batches in a helper thread meanwhile
+(``receive_ahead``)."""
 
 from __future__ import annotations
 
@@ -197,6 +198,9 @@ class DecodeImagesNode(RuntimeNode):
     """Batches of encoded images -> torch tensors (see the module docstring)."""
 
     placement = "main"
+    # batches received from workers in a helper thread while this node waits on
+    # DALI (H100, W5 with 2 processes: 0.89x -> 0.97x the standalone DALI pipeline)
+    receive_ahead = 4
 
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:

@@ -9,6 +9,11 @@ must own the device, goes there). An op whose runtime class sets
 marker. The main part starts at exactly one node, so join branches before the
 boundary.
 
+A main-process op whose runtime class sets ``receive_ahead = n`` gets the
+merged stream through a ``prefetch(n)`` thread (node "receive ahead"):
+receiving and unpacking the workers' output then overlaps with its own work,
+e.g. the DALI decode, which waits on the GPU with the GIL released.
+
 In the main process the worker part is replaced by a ``_worker_stream``
 source, a runtime-only node that pulls the merged stream from the reading
 service and holds its resume state (each worker's state and the merge
@@ -30,6 +35,7 @@ from .errors import ShardingWarning
 
 MARKER_OP = "main_process"
 STREAM_OP = "_worker_stream"
+PREFETCH_OP = "prefetch"
 
 
 @register_op(MARKER_OP)
@@ -120,6 +126,11 @@ def main_spec(output: Node, boundary: Node, source: StreamSource) -> Node:
     worker_ids = {n.id for n in walk(boundary)}
     stream = Node(STREAM_OP, {"source": weakref.ref(source), "boundary": boundary}, (),
                   id=f"{STREAM_OP}-{boundary.id}", name="worker stream")
+    ahead = max((getattr(get_op(n.op).runtime, "receive_ahead", 0)
+                 for n in walk(output) if n.id not in worker_ids), default=0)
+    if ahead:
+        stream = Node(PREFETCH_OP, {"buffer_size": ahead}, (stream,),
+                      id=f"_receive_ahead-{boundary.id}", name="receive ahead")
     rebuilt: dict[str, Node] = {boundary.id: stream}
     for node in walk(output):
         if node.id in rebuilt:
@@ -183,7 +194,8 @@ def upstream_batch_size(node: Node) -> int | None:
             return node.params["batch_size"]
         if node.op == STREAM_OP:
             node = node.params["boundary"]
-        elif len(node.inputs) == 1 and get_op(node.op).runtime.passthrough:
+        elif len(node.inputs) == 1 and (node.op == PREFETCH_OP  # one for one, counts lag
+                                        or get_op(node.op).runtime.passthrough):
             node = node.inputs[0]
         else:
             return None
