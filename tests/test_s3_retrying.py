@@ -484,6 +484,39 @@ def test_small_first_range_only_where_parsing_waits(
                      "shard-0002.tar": ahead}
 
 
+def test_a_file_opened_ahead_downloads_after_the_one_before_it(
+        s3_proxy: FaultProxy, s3_bucket: str, s3_env: str,
+        shards: set[tuple[str, bytes]]) -> None:
+    """Files opened ahead wait for the previous file's last byte: the ranges
+    the parser needs first never share the link with the next shard's."""
+    dp = _pipeline(s3_proxy, s3_bucket, shards_ahead=2, first_chunk=16 * 1024)
+    assert set(_samples(dp)) == shards
+    order = [r.target.split("?")[0].rsplit("/", 1)[-1] for r in s3_proxy.requests
+             if r.method == "GET" and "shard-" in r.target]
+    assert order.count("shard-0000.tar") > 2  # several ranges, all before the next file's
+    assert order == sorted(order)
+
+
+def test_a_reader_opened_unstarted_requests_nothing_until_started(
+        s3_proxy: FaultProxy, obj: str) -> None:
+    fs = proxied_fs(s3_proxy)
+    later = RetryingReader(fs, obj, chunk_size=CHUNK, policy=FAST, start=False)
+    time.sleep(0.2)
+    assert gets(s3_proxy) == []
+    first = reader(s3_proxy, obj)
+    first.after_download(later.start)
+    assert read_small(first) == DATA
+    assert read_small(later) == DATA
+    ranges = gets(s3_proxy)
+    assert ranges[:len(ranges) // 2] == ranges[len(ranges) // 2:]  # one file, then the other
+    done: list[str] = []
+    first.after_download(lambda: done.append("now"))  # already downloaded: called at once
+    unread = RetryingReader(fs, obj, chunk_size=CHUNK, policy=FAST, start=False)
+    unread.after_download(lambda: done.append("closed"))
+    unread.close()
+    assert done == ["now", "closed"]
+
+
 def test_graph_round_trip_keeps_the_retry_options(tmp_path: Any, s3_proxy: FaultProxy,
                                                   s3_bucket: str, s3_env: str,
                                                   shards: set[tuple[str, bytes]]) -> None:
