@@ -21,7 +21,7 @@ from streamdag.datapipes import registered_ops
 from streamdag.graph_io import dumps, loads_node
 from streamdag.graph_io.document import op_origin
 from streamdag.graph_io.testing import assert_round_trips
-from streamdag.readers.retrying import open_files_retrying
+from streamdag.readers.open_files_retrying import open_files_retrying
 from tests import test_graph_io_fns as fns
 from tests.test_graph_io import PIPELINES
 

@@ -16,12 +16,12 @@ import pytest
 
 import streamdag.readers  # noqa: F401 - registers the reader ops
 from streamdag.readers.file_lister import FileLister
+from streamdag.readers.open_files_retrying import open_files_retrying
 from streamdag.readers.retrying import (
     RetryingReader,
     RetryPolicy,
     RetryStats,
     make_fs,
-    open_files_retrying,
     open_retrying,
 )
 from streamdag.readers.transient import ObjectChangedError, RetriesExhaustedError, is_transient

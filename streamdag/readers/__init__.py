@@ -8,7 +8,7 @@ from . import (  # noqa: F401 - registration side effects
     jsonl,
     lines,
     open_files,
-    retrying,
+    open_files_retrying,
     tar_archive,
     webdataset,
     zip_archive,

@@ -34,7 +34,7 @@ class ReaderMethods(DecoderMethods):
         ``backoff_max``) reads through ranged, retried chunks with read-ahead:
         the setting for object stores (see docs/s3.md)."""
         if retry:
-            from .retrying import open_files_retrying
+            from .open_files_retrying import open_files_retrying
 
             options = {} if retry is True else dict(retry)
             return open_files_retrying(self, mode, encoding=encoding,
