@@ -448,22 +448,37 @@ def test_two_worker_processes_exact(s3_proxy: FaultProxy, s3_bucket: str, s3_env
     assert s3_proxy.pending_faults == 0
 
 
+def _requested(proxy: FaultProxy, name: str, within: float) -> bool:
+    """Whether a GET for ``name`` reaches the server within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        if any(r.method == "GET" and name in r.target for r in proxy.requests):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("shards_ahead", [0, 1])
 def test_next_shard_downloads_while_the_current_is_parsed(
         s3_proxy: FaultProxy, s3_bucket: str, s3_env: str,
         shards: set[tuple[str, bytes]], shards_ahead: int) -> None:
+    """With shards_ahead, shard i+1 downloads while shard i is parsed; the
+    epoch's second shard only once the parser reached the first one's last
+    range (its first samples make the first batch). Without, a shard is
+    requested when the parser needs it."""
     dp = _pipeline(s3_proxy, s3_bucket, shards_ahead=shards_ahead)
     it = iter(dp)
-    first = next(it)
-    assert first["__key__"] == "s00_0000"
-    deadline = time.monotonic() + (1.0 if shards_ahead else 0.5)
-    while time.monotonic() < deadline and not any(
-            r.method == "GET" and "shard-0001" in r.target for r in s3_proxy.requests):
-        time.sleep(0.02)
-    fetched = any(r.method == "GET" and "shard-0001" in r.target for r in s3_proxy.requests)
-    assert fetched == bool(shards_ahead)
-    rest = [(s["__key__"], s["bin"]) for s in it]
-    assert {(first["__key__"], first["bin"]), *rest} == shards
+    got = [next(it)]
+    assert got[0]["__key__"] == "s00_0000"
+    assert not _requested(s3_proxy, "shard-0001", 0.3)  # the parser is in the first range
+    while not got[-1]["__key__"].startswith("s01"):
+        got.append(next(it))
+        if got[-1]["__key__"] == "s00_0058":  # the parser is at the last sample
+            assert _requested(s3_proxy, "shard-0001", 1.0) == bool(shards_ahead)
+    assert _requested(s3_proxy, "shard-0002", 1.0 if shards_ahead else 0.3) == bool(shards_ahead)
+    got += list(it)
+    assert {(s["__key__"], s["bin"]) for s in got} == shards and len(got) == len(shards)
 
 
 @pytest.mark.parametrize("shards_ahead", [0, 1])
@@ -515,6 +530,24 @@ def test_a_reader_opened_unstarted_requests_nothing_until_started(
     unread.after_download(lambda: done.append("closed"))
     unread.close()
     assert done == ["now", "closed"]
+
+
+def test_after_last_range_waits_for_the_consumer(s3_proxy: FaultProxy, obj: str) -> None:
+    """Downloaded is not enough: the callback runs when reading moves into
+    the last range (bytes 262144-300000 of five 64 KiB ranges), or on close."""
+    stream = reader(s3_proxy, obj)
+    reached: list[int] = []
+    stream.after_last_range(lambda: reached.append(stream.tell()))
+    assert stream.read(1) == DATA[:1]
+    time.sleep(0.3)  # time enough to download all of it: still not called
+    assert reached == []
+    assert stream.read(270_000) == DATA[1:270_001]
+    assert reached == [4 * CHUNK]
+    stream.after_last_range(lambda: reached.append(-1))  # already reached: called at once
+    unread = reader(s3_proxy, obj)
+    unread.after_last_range(lambda: reached.append(-2))
+    unread.close()
+    assert reached == [4 * CHUNK, -1, -2]
 
 
 def test_graph_round_trip_keeps_the_retry_options(tmp_path: Any, s3_proxy: FaultProxy,

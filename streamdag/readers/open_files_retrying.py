@@ -86,8 +86,9 @@ class RetryingOpenFilesNode(OpenFilesNode):
         """Keeping ``shards_ahead`` files opened beyond the one being parsed
         overlaps shard *i+1*'s first bytes with shard *i*'s parsing. A file
         opened ahead starts downloading once the file before it has been
-        downloaded, so it never competes with the ranges the parser needs
-        first. Each queued file carries the input's state right after it was
+        downloaded (the epoch's second: once the parser reached the first
+        one's last range), so it never competes with the ranges the parser
+        needs first. Each queued file carries the input's state right after it was
         pulled: ``state()`` is that of the last file passed on, so resume stays
         exact. A file is passed on once its first response arrived, so a
         missing or denied file meets ``on_error`` here, not in the parser."""
@@ -103,6 +104,8 @@ class RetryingOpenFilesNode(OpenFilesNode):
         first_chunks = [self.params.get("first_chunk", DEFAULT_FIRST_CHUNK)]
         later = first_chunks[0] if not ahead else self.params.get("chunk_size", DEFAULT_CHUNK)
 
+        epoch_first: list[RetryingReader | None] = []
+
         def pull() -> None:
             for path in items:
                 state = src.state()
@@ -116,7 +119,12 @@ class RetryingOpenFilesNode(OpenFilesNode):
                     stream, err = None, exc
                 reader = _retrying_reader(stream)
                 if before is not None and reader is not None:
-                    before.after_download(reader.start)
+                    # the epoch's first file holds up the first batch: the
+                    # next one waits until that one is nearly parsed
+                    first = before is epoch_first[0]
+                    (before.after_last_range if first else before.after_download)(reader.start)
+                if not epoch_first:
+                    epoch_first.append(reader)
                 queue.append((path, stream, err, state))
                 return
 

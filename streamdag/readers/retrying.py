@@ -144,6 +144,27 @@ def _botocore_session(url: str, storage_options: Mapping[str, Any]) -> Any:
     return plain.session
 
 
+class _Event:
+    """Callbacks run once, when the event happens (at once if it has)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] | None = []
+
+    def then(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if self._callbacks is not None:
+                self._callbacks.append(fn)
+                return
+        fn()
+
+    def fire(self) -> None:
+        with self._lock:
+            callbacks, self._callbacks = self._callbacks, None
+        for fn in callbacks or ():
+            fn()
+
+
 @dataclass(frozen=True)
 class _Fetch:
     """A range requested ahead of the consumer."""
@@ -190,8 +211,9 @@ class RetryingReader(io.BufferedIOBase):
         self._pending: deque[_Fetch] = deque()
         self._first: Future[bytearray] | None = None  # the request that tells the size
         self._pool: ThreadPoolExecutor | None = None
-        # called once the last byte is in (or a fetch failed, or close); None after
-        self._on_downloaded: list[Callable[[], None]] | None = []
+        # each also fires on a failed fetch and on close
+        self._downloaded = _Event()  # the last byte is in
+        self._last_range = _Event()  # the consumer reached the last range
         if start:
             self.start()
 
@@ -207,23 +229,21 @@ class RetryingReader(io.BufferedIOBase):
         failed, or it was closed; now if that already happened. Chained to
         the next file's ``start``, it stops a file opened ahead from taking
         bandwidth and CPU from the bytes the parser needs first."""
-        with self._lock:
-            if self._on_downloaded is not None:
-                self._on_downloaded.append(fn)
-                return
-        fn()
+        self._downloaded.then(fn)
 
-    def _downloaded(self) -> None:
-        with self._lock:
-            hooks, self._on_downloaded = self._on_downloaded, None
-        for fn in hooks or ():
-            fn()
+    def after_last_range(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the consumer has moved into this stream's last
+        range, a read failed, or it was closed; now if that already happened.
+        Later than ``after_download``: for a file whose parsing is awaited
+        (the epoch's first batch), the next one starts with a range's worth of
+        parsing left, not during the first samples."""
+        self._last_range.then(fn)
 
     def _fetched(self, end: int, future: Future[bytearray]) -> None:
         if future.cancelled():
             return
         if future.exception() is not None or (self._size is not None and end >= self._size):
-            self._downloaded()
+            self._downloaded.fire()
 
     # -- fetching --------------------------------------------------------
 
@@ -377,6 +397,7 @@ class RetryingReader(io.BufferedIOBase):
         try:
             data = fetch.future.result()  # a permanent or exhausted error surfaces here, in order
         except BaseException:
+            self._last_range.fire()
             # Forget what was queued: a later read() starts again at tell(), so
             # a caller that catches the error and retries loses no byte.
             with self._lock:
@@ -386,6 +407,8 @@ class RetryingReader(io.BufferedIOBase):
         self._chunk = memoryview(data)
         self._chunk_start = fetch.start
         self._submit()
+        if fetch.start + len(data) >= self.size:
+            self._last_range.fire()
         return True
 
     def _drop_pending(self) -> None:
@@ -490,7 +513,8 @@ class RetryingReader(io.BufferedIOBase):
             self._chunk = memoryview(b"")
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
-            self._downloaded()
+            self._downloaded.fire()
+            self._last_range.fire()
         super().close()
 
 
