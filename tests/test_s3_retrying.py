@@ -205,19 +205,62 @@ def test_overwritten_while_read_ahead_passes_on_only_the_old_version(
     assert [rec.status for rec in s3_proxy.requests].count(412) >= 1
 
 
-def test_make_fs_shares_the_listers_botocore_session(s3_env: str, s3_bucket: str,
-                                                     s3_fs: Any) -> None:
-    """Our filesystem (retries off) is another client on the session of the
-    plain one a FileLister uses: a worker loads botocore's models once."""
-    from fsspec.core import url_to_fs
-
+def test_lister_and_reader_share_one_filesystem(s3_env: str, s3_bucket: str,
+                                               s3_fs: Any) -> None:
+    """FileLister lists through make_fs (retries off), so with equal options
+    a worker's listing and reading use one S3 client (one CA-bundle load,
+    one connection pool)."""
     s3_fs.pipe_file(f"{s3_bucket}/a.bin", DATA)
     opts = storage_options(s3_env)
-    plain, _ = url_to_fs(f"s3://{s3_bucket}/", **opts)
-    assert plain.ls(s3_bucket) == [f"{s3_bucket}/a.bin"]
+    assert list(FileLister(f"s3://{s3_bucket}/", storage_options=opts)) == [
+        f"s3://{s3_bucket}/a.bin"]
+    lister_fs, _ = make_fs(f"s3://{s3_bucket}/", opts)
     fs, path = make_fs(f"s3://{s3_bucket}/a.bin", opts)
-    assert fs is not plain and fs.session is plain.session and fs.retries == 1
+    assert fs is lister_fs and fs.retries == 1
     assert RetryingReader(fs, path, chunk_size=CHUNK).read() == DATA
+
+
+def _lister_node(proxy: FaultProxy, bucket: str) -> tuple[Any, Any]:
+    from streamdag.datapipes.runtime import RuntimeGraph
+
+    dp = FileLister(f"s3://{bucket}/shards/", "*.tar",
+                    storage_options=storage_options(proxy.endpoint))
+    graph = RuntimeGraph(dp.node)
+    return graph, next(n for n in graph.nodes.values() if n.spec.op == "file_lister")
+
+
+def _listings(proxy: FaultProxy) -> list[int | None]:
+    return [r.status for r in proxy.requests if "list-type" in r.target]
+
+
+def test_listing_retries_transient_failures(s3_proxy: FaultProxy, s3_bucket: str,
+                                            s3_env: str, shards: set[tuple[str, bytes]]) -> None:
+    """A 503 burst on ListObjectsV2 is retried by streamdag's policy alone
+    (no hidden botocore retries: 3 failures cost 4 requests), counted in the
+    lister's stats, and the listing is complete."""
+    graph, node = _lister_node(s3_proxy, s3_bucket)
+    s3_proxy.fail_next(3, status=503, path_contains="list-type")
+    graph.start_epoch(0, 0)
+    assert list(graph.iterate()) == [f"s3://{s3_bucket}/shards/shard-{i:04d}.tar"
+                                     for i in range(3)]
+    assert _listings(s3_proxy) == [503, 503, 503, 200]
+    assert node.stats()["retries"] == 3
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_listing_fails_at_once_on_a_permanent_error(s3_proxy: FaultProxy, s3_bucket: str,
+                                                    s3_env: str, status: int) -> None:
+    """A denied or missing listing raises, naming the lister and the root,
+    after one request: never an empty listing (fsspec's walk would omit it)."""
+    from streamdag.errors import NodeError
+
+    graph, node = _lister_node(s3_proxy, s3_bucket)
+    s3_proxy.fail_next(1, status=status, path_contains="list-type")
+    graph.start_epoch(0, 0)
+    with pytest.raises(NodeError, match=f"file_lister.*cannot list 's3://{s3_bucket}/shards/'"):
+        list(graph.iterate())
+    assert _listings(s3_proxy) == [status]
+    assert node.stats()["retries"] == 0
 
 
 @pytest.mark.parametrize("read_ahead", [0, 2])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-from collections.abc import Iterator, Mapping, Sequence
+import random
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..datapipes.iterable_wrapper import SequenceSource
@@ -43,35 +46,53 @@ def _strings(op: str, key: str, value: Any) -> list[str]:
 
 
 def list_files(roots: list[str], masks: list[str], recursive: bool,
-               storage_options: Mapping[str, Any] | None) -> list[str]:
+               storage_options: Mapping[str, Any] | None,
+               on_retry: Callable[[], None] = lambda: None) -> list[str]:
     """The matching files of each root, sorted within the root; local files
-    as plain paths, others as URLs with their protocol."""
-    from fsspec.core import url_to_fs
+    as plain paths, others as URLs with their protocol. A remote listing is
+    retried on transient failures (``RetryPolicy``'s defaults), through the
+    filesystem ``open_files(retry=True)`` reads with: one client per process."""
     from fsspec.implementations.local import LocalFileSystem
+
+    from .retrying import RetryPolicy, make_fs, retry_transient
 
     out: list[str] = []
     for root in roots:
-        fs, path = url_to_fs(root, **(storage_options or {}))
-        found: set[str] = set()
-        if _GLOB_CHARS.intersection(path):
-            for top in fs.glob(path):
-                found.update(_files_under(fs, top, masks, recursive))
-        else:
-            found.update(_files_under(fs, path, masks, recursive))
-            if not found and not fs.exists(path):
-                raise FileNotFoundError(f"no such file or directory: {root!r}")
-        ordered = sorted(found)
-        if not isinstance(fs, LocalFileSystem):
-            ordered = [fs.unstrip_protocol(p) for p in ordered]
-        out.extend(ordered)
+        fs, path = make_fs(root, storage_options)
+        if isinstance(fs, LocalFileSystem):
+            out.extend(sorted(_matching(fs, root, path, masks, recursive)))
+            continue
+        found = retry_transient(partial(_matching, fs, root, path, masks, recursive), root,
+                                RetryPolicy(), rng=random.Random(), on_retry=on_retry)
+        out.extend(fs.unstrip_protocol(p) for p in sorted(found))
     return out
+
+
+def _matching(fs: Any, root: str, path: str, masks: list[str], recursive: bool) -> set[str]:
+    found: set[str] = set()
+    if _GLOB_CHARS.intersection(path):
+        for top in fs.glob(path):
+            found.update(_files_under(fs, top, masks, recursive))
+    else:
+        try:
+            found.update(_files_under(fs, path, masks, recursive))
+        except FileNotFoundError:
+            pass
+        if not found and not fs.exists(path):
+            raise FileNotFoundError(f"no such file or directory: {root!r}")
+    return found
 
 
 def _files_under(fs: Any, top: str, masks: list[str], recursive: bool) -> list[str]:
     """A directory's files that match a mask, or ``top`` itself, whatever its
     name, if it is a file. One listing: on an object store, asking first
     whether ``top`` exists and is a directory costs two more round trips."""
-    files = fs.find(top, maxdepth=None if recursive else 1)
+    # A failed listing must raise, not read as an empty folder (fsspec's walk
+    # omits errors by default); s3fs's flat recursive listing raises by itself
+    # and takes no on_error.
+    s3fs = sys.modules.get("s3fs")
+    flat = recursive and s3fs is not None and isinstance(fs, s3fs.S3FileSystem)
+    files = fs.find(top, maxdepth=None if recursive else 1, **({} if flat else {"on_error": "raise"}))
     if files == [top]:
         return files
     return [p for p in files if any(fnmatch.fnmatch(posixpath.basename(p), m) for m in masks)]
@@ -80,7 +101,8 @@ def _files_under(fs: Any, top: str, masks: list[str], recursive: bool) -> list[s
 @register_op("file_lister", inputs=0)
 class FileListerNode(SequenceSource):
     """Lists at the start of each epoch, in each worker; state: how many
-    paths were yielded (a resume expects the same listing)."""
+    paths were yielded (a resume expects the same listing). ``stats()``
+    counts the listing's retried failures."""
 
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
@@ -91,12 +113,22 @@ class FileListerNode(SequenceSource):
         if options is not None and not isinstance(options, Mapping):
             raise ParamError(f"file_lister: storage_options must be a dict, got {options!r}")
 
+    def setup(self) -> None:
+        super().setup()
+        self._retries = 0
+
+    def stats(self) -> dict[str, int]:
+        return {**super().stats(), "retries": self._retries}
+
+    def _count_retry(self) -> None:
+        self._retries += 1
+
     def iterator(self) -> Iterator[str]:
         p = self.params
         try:
             paths = list_files(_strings("file_lister", "root", p["root"]),
                                _strings("file_lister", "masks", p["masks"]),
-                               p["recursive"], p.get("storage_options"))
+                               p["recursive"], p.get("storage_options"), self._count_retry)
         except Exception as exc:
             msg = f"{self.label} cannot list {p['root']!r}: {type(exc).__name__}: {exc}"
             raise NodeError(msg, op=self.spec.op, name=self.spec.name,

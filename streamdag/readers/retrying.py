@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from .ranged import Head, ranges_for
 from .transient import (
@@ -60,9 +60,11 @@ __all__ = [
     "RetryingReader",
     "make_fs",
     "open_retrying",
+    "retry_transient",
 ]
 
 MiB = 1 << 20
+T = TypeVar("T")
 DEFAULT_CHUNK = 8 * MiB
 DEFAULT_FIRST_CHUNK = MiB // 4
 DEFAULT_READ_AHEAD = 2
@@ -114,7 +116,9 @@ def make_fs(url: str, storage_options: Mapping[str, Any] | None = None,
             *, inner_retries: bool = False) -> tuple[Any, str]:
     """``(filesystem, path)`` for ``url``. Unless ``inner_retries``, S3's
     botocore and s3fs retries are switched off so ``RetryPolicy`` is the only
-    budget (otherwise 5 x 5 x ours requests per failure)."""
+    budget (otherwise 5 x 5 x ours requests per failure). FileLister lists
+    through it too: equal options give the same cached instance, so a worker
+    has one S3 client (a client costs ~0.05 s of CPU, loading CA bundles)."""
     from fsspec.core import split_protocol, url_to_fs
 
     opts = dict(storage_options or {})
@@ -123,25 +127,39 @@ def make_fs(url: str, storage_options: Mapping[str, Any] | None = None,
         config = dict(opts.get("config_kwargs") or {})
         config["retries"] = {"total_max_attempts": 1}
         opts["config_kwargs"] = config
-        if "session" not in opts and not opts.get("skip_instance_cache"):
-            opts["session"] = _botocore_session(url, storage_options or {})
     fs, path = url_to_fs(url, **opts)
     if s3 and not inner_retries:
         fs.retries = 1  # s3fs's loop: a class attribute, 1 means one attempt
     return fs, path
 
 
-def _botocore_session(url: str, storage_options: Mapping[str, Any]) -> Any:
-    """The botocore session of the plain filesystem for these options (the
-    cached instance a FileLister lists with), connected if it was not: a new
-    session parses botocore's service models (~0.3 s of CPU in each worker),
-    a second client on the same session costs ~0.02 s."""
-    from fsspec.core import url_to_fs
-
-    plain, _ = url_to_fs(url, **storage_options)
-    if plain.session is None:
-        plain.connect()
-    return plain.session
+def retry_transient(fn: Callable[[], T], url: str, policy: RetryPolicy, *,
+                    rng: random.Random, on_retry: Callable[[], None] = lambda: None,
+                    stop: threading.Event | None = None) -> T:
+    """``fn()``, called again after each transient failure (backoff with
+    jitter) up to ``policy.max_retries`` times; a permanent failure is raised
+    at once with ``url`` in its message. Once ``stop`` is set (the stream was
+    closed), it gives up."""
+    stop = stop or threading.Event()
+    attempt = 0
+    while True:
+        if stop.is_set():
+            raise ValueError(f"{url}: stream closed")
+        try:
+            return fn()
+        except ObjectChangedError:
+            raise
+        except Exception as exc:
+            if not is_transient(exc):
+                raise with_url(exc, url) from exc
+            if attempt >= policy.max_retries:
+                msg = (f"{url}: giving up after {attempt + 1} attempts: "
+                       f"{type(exc).__name__}: {exc}")
+                raise RetriesExhaustedError(errno.EIO, msg) from exc
+            on_retry()
+            if stop.wait(policy.delay(attempt, rng)):
+                raise ValueError(f"{url}: stream closed") from exc
+            attempt += 1
 
 
 class _Event:
@@ -291,27 +309,13 @@ class RetryingReader(io.BufferedIOBase):
             "new version was passed on: read the file again from its start")
 
     def _with_retries(self, fn: Callable[[], None]) -> None:
-        attempt = 0
-        while True:
-            if self._stop.is_set():
-                raise ValueError(f"{self.url}: stream closed")
-            try:
-                return fn()
-            except ObjectChangedError:
-                raise
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise with_url(exc, self.url) from exc
-                if attempt >= self.policy.max_retries:
-                    msg = (f"{self.url}: giving up after {attempt + 1} attempts: "
-                           f"{type(exc).__name__}: {exc}")
-                    raise RetriesExhaustedError(errno.EIO, msg) from exc
-                with self._lock:  # fetch threads retry concurrently
-                    self.retries += 1
-                self.stats.add(retries=1)
-                if self._stop.wait(self.policy.delay(attempt, self._rng)):
-                    raise ValueError(f"{self.url}: stream closed") from exc
-                attempt += 1
+        retry_transient(fn, self.url, self.policy, rng=self._rng, on_retry=self._count_retry,
+                        stop=self._stop)
+
+    def _count_retry(self) -> None:
+        with self._lock:  # fetch threads retry concurrently
+            self.retries += 1
+        self.stats.add(retries=1)
 
     def _start(self, start: int, end: int) -> Future[bytearray]:
         """A fetch on the read-ahead threads, or done here without read-ahead."""
