@@ -71,7 +71,7 @@ def list_files(roots: list[str], masks: list[str], recursive: bool,
 def _matching(fs: Any, root: str, path: str, masks: list[str], recursive: bool) -> set[str]:
     found: set[str] = set()
     if _GLOB_CHARS.intersection(path):
-        for top in fs.glob(path):
+        for top in fs.glob(path, **_raise_errors(fs, s3_lists_flat=True)):
             found.update(_files_under(fs, top, masks, recursive))
     else:
         try:
@@ -87,15 +87,21 @@ def _files_under(fs: Any, top: str, masks: list[str], recursive: bool) -> list[s
     """A directory's files that match a mask, or ``top`` itself, whatever its
     name, if it is a file. One listing: on an object store, asking first
     whether ``top`` exists and is a directory costs two more round trips."""
-    # A failed listing must raise, not read as an empty folder (fsspec's walk
-    # omits errors by default); s3fs's flat recursive listing raises by itself
-    # and takes no on_error.
-    s3fs = sys.modules.get("s3fs")
-    flat = recursive and s3fs is not None and isinstance(fs, s3fs.S3FileSystem)
-    files = fs.find(top, maxdepth=None if recursive else 1, **({} if flat else {"on_error": "raise"}))
+    files = fs.find(top, maxdepth=None if recursive else 1,
+                    **_raise_errors(fs, s3_lists_flat=recursive))
     if files == [top]:
         return files
     return [p for p in files if any(fnmatch.fnmatch(posixpath.basename(p), m) for m in masks)]
+
+
+def _raise_errors(fs: Any, s3_lists_flat: bool) -> dict[str, str]:
+    """``find``/``glob`` options that make a failed listing raise, not read
+    as an empty folder (fsspec's walk omits errors by default). Where s3fs
+    lists flat (a whole tree, or a glob's prefix) it raises by itself and
+    takes no ``on_error``."""
+    s3fs = sys.modules.get("s3fs")
+    flat = s3_lists_flat and s3fs is not None and isinstance(fs, s3fs.S3FileSystem)
+    return {} if flat else {"on_error": "raise"}
 
 
 @register_op("file_lister", inputs=0)
