@@ -14,6 +14,7 @@ from ..datapipes.iterable_wrapper import SequenceSource
 from ..datapipes.params import check_bool
 from ..datapipes.registry import register_op
 from ..errors import NodeError, ParamError
+from .retrying import RetryPolicy, make_fs, retry_transient
 
 if TYPE_CHECKING:
     from ..datapipes.datapipe import DataPipe
@@ -37,6 +38,17 @@ def FileLister(  # noqa: N802 - torchdata's name
     return DataPipe(make_node("file_lister", params, (), name))
 
 
+def lister_options(node: Any) -> Mapping[str, Any] | None:
+    """The storage_options of the FileLister a pipe reads from, through
+    single-input nodes (shuffle, sharding_filter, ...): what ``open_files``
+    uses unless given its own."""
+    while node.inputs:
+        if len(node.inputs) != 1:
+            return None
+        node = node.inputs[0]
+    return node.params.get("storage_options") if node.op == "file_lister" else None
+
+
 def _strings(op: str, key: str, value: Any) -> list[str]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, (list, tuple)) or not values or not all(
@@ -53,8 +65,6 @@ def list_files(roots: list[str], masks: list[str], recursive: bool,
     retried on transient failures (``RetryPolicy``'s defaults), through the
     filesystem ``open_files(retry=True)`` reads with: one client per process."""
     from fsspec.implementations.local import LocalFileSystem
-
-    from .retrying import RetryPolicy, make_fs, retry_transient
 
     out: list[str] = []
     for root in roots:

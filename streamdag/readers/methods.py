@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..decoders.methods import DecoderMethods
+from .file_lister import lister_options
 
 if TYPE_CHECKING:
     from ..datapipes.datapipe import DataPipe
@@ -41,7 +42,7 @@ class ReaderMethods(DecoderMethods):
                                        storage_options=storage_options, on_error=on_error,
                                        name=name, **options)
         if storage_options is None:
-            storage_options = _lister_options(self.node)
+            storage_options = lister_options(self.node)
         params = {"mode": mode, "encoding": encoding,
                   "storage_options": dict(storage_options) if storage_options else None,
                   "on_error": on_error}
@@ -100,12 +101,3 @@ class ReaderMethods(DecoderMethods):
         found = get_reader(reader) if isinstance(reader, str) else reader
         return found(self, on_error=on_error, name=name, **params)  # type: ignore[arg-type]
 
-
-def _lister_options(node: Node) -> Mapping[str, Any] | None:
-    """The storage_options of the FileLister this pipe reads from, through
-    single-input nodes (shuffle, sharding_filter, ...)."""
-    while node.inputs:
-        if len(node.inputs) != 1:
-            return None
-        node = node.inputs[0]
-    return node.params.get("storage_options") if node.op == "file_lister" else None

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..datapipes.registry import register_op
 from ..errors import ParamError
+from .file_lister import lister_options
 from .open_files import OpenFilesNode
 from .retrying import (
     DEFAULT_CHUNK,
@@ -88,10 +89,11 @@ class RetryingOpenFilesNode(OpenFilesNode):
         opened ahead starts downloading once the file before it has been
         downloaded (the epoch's second: once the parser reached the first
         one's last range), so it never competes with the ranges the parser
-        needs first. Each queued file carries the input's state right after it was
-        pulled: ``state()`` is that of the last file passed on, so resume stays
-        exact. A file is passed on once its first response arrived, so a
-        missing or denied file meets ``on_error`` here, not in the parser."""
+        needs first. Each queued file carries the input's state right after
+        it was pulled: ``state()`` is that of the last file passed on, so
+        resume stays exact. A file is passed on once its first response
+        arrived, so a missing or denied file meets ``on_error`` here, not in
+        the parser."""
         ahead = self.params.get("shards_ahead", DEFAULT_SHARDS_AHEAD)
         src = self.inputs[0]
         items = src.iterator()
@@ -190,7 +192,7 @@ def open_files_retrying(dp: Any, mode: str = "rb", *, encoding: str | None = Non
     folds it into ``open_files``). ``storage_options`` default to those of a
     ``FileLister`` upstream through single-input nodes (as ``open_files``)."""
     if storage_options is None:
-        storage_options = _lister_options(dp.node)
+        storage_options = lister_options(dp.node)
     params = {"mode": mode, "encoding": encoding,
               "storage_options": dict(storage_options) if storage_options else None,
               "chunk_size": chunk_size, "first_chunk": first_chunk, "read_ahead": read_ahead,
@@ -199,12 +201,3 @@ def open_files_retrying(dp: Any, mode: str = "rb", *, encoding: str | None = Non
               "backoff_max": backoff_max, "on_error": on_error}
     return dp._then("open_files_retrying", params, name=name)
 
-
-def _lister_options(node: Any) -> Mapping[str, Any] | None:
-    """The FileLister's storage_options, through single-input nodes (shuffle,
-    sharding_filter...), like ``open_files`` does."""
-    while node.inputs:
-        if len(node.inputs) != 1:
-            return None
-        node = node.inputs[0]
-    return node.params.get("storage_options") if node.op == "file_lister" else None

@@ -63,8 +63,8 @@ __all__ = [
     "retry_transient",
 ]
 
-MiB = 1 << 20
 T = TypeVar("T")
+MiB = 1 << 20
 DEFAULT_CHUNK = 8 * MiB
 DEFAULT_FIRST_CHUNK = MiB // 4
 DEFAULT_READ_AHEAD = 2
