@@ -250,6 +250,21 @@ def test_listing_retries_transient_failures(s3_proxy: FaultProxy, s3_bucket: str
     assert node.stats()["retries"] == 3
 
 
+def test_listing_gives_up_after_max_retries(s3_proxy: FaultProxy, s3_bucket: str,
+                                            s3_env: str) -> None:
+    """A 503 that persists costs 1 + 5 listings (RetryPolicy's default), then
+    a NodeError naming the lister, the root and the attempts."""
+    from streamdag.errors import NodeError
+
+    graph, node = _lister_node(s3_proxy, s3_bucket)
+    s3_proxy.fail_next(6, status=503, path_contains="list-type")
+    graph.start_epoch(0, 0)
+    with pytest.raises(NodeError, match="cannot list .*giving up after 6 attempts"):
+        list(graph.iterate())
+    assert _listings(s3_proxy) == [503] * 6
+    assert node.stats()["retries"] == 5 and s3_proxy.pending_faults == 0
+
+
 @pytest.mark.parametrize("status", [403, 404])
 def test_listing_fails_at_once_on_a_permanent_error(s3_proxy: FaultProxy, s3_bucket: str,
                                                     s3_env: str, status: int) -> None:
