@@ -151,6 +151,7 @@ def _one_line(r: dict, c: Contender, w: Workload) -> str:
     scaled = f" (x{c.scale})" if c.scale > 1 else ""
     return (
         f"{rate:,.0f} {w.unit}/s{scaled}, first batch {r['ttfb']:.3f} s, "
+        f"CPU {r['cpu']:.2f} s ({r['cpu'] / r['seconds']:.2f} cores), "
         f"peak {r['peak_mem_kb'] / 1024:.0f} MB, others' load {r['others_load']:.2f} cores"
     )
 
@@ -181,6 +182,8 @@ def summarize(c: Contender, reps: list[dict], expected: tuple[int, int | None]) 
         throughput=median,
         spread=(max(rates) - min(rates)) / median,
         ttfb=statistics.median(r["ttfb"] for r in ok),
+        cpu_per_item=statistics.median(r["cpu"] / r["items"] for r in ok),
+        cores=statistics.median(r["cpu"] / r["seconds"] for r in ok),
         peak_mem_mb=statistics.median(r["peak_mem_kb"] for r in ok) / 1024,
         others_load=statistics.median(r["others_load"] for r in ok),
         peak_rss_mb=statistics.median(r["peak_rss_kb"] for r in ok) / 1024,

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from benchmarks.cpu import tree_cpu
 from benchmarks.memory import own_peak_kb
 from benchmarks.workloads import WORKLOADS, Contender, Inputs, Workload
 
@@ -49,14 +50,16 @@ def run_once(workload: Workload, contender: Contender, inputs: Inputs) -> dict:
         "checksum": checksum,
         "seconds": statistics.median(e["seconds"] for e in epochs),
         "ttfb": epochs[0]["ttfb"],
+        "cpu": statistics.median(e["cpu"] for e in epochs),
         "epochs": epochs,
         "main_hwm_kb": own_peak_kb(),
     }
 
 
 def _epoch(workload: Workload, factory: Callable[[], Iterable], stage: dict) -> dict:
-    """One timed epoch: from calling the factory to the end of the last batch."""
-    t0 = time.perf_counter()
+    """One timed epoch: from calling the factory to the end of the last batch,
+    with the CPU seconds the process tree spent in it."""
+    cpu0, t0 = tree_cpu(), time.perf_counter()
     batches = iter(factory())
     first = next(batches)
     ttfb = time.perf_counter() - t0
@@ -70,7 +73,8 @@ def _epoch(workload: Workload, factory: Callable[[], Iterable], stage: dict) -> 
         items += n
         checksum += c
     seconds = time.perf_counter() - t0
-    return {"items": items, "checksum": checksum, "seconds": seconds, "ttfb": ttfb}
+    cpu = tree_cpu() - cpu0
+    return {"items": items, "checksum": checksum, "seconds": seconds, "ttfb": ttfb, "cpu": cpu}
 
 
 def _error(stage: str, e: BaseException) -> dict:

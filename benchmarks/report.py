@@ -36,9 +36,9 @@ def markdown(results: dict) -> str:
             "",
             f"Throughput in {w['unit']}/s over a full epoch; ratio = throughput / {w['reference']}.",
             "",
-            "| contender | role | throughput/s | ratio | first batch | peak mem (PSS) | spread "
-            "| others' load | status |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+            "| contender | role | throughput/s | ratio | first batch | CPU/item (cores) "
+            "| peak mem (PSS) | spread | others' load | status |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         lines += [_row(r) for r in w["contenders"]]
         for r in w["contenders"]:
@@ -53,11 +53,12 @@ def _row(r: dict) -> str:
     status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
     status = status.replace("|", "/").replace("\n", " ")
     if "throughput" not in r:
-        return f"| {r['name']} | {role} | - | - | - | - | - | - | {status} |"
+        return f"| {r['name']} | {role} | - | - | - | - | - | - | - | {status} |"
     ratio = f"{r['ratio']:.3f}x" if "ratio" in r else "n/a"
     return (
         f"| {r['name']} | {role} | {_si(r['throughput'])} | {ratio} | {_secs(r['ttfb'])} | "
-        f"{r['peak_mem_mb']:.0f} MB | {r['spread'] * 100:.1f}% | {r['others_load']:.2f} | {status} |"
+        f"{_secs(r['cpu_per_item'])} ({r['cores']:.2f}) | {r['peak_mem_mb']:.0f} MB | "
+        f"{r['spread'] * 100:.1f}% | {r['others_load']:.2f} | {status} |"
     )
 
 
@@ -69,4 +70,8 @@ def _si(x: float) -> str:
 
 
 def _secs(s: float) -> str:
-    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+    """Three significant digits, in the unit that keeps them below 1000."""
+    for scale, unit in ((1e6, "µs"), (1e3, "ms")):
+        if s * scale < 999.5:
+            return f"{s * scale:.3g} {unit}"
+    return f"{s:.2f} s"

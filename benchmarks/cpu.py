@@ -1,0 +1,45 @@
+"""CPU time of a repetition's process tree, read in the repetition itself.
+
+Throughput on a shared 2-core VM moves by +-5% between runs; the CPU a
+contender spends per item moves much less, and shows where a ratio comes
+from: a contender that keeps both cores busy (``cores`` near 2) is CPU-bound,
+so only less CPU per item makes it faster. W3 counts the moto server too: it
+is a child of the repetition and serves the bytes on the same cores.
+
+``tree_cpu()`` is this process, its reaped children (``getrusage``), and every
+live descendant (``/proc/<pid>/stat``: its own time and that of the children
+it reaped). A worker counts once wherever it is at each read: alive, a zombie
+(its times stay readable), or reaped into ``RUSAGE_CHILDREN``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from benchmarks.memory import descendants
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process and everything below it."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    me = os.getpid()
+    for pid in descendants(me):
+        if pid != me:
+            total += _proc_cpu(pid)
+    return total
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # ended and reaped between listing and reading: in RUSAGE_CHILDREN now
+    utime, stime, cutime, cstime = map(int, fields[11:15])
+    return (utime + stime + cutime + cstime) / _TICK
