@@ -5,7 +5,8 @@ as the W2 streamdag contender (2 worker processes), its reference.
 
 ``make`` (untimed setup) starts ``python -m moto.server`` on a free port,
 uploads the W2 shards and stops the server at exit. The server is a child of
-this process, so its memory counts in the process tree's PSS.
+this process, so its memory counts in the process tree's PSS and its CPU in the
+repetition's CPU/item.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _start_moto() -> str:
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                              "-p", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    atexit.register(proc.terminate)
+    atexit.register(_stop, proc)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -42,6 +43,17 @@ def _start_moto() -> str:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("moto server did not start")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop and reap the server: reaped, its CPU counts as the repetition's, not
+    as others' load (an orphan would be reaped by init)."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _options(endpoint: str) -> dict[str, Any]:
