@@ -250,6 +250,22 @@ def test_listing_retries_transient_failures(s3_proxy: FaultProxy, s3_bucket: str
     assert node.stats()["retries"] == 3
 
 
+def test_listing_of_several_pages_survives_a_503_on_a_later_page(
+        s3_proxy: FaultProxy, s3_fs: Any, s3_bucket: str, s3_env: str) -> None:
+    """A folder of 1,050 objects takes two ListObjectsV2 pages (1,000 keys
+    each at most). A 503 on the second page restarts the listing: every file
+    once, in order, none lost with the failed page, none doubled by the retry."""
+    names = [f"shard-{i:04d}.tar" for i in range(1050)]
+    s3_fs.pipe({f"{s3_bucket}/shards/{n}": b"x" for n in names})
+    s3_fs.invalidate_cache()
+    graph, node = _lister_node(s3_proxy, s3_bucket)
+    s3_proxy.fail_next(1, status=503, path_contains="continuation-token")
+    graph.start_epoch(0, 0)
+    assert list(graph.iterate()) == [f"s3://{s3_bucket}/shards/{n}" for n in names]
+    assert _listings(s3_proxy) == [200, 503, 200, 200]
+    assert node.stats()["retries"] == 1 and s3_proxy.pending_faults == 0
+
+
 def test_listing_gives_up_after_max_retries(s3_proxy: FaultProxy, s3_bucket: str,
                                             s3_env: str) -> None:
     """A 503 that persists costs 1 + 5 listings (RetryPolicy's default), then
