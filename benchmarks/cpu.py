@@ -22,12 +22,18 @@ from benchmarks.memory import descendants
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu() -> float:
-    """CPU seconds (user + system) used so far by this process and everything below it."""
+def own_and_reaped_cpu() -> float:
+    """CPU seconds (user + system) of this process and the children it reaped."""
     total = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         usage = resource.getrusage(who)
         total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process and everything below it."""
+    total = own_and_reaped_cpu()
     me = os.getpid()
     for pid in descendants(me):
         if pid != me:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.cpu import own_and_reaped_cpu
 from benchmarks.data import REPO_ROOT
 from benchmarks.memory import INTERVAL, POLL_SHARE, tree_kb
 from benchmarks.workloads import Contender, Inputs, Workload, data_paths
@@ -97,11 +97,7 @@ def _cpu_counters() -> tuple[float, float]:
             int, f.readline().split()[1:9]
         )
     machine = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    ours = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        ours += usage.ru_utime + usage.ru_stime
-    return machine, ours
+    return machine, own_and_reaped_cpu()
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
