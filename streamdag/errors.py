@@ -18,21 +18,24 @@ class GraphFormatError(StreamdagError, ValueError):
 
 class NodeError(StreamdagError, RuntimeError):
     """A node failed while the pipeline ran; ``__cause__`` holds the original
-    exception with its traceback."""
+    exception with its traceback. ``source`` says which element it failed on
+    (a sample's key and archive, a file's path, a short repr), where known."""
 
     def __init__(self, message: str, *, op: str = "", name: str | None = None,
-                 node_id: str = "") -> None:
+                 node_id: str = "", source: str | None = None) -> None:
         super().__init__(message)
         self.op = op
         self.name = name
         self.node_id = node_id
+        self.source = source
 
     def __reduce__(self):  # keep the node fields when sent from a worker process
-        return (_rebuild_node_error, (str(self), self.op, self.name, self.node_id))
+        return (_rebuild_node_error, (str(self), self.op, self.name, self.node_id, self.source))
 
 
-def _rebuild_node_error(message: str, op: str, name: str | None, node_id: str) -> NodeError:
-    return NodeError(message, op=op, name=name, node_id=node_id)
+def _rebuild_node_error(message: str, op: str, name: str | None, node_id: str,
+                        source: str | None = None) -> NodeError:
+    return NodeError(message, op=op, name=name, node_id=node_id, source=source)
 
 
 class ResumeError(StreamdagError, RuntimeError):

@@ -99,3 +99,78 @@ def test_load_state_dict_rejects_foreign_data():
         loader.load_state_dict({"epoch": 1})
     with pytest.raises(sd.ResumeError, match="version 99 is not supported"):
         loader.load_state_dict({"format": "streamdag-loader-state", "version": 99})
+
+
+def samples_of(url, classes):
+    """webdataset-style samples, as ``webdataset()`` makes them from a shard."""
+    return [{"__key__": f"{i:06d}", "__url__": url, "cls": c} for i, c in enumerate(classes)]
+
+
+def check_class(sample):
+    if not isinstance(sample["cls"], int):
+        raise ValueError(f"bad class {sample['cls']!r}")
+    return sample
+
+
+def test_map_error_names_the_sample_key_and_its_archive():
+    dp = sd.IterableWrapper(samples_of("/data/shard-3.tar", [0, 1, "x", 3])).map(
+        check_class, name="check")
+    with pytest.raises(sd.NodeError) as info:
+        list(dp)
+    assert str(info.value) == ("map node 'check' raised ValueError: bad class 'x' "
+                               "(on sample '000002' of '/data/shard-3.tar')")
+
+
+def test_error_names_the_path_of_a_path_and_data_pair():
+    dp = sd.IterableWrapper([("/data/a.txt", "1"), ("/data/b.txt", "x")]).map(
+        lambda pair: int(pair[1]), name="parse")
+    with pytest.raises(sd.NodeError, match=r"map node 'parse' raised ValueError: .* "
+                                           r"\(on element \('/data/b.txt', \.\.\.\)\)$"):
+        list(dp)
+
+
+def test_default_collate_error_names_the_collate_node_and_the_batch():
+    dp = sd.IterableWrapper([[1, 2], [1, 2, 3]]).batch(2).collate(name="coll")
+    with pytest.raises(sd.NodeError) as info:
+        list(dp)
+    err = info.value
+    assert (err.op, err.name) == ("collate", "coll")
+    assert str(err) == ("collate node 'coll' raised RuntimeError: each element in list of "
+                        "batch should be of equal size (on a list of 2: [1, 2], [1, 2, 3])")
+    assert isinstance(err.__cause__, RuntimeError)
+
+
+def test_collate_error_names_the_samples_of_the_batch():
+    rows = samples_of("/data/shard-0.tar", [[0], [1], [2, 2], [3]])
+    dp = sd.IterableWrapper(rows).batch(4).collate(name="coll")
+    with pytest.raises(sd.NodeError) as info:
+        list(dp)
+    assert str(info.value).endswith(
+        "(on a list of 4: sample '000000' of '/data/shard-0.tar', sample '000001' of "
+        "'/data/shard-0.tar', sample '000002' of '/data/shard-0.tar', ...)")
+
+
+def add(a, b):
+    return a + b
+
+
+@pytest.mark.parametrize("tail", ["none", "batch", "map_prefetch"])
+def test_function_called_with_the_wrong_arguments_names_its_node(tail):
+    """The call itself fails, so no frame of the function is on the traceback."""
+    dp = sd.IterableWrapper(range(3)).map(lambda a, b: a + b, name="pair")
+    dp = {"none": dp, "batch": dp.batch(2), "map_prefetch": dp.map(abs).prefetch(2)}[tail]
+    with pytest.raises(sd.NodeError) as info:
+        list(dp)
+    assert (info.value.op, info.value.name) == ("map", "pair")
+    assert str(info.value) == ("map node 'pair' raised TypeError: test_function_called_with_"
+                               "the_wrong_arguments_names_its_node.<locals>.<lambda>() missing 1 "
+                               "required positional argument: 'b' (on element 0)")
+
+
+def test_filter_and_column_functions_with_the_wrong_arguments_name_their_node():
+    with pytest.raises(sd.NodeError, match=r"^filter node 'keep' raised TypeError: .*takes 0 "):
+        list(sd.IterableWrapper(range(3)).filter(lambda: True, name="keep").batch(2))
+    dp = sd.IterableWrapper([(1, 2, 3)]).map(add, input_col=[0, 1, 2], name="cols").batch(2)
+    with pytest.raises(sd.NodeError, match=r"^map node 'cols' raised TypeError: add\(\) takes 2 "
+                                           r"positional arguments but 3 were given"):
+        list(dp)

@@ -43,5 +43,10 @@ def selecting(fn: Callable[..., Any], input_col: Col) -> Callable[[Any], Any]:
     return lambda sample: fn(*[sample[c] for c in cols])
 
 
+def arity(input_col: Col) -> int:
+    """How many arguments the function gets: one per input column, else the element."""
+    return len(input_col) if isinstance(input_col, (list, tuple)) else 1
+
+
 def _sort_key(col: int | str) -> tuple[int, Any]:
     return (0, col) if isinstance(col, int) else (1, col)

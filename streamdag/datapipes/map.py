@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import ParamError
-from .columns import selecting, with_columns
+from .columns import arity, selecting, with_columns
 from .params import check_callable, check_col
 from .registry import register_op
 from .runtime import RuntimeNode, framed
@@ -29,8 +29,8 @@ class MapNode(RuntimeNode):
         return True
 
     def setup(self) -> None:
-        fn = framed(self.params["fn"], self)
         col = self.params.get("input_col")
+        fn = framed(self.params["fn"], self, arity(col))
         self.fn = fn if col is None else with_columns(fn, col, self.params.get("output_col"))
 
     def iterator(self) -> Iterator[Any]:
@@ -48,8 +48,8 @@ class FilterNode(RuntimeNode):
         check_col("filter", "input_col", params.get("input_col"))
 
     def setup(self) -> None:
-        fn = framed(self.params["fn"], self)
         col = self.params.get("input_col")
+        fn = framed(self.params["fn"], self, arity(col))
         self.fn = fn if col is None else selecting(fn, col)
 
     def iterator(self) -> Iterator[Any]:
@@ -74,7 +74,7 @@ class CollateNode(RuntimeNode):
         fn = self.params.get("fn")
         if fn is None:
             from torch.utils.data import default_collate as fn
-        self.fn = framed(fn, self)
+        self.fn = framed(fn, self, always=True)
 
     def iterator(self) -> Iterator[Any]:
         return map(self.fn, self.inputs[0].iterator())

@@ -8,14 +8,17 @@ attributes (or in C iterators whose position can be read), never only in a
 suspended generator frame: ``state()`` is read between two output elements and
 ``restore()`` is applied before ``iterator()``. Stateless nodes delegate both
 to their inputs. Errors are attributed to a node once, when they leave the
-graph, by reading the traceback."""
+graph, by reading the traceback: a frame of the node's own code, of a function
+it declares, or of the thin ``framed`` wrapper it puts around a function whose
+call would leave no frame of its own."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
-from types import CodeType, FrameType, TracebackType
+from types import CodeType, FrameType, FunctionType, TracebackType
 from typing import Any, ClassVar
 
 from ..errors import NodeError, StreamdagError
@@ -24,6 +27,7 @@ from .counting import Tally, count_of, counted
 from .node import Node, walk
 from .plan import execution_plan
 from .registry import get_op
+from .sources import describe
 
 
 def is_sharding_point(spec: Node) -> bool:
@@ -226,23 +230,24 @@ class RuntimeGraph:
         except StreamdagError:
             raise
         except Exception as exc:
-            node = self.owner_of(exc.__traceback__)
-            raise node_error(exc, node) from exc
+            node, element = self.culprit(exc.__traceback__)
+            raise node_error(exc, node, element) from exc
 
     def close(self) -> None:
         """Consumers first, so no thread is left waiting on a closed input."""
         for node in reversed(self.nodes.values()):
             node.close()
 
-    def owner_of(self, tb: TracebackType | None) -> RuntimeNode | None:
-        """The innermost node on the traceback."""
-        owner = None
+    def culprit(self, tb: TracebackType | None) -> tuple[RuntimeNode | None, Any]:
+        """The innermost node on the traceback, and the element it was called
+        with where that frame shows it (else ``UNKNOWN``)."""
+        owner, element = None, UNKNOWN
         while tb is not None:
             node = self.node_of(tb.tb_frame)
             if node is not None and node.graph is self:
-                owner = node
+                owner, element = node, _argument_of(tb.tb_frame, node)
             tb = tb.tb_next
-        return owner
+        return owner, element
 
     def node_of(self, frame: FrameType) -> RuntimeNode | None:
         return node_of_frame(frame, self._code_owner)
@@ -266,26 +271,61 @@ def node_of_frame(frame: FrameType,
     return node
 
 
-def node_error(exc: BaseException, node: RuntimeNode | None) -> NodeError:
+UNKNOWN: Any = object()  # the element an error happened on is not known
+
+
+def node_error(exc: BaseException, node: RuntimeNode | None,
+               element: Any = UNKNOWN) -> NodeError:
     where = node.label if node else "an unknown node"
-    err = NodeError(f"{where} raised {type(exc).__name__}: {exc}",
+    source = None if element is UNKNOWN else describe(element)
+    on = f" (on {source})" if source else ""
+    err = NodeError(f"{where} raised {type(exc).__name__}: {exc}{on}",
                     op=node.spec.op if node else "", name=node.spec.name if node else None,
-                    node_id=node.spec.id if node else "")
+                    node_id=node.spec.id if node else "", source=source)
     return err
 
 
-def framed(fn: Callable[..., Any], node: RuntimeNode) -> Callable[..., Any]:
-    """``fn`` itself when it runs Python code; else a thin Python wrapper, so
-    that an error raised inside a C function (``int``, ``str.split``) can still
-    be attributed to ``node``."""
-    if _code_of(fn) is not None:
+def framed(fn: Callable[..., Any], node: RuntimeNode, nargs: int = 1, *,
+           always: bool = False) -> Callable[..., Any]:
+    """``fn`` itself when it is Python code that takes ``nargs`` positional
+    arguments; else a thin Python wrapper, so that an error is attributed to
+    ``node`` even where no frame of ``fn`` shows it: raised inside a C
+    function (``int``, ``str.split``), or by the call itself (``lambda a, b:``
+    called with one element). ``always``: wrap Python code too, for a call
+    per batch (collate), where the wrapper costs nothing that shows and the
+    function (torch's ``default_collate``) is no node's own."""
+    if not always and _code_of(fn) is not None and _takes(fn, nargs):
         return fn
 
     def call(*args: Any) -> Any:
-        _sd_node = node  # noqa: F841 - read back from the frame by owner_of
+        _sd_node = node  # noqa: F841 - read back from the frame by culprit
         return fn(*args)
 
     return call
+
+
+def _takes(fn: Callable[..., Any], nargs: int) -> bool:
+    """Can ``fn`` be called with ``nargs`` positional arguments? (once, at setup)"""
+    try:
+        inspect.signature(fn).bind(*range(nargs))
+    except (TypeError, ValueError):  # ValueError: no signature to check
+        return False
+    return True
+
+
+def _argument_of(frame: FrameType, node: RuntimeNode) -> Any:
+    """The element ``node`` called a function with, when ``frame`` is the
+    ``framed`` wrapper's (its arguments) or a plain function's the node
+    declares (its first parameter); else ``UNKNOWN``."""
+    local = frame.f_locals
+    if local.get("_sd_node") is node and "args" in local:
+        args = local["args"]
+        return args[0] if len(args) == 1 else args
+    code = frame.f_code
+    if code.co_argcount and any(isinstance(fn, FunctionType) and fn.__code__ is code
+                                for fn in node.user_functions()):
+        return local.get(code.co_varnames[0], UNKNOWN)
+    return UNKNOWN
 
 
 def _code_of(fn: Any) -> Any:
