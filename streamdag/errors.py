@@ -40,3 +40,8 @@ def _rebuild_node_error(message: str, op: str, name: str | None, node_id: str,
 
 class ResumeError(StreamdagError, RuntimeError):
     """A saved loader state does not fit the pipeline it is loaded into."""
+
+
+class SkippedInputWarning(UserWarning):
+    """Issued for each bad input dropped by a node with ``on_error="warn"``
+    (at most a few per node per epoch, then a summary: ``skip_warnings.py``)."""

@@ -21,12 +21,13 @@ from functools import partial
 from types import CodeType, FrameType, FunctionType, TracebackType
 from typing import Any, ClassVar
 
-from ..errors import NodeError, StreamdagError
+from ..errors import NodeError, SkippedInputWarning, StreamdagError
 from ..reading_service.seeds import derive_seed
 from .counting import Tally, count_of, counted
 from .node import Node, walk
 from .plan import execution_plan
 from .registry import get_op
+from .skip_warnings import SkipWarnings
 from .sources import describe
 
 
@@ -196,6 +197,7 @@ class RuntimeGraph:
         self.output = self.nodes[output.id]
         self.counting = False  # statistics: count the elements leaving the graph
         self._delivered = Tally()
+        self.skip_warnings = SkipWarnings()  # nodes with on_error="warn" report here
         self._code_owner = {
             _code_of(fn): node
             for node in self.nodes.values() for fn in node.user_functions()
@@ -205,6 +207,7 @@ class RuntimeGraph:
     def start_epoch(self, base_seed: int, epoch: int) -> None:
         self.base_seed = base_seed
         self.epoch = epoch
+        self.skip_warnings.reset()
         for node in self.nodes.values():
             node.reset()
 
@@ -227,11 +230,12 @@ class RuntimeGraph:
                 it, counter = counted(it)
                 self._delivered.follow(partial(count_of, counter))
             yield from it
-        except StreamdagError:
+        except (StreamdagError, SkippedInputWarning):  # named already (the latter: -W error)
             raise
         except Exception as exc:
             node, element = self.culprit(exc.__traceback__)
             raise node_error(exc, node, element) from exc
+        self.skip_warnings.finish()
 
     def close(self) -> None:
         """Consumers first, so no thread is left waiting on a closed input."""

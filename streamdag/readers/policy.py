@@ -3,22 +3,20 @@
 Bad input (a corrupt JPEG, a truncated tar, an invalid JSON line) either
 stops the pipeline with an error naming the node, the file and the member or
 line, or is dropped and counted. Counting happens only on the error path: a
-plain attribute increment, so the good path costs nothing."""
+plain attribute increment, so the good path costs nothing. Under ``warn`` the
+graph's ``skip_warnings`` issues the warning (``datapipes/skip_warnings.py``:
+rate-limited, and sent on to the main process from a worker)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from ..datapipes.params import check_choice
-from ..errors import NodeError
+from ..errors import NodeError, SkippedInputWarning
 
 ON_ERROR = ("raise", "skip", "warn")
-
-
-class SkippedInputWarning(UserWarning):
-    """Issued for each bad input dropped by a node with ``on_error="warn"``."""
+__all__ = ["ON_ERROR", "ErrorPolicy", "SkippedInputWarning", "check_on_error"]
 
 
 def check_on_error(op: str, params: Mapping[str, Any]) -> None:
@@ -34,6 +32,7 @@ class ErrorPolicy:
     label: str
     params: Mapping[str, Any]
     spec: Any
+    graph: Any
 
     @property
     def on_error(self) -> str:
@@ -54,7 +53,7 @@ class ErrorPolicy:
             raise self.error(exc, where) from exc
         self.skipped += 1
         if self.on_error == "warn":
-            warnings.warn(f"{self.error(exc, where)} (skipped)", SkippedInputWarning, stacklevel=3)
+            self.graph.skip_warnings.warn(self.label, f"{self.error(exc, where)} (skipped)")
 
     def reraise(self, exc: BaseException, where: str) -> NoReturn:
         """Raise regardless of the policy (a broken pipeline, not bad data)."""

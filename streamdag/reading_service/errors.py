@@ -15,22 +15,23 @@ class WorkerError(NodeError):
     sent back."""
 
     def __init__(self, message: str, *, op: str = "", name: str | None = None,
-                 node_id: str = "", worker_id: int = 0, rank: int = 0,
-                 traceback: str = "") -> None:
-        super().__init__(message, op=op, name=name, node_id=node_id)
+                 node_id: str = "", source: str | None = None, worker_id: int = 0,
+                 rank: int = 0, traceback: str = "") -> None:
+        super().__init__(message, op=op, name=name, node_id=node_id, source=source)
         self.worker_id = worker_id
         self.rank = rank
         self.traceback = traceback
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_worker_error, (str(self), self.op, self.name, self.node_id,
-                                        self.worker_id, self.rank, self.traceback))
+                                        self.worker_id, self.rank, self.traceback, self.source))
 
 
 def _rebuild_worker_error(message: str, op: str, name: str | None, node_id: str,
-                          worker_id: int, rank: int, traceback: str) -> WorkerError:
-    return WorkerError(message, op=op, name=name, node_id=node_id, worker_id=worker_id,
-                       rank=rank, traceback=traceback)
+                          worker_id: int, rank: int, traceback: str,
+                          source: str | None = None) -> WorkerError:
+    return WorkerError(message, op=op, name=name, node_id=node_id, source=source,
+                       worker_id=worker_id, rank=rank, traceback=traceback)
 
 
 class WorkerDiedError(StreamdagError, RuntimeError):

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from ..datapipes.skip_warnings import SkipWarnings
 from .errors import WorkerError, WorkerTimeoutError
 from .worker import CREDIT, DATA, RUN, STATS, THEN
 
@@ -88,9 +89,13 @@ class _Worker:
 
 
 class Merge:
+    """``skip_warnings``: the main process's, where the skipped-input warnings
+    a worker sends with a chunk are issued when the loop starts on that chunk."""
+
     def __init__(self, inbox: Inbox, gen: int, saved: dict | None, *, in_order: bool,
-                 timeout: float | None) -> None:
+                 timeout: float | None, skip_warnings: SkipWarnings) -> None:
         self.inbox = inbox
+        self.skip_warnings = skip_warnings
         self.gen = gen
         self.in_order = in_order
         self.timeout = timeout
@@ -181,6 +186,7 @@ class Merge:
             worker.chunk, worker.items, worker.pos = chunk, chunk[3], 0
             if not worker.items:
                 self._finish(index, worker)
+            self.skip_warnings.replay(chunk[-1])  # may raise (-W error): the chunk is taken
         return True
 
     def _take(self, index: int, worker: _Worker) -> Any:
@@ -227,10 +233,10 @@ class Merge:
 def _worker_error(info: dict) -> WorkerError:
     where = (f"{info['op']} node {info['name']!r}" if info["name"]
              else f"{info['op']} node {info['node_id']}" if info["op"] else "its pipeline")
-    msg = (f"worker {info['worker']} (rank {info['rank']}, pid {info['pid']}): {where} raised "
-           f"{info['type']}: {info['message']}\n\nOriginal traceback in the worker:\n"
-           f"{info['traceback']}")
+    msg = (f"worker {info['worker']} (rank {info['rank']}, pid {info['pid']}): {where} "
+           f"{info['event']}\n\nOriginal traceback in the worker:\n{info['traceback']}")
     err = WorkerError(msg, op=info["op"], name=info["name"], node_id=info["node_id"],
-                      worker_id=info["worker"], rank=info["rank"], traceback=info["traceback"])
+                      source=info["source"], worker_id=info["worker"], rank=info["rank"],
+                      traceback=info["traceback"])
     err.__cause__ = info["exc"]
     return err

@@ -13,8 +13,8 @@ Protocol (tuples, first item the kind):
   main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, next_pass, credits)
                   (THEN, gen, base_seed, epoch, credits)
                   (CREDIT, gen, n)   (SHUTDOWN,)   (STATS, every_s, main_pid)
-  worker -> main: (DATA, gen, worker, items, state_after, ended)
-                  (ERROR, gen, worker, items, info)   (STATS, gen, worker, snapshot)
+  worker -> main: (DATA, gen, worker, items, state_after, ended, warnings)
+                  (ERROR, gen, worker, items, info, warnings)   (STATS, gen, worker, snapshot)
 A RUN starts a pass (abandoning any pass in progress) from ``state`` (None:
 the start of the epoch), dropping ``skip`` elements; with ``next_pass`` the
 state is the end of the previous pass and the worker starts the next one
@@ -26,7 +26,11 @@ error drops it. ``gen`` tells the main process which pass a message belongs
 to (statistics too: a snapshot of a queued pass waits until the main process
 reads that pass). STATS (sent before the first RUN) switches statistics on:
 the worker then sends a snapshot at most every ``every_s`` seconds between
-chunks and before the chunk that ends a pass."""
+chunks and before the chunk that ends a pass. ``warnings`` are the
+skipped-input warnings the worker's nodes issued since the previous chunk
+(``datapipes/skip_warnings.py``): the main process issues them when it takes
+the chunk. An element that cannot be pickled ends the pass with an ERROR that
+names it, after the elements before it, instead of killing the worker."""
 
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from time import perf_counter
 from typing import Any
 
 from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..datapipes.sources import describe as describe_element
 from ..errors import NodeError, ResumeError
 from ..stats import sampler
 from ..stats.sampler import StackSampler
@@ -70,14 +75,20 @@ def global_rng_seed(base_seed: int, epoch: int, context: WorkerContext) -> int:
     return derive_seed(base_seed, epoch, _GLOBAL_RNG_SALT, context.global_worker + 1)
 
 
-def describe(exc: BaseException, context: WorkerContext) -> dict[str, Any]:
-    """Plain data about an error, to raise it again in the main process."""
+def describe(exc: BaseException, context: WorkerContext,
+             event: str | None = None) -> dict[str, Any]:
+    """Plain data about an error, to raise it again in the main process.
+    ``event``: what the node did, after its name (default: "raised" the error
+    on its element)."""
     original = exc.__cause__ if isinstance(exc, NodeError) and exc.__cause__ else exc
+    source = getattr(exc, "source", None)
+    if event is None:
+        on = f" (on {source})" if source else ""
+        event = f"raised {type(original).__name__}: {original}{on}"
     info: dict[str, Any] = {
         "worker": context.worker_id, "rank": context.rank, "pid": os.getpid(),
         "op": getattr(exc, "op", ""), "name": getattr(exc, "name", None),
-        "node_id": getattr(exc, "node_id", ""), "message": str(original),
-        "type": type(original).__name__,
+        "node_id": getattr(exc, "node_id", ""), "source": source, "event": event,
         "traceback": "".join(traceback.format_exception(original)), "exc": None,
     }
     try:
@@ -147,12 +158,11 @@ class WorkerLoop:
     def run(self, cmd: tuple) -> tuple | None:
         """One pass; returns the command that ended it early, if any."""
         _, gen, base_seed, epoch, fresh, state, skip, next_pass, credits = cmd
-        worker = self.context.worker_id
         self._then = None
         try:
             it = self._start(base_seed, epoch, fresh, state, skip, next_pass)
         except Exception as exc:  # noqa: BLE001 - reported to the main process
-            self.send((ERROR, gen, worker, [], describe(exc, self.context)))
+            self._send_chunk(ERROR, gen, [], describe(exc, self.context))
             return self._failed()
         while True:
             credits, interrupt = self._take_commands(gen, credits)
@@ -160,20 +170,55 @@ class WorkerLoop:
                 return interrupt
             items, ended, error = self._chunk(it)
             if error is not None:
-                self.send((ERROR, gen, worker, items, describe(error, self.context)))
+                self._send_chunk(ERROR, gen, items, describe(error, self.context))
                 return self._failed()
             try:
                 state_after = self._graph.state()
             except Exception as exc:  # noqa: BLE001
-                self.send((ERROR, gen, worker, items, describe(exc, self.context)))
+                self._send_chunk(ERROR, gen, items, describe(exc, self.context))
                 return self._failed()
             if self._stats_every is not None:
                 self._report_stats(gen, ended)
-            self.send((DATA, gen, worker, items, state_after, ended))
+            if not self._send_chunk(DATA, gen, items, state_after, ended):
+                return self._failed()
             if ended:
                 then, self._then = self._then, None
                 return self.recv(True) if then is None else _run_of(then)
             credits -= 1
+
+    def _send_chunk(self, kind: str, gen: int, items: list[Any], *rest: Any) -> bool:
+        """Send a DATA or ERROR message with the warnings held since the last
+        one. An element that cannot be pickled (a generator, an open file, a
+        lambda) would end a worker process: the elements before it are sent
+        with an error naming it instead, and False is returned."""
+        graph = self._graph
+        held = graph.skip_warnings.take_held() if graph is not None else []
+        worker = self.context.worker_id
+        try:
+            self.send((kind, gen, worker, items, *rest, held))
+            return True
+        except Exception:
+            bad = _first_unpicklable(items)
+            if bad is None or graph is None:  # not an element's fault
+                raise
+        index, error = bad
+        self.send((ERROR, gen, worker, items[:index],
+                   self._unpicklable(graph, items[index], error), held))
+        return False
+
+    def _unpicklable(self, graph: RuntimeGraph, item: Any, error: Exception) -> dict[str, Any]:
+        """The error for an element that cannot be pickled, named after the
+        node that yields the worker's elements."""
+        spec = graph.output.spec
+        source = describe_element(item)
+        exc = NodeError(str(error), op=spec.op, name=spec.name, node_id=spec.id, source=source)
+        exc.__cause__ = error
+        event = (f"yielded an element that cannot be pickled to send it to the main process: "
+                 f"{type(error).__name__}: {error} (on {source}). Yield plain data (numbers, "
+                 "strings, bytes, lists, dicts, arrays, tensors): read files and consume "
+                 "generators inside the node, or run it in MultiThreadingReadingService, "
+                 "which does not pickle")
+        return describe(exc, self.context, event)
 
     def _failed(self) -> tuple | None:
         """After an error the main process decides what runs next: no queued pass."""
@@ -186,6 +231,7 @@ class WorkerLoop:
             if self._seed_globals:
                 seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
             self._graph = self._build()
+            self._graph.skip_warnings.hold()  # the main process issues them
             if self._sampler is not None:
                 self._graph.counting = True
                 self._sampler.watch(self._graph)
@@ -208,6 +254,7 @@ class WorkerLoop:
                        f"elements while resuming to element {skip}; the pipeline or its data "
                        "changed since the state was saved, or is not deterministic")
                 raise ResumeError(msg)
+        graph.skip_warnings.take_held()  # issued already, or of an abandoned pass
         return it
 
     def _take_commands(self, gen: int, credits: int) -> tuple[int, tuple | None]:
@@ -237,6 +284,16 @@ class WorkerLoop:
         except Exception as exc:  # noqa: BLE001 - sent after the elements before it
             return items, False, exc
         return items, True, None
+
+
+def _first_unpicklable(items: list[Any]) -> tuple[int, Exception] | None:
+    """The index of the first element that cannot be pickled, and why."""
+    for index, item in enumerate(items):
+        try:
+            pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - pickle raises several types
+            return index, exc
+    return None
 
 
 def _run_of(then: tuple) -> tuple:

@@ -162,7 +162,8 @@ class WorkerService(ReadingService):
             return
         (base_seed, epoch), self._next = self._next, None
         self._gen += 1
-        merge = Merge(self._inbox, self._gen, None, in_order=self.in_order, timeout=self.timeout)
+        merge = Merge(self._inbox, self._gen, None, in_order=self.in_order, timeout=self.timeout,
+                      skip_warnings=self._require_graph().skip_warnings)
         merge.start_behind(base_seed, epoch, self.prefetch_factor)
         self._behind = ((base_seed, epoch), merge)
 
@@ -177,7 +178,7 @@ class WorkerService(ReadingService):
                     self._pool.send(worker, (STATS, STATS_EVERY_S, os.getpid()))
         self._gen += 1
         merge = Merge(self._inbox, self._gen, restored, in_order=self.in_order,
-                      timeout=self.timeout)
+                      timeout=self.timeout, skip_warnings=self._require_graph().skip_warnings)
         merge.start(base_seed, epoch, fresh, self.prefetch_factor)
         return merge
 
