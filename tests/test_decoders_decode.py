@@ -17,7 +17,7 @@ from PIL import Image
 import streamdag as sd
 from streamdag.decoders import decode_image, image_handler
 from streamdag.errors import NodeError, ParamError
-from tests.checkers import run_epoch
+from streamdag.testing import run_epoch
 from tests.support.readers import jpeg_bytes, run_with_stats, write_tar
 
 

@@ -16,7 +16,7 @@ import pytest
 import streamdag as sd
 from streamdag.datapipes import registered_ops
 from streamdag.graph_io import FunctionRef, dumps, loads_node
-from streamdag.graph_io.testing import assert_round_trips
+from streamdag.testing import assert_round_trips
 from tests import test_graph_io_fns as fns
 
 TRUST = ["tests.test_graph_io_fns"]

@@ -20,8 +20,8 @@ import streamdag.decoders.dali  # noqa: F401 - registers decode_images
 from streamdag.datapipes import registered_ops
 from streamdag.graph_io import dumps, loads_node
 from streamdag.graph_io.document import op_origin
-from streamdag.graph_io.testing import assert_round_trips
 from streamdag.readers.open_files_retrying import open_files_retrying
+from streamdag.testing import assert_round_trips
 from tests import test_graph_io_fns as fns
 from tests.test_graph_io import PIPELINES
 

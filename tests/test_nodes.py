@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import streamdag as sd
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 
 
 def double(x):

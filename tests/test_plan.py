@@ -13,7 +13,7 @@ from streamdag.datapipes import RuntimeGraph
 from streamdag.datapipes.node import walk
 from streamdag.datapipes.plan import execution_plan
 from streamdag.errors import NodeError, ParamError
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 from tests.support.readers import jpeg_bytes, write_tar
 
 DECODED: list[str] = []

@@ -14,7 +14,7 @@ import pytest
 import streamdag as sd
 from streamdag.errors import NodeError
 from streamdag.readers import MemberPath
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 from tests.support.readers import count_with_peak_memory, run_with_stats, write_tar
 
 MEMBERS = [(f"dir/{i:03d}.bin", bytes([i]) * (i * 97 % 1500)) for i in range(12)]

@@ -16,8 +16,7 @@ import streamdag as sd
 from streamdag.datapipes import WorkerContext, make_node
 from streamdag.errors import NodeError, ParamError
 from streamdag.readers import available_readers, get_reader
-from streamdag.readers.testing import ReaderConformance
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import ReaderConformance, assert_resumes, run_epoch
 from tests.support.readers import run_with_stats
 
 ROOT = Path(__file__).resolve().parents[1]

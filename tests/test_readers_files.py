@@ -11,7 +11,7 @@ import pytest
 
 import streamdag as sd
 from streamdag.errors import NodeError, ParamError
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 from tests.support.readers import count_with_peak_memory, run_with_stats
 
 

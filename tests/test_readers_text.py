@@ -17,7 +17,7 @@ import zstandard
 
 import streamdag as sd
 from streamdag.errors import NodeError, ParamError
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 from tests.support.readers import count_with_peak_memory, run_with_stats
 
 TEXT = "".join(f"line {i}\n" for i in range(50)).encode()

@@ -12,7 +12,7 @@ import webdataset as wds
 
 import streamdag as sd
 from streamdag.errors import NodeError
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 from tests.support.readers import run_with_stats, samples_tar, write_tar
 
 

@@ -13,7 +13,7 @@ from itertools import islice
 import pytest
 
 import streamdag as sd
-from tests.checkers import run_epoch
+from streamdag.testing import run_epoch
 from tests.support.leaks import no_leaks  # noqa: F401 - fixture
 from tests.support.rs_functions import record
 

@@ -14,7 +14,7 @@ import torch
 
 import streamdag as sd
 from streamdag.reading_service import processes, worker
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 from tests.support.leaks import no_leaks  # noqa: F401 - fixture
 from tests.support.rs_functions import square, with_pid
 
@@ -76,7 +76,7 @@ def test_resume_mid_epoch_equals_the_uninterrupted_run(persistent):
 
 def test_resume_out_of_order_keeps_every_element_once():
     """Without in_order the global order differs, but nothing is lost or repeated."""
-    from tests.checkers import resumed_epoch
+    from streamdag.testing import resumed_epoch
 
     dp = sharded(300)
     prefix, rest = resumed_epoch(dp, 77, seed=1, reading_service=partial(MP, 2, in_order=False))

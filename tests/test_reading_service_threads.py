@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 
 import streamdag as sd
-from tests.checkers import assert_resumes, run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 from tests.support.rs_functions import fail_on_7, sleep_on_5, square
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamdag as sd
-from tests.checkers import assert_resumes, resumed_epoch, run_epoch
+from streamdag.testing import assert_resumes, resumed_epoch, run_epoch
 
 
 def add_one(x):

@@ -7,7 +7,7 @@ import numpy as np
 
 import streamdag as sd
 from streamdag.datapipes.runtime import RuntimeGraph, WorkerContext
-from tests.checkers import run_epoch
+from streamdag.testing import run_epoch
 
 SHUFFLED = sd.IterableWrapper(range(200)).shuffle(buffer_size=50).batch(10)
 
