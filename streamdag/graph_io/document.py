@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..datapipes.node import Node, walk
+from ..datapipes.params import did_you_mean
 from ..datapipes.registry import registered_ops
 from ..errors import GraphFormatError, ParamError
 from .functions import import_trusted
@@ -282,4 +283,5 @@ def _ensure_op(op: str, trusted: tuple[str, ...], hints: dict[str, str], where: 
         else "import the module that registers it, or install the package that provides it "
         "through the 'streamdag.readers' entry point"
     )
-    raise GraphFormatError(f"{where}: unknown op {op!r}; {origin}")
+    hint = did_you_mean(op, registered_ops)
+    raise GraphFormatError(f"{where}: unknown op {op!r}{f' ({hint})' if hint else ''}; {origin}")
