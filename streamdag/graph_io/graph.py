@@ -151,8 +151,9 @@ class Graph:
     def to_datapipe(self) -> DataPipe[Any]:
         return DataPipe(self._output)
 
-    def save(self, path: PathLike) -> None:
-        save(self, path)
+    def save(self, path: PathLike, *, include_secrets: bool = False) -> None:
+        """``sd.save(self, path)``: credentials only with ``include_secrets``."""
+        save(self, path, include_secrets=include_secrets)
 
     def _edit(self, target: Node, change: Callable[[Node], Node]) -> Graph:
         """Rebuild the graph with ``change`` applied to ``target`` (given with
