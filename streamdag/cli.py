@@ -21,6 +21,7 @@ from .graph_io.codec import format_for
 from .graph_io.files import load_node, save
 from .graph_io.graph import Graph
 from .graph_io.render import node_ref, profile_notes, render, table, to_dot
+from .graph_io.secrets import secrets_in
 from .graph_io.values import Decoder
 from .stats.progress import progress_bar
 from .stats.report import PipelineStats
@@ -118,7 +119,23 @@ def _run_options(sub: argparse.ArgumentParser) -> None:
 
 def _unresolved(args: argparse.Namespace) -> Graph:
     """The graph with function references left as names: nothing is imported."""
-    return Graph.load(args.file, args.trust, resolve_functions=False)
+    return Graph(_load(args, resolve_functions=False))
+
+
+def _load(args: argparse.Namespace, resolve_functions: bool = True) -> Node:
+    """The output node of the graph in the file, with a warning on stderr if
+    the file holds credentials."""
+    output = load_node(args.file, args.trust, resolve_functions=resolve_functions)
+    found = secrets_in(walk(output))
+    if found:
+        print(
+            f"streamdag {args.verb}: warning: {args.file} holds credentials: "
+            f"{', '.join(found)}; anyone who can read the file can use them. Save it without "
+            "them (sd.save leaves them out unless include_secrets=True) and provide them "
+            "through the environment or a profile",
+            file=sys.stderr,
+        )
+    return output
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -129,7 +146,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    graph = Graph(load_node(args.file, args.trust))
+    graph = Graph(_load(args))
     print(f"{args.file}: ok ({len(graph)} nodes, output {node_ref(graph.output)!r})")
     return 0
 
@@ -145,7 +162,7 @@ def _set(args: argparse.Namespace) -> int:
         value = decoder.decode(_parse_value(text), target)
         graph = graph.set_param(node, key, value)
     out = args.output or args.file
-    save(graph, out)
+    save(graph, out, include_secrets=True)  # an edit keeps what the file holds (warned above)
     print(f"wrote {out}")
     return 0
 
@@ -159,7 +176,7 @@ def _parse_value(text: str) -> Any:
 
 def _convert(args: argparse.Namespace) -> int:
     format_for(args.out)  # refuse an unknown suffix before reading anything
-    save(_unresolved(args), args.out)
+    save(_unresolved(args), args.out, include_secrets=True)  # as for set
     print(f"wrote {args.out}")
     return 0
 
@@ -193,7 +210,7 @@ def _profile(args: argparse.Namespace, quiet: bool) -> tuple[Node, PipelineStats
 
     from . import DataLoader2
 
-    output = load_node(args.file, args.trust)
+    output = _load(args)
     service = _service(args.workers)
     with DataLoader2(DataPipe(output), reading_service=service, seed=args.seed,
                      stats=True) as loader:

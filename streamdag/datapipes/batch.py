@@ -12,7 +12,7 @@ from .registry import register_op
 from .runtime import RuntimeNode
 
 
-@register_op("batch")
+@register_op("batch", params=("batch_size", "drop_last"))
 class BatchNode(RuntimeNode):
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:

@@ -13,7 +13,7 @@ from .registry import register_op
 from .runtime import ResumableNode
 
 
-@register_op("in_memory_cache")
+@register_op("in_memory_cache", params=("max_items",))
 class InMemoryCacheNode(ResumableNode):
     """Only a complete pass is served from memory: a pass that was cut short
     or resumed mid-way reads the input again. If more than ``max_items``

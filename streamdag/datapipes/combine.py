@@ -10,7 +10,7 @@ from .registry import register_op
 from .runtime import RuntimeNode
 
 
-@register_op("zip", inputs=(2, None))
+@register_op("zip", inputs=(2, None), params=())
 class ZipNode(RuntimeNode):
     """Tuples of one element from each input; stops with the shortest input."""
 
@@ -22,7 +22,7 @@ class ZipNode(RuntimeNode):
         return zip(*[node.iterator() for node in self.inputs], strict=False)
 
 
-@register_op("concat", inputs=(2, None))
+@register_op("concat", inputs=(2, None), params=())
 class ConcatNode(RuntimeNode):
     """All of the first input, then all of the second, ..."""
 
@@ -55,7 +55,7 @@ class ConcatNode(RuntimeNode):
             node.restore(sub)
 
 
-@register_op("mux", inputs=(2, None))
+@register_op("mux", inputs=(2, None), params=())
 class MuxNode(RuntimeNode):
     """Round robin: one element from each input in turn. Stops as soon as any
     input is exhausted (the elements of that last round that were already

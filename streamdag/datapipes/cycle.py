@@ -10,7 +10,7 @@ from .registry import register_op
 from .runtime import RuntimeNode
 
 
-@register_op("cycle")
+@register_op("cycle", params=("count",))
 class CycleNode(RuntimeNode):
     """Each pass re-iterates the input, so random nodes upstream draw a new
     seed per pass. An empty input ends the cycle instead of spinning."""

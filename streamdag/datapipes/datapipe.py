@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from ..readers.methods import ReaderMethods
 from .columns import Col
 from .node import Node
-from .registry import check_inputs, get_op
+from .registry import check_inputs, check_params, get_op
 
 T = TypeVar("T")
 
@@ -20,7 +20,7 @@ def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
     opdef = get_op(op)
     inputs = tuple(inputs)
     check_inputs(opdef, len(inputs))
-    opdef.validate(params)
+    check_params(opdef, params)
     return Node(op, params, inputs, name=name)
 
 

@@ -15,7 +15,7 @@ from .runtime import ResumableNode, framed
 _REPLAY_EVERY = 32
 
 
-@register_op("flatmap")
+@register_op("flatmap", params=("fn",))
 class FlatMapNode(ResumableNode):
     """State: which input element is being expanded and how far; resume
     replays that element (and at most 32 before it) instead of saving the rest
@@ -81,7 +81,7 @@ class FlatMapNode(ResumableNode):
         return [fn] if fn is not None else []
 
 
-@register_op("unbatch")
+@register_op("unbatch", params=())
 class UnbatchNode(FlatMapNode):
     """Flattens batches back into elements (flatmap with no function)."""
 

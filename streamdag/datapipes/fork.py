@@ -122,7 +122,7 @@ class HubNode(RuntimeNode):
         self._requests.append((index, state))
 
 
-@register_op("fork")
+@register_op("fork", params=("num_instances", "buffer_size"))
 class ForkNode(HubNode):
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
@@ -133,7 +133,7 @@ class ForkNode(HubNode):
         return self._queues
 
 
-@register_op("demux")
+@register_op("demux", params=("num_instances", "classifier_fn", "drop_none", "buffer_size"))
 class DemuxNode(HubNode):
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
@@ -162,7 +162,7 @@ class DemuxNode(HubNode):
         return [self.params["classifier_fn"]]
 
 
-@register_op("branch")
+@register_op("branch", params=("index",))
 class BranchNode(RuntimeNode):
     """Output ``index`` of a fork or demux hub."""
 

@@ -14,7 +14,7 @@ from .runtime import RuntimeNode
 _second = itemgetter(1)
 
 
-@register_op("header")
+@register_op("header", params=("limit",))
 class HeaderNode(RuntimeNode):
     """Counts with a range iterator zipped in front of the input (zip stops on
     the range first, so no element past the limit is pulled from upstream)."""

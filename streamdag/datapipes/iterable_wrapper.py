@@ -52,7 +52,7 @@ class SequenceSource(RuntimeNode):
         self._it = None
 
 
-@register_op("iterable_wrapper", inputs=0)
+@register_op("iterable_wrapper", inputs=0, params=("iterable",))
 class IterableWrapperNode(SequenceSource):
     """Lists, tuples and ranges resume in O(1); any other iterable must be
     re-iterable and deterministic, and resumes by skipping what was read."""

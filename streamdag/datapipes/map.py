@@ -12,7 +12,7 @@ from .registry import register_op
 from .runtime import RuntimeNode, framed
 
 
-@register_op("map")
+@register_op("map", params=("fn", "input_col", "output_col"))
 class MapNode(RuntimeNode):
     passthrough = True
 
@@ -40,7 +40,7 @@ class MapNode(RuntimeNode):
         return [self.params["fn"]]
 
 
-@register_op("filter")
+@register_op("filter", params=("fn", "input_col"))
 class FilterNode(RuntimeNode):
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
@@ -59,7 +59,7 @@ class FilterNode(RuntimeNode):
         return [self.params["fn"]]
 
 
-@register_op("collate")
+@register_op("collate", params=("fn",))
 class CollateNode(RuntimeNode):
     """Batches (lists of samples) to tensors; default: torch's default_collate
     (numbers, arrays and tensors stacked; dicts, tuples and lists recursed)."""

@@ -15,7 +15,7 @@ from .registry import register_op
 from .runtime import ResumableNode
 
 
-@register_op("sample_multiplexer", inputs=(1, None))
+@register_op("sample_multiplexer", inputs=(1, None), params=("weights", "seed"))
 class SampleMultiplexerNode(ResumableNode):
     """Each element comes from input i with probability weight_i / sum of the
     weights of the inputs not yet exhausted. When an input ends it is dropped

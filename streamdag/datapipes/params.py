@@ -3,9 +3,33 @@ a message that names the op and the parameter."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+from difflib import get_close_matches
 from typing import Any
 
 from ..errors import ParamError
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``did you mean 'x'?`` for the choices closest to a misspelt ``word``,
+    or "" if none is close."""
+    close = get_close_matches(word, sorted(choices), n=3)
+    return f"did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+def param_choices(key: str, known: Collection[str]) -> str:
+    """The end of an unknown-param error: what the op takes and the closest."""
+    hint = did_you_mean(key, known)
+    return f"{key!r} (its params: {', '.join(sorted(known)) or 'none'})" + (
+        f"; {hint}" if hint else "")
+
+
+def check_known(op: str, params: Iterable[str], known: Collection[str]) -> None:
+    """ParamError for the first of ``params`` that ``op`` does not take: a
+    misspelt key would otherwise be ignored and the default used."""
+    for key in params:
+        if key not in known:
+            raise ParamError(f"{op}: unknown param {param_choices(key, known)}")
 
 
 def _fail(op: str, key: str, want: str, value: Any) -> None:

@@ -25,7 +25,7 @@ class _Failure:
         self.error = error
 
 
-@register_op("prefetch")
+@register_op("prefetch", params=("buffer_size",))
 class PrefetchNode(ResumableNode):
     """The thread runs ahead of the consumer; the state is the consumer's
     position plus an input checkpoint within ``n`` elements of it. The thread

@@ -15,7 +15,7 @@ from .registry import register_op
 from .runtime import RuntimeNode, is_sharding_point
 
 
-@register_op("sharding_filter")
+@register_op("sharding_filter", params=())
 class ShardingFilterNode(RuntimeNode):
     """Own state: how many input elements to skip before the next one that
     belongs to this worker."""

@@ -20,7 +20,7 @@ from .runtime import ResumableNode
 DEFAULT_INITIAL = 100
 
 
-@register_op("shuffle")
+@register_op("shuffle", params=("buffer_size", "initial", "decode_late"))
 class ShuffleNode(ResumableNode):
     """Resume replays the input from a checkpoint at or before the oldest
     buffered item: about ``buffer_size * ln(buffer_size)`` elements at most

@@ -124,7 +124,7 @@ def decompressed(stream: Any, path: str | None, file_type: str | None = None,
     return io.BufferedReader(Decompressing(fmt, stream, fail), CHUNK)
 
 
-@register_op("decompress")
+@register_op("decompress", params=("file_type", "on_error"))
 class DecompressNode(ErrorPolicy, RuntimeNode):
     """Stateless (one stream in, one out): the reader downstream owns the
     position. A stream corrupt midway ends early under ``skip``/``warn``

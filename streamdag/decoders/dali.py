@@ -193,7 +193,8 @@ class _Job(NamedTuple):
     before: Any  # the input's state before the batch was pulled
 
 
-@register_op(OP)
+@register_op(OP, params=("backend", "device", "size", "crop", "mean", "std", "field",
+                          "layout", "num_threads"))
 class DecodeImagesNode(RuntimeNode):
     """Batches of encoded images -> torch tensors (see the module docstring)."""
 

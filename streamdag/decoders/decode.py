@@ -34,7 +34,8 @@ def field_of(path: str) -> str:
     return name[dot + 1:].lower() if dot > 0 else ""
 
 
-@register_op("decode")
+@register_op("decode", params=("handlers", "image", "mode", "size", "by_ext", "defaults",
+                                  "on_error"))
 class DecodeNode(ErrorPolicy, RuntimeNode):
     """Input: dict samples (webdataset()), or ``(path, bytes or stream)``
     pairs routed by the path's extension. Stateless. A field that fails to

@@ -1,10 +1,13 @@
 """Bytes <-> document (nested maps and lists): the two encodings of the
 format. ``.sdag`` is msgpack, ``.json`` is indented JSON text; reading tells
-them apart by content, so a renamed file still loads."""
+them apart by content, so a renamed file still loads. JSON text may start
+with a UTF-8 byte order mark (some editors add one): it is skipped."""
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,8 @@ def load_bytes(data: bytes) -> Any:
         )
     if not data:
         raise GraphFormatError("file is empty")
+    if data.startswith(codecs.BOM_UTF8):  # never a msgpack graph: that starts with a map
+        return _load_json(data[len(codecs.BOM_UTF8) :])
     if data.lstrip()[:1] in _JSON_STARTS:
         return _load_json(data)
     try:
@@ -81,7 +86,12 @@ def _load_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise GraphFormatError(f"JSON text is not valid UTF-8 at byte {exc.start}") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
     except json.JSONDecodeError as exc:
         raise GraphFormatError(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -103,3 +113,15 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f'{name} is not allowed (write non-finite floats as {{"float": "inf"}})')
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number; one too large for a float (``1e999``) would otherwise
+    become infinity, which the format writes as ``{"float": "inf"}``."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(
+            f"the number {text} is out of range for a float "
+            '(write non-finite floats as {"float": "inf"})'
+        )
+    return value

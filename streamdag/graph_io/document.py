@@ -14,10 +14,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..datapipes.node import Node, walk
+from ..datapipes.params import did_you_mean
 from ..datapipes.registry import registered_ops
 from ..errors import GraphFormatError, ParamError
 from .functions import import_trusted
 from .problems import expect, expect_str_keys, short
+from .secrets import secrets_in, warn_left_out, without_secrets
 from .validate import check_node
 from .values import Decoder, Encoder
 
@@ -47,15 +49,18 @@ class Entry(NamedTuple):
 _NODE_KEYS = ("id", "op", "params", "inputs", "name")
 
 
-def to_document(output: Node) -> dict[str, Any]:
+def to_document(output: Node, *, include_secrets: bool = False) -> dict[str, Any]:
     """The document of the graph ending at ``output`` (GraphFormatError naming
-    the node if a param cannot be saved)."""
+    the node if a param cannot be saved). Credentials in storage_options are
+    left out, with a warning naming them, unless ``include_secrets``."""
     encoder = Encoder()
     nodes = []
     ops: dict[str, str] = {}
-    for node in walk(output):
+    graph = walk(output)
+    for node in graph:
+        kept = node.params if include_secrets else without_secrets(node.params)
         try:
-            params = {k: encoder.encode(v, f"params.{k}") for k, v in node.params.items()}
+            params = {k: encoder.encode(v, f"params.{k}") for k, v in kept.items()}
         except GraphFormatError as exc:
             raise GraphFormatError(f"cannot save {node.label}: {exc}") from exc.__cause__
         nodes.append(
@@ -70,6 +75,8 @@ def to_document(output: Node) -> dict[str, Any]:
         module = op_origin(node.op)
         if module and not module.startswith("streamdag."):
             ops[node.op] = module
+    if not include_secrets:
+        warn_left_out(secrets_in(graph))
     doc: dict[str, Any] = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -282,4 +289,5 @@ def _ensure_op(op: str, trusted: tuple[str, ...], hints: dict[str, str], where: 
         else "import the module that registers it, or install the package that provides it "
         "through the 'streamdag.readers' entry point"
     )
-    raise GraphFormatError(f"{where}: unknown op {op!r}; {origin}")
+    hint = did_you_mean(op, registered_ops)
+    raise GraphFormatError(f"{where}: unknown op {op!r}{f' ({hint})' if hint else ''}; {origin}")

@@ -34,17 +34,25 @@ def output_of(graph: DataPipe[Any] | Graph | Node) -> Node:
     raise TypeError(f"expected a DataPipe, Graph or Node, got {graph!r}")
 
 
-def dumps(graph: DataPipe[Any] | Graph | Node, fmt: str = "msgpack") -> bytes:
-    """The graph's file content (``fmt``: "msgpack" or "json")."""
+def dumps(
+    graph: DataPipe[Any] | Graph | Node, fmt: str = "msgpack", *, include_secrets: bool = False
+) -> bytes:
+    """The graph's file content (``fmt``: "msgpack" or "json"); credentials
+    in storage_options only with ``include_secrets`` (see ``save``)."""
     output = output_of(graph)
     check_graph(output)
-    return dump_bytes(to_document(output), fmt)
+    return dump_bytes(to_document(output, include_secrets=include_secrets), fmt)
 
 
-def save(graph: DataPipe[Any] | Graph | Node, path: PathLike) -> None:
+def save(
+    graph: DataPipe[Any] | Graph | Node, path: PathLike, *, include_secrets: bool = False
+) -> None:
     """Write the graph to ``path``: ``.sdag`` is msgpack, ``.json`` is JSON
-    text. The file is replaced atomically, so editing in place is safe."""
-    data = dumps(graph, format_for(path))
+    text. The file is replaced atomically, so editing in place is safe.
+    Credentials in storage_options (key, secret, token, password, ...) are
+    left out with a warning unless ``include_secrets``: the loaded graph gets
+    them from the environment or a profile."""
+    data = dumps(graph, format_for(path), include_secrets=include_secrets)
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")  # same filesystem
     try:

@@ -10,6 +10,7 @@ from typing import Any
 from ..datapipes.datapipe import DataPipe, make_node
 from ..datapipes.fork import HubNode
 from ..datapipes.node import Node
+from ..datapipes.params import param_choices
 from ..datapipes.registry import get_op
 from ..errors import ParamError
 from .files import PathLike, load_node, output_of, save
@@ -95,12 +96,15 @@ class Graph:
 
     # -- editing ----------------------------------------------------------
     def set_param(self, ref: NodeRef, key: str, value: Any) -> Graph:
-        """Change one param. The key must be one the node already has (catches
-        typos); the op checks the new value."""
+        """Change one param. The key must be one the op takes (or, for an op
+        that does not declare its params, one the node already has): this
+        catches typos. The op checks the new value."""
         target = self.node(ref)
-        if key not in target.params:
-            known = ", ".join(sorted(target.params)) or "none"
-            raise ParamError(f"{target.label} has no param {key!r} (its params: {known})")
+        known = get_op(target.op).params
+        if known is None:
+            known = frozenset(target.params)
+        if key not in known:
+            raise ParamError(f"{target.label} has no param {param_choices(key, known)}")
         return self._edit(target, lambda n: n.evolve(params={**n.params, key: value}))
 
     def replace(self, ref: NodeRef, new: Node | DataPipe[Any]) -> Graph:
@@ -147,8 +151,9 @@ class Graph:
     def to_datapipe(self) -> DataPipe[Any]:
         return DataPipe(self._output)
 
-    def save(self, path: PathLike) -> None:
-        save(self, path)
+    def save(self, path: PathLike, *, include_secrets: bool = False) -> None:
+        """``sd.save(self, path)``: credentials only with ``include_secrets``."""
+        save(self, path, include_secrets=include_secrets)
 
     def _edit(self, target: Node, change: Callable[[Node], Node]) -> Graph:
         """Rebuild the graph with ``change`` applied to ``target`` (given with

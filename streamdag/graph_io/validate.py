@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..datapipes.fork import HubNode
 from ..datapipes.node import Node, walk
-from ..datapipes.registry import check_inputs, get_op
+from ..datapipes.registry import check_inputs, check_params, get_op
 from ..errors import ParamError
 
 
@@ -15,7 +15,7 @@ def check_node(node: Node) -> None:
     try:
         opdef = get_op(node.op)
         check_inputs(opdef, len(node.inputs))
-        opdef.validate(node.params)
+        check_params(opdef, node.params)
     except ParamError as exc:
         raise ParamError(f"{node.label}: {exc}") from None
     for source in node.inputs:

@@ -14,7 +14,8 @@ from ..errors import ParamError
 from .lines import LineReader, check_text_params
 
 
-@register_op("parse_csv")
+@register_op("parse_csv", params=("header", "delimiter", "quotechar", "encoding",
+                                     "return_path", "on_error"))
 class ParseCsvNode(LineReader):
     """Rows as dicts by the header (the file's first row, or the ``header``
     list given); blank lines are ignored. A row with a different number of

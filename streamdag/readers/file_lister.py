@@ -114,7 +114,8 @@ def _raise_errors(fs: Any, s3_lists_flat: bool) -> dict[str, str]:
     return {} if flat else {"on_error": "raise"}
 
 
-@register_op("file_lister", inputs=0)
+@register_op("file_lister", inputs=0,
+             params=("root", "masks", "recursive", "storage_options"))
 class FileListerNode(SequenceSource):
     """Lists at the start of each epoch, in each worker; state: how many
     paths were yielded (a resume expects the same listing). ``stats()``

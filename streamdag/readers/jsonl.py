@@ -14,7 +14,7 @@ from .lines import LineReader, check_text_params
 _decode_json = json.JSONDecoder().decode  # json.loads less its per-call Python checks
 
 
-@register_op("parse_jsonl")
+@register_op("parse_jsonl", params=("encoding", "return_path", "on_error"))
 class ParseJsonlNode(LineReader):
     """Elements: the parsed value of each non-blank line (``(path, value)``
     with ``return_path``). Lines are decoded to text in C and parsed by the

@@ -66,7 +66,8 @@ def check_text_params(op: str, params: Mapping[str, Any]) -> None:
     check_on_error(op, params)
 
 
-@register_op("readlines")
+@register_op("readlines", params=("strip_newline", "decode", "encoding", "return_path",
+                                     "line_numbers", "on_error"))
 class ReadLinesNode(LineReader):
     """Elements: ``(path, line)``, or ``line`` without ``return_path``;
     with ``line_numbers`` the 1-based line number comes before the line."""

@@ -21,6 +21,7 @@ from ..errors import ParamError
 from .policy import ErrorPolicy, check_on_error
 from .streams import close_quietly
 
+PARAMS = ("mode", "encoding", "storage_options", "on_error")
 SKIP = object()  # returned in place of an element dropped by the error policy
 not_skipped = partial(is_not, SKIP)
 
@@ -38,7 +39,7 @@ def open_stream(path: str, mode: str = "rb", encoding: str | None = None,
     return io.TextIOWrapper(stream, encoding=encoding) if mode == "r" else stream
 
 
-@register_op("open_files")
+@register_op("open_files", params=PARAMS)
 class OpenFilesNode(ErrorPolicy, RuntimeNode):
     """Stateless: its state is its input's (a resume re-opens the file and
     the reader downstream seeks or skips to its position)."""

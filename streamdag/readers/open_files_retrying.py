@@ -13,7 +13,7 @@ from typing import Any
 from ..datapipes.registry import register_op
 from ..errors import ParamError
 from .file_lister import lister_options
-from .open_files import OpenFilesNode
+from .open_files import PARAMS, OpenFilesNode
 from .retrying import (
     DEFAULT_CHUNK,
     DEFAULT_FIRST_CHUNK,
@@ -29,6 +29,8 @@ __all__ = ["RetryingOpenFilesNode", "open_files_retrying"]
 
 _NO_STATE = object()
 DEFAULT_SHARDS_AHEAD = 1
+RETRY_PARAMS = ("chunk_size", "first_chunk", "read_ahead", "shards_ahead", "max_retries",
+                "backoff_base", "backoff_max")
 
 
 def _check_retry_params(op: str, params: Mapping[str, Any]) -> None:
@@ -43,7 +45,7 @@ def _check_retry_params(op: str, params: Mapping[str, Any]) -> None:
             raise ParamError(f"{op}: {key} must be a number >= 0, got {value!r}")
 
 
-@register_op("open_files_retrying")
+@register_op("open_files_retrying", params=PARAMS + RETRY_PARAMS)
 class RetryingOpenFilesNode(OpenFilesNode):
     """``open_files`` whose URL streams are ``RetryingReader``s. Stateless
     like ``open_files`` (a resume re-opens and the reader seeks, which is a

@@ -82,7 +82,7 @@ class _MemberRaw(io.RawIOBase):
         return n
 
 
-@register_op("load_from_tar")
+@register_op("load_from_tar", params=("streams", "on_error"))
 class LoadFromTarNode(ExpandingNode):
     """Elements: ``(archive/member, bytes)`` for regular files in archive
     order (``streams=True``: a stream valid until the next member is

@@ -35,7 +35,7 @@ def split_key(name: str) -> tuple[str | None, str]:
     return name[:dot], name[dot + 1:]
 
 
-@register_op("webdataset")
+@register_op("webdataset", params=("on_error",))
 class WebDatasetNode(ErrorPolicy, ResumableNode):
     """Input: ``(path, data)`` pairs from load_from_tar/load_from_zip (``__url__``
     is the archive and ``__key__`` the key inside it; for other paths,

@@ -35,7 +35,7 @@ def seekable_copy(stream: Any) -> Any:
     return spool
 
 
-@register_op("load_from_zip")
+@register_op("load_from_zip", params=("streams", "on_error"))
 class LoadFromZipNode(ExpandingNode):
     """Elements: ``(archive/member, bytes)`` for files in directory order
     (``streams=True``: an open member stream instead). A member that fails

@@ -38,7 +38,7 @@ STREAM_OP = "_worker_stream"
 PREFETCH_OP = "prefetch"
 
 
-@register_op(MARKER_OP)
+@register_op(MARKER_OP, params=())
 class MainProcessNode(RuntimeNode):
     """Identity; worker services start the main-process part here."""
 
@@ -61,7 +61,7 @@ class StreamSource(Protocol):
     def stream_state(self) -> Any: ...
 
 
-@register_op(STREAM_OP, inputs=0)
+@register_op(STREAM_OP, inputs=0, params=("source", "boundary"))
 class WorkerStreamNode(ResumableNode):
     """The merged output of the workers, as a source of the main-process graph.
     ``fresh`` tells the service whether this pass starts a new epoch (the
