@@ -14,8 +14,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from .core.node import Node, walk
 from .datapipes.datapipe import DataPipe
-from .datapipes.node import Node, walk
 from .errors import StreamdagError
 from .graph_io.codec import format_for
 from .graph_io.files import load_node, save

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamdag.datapipes.counting import position_of
+from streamdag.runtime.counting import position_of
 
 
 @pytest.mark.parametrize("items", [[5, 6, 7, 8], (5, 6, 7, 8), range(4), range(3, 20, 5)])

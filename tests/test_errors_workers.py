@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 import streamdag as sd
-from streamdag.datapipes.skip_warnings import LIMIT
+from streamdag.runtime.skip_warnings import LIMIT
 from tests.support.leaks import no_leaks  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]

@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import streamdag as sd
-from streamdag.datapipes.params import check_int
-from streamdag.datapipes.runtime import RuntimeNode
+from streamdag.core.params import check_int
+from streamdag.runtime.node import RuntimeNode
 
 
 def double(x: int) -> int:

@@ -516,8 +516,8 @@ def test_trusted_module_is_imported_when_needed() -> None:
             "'importlib.import_module' (attribute paths may not pass through other modules)",
         ),
         (
-            "streamdag.datapipes.iterable_wrapper:islice",
-            "'streamdag.datapipes.iterable_wrapper:"
+            "streamdag.transforms.iterable_wrapper:islice",
+            "'streamdag.transforms.iterable_wrapper:"
             "islice' is defined in module 'itertools', which is not trusted; refer to it by its own "
             "module and trust that instead",
         ),

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import streamdag as sd
+from streamdag.core.node import walk
+from streamdag.core.plan import execution_plan
 from streamdag.datapipes import RuntimeGraph
-from streamdag.datapipes.node import walk
-from streamdag.datapipes.plan import execution_plan
 from streamdag.errors import NodeError, ParamError
 from streamdag.testing import assert_resumes, run_epoch
 from tests.support.readers import jpeg_bytes, write_tar

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import streamdag as sd
-from streamdag.datapipes.runtime import RuntimeGraph, WorkerContext
+from streamdag.runtime.node import RuntimeGraph, WorkerContext
 from streamdag.testing import run_epoch
 
 SHUFFLED = sd.IterableWrapper(range(200)).shuffle(buffer_size=50).batch(10)

@@ -2,7 +2,10 @@
 
 Importing this package registers every built-in op."""
 
-from . import (  # noqa: F401 - registration side effects
+from ..core.node import Node
+from ..core.registry import register_op, registered_ops
+from ..runtime.node import ResumableNode, RuntimeGraph, RuntimeNode, WorkerContext
+from ..transforms import (  # noqa: F401 - registration side effects
     batch,
     cache,
     combine,
@@ -18,9 +21,6 @@ from . import (  # noqa: F401 - registration side effects
     shuffle,
 )
 from .datapipe import DataPipe, IterableWrapper, IterDataPipe, SampleMultiplexer, make_node
-from .node import Node
-from .registry import register_op, registered_ops
-from .runtime import ResumableNode, RuntimeGraph, RuntimeNode, WorkerContext
 
 __all__ = [
     "DataPipe",

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from ..readers.methods import ReaderMethods
-from .columns import Col
-from .node import Node
-from .registry import check_inputs, check_params, get_op
+from ..core.node import Node
+from ..core.registry import check_inputs, check_params, get_op
+from ..transforms.columns import Col
+from .reader_methods import ReaderMethods
 
 T = TypeVar("T")
 

@@ -11,12 +11,12 @@ import io
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..datapipes.params import check_choice
-from ..datapipes.registry import register_op
-from ..datapipes.runtime import RuntimeNode
+from ..core.params import check_choice
+from ..core.registry import register_op
+from ..core.streams import CHUNK, as_stream, close_quietly, peek
 from ..readers.open_files import SKIP, not_skipped
 from ..readers.policy import ErrorPolicy, check_on_error
-from ..readers.streams import CHUNK, as_stream, close_quietly, peek
+from ..runtime.node import RuntimeNode
 
 SUFFIXES = {"gz": "gzip", "gzip": "gzip", "tgz": "gzip", "bz2": "bz2", "tbz2": "bz2",
             "tbz": "bz2", "xz": "xz", "txz": "xz", "lzma": "xz", "zst": "zstd",

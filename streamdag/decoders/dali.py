@@ -48,11 +48,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..datapipes.params import check_choice, check_int
-from ..datapipes.registry import register_op
-from ..datapipes.runtime import RuntimeNode
+from ..core.params import check_choice, check_int
+from ..core.registry import register_op
 from ..errors import ParamError, StreamdagError
 from ..reading_service.placement import upstream_batch_size
+from ..runtime.node import RuntimeNode
 from .image import decode_image as pillow_decode
 
 OP = "decode_images"

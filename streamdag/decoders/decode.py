@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
-from ..datapipes.params import check_bool, check_callable, check_choice
-from ..datapipes.registry import register_op
-from ..datapipes.runtime import RuntimeNode
+from ..core.params import check_bool, check_callable, check_choice
+from ..core.registry import register_op
+from ..core.streams import MemberPath, close_quietly
 from ..errors import ParamError
 from ..readers.open_files import SKIP, not_skipped
 from ..readers.policy import ErrorPolicy, check_on_error
-from ..readers.streams import MemberPath, close_quietly
+from ..runtime.node import RuntimeNode
 from .handlers import BUILTIN
 from .image import IMAGE_EXTENSIONS, MODES, OUTPUTS, decode_image, target_size
 

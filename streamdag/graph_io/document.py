@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ..datapipes.node import Node, walk
-from ..datapipes.params import did_you_mean
-from ..datapipes.registry import registered_ops
+from ..core.node import Node, walk
+from ..core.params import did_you_mean
+from ..core.registry import registered_ops
 from ..errors import GraphFormatError, ParamError
 from .functions import import_trusted
 from .problems import expect, expect_str_keys, short

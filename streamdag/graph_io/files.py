@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.node import Node
 from ..datapipes.datapipe import DataPipe
-from ..datapipes.node import Node
 from ..errors import GraphFormatError
 from .codec import MAX_FILE_BYTES, dump_bytes, format_for, load_bytes
 from .document import from_document, to_document

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..core.node import Node
+from ..core.params import param_choices
+from ..core.registry import get_op
 from ..datapipes.datapipe import DataPipe, make_node
-from ..datapipes.fork import HubNode
-from ..datapipes.node import Node
-from ..datapipes.params import param_choices
-from ..datapipes.registry import get_op
 from ..errors import ParamError
+from ..transforms.fork import HubNode
 from .files import PathLike, load_node, output_of, save
 from .validate import check_graph
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..datapipes.node import Node
+from ..core.node import Node
 from ..errors import StreamdagError
 from ..stats.report import PipelineStats
 from .functions import describe_function

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..datapipes.node import Node
+from ..core.node import Node
 
 OPTIONS_PARAM = "storage_options"
 

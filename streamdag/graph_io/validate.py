@@ -4,10 +4,10 @@ feed only their branch nodes. Used when loading and after every edit."""
 
 from __future__ import annotations
 
-from ..datapipes.fork import HubNode
-from ..datapipes.node import Node, walk
-from ..datapipes.registry import check_inputs, check_params, get_op
+from ..core.node import Node, walk
+from ..core.registry import check_inputs, check_params, get_op
 from ..errors import ParamError
+from ..transforms.fork import HubNode
 
 
 def check_node(node: Node) -> None:

@@ -3,6 +3,7 @@ JSON lines, CSV, webdataset grouping, and the custom-reader API.
 
 Importing this package registers every reader op."""
 
+from ..core.streams import MemberPath
 from . import (  # noqa: F401 - registration side effects
     csv_rows,
     jsonl,
@@ -16,7 +17,6 @@ from . import (  # noqa: F401 - registration side effects
 from .custom import Reader, ReaderContext, available_readers, get_reader, load_entry_point, reader
 from .file_lister import FileLister
 from .policy import ErrorPolicy, SkippedInputWarning
-from .streams import MemberPath
 
 __all__ = [
     "ErrorPolicy",

@@ -7,10 +7,10 @@ from collections.abc import Iterator, Mapping
 from itertools import islice, repeat
 from typing import Any
 
-from ..datapipes.counting import count_of
-from ..datapipes.params import check_type
-from ..datapipes.registry import register_op
+from ..core.params import check_type
+from ..core.registry import register_op
 from ..errors import ParamError
+from ..runtime.counting import count_of
 from .lines import LineReader, check_text_params
 
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..datapipes.counting import count_of, counted
-from ..datapipes.registry import register_op, registered_ops
+from ..core.registry import register_op, registered_ops
 from ..errors import ParamError
+from ..runtime.counting import count_of, counted
 from .expand import ExpandingNode
 from .policy import check_on_error
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..datapipes.runtime import ResumableNode
+from ..core.streams import as_stream, close_quietly
 from ..errors import StreamdagError
+from ..runtime.node import ResumableNode
 from .policy import ErrorPolicy
-from .streams import as_stream, close_quietly
 
 
 class ExpandingNode(ErrorPolicy, ResumableNode):

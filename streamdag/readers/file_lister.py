@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..datapipes.iterable_wrapper import SequenceSource
-from ..datapipes.params import check_bool
-from ..datapipes.registry import register_op
+from ..core.params import check_bool
+from ..core.registry import register_op
 from ..errors import NodeError, ParamError
+from ..transforms.iterable_wrapper import SequenceSource
 from .retrying import RetryPolicy, make_fs, retry_transient
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from itertools import chain, repeat
 from typing import Any
 
-from ..datapipes.registry import register_op
+from ..core.registry import register_op
 from .lines import LineReader, check_text_params
 
 _decode_json = json.JSONDecoder().decode  # json.loads less its per-call Python checks

@@ -16,9 +16,9 @@ from itertools import count, repeat
 from operator import itemgetter
 from typing import Any
 
-from ..datapipes.counting import count_of, counted
-from ..datapipes.params import check_bool, check_type
-from ..datapipes.registry import register_op
+from ..core.params import check_bool, check_type
+from ..core.registry import register_op
+from ..runtime.counting import count_of, counted
 from .expand import ExpandingNode
 from .policy import check_on_error
 

@@ -14,12 +14,12 @@ from functools import partial
 from operator import is_not
 from typing import Any
 
-from ..datapipes.params import check_choice
-from ..datapipes.registry import register_op
-from ..datapipes.runtime import RuntimeNode
+from ..core.params import check_choice
+from ..core.registry import register_op
+from ..core.streams import close_quietly
 from ..errors import ParamError
+from ..runtime.node import RuntimeNode
 from .policy import ErrorPolicy, check_on_error
-from .streams import close_quietly
 
 PARAMS = ("mode", "encoding", "storage_options", "on_error")
 SKIP = object()  # returned in place of an element dropped by the error policy

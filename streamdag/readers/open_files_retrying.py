@@ -10,7 +10,8 @@ from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
-from ..datapipes.registry import register_op
+from ..core.registry import register_op
+from ..core.streams import close_quietly
 from ..errors import ParamError
 from .file_lister import lister_options
 from .open_files import PARAMS, OpenFilesNode
@@ -23,7 +24,6 @@ from .retrying import (
     RetryStats,
     open_retrying,
 )
-from .streams import close_quietly
 
 __all__ = ["RetryingOpenFilesNode", "open_files_retrying"]
 

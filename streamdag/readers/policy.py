@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from ..datapipes.params import check_choice
+from ..core.params import check_choice
 from ..errors import NodeError, SkippedInputWarning
 
 ON_ERROR = ("raise", "skip", "warn")

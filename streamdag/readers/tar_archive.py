@@ -15,12 +15,12 @@ import io
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..datapipes.params import check_bool
-from ..datapipes.registry import register_op
+from ..core.params import check_bool
+from ..core.registry import register_op
+from ..core.streams import CHUNK, MemberPath, close_quietly, read_exact, skip_bytes
 from ..decoders.compression import decompressed
 from .expand import ExpandingNode
 from .policy import check_on_error
-from .streams import CHUNK, MemberPath, close_quietly, read_exact, skip_bytes
 
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)

@@ -14,12 +14,12 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..datapipes.counting import Tally
-from ..datapipes.registry import register_op
-from ..datapipes.replay import Replayer, restore_source
-from ..datapipes.runtime import ResumableNode
+from ..core.registry import register_op
+from ..core.streams import MemberPath
+from ..runtime.counting import Tally
+from ..runtime.node import ResumableNode
+from ..runtime.replay import Replayer, restore_source
 from .policy import ErrorPolicy, check_on_error
-from .streams import MemberPath
 
 _META = re.compile(r"__[^/]*__($|/)")  # webdataset's skip_meta: "__index__", "__x__/..."
 _REPLAY_EVERY = 32

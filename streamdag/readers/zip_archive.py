@@ -12,11 +12,11 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..datapipes.params import check_bool
-from ..datapipes.registry import register_op
+from ..core.params import check_bool
+from ..core.registry import register_op
+from ..core.streams import CHUNK, MemberPath, close_quietly
 from .expand import ExpandingNode
 from .policy import check_on_error
-from .streams import CHUNK, MemberPath, close_quietly
 
 SPOOL_MAX = 64 << 20
 

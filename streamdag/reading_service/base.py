@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
-from ..datapipes.node import Node
+from ..core.node import Node
 
 
 class ReadingService(ABC):

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from time import perf_counter
 from typing import Any, Generic, TypeVar
 
+from ..core.seeds import derive_seed, draw_base_seed
 from ..datapipes.datapipe import DataPipe
 from ..errors import ResumeError
 from ..stats.progress import progress_bar
@@ -14,7 +15,6 @@ from ..stats.report import build as build_stats
 from ..stats.snapshot import by_id, by_position
 from .base import ReadingService
 from .in_process import InProcessReadingService
-from .seeds import derive_seed, draw_base_seed
 
 T = TypeVar("T")
 STATE_FORMAT = "streamdag-loader-state"

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from ..datapipes.node import Node
+from ..core.node import Node
 from ..errors import ParamError, ResumeError
 from .base import ReadingService
 from .in_process import InProcessReadingService

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..datapipes.node import Node
-from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..core.node import Node
+from ..runtime.node import RuntimeGraph, WorkerContext
 from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot

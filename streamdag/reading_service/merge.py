@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from ..datapipes.skip_warnings import SkipWarnings
+from ..runtime.skip_warnings import SkipWarnings
 from .errors import WorkerError, WorkerTimeoutError
 from .worker import CREDIT, DATA, RUN, STATS, THEN
 

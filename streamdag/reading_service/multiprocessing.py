@@ -7,8 +7,8 @@ from collections.abc import Callable
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from ..datapipes.node import Node
-from ..datapipes.runtime import WorkerContext
+from ..core.node import Node
+from ..runtime.node import WorkerContext
 from .processes import ProcessPool, get_context
 from .worker_service import WorkerPool, WorkerService
 

@@ -9,8 +9,8 @@ import queue
 import threading
 import weakref
 
-from ..datapipes.node import Node
-from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..core.node import Node
+from ..runtime.node import RuntimeGraph, WorkerContext
 from .intra_op import one_torch_thread
 from .worker import DATA, ERROR, RUN, SHUTDOWN, WorkerLoop, set_worker_info
 from .worker_service import WorkerPool, WorkerService

@@ -27,10 +27,10 @@ import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from ..datapipes.node import Node, walk
-from ..datapipes.registry import get_op, register_op
-from ..datapipes.runtime import ResumableNode, RuntimeNode, is_sharding_point
+from ..core.node import Node, walk
+from ..core.registry import get_op, register_op
 from ..errors import ParamError
+from ..runtime.node import ResumableNode, RuntimeNode, is_sharding_point
 from .errors import ShardingWarning
 
 MARKER_OP = "main_process"

@@ -29,9 +29,9 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from ..datapipes.node import Node, walk
-from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..core.node import Node, walk
 from ..errors import ParamError
+from ..runtime.node import RuntimeGraph, WorkerContext
 from . import transport
 from .errors import WorkerDiedError
 from .intra_op import one_torch_thread

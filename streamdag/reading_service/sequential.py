@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..datapipes.node import Node
+from ..core.node import Node
 from ..errors import ParamError
 from .base import ReadingService
 from .distributed import DistributedReadingService

@@ -42,13 +42,13 @@ from collections.abc import Callable, Iterator
 from time import perf_counter
 from typing import Any
 
-from ..datapipes.runtime import RuntimeGraph, WorkerContext
-from ..datapipes.sources import describe as describe_element
+from ..core.seeds import derive_seed, seed_global_rngs
 from ..errors import NodeError, ResumeError
+from ..runtime.node import RuntimeGraph, WorkerContext
+from ..runtime.sources import describe as describe_element
 from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
-from .seeds import derive_seed, seed_global_rngs
 
 RUN, THEN, CREDIT, SHUTDOWN, STATS = "run", "then", "credit", "shutdown", "stats"
 DATA, ERROR = "data", "error"

@@ -8,9 +8,9 @@ import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from ..datapipes.node import Node, walk
-from ..datapipes.runtime import RuntimeGraph, WorkerContext
+from ..core.node import Node, walk
 from ..errors import ParamError, ResumeError
+from ..runtime.node import RuntimeGraph, WorkerContext
 from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot

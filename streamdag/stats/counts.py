@@ -9,7 +9,7 @@ no equation reaches stays None (shown as "?"), e.g. between two filters."""
 
 from __future__ import annotations
 
-from ..datapipes.runtime import RuntimeGraph
+from ..runtime.node import RuntimeGraph
 
 Counts = tuple[int | None, int | None]
 

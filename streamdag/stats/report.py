@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..datapipes.node import Node, walk
+from ..core.node import Node, walk
 
 _TIMES = ("busy_s",)
 

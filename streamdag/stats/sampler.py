@@ -31,7 +31,7 @@ from collections import defaultdict
 from types import CodeType, FrameType
 from typing import Any
 
-from ..datapipes.runtime import RuntimeGraph, RuntimeNode, node_of_frame
+from ..runtime.node import RuntimeGraph, RuntimeNode, node_of_frame
 
 DEFAULT_INTERVAL = 0.01
 

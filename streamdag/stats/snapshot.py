@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 
-from ..datapipes.node import Node, walk
-from ..datapipes.runtime import RuntimeGraph
+from ..core.node import Node, walk
+from ..runtime.node import RuntimeGraph
 from .counts import element_counts
 from .sampler import StackSampler
 

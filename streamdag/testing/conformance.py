@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..datapipes.datapipe import DataPipe
-from ..datapipes.runtime import WorkerContext
 from ..reading_service.in_process import InProcessReadingService
+from ..runtime.node import WorkerContext
 from .loaders import SERVICES, plain, run_epoch
 from .resume import assert_deterministic, assert_resumes
 from .round_trip import assert_round_trips

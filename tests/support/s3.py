@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy
 
 __all__ = [
     "s3_server",

@@ -11,11 +11,11 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .counting import Tally
-from .params import check_bool, check_int
-from .registry import register_op
-from .replay import Replayer, restore_source
-from .runtime import ResumableNode
+from ..core.params import check_bool, check_int
+from ..core.registry import register_op
+from ..runtime.counting import Tally
+from ..runtime.node import ResumableNode
+from ..runtime.replay import Replayer, restore_source
 
 DEFAULT_INITIAL = 100
 

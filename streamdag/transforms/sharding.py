@@ -8,11 +8,11 @@ from functools import partial
 from itertools import chain, islice
 from typing import Any
 
+from ..core.node import walk
+from ..core.registry import register_op
 from ..errors import ParamError
-from .counting import Tally, count_of, counted
-from .node import walk
-from .registry import register_op
-from .runtime import RuntimeNode, is_sharding_point
+from ..runtime.counting import Tally, count_of, counted
+from ..runtime.node import RuntimeNode, is_sharding_point
 
 
 @register_op("sharding_filter", params=())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ResumeError
 
 if TYPE_CHECKING:
-    from .runtime import RuntimeNode
+    from .node import RuntimeNode
 
 
 def restore_source(source: RuntimeNode, checkpoint: list | None) -> None:

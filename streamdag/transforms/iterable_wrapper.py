@@ -8,10 +8,10 @@ from itertools import islice
 from operator import itemgetter
 from typing import Any
 
+from ..core.registry import register_op
 from ..errors import ParamError
-from .counting import Tally, position_of
-from .registry import register_op
-from .runtime import RuntimeNode
+from ..runtime.counting import Tally, position_of
+from ..runtime.node import RuntimeNode
 
 _first = itemgetter(0)
 _SEEKABLE = (list, tuple, range)

@@ -11,11 +11,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ..core.params import check_bool, check_callable, check_int
+from ..core.registry import register_op
 from ..errors import ParamError, ResumeError
-from .params import check_bool, check_callable, check_int
-from .registry import register_op
-from .replay import Replayer
-from .runtime import RuntimeNode
+from ..runtime.node import RuntimeNode
+from ..runtime.replay import Replayer
 
 
 class HubNode(RuntimeNode):

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from typing import Any
 
-from .counting import Tally, position_of
-from .params import check_callable
-from .registry import register_op
-from .replay import Replayer, restore_source
-from .runtime import ResumableNode, framed
+from ..core.params import check_callable
+from ..core.registry import register_op
+from ..runtime.counting import Tally, position_of
+from ..runtime.node import ResumableNode, framed
+from ..runtime.replay import Replayer, restore_source
 
 _REPLAY_EVERY = 32
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
 
-from .registry import register_op
-from .runtime import RuntimeNode
+from ..core.registry import register_op
+from ..runtime.node import RuntimeNode
 
 
 @register_op("zip", inputs=(2, None), params=())

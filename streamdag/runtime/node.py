@@ -21,12 +21,12 @@ from functools import partial
 from types import CodeType, FrameType, FunctionType, TracebackType
 from typing import Any, ClassVar
 
+from ..core.node import Node, walk
+from ..core.plan import execution_plan
+from ..core.registry import get_op
+from ..core.seeds import derive_seed
 from ..errors import NodeError, SkippedInputWarning, StreamdagError
-from ..reading_service.seeds import derive_seed
 from .counting import Tally, count_of, counted
-from .node import Node, walk
-from .plan import execution_plan
-from .registry import get_op
 from .skip_warnings import SkipWarnings
 from .sources import describe
 

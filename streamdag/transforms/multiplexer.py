@@ -8,11 +8,11 @@ from collections.abc import Iterator, Mapping
 from itertools import accumulate
 from typing import Any
 
+from ..core.params import check_int
+from ..core.registry import register_op
+from ..core.seeds import derive_seed
 from ..errors import ParamError
-from ..reading_service.seeds import derive_seed
-from .params import check_int
-from .registry import register_op
-from .runtime import ResumableNode
+from ..runtime.node import ResumableNode
 
 
 @register_op("sample_multiplexer", inputs=(1, None), params=("weights", "seed"))

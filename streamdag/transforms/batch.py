@@ -7,9 +7,9 @@ from collections.abc import Iterator, Mapping
 from itertools import islice
 from typing import Any
 
-from .params import check_bool, check_int
-from .registry import register_op
-from .runtime import RuntimeNode
+from ..core.params import check_bool, check_int
+from ..core.registry import register_op
+from ..runtime.node import RuntimeNode
 
 
 @register_op("batch", params=("batch_size", "drop_last"))

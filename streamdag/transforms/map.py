@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ..core.params import check_callable, check_col
+from ..core.registry import register_op
 from ..errors import ParamError
+from ..runtime.node import RuntimeNode, framed
 from .columns import arity, selecting, with_columns
-from .params import check_callable, check_col
-from .registry import register_op
-from .runtime import RuntimeNode, framed
 
 
 @register_op("map", params=("fn", "input_col", "output_col"))

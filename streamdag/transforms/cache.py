@@ -7,10 +7,10 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .counting import position_of
-from .params import check_int
-from .registry import register_op
-from .runtime import ResumableNode
+from ..core.params import check_int
+from ..core.registry import register_op
+from ..runtime.counting import position_of
+from ..runtime.node import ResumableNode
 
 
 @register_op("in_memory_cache", params=("max_items",))

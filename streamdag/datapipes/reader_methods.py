@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..decoders.methods import DecoderMethods
-from .file_lister import lister_options
+from ..readers.file_lister import lister_options
+from .decoder_methods import DecoderMethods
 
 if TYPE_CHECKING:
-    from ..datapipes.datapipe import DataPipe
-    from ..datapipes.node import Node
-    from .custom import Reader
+    from ..core.node import Node
+    from ..readers.custom import Reader
+    from .datapipe import DataPipe
 
 
 class ReaderMethods(DecoderMethods):
@@ -35,7 +35,7 @@ class ReaderMethods(DecoderMethods):
         ``backoff_max``) reads through ranged, retried chunks with read-ahead:
         the setting for object stores (see docs/s3.md)."""
         if retry:
-            from .open_files_retrying import open_files_retrying
+            from ..readers.open_files_retrying import open_files_retrying
 
             options = {} if retry is True else dict(retry)
             return open_files_retrying(self, mode, encoding=encoding,
@@ -96,7 +96,7 @@ class ReaderMethods(DecoderMethods):
     def read_with(self, reader: Reader | str, *, on_error: str = "raise",
                   name: str | None = None, **params: Any) -> DataPipe[Any]:
         """Feed each element to a custom reader registered with ``inputs=1``."""
-        from .custom import get_reader
+        from ..readers.custom import get_reader
 
         found = get_reader(reader) if isinstance(reader, str) else reader
         return found(self, on_error=on_error, name=name, **params)  # type: ignore[arg-type]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .params import check_int
-from .registry import register_op
-from .runtime import RuntimeNode
+from ..core.params import check_int
+from ..core.registry import register_op
+from ..runtime.node import RuntimeNode
 
 
 @register_op("cycle", params=("count",))

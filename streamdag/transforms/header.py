@@ -6,10 +6,10 @@ from collections.abc import Iterator, Mapping
 from operator import itemgetter
 from typing import Any
 
-from .counting import position_of
-from .params import check_int
-from .registry import register_op
-from .runtime import RuntimeNode
+from ..core.params import check_int
+from ..core.registry import register_op
+from ..runtime.counting import position_of
+from ..runtime.node import RuntimeNode
 
 _second = itemgetter(1)
 

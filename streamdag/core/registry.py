@@ -14,7 +14,7 @@ from ..errors import ParamError
 from .params import check_known, did_you_mean
 
 if TYPE_CHECKING:
-    from .runtime import RuntimeNode
+    from ..runtime.node import RuntimeNode
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..datapipes.datapipe import DataPipe
-    from ..datapipes.node import Node
+    from ..core.node import Node
+    from .datapipe import DataPipe
 
 Handler = Callable[[str, Any], Any]
 
@@ -57,7 +57,7 @@ class DecoderMethods:
         nvJPEG or CPU) or Pillow (``backend`` "auto", "dali", "pillow"),
         resized (``size``: shorter side or [h, w]), centre-cropped, normalized;
         other fields pass through aligned. See ``streamdag.decoders.dali``."""
-        from . import dali  # noqa: F401 - registers the op; DALI itself loads lazily
+        from ..decoders import dali  # noqa: F401 - registers the op; DALI itself loads lazily
 
         def plain(v: Any) -> Any:
             return list(v) if isinstance(v, tuple) else v
