@@ -10,7 +10,7 @@ from ..readers.methods import ReaderMethods
 from .columns import Col
 from .node import Node
 from .registry import check_inputs, get_op
-from .shard_points import check_sharded_once
+from .shard_points import check_sharded_once, is_sharding_point
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
     check_inputs(opdef, len(inputs))
     opdef.validate(params)
     node = Node(op, params, inputs, name=name)
-    if opdef.runtime.splits_data:
+    if is_sharding_point(node):
         check_sharded_once(node)
     return node
 
