@@ -7,6 +7,7 @@ from time import perf_counter
 from typing import Any, Generic, TypeVar
 
 from ..datapipes.datapipe import DataPipe
+from ..datapipes.shard_points import check_sharded_once
 from ..errors import ResumeError
 from ..stats.progress import progress_bar
 from ..stats.report import PipelineStats
@@ -37,6 +38,7 @@ class DataLoader2(Generic[T]):
                  progress: bool = False) -> None:
         if not isinstance(datapipe, DataPipe):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
+        check_sharded_once(datapipe.node)  # here, before a worker service starts its workers
         self.datapipe = datapipe
         self.reading_service = reading_service or InProcessReadingService()
         self.reading_service.initialize(datapipe.node)
