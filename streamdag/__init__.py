@@ -20,6 +20,7 @@ from .reading_service.dataloader2 import DataLoader2
 from .reading_service.distributed import DistributedReadingService
 from .reading_service.errors import (
     ShardingWarning,
+    UnevenShardsWarning,
     WorkerDiedError,
     WorkerError,
     WorkerTimeoutError,
@@ -54,6 +55,7 @@ __all__ = [
     "ShardingWarning",
     "SkippedInputWarning",
     "StreamdagError",
+    "UnevenShardsWarning",
     "WorkerDiedError",
     "WorkerError",
     "WorkerTimeoutError",

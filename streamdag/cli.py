@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.node import Node, walk
+from .core.shard_points import check_sharded_once
 from .datapipes.datapipe import DataPipe
 from .errors import StreamdagError
 from .graph_io.codec import format_for
@@ -147,6 +148,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     graph = Graph(_load(args))
+    check_sharded_once(graph.output)  # loads (so it can be fixed) but would not run
     print(f"{args.file}: ok ({len(graph)} nodes, output {node_ref(graph.output)!r})")
     return 0
 

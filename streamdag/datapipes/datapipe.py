@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from ..core.node import Node
 from ..core.registry import check_inputs, check_params, get_op
+from ..core.shard_points import check_sharded_once, is_sharding_point
 from ..transforms.columns import Col
 from .reader_methods import ReaderMethods
 
@@ -16,12 +17,16 @@ T = TypeVar("T")
 
 def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
               name: str | None = None) -> Node:
-    """A validated spec node: bad params fail here, naming the op."""
+    """A validated spec node: bad params fail here, naming the op; so does a
+    second sharding point on a path (only sharding points walk their upstream)."""
     opdef = get_op(op)
     inputs = tuple(inputs)
     check_inputs(opdef, len(inputs))
     check_params(opdef, params)
-    return Node(op, params, inputs, name=name)
+    node = Node(op, params, inputs, name=name)
+    if is_sharding_point(node):
+        check_sharded_once(node)
+    return node
 
 
 class DataPipe(ReaderMethods, Generic[T]):

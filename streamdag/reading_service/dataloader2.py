@@ -7,6 +7,7 @@ from time import perf_counter
 from typing import Any, Generic, TypeVar
 
 from ..core.seeds import derive_seed, draw_base_seed
+from ..core.shard_points import check_sharded_once
 from ..datapipes.datapipe import DataPipe
 from ..errors import ResumeError
 from ..stats.progress import progress_bar
@@ -37,6 +38,7 @@ class DataLoader2(Generic[T]):
                  progress: bool = False) -> None:
         if not isinstance(datapipe, DataPipe):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
+        check_sharded_once(datapipe.node)  # here, before a worker service starts its workers
         self.datapipe = datapipe
         self.reading_service = reading_service or InProcessReadingService()
         self.reading_service.initialize(datapipe.node)

@@ -4,50 +4,77 @@ Rank and world size come from torch.distributed (initialize the process group
 first). Every epoch's base seed is rank 0's, broadcast to all ranks, so nodes
 upstream of the sharding point agree everywhere.
 
-Equal batch counts (``even_batches=True``, the default): a rank that runs out
-of data while others go on would leave DDP's collectives waiting forever, so
-all ranks stop when the shortest one ends. Method: each rank pulls a round of
-``sync_every`` elements ahead, the ranks agree on the smallest round with one
-``all_reduce(MIN)`` of one integer, and each yields that many; a short round
-ends the epoch on every rank. Cost: one small CPU collective per
-``sync_every`` elements (tens of microseconds over gloo on one host), up to
-``sync_every`` elements held ahead per rank, and the longer ranks' surplus
-elements (fewer than the difference in shard sizes) are dropped for that
-epoch. A data error on one rank is announced to the others in the same
-collective, so they fail too instead of waiting. The collectives run on a
-gloo group of their own, created when the default group uses another backend
-(NCCL), so they never touch the GPU stream.
+Equal batch counts: a rank that runs out of data while others go on would
+leave DDP's collectives waiting forever. Each rank pulls a round of
+``sync_every`` elements ahead and the ranks learn the shortest and the
+longest round with one ``all_reduce(MAX)`` of two integers. Then:
 
-``even_batches=False`` yields each rank's own shard in full; the training loop
-must then cope with uneven ends (e.g. DDP's ``join()``)."""
+- ``even_batches=True`` (or ``"drop"``, the default): each yields the
+  shortest round's count; a short round ends the epoch on every rank. The
+  longer ranks' surplus (the difference in shard sizes) is dropped. To say
+  how much, a rank that drops reads its surplus to the end after the epoch's
+  last element, counts it (statistics, and one ``UnevenShardsWarning`` per
+  epoch with the number) and discards it; so the epoch lasts as long as the
+  longest shard takes to read, the surplus read in vain. (Not where a cycle()
+  without a count could make the rest endless: the warning says so.)
+- ``even_batches="pad"``: each yields the longest round's count. A rank that
+  has run out tops up its rounds with its own epoch again from its start
+  (pass 1, 2, ...: the inner service re-runs the epoch with the same seed, so
+  these are the elements it yielded first, in the same order) until every
+  rank has run out. Every element is yielded at least once; the repeats are
+  counted. Re-running holds nothing in memory, and a position in a repeating
+  pass is a resume state like any other. A round in which some rank tops up
+  ends with a second collective, so a rank that cannot (its share of the
+  epoch is empty, or its pipeline fails) stops the others instead of leaving
+  them waiting.
+- ``even_batches=False`` yields each rank's own shard in full; the training
+  loop must then cope with uneven ends (e.g. DDP's ``join()``).
+
+Cost of the rounds: one small CPU collective per ``sync_every`` elements
+(tens of microseconds over gloo on one host), up to ``sync_every`` elements
+held ahead per rank. A data error on one rank is announced to the others in
+the same collective, so they fail too instead of waiting. The collectives run
+on a gloo group of their own, created when the default group uses another
+backend (NCCL), so they never touch the GPU stream."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from ..core.node import Node
+from ..core.node import Node, walk
 from ..errors import ParamError, ResumeError
 from .base import ReadingService
+from .errors import UnevenShardsWarning
 from .in_process import InProcessReadingService
 from .placement import find_boundary, warn_if_unsharded
 
-_EXACT = object()  # the inner service's own state is the position
+_MODES = {True: "drop", "drop": "drop", "pad": "pad", False: None}
 
 
 class DistributedReadingService(ReadingService):
-    def __init__(self, even_batches: bool = True, sync_every: int = 1) -> None:
+    def __init__(self, even_batches: bool | str = True, sync_every: int = 1) -> None:
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
             raise ParamError(f"sync_every must be an int >= 1, got {sync_every!r}")
+        if not isinstance(even_batches, bool | str) or even_batches not in _MODES:
+            raise ParamError(f"even_batches must be True or 'drop' (stop with the shortest "
+                             f"rank), 'pad' (repeat to the longest) or False, got "
+                             f"{even_batches!r}")
         self.even_batches = even_batches
         self.sync_every = sync_every
+        self._mode = _MODES[even_batches]
         self._inner: ReadingService = InProcessReadingService()
         self._group: Any = None
         self.rank, self.world_size = 0, 1
-        self._snap: Any = _EXACT
-        self._offset = 0
+        self._seed_epoch = (0, 0)
+        # the resume position: a pass, its (pass, inner state) before the
+        # current round (None: its live position) and the elements since
+        self._at: tuple[_Pass, tuple[int, Any] | None, int] | None = None
         self._token: object | None = None
+        self._dropped = self._repeated = 0  # statistics, since the loader started
+        self._endless = False
 
     def wrap(self, inner: ReadingService) -> None:
         """Run ``inner`` (e.g. a multiprocess service) on this rank."""
@@ -59,6 +86,7 @@ class DistributedReadingService(ReadingService):
         if dist.get_backend() != "gloo" and self._group is None:
             self._group = dist.new_group(backend="gloo")
         self._inner.set_rank(self.rank, self.world_size)
+        self._endless = may_not_end(output)
         if isinstance(self._inner, InProcessReadingService):
             warn_if_unsharded(find_boundary(output) or output, self.world_size,
                               type(self).__name__)
@@ -75,7 +103,7 @@ class DistributedReadingService(ReadingService):
         self._inner.prepare_epoch(base_seed, epoch)
 
     def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
-        inner_state, skip = None, 0
+        inner_state, skip, number = None, 0, 0
         if state is not None:
             if not isinstance(state, dict) or state.get("world_size") != self.world_size:
                 saved = state.get("world_size") if isinstance(state, dict) else None
@@ -84,20 +112,33 @@ class DistributedReadingService(ReadingService):
                        "shard, so the world size must match (or start the next epoch with "
                        "loader.set_epoch(state['epoch'] + 1))")
                 raise ResumeError(msg)
-            inner_state, skip = state["inner"], state["skip"]
-        self._snap, self._offset = (inner_state, skip) if skip else (_EXACT, 0)
+            inner_state, skip, number = state["inner"], state["skip"], state.get("pass", 0)
+            if number and self._mode != "pad":
+                raise ResumeError("DistributedReadingService: the state was saved while this "
+                                  "rank repeated its elements under even_batches='pad'; "
+                                  "resume it with even_batches='pad'")
+        self._seed_epoch = (base_seed, epoch)
+        own = None
+        if number == 0:  # this rank's epoch, opened now (its workers start now)
+            own = _Pass(self, 0, inner_state, self._open(inner_state))
+        repeats = _Pass(self, number or 1, inner_state if number else None)
+        self._at = (own or repeats, (number, inner_state) if skip else None, skip)
         self._token = token = object()
-        return self._run(self._inner.epoch(base_seed, epoch, inner_state), skip, token)
+        return self._run(own, repeats, skip, token)
 
     def state(self) -> Any:
-        inner = self._inner.state() if self._snap is _EXACT else self._snap
-        return {"world_size": self.world_size, "inner": inner, "skip": self._offset}
+        if self._at is None:
+            raise RuntimeError("DistributedReadingService: no epoch has started")
+        source, mark, skip = self._at
+        number, inner = mark if mark is not None else source.position()
+        return {"world_size": self.world_size, "pass": number, "inner": inner, "skip": skip}
 
     def collect_stats(self) -> None:
         self._inner.collect_stats()
 
     def stats_snapshots(self) -> list[dict[str, Any]]:
-        return self._inner.stats_snapshots()
+        counts = {"dropped": self._dropped, "repeated": self._repeated}
+        return [*self._inner.stats_snapshots(), {"nodes": {}, "even_batches": counts}]
 
     def gather(self, snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Every rank's snapshots: a collective, so every rank must call it."""
@@ -111,46 +152,164 @@ class DistributedReadingService(ReadingService):
         self._token = None
         self._inner.shutdown()
 
-    def _run(self, it: Iterator[Any], skip: int, token: object) -> Iterator[Any]:
-        for done in range(skip):
-            if next(it, _EXACT) is _EXACT:
-                raise ResumeError(f"rank {self.rank}: the pipeline ended after {done} elements "
-                                  f"while resuming to element {skip}")
-        self._snap, self._offset = _EXACT, 0
-        if not self.even_batches:
-            yield from it
+    def _open(self, inner_state: Any) -> Iterator[Any]:
+        """A run of this epoch through the inner service, from ``inner_state``."""
+        return self._inner.epoch(*self._seed_epoch, inner_state)
+
+    def _run(self, own: _Pass | None, repeats: _Pass, skip: int,
+             token: object) -> Iterator[Any]:
+        source = own or repeats
+        done = len(source.take(skip))
+        if done < skip:
+            raise ResumeError(f"rank {self.rank}: the pipeline ended after {done} elements "
+                              f"while resuming to element {skip}")
+        self._at = (source, None, 0)
+        if self._mode is None:
+            yield from source.rest()
             return
-        size = self.sync_every
+        size, pad = self.sync_every, self._mode == "pad"
+        ended = own is None  # this rank's own elements are used up
         while True:
-            snap = self._inner.state() if size > 1 else _EXACT
+            mark = own.position() if own is not None and size > 1 and not ended else None
             try:
-                round_ = list(islice(it, size))
+                round_ = [] if own is None or ended else own.take(size)
             except BaseException:
                 self._agree(-1)  # tell the other ranks, so they do not wait for this one
                 raise
-            count = self._agree(len(round_))
-            if count < 0:
-                raise RuntimeError(f"rank {self.rank}: another rank's data pipeline failed "
-                                   "(see its error); stopping this rank's epoch as well")
-            self._snap, self._offset = snap, 0
-            for i in range(count):
-                self._offset = i + 1
-                if i == size - 1:  # the round is used up: the inner state is exact again
-                    self._snap, self._offset = _EXACT, 0
-                yield round_[i]
-                if self._token is not token:
-                    raise RuntimeError("this epoch's iterator was ended by a newer iter()")
+            least, most = self._agree(len(round_))
+            self._check(least)
+            ended = ended or len(round_) < size
+            count = most if pad else least
+            extra, extra_mark = [], None
+            if pad and most > least:  # some ranks top up this round: all learn if they could
+                try:
+                    if count > len(round_):
+                        extra_mark = repeats.position()
+                        extra = repeats.take(count - len(round_))
+                except BaseException:
+                    self._agree(-1)
+                    raise
+                self._check(self._agree(0)[0])
+            for i, item in enumerate(round_[:count]):  # from pass 0: source is own
+                # once the round is used up, the pass's own state is exact again
+                self._at = (source, None, 0) if i + 1 == size else (source, mark, i + 1)
+                yield item
+                self._check_current(token)
+            for j, item in enumerate(extra):
+                self._at = (repeats, extra_mark, j + 1)
+                self._repeated += 1
+                yield item
+                self._check_current(token)
             if count < size:
+                if not pad and own is not None:
+                    self._count_dropped(own, len(round_) - count, ended)
                 return
 
-    def _agree(self, count: int) -> int:
-        """The smallest ``count`` over all ranks (one all_reduce)."""
+    def _count_dropped(self, own: _Pass, surplus: int, ended: bool) -> None:
+        """Count what this rank will not yield: the rest of its last round
+        and, read to its end and discarded, the rest of its epoch."""
+        rest, unfinished = 0, None
+        if not ended and self._endless:
+            unfinished = "the rest was not read: a cycle() without a count may never end"
+        elif not ended:
+            rest, unfinished = own.drain()
+        dropped = surplus + rest
+        if not dropped and unfinished is None:
+            return
+        self._dropped += dropped
+        number = f"{dropped} element{'' if dropped == 1 else 's'}"
+        if unfinished is not None:
+            number = f"at least {number} ({unfinished})"
+        msg = (f"DistributedReadingService: rank {self.rank} dropped {number} at the end of "
+               f"epoch {self._seed_epoch[1]}: with even_batches=True every rank stops when "
+               "the shortest ends, so that all yield as many batches. even_batches='pad' "
+               "repeats the shorter ranks' own elements instead; even_batches=False yields "
+               "every rank's full shard (use DDP's join())")
+        warnings.warn(msg, UnevenShardsWarning, stacklevel=4)
+
+    def _check_current(self, token: object) -> None:
+        if self._token is not token:
+            raise RuntimeError("this epoch's iterator was ended by a newer iter()")
+
+    def _check(self, least: int) -> None:
+        if least < 0:
+            raise RuntimeError(f"rank {self.rank}: another rank's data pipeline failed "
+                               "(see its error); stopping this rank's epoch as well")
+
+    def _agree(self, count: int) -> tuple[int, int]:
+        """The smallest and the largest ``count`` over all ranks (one
+        all_reduce of two integers)."""
         import torch
 
         dist = _distributed()
-        tensor = torch.tensor([count], dtype=torch.int64)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MIN, group=self._group)
-        return int(tensor.item())
+        tensor = torch.tensor([-count, count], dtype=torch.int64)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self._group)
+        return -int(tensor[0]), int(tensor[1])
+
+
+class _Pass:
+    """One run of this rank's epoch through the inner service: pass 0 is the
+    epoch; under ``even_batches="pad"``, passes 1, 2, ... run it again from
+    its start to top up the rounds of a rank that has run out."""
+
+    def __init__(self, service: DistributedReadingService, number: int, state: Any,
+                 it: Iterator[Any] | None = None) -> None:
+        self._service = service
+        self.number = number
+        self._state = state  # where it starts (None: the start of the epoch)
+        self._it = it
+        self._taken = 0
+
+    def position(self) -> tuple[int, Any]:
+        """(pass, inner state) after the last element taken."""
+        return self.number, self._state if self._it is None else self._service._inner.state()
+
+    def take(self, n: int) -> list[Any]:
+        """The next ``n`` elements: fewer only where pass 0 ends; the
+        repeating passes run the epoch again as often as needed."""
+        out: list[Any] = []
+        while len(out) < n:
+            if self._it is None:
+                self._it = self._service._open(self._state)
+            got = list(islice(self._it, n - len(out)))
+            self._taken += len(got)
+            out += got
+            if len(out) == n or self.number == 0:
+                break
+            if self._state is None and not self._taken:
+                raise RuntimeError(
+                    f"rank {self._service.rank}: even_batches='pad' has nothing to repeat: "
+                    f"this rank's share of epoch {self._service._seed_epoch[1]} is empty. "
+                    "Use more shards than ranks x workers, or even_batches=True")
+            self.number, self._state, self._it, self._taken = self.number + 1, None, None, 0
+        return out
+
+    def rest(self) -> Iterator[Any]:
+        """The elements after the ones taken (pass 0)."""
+        return self._it if self._it is not None else self._service._open(self._state)
+
+    def drain(self) -> tuple[int, str | None]:
+        """How many elements are left, reading them; and why the count
+        stopped early, if it did."""
+        left = 0
+        try:
+            for _ in self.rest():
+                left += 1
+        except Exception as exc:  # noqa: BLE001 - reported; these elements are dropped anyway
+            return left, f"counting stopped at {type(exc).__name__}: {exc}"
+        return left, None
+
+
+def may_not_end(output: Node) -> bool:
+    """Might an epoch of ``output`` have no end: a cycle() without a count
+    that no header follows (a zip after it may still end: this errs on the
+    side of "endless")."""
+    endless: dict[str, bool] = {}
+    for node in walk(output):
+        forever = node.op == "cycle" and node.params.get("count") is None
+        endless[node.id] = node.op != "header" and (
+            forever or any(endless[i.id] for i in node.inputs))
+    return endless[output.id]
 
 
 def _distributed() -> Any:

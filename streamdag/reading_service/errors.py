@@ -61,3 +61,9 @@ class WorkerTimeoutError(StreamdagError, TimeoutError):
 class ShardingWarning(UserWarning):
     """A pipeline run by several workers has no ``sharding_filter`` on some
     path from a source, so every worker yields those elements."""
+
+
+class UnevenShardsWarning(UserWarning):
+    """``DistributedReadingService(even_batches=True)`` dropped elements of a
+    rank whose shard was longer than the shortest rank's, to keep every
+    rank's batch count equal; the message says how many."""

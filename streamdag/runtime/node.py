@@ -25,15 +25,11 @@ from ..core.node import Node, walk
 from ..core.plan import execution_plan
 from ..core.registry import get_op
 from ..core.seeds import derive_seed
+from ..core.shard_points import check_sharded_once, is_sharding_point
 from ..errors import NodeError, SkippedInputWarning, StreamdagError
 from .counting import Tally, count_of, counted
 from .skip_warnings import SkipWarnings
 from .sources import describe
-
-
-def is_sharding_point(spec: Node) -> bool:
-    """Does this node yield only this worker's share of its input?"""
-    return get_op(spec.op).runtime.splits_data
 
 
 @dataclass(frozen=True)
@@ -183,6 +179,7 @@ class RuntimeGraph:
         self.base_seed = 0
         self.epoch = 0
         self.nodes: dict[str, RuntimeNode] = {}
+        check_sharded_once(output)
         downstream_of_shard: set[str] = set()
         position = {spec.id: index for index, spec in enumerate(walk(output))}
         output = execution_plan(output)

@@ -43,13 +43,18 @@ class PipelineStats:
     """``nodes`` in pipeline order (sources first). ``wall_s``: seconds since
     statistics started (in the main process); ``waited_s``/``outside_s``: time
     the loop over the loader spent waiting for the next element and doing its
-    own work (the training step) between elements."""
+    own work (the training step) between elements. ``even_batches_dropped``
+    / ``even_batches_repeated``: the loader's elements a
+    ``DistributedReadingService`` dropped (``even_batches=True``) or yielded
+    again (``"pad"``) to keep every rank's batch count equal."""
 
     nodes: tuple[NodeStats, ...]
     wall_s: float
     waited_s: float
     outside_s: float
     processes: int
+    even_batches_dropped: int = 0
+    even_batches_repeated: int = 0
 
     def node(self, key: str) -> NodeStats:
         """The node with this name or id."""
@@ -93,6 +98,9 @@ class PipelineStats:
             share = slow.busy_s / (sum(n.busy_s for n in self.nodes) or 1.0)
             lines.append(f"bottleneck: {slow.label} ({100 * share:.0f}% of pipeline time, "
                          f"{slow.copies} cop{'y' if slow.copies == 1 else 'ies'})")
+        if self.even_batches_dropped or self.even_batches_repeated:
+            lines.append(f"even batches over ranks: {self.even_batches_dropped:,} elements "
+                         f"dropped, {self.even_batches_repeated:,} repeated")
         if self.waited_s or self.outside_s:
             seen = self.waited_s + self.outside_s
             lines.append(f"the loop over the loader waited for data "
@@ -127,9 +135,12 @@ def build(output: Node, snapshots: Iterable[Mapping[str, Any]], waited_s: float 
             retries=counters.get("retries", 0), copies=len(counted) or 1,
             reads_storage=spec.id in first_readers, counters=counters))
     timed = [s for s in snapshots if "wall_s" in s]
+    even = [s["even_batches"] for s in snapshots if "even_batches" in s]
     return PipelineStats(
         nodes=tuple(nodes), wall_s=max((s["wall_s"] for s in timed), default=0.0),
-        waited_s=waited_s, outside_s=outside_s, processes=len(timed))
+        waited_s=waited_s, outside_s=outside_s, processes=len(timed),
+        even_batches_dropped=sum(e["dropped"] for e in even),
+        even_batches_repeated=sum(e["repeated"] for e in even))
 
 
 def _first_byte_counters(specs: list[Node], snapshots: list[Mapping[str, Any]]) -> set[str]:

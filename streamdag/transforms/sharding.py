@@ -8,11 +8,9 @@ from functools import partial
 from itertools import chain, islice
 from typing import Any
 
-from ..core.node import walk
 from ..core.registry import register_op
-from ..errors import ParamError
 from ..runtime.counting import Tally, count_of, counted
-from ..runtime.node import RuntimeNode, is_sharding_point
+from ..runtime.node import RuntimeNode
 
 
 @register_op("sharding_filter", params=())
@@ -27,18 +25,10 @@ class ShardingFilterNode(RuntimeNode):
     splits_data = True
 
     def setup(self) -> None:
-        self._refuse_after_a_shardable_reader()
         self.passthrough = self.graph.worker.total_workers == 1  # then everything passes
         self._out = Tally()  # what this worker kept: one C counter step per kept element
         self._skip: int | None = None
         self._resume_skip: int | None = None
-
-    def _refuse_after_a_shardable_reader(self) -> None:
-        for spec in walk(self.spec):
-            if spec is not self.spec and is_sharding_point(spec) and spec.op != self.op:
-                msg = (f"{self.label} follows the shardable reader {spec.op!r}, which already "
-                       "yields only this worker's share: remove the sharding_filter")
-                raise ParamError(msg)
 
     def iterator(self) -> Iterator[Any]:
         worker = self.graph.worker
