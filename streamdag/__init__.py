@@ -11,15 +11,22 @@ from .datapipes import (
     SampleMultiplexer,
     register_op,
 )
+from .datapipes.reader import Reader, reader
 from .decoders import decode_image, image_handler
-from .errors import GraphFormatError, NodeError, ParamError, ResumeError, StreamdagError
+from .errors import (
+    GraphFormatError,
+    NodeError,
+    ParamError,
+    ResumeError,
+    ShardingWarning,
+    StreamdagError,
+)
 from .graph_io import Graph, load, register_function, save
-from .readers import FileLister, Reader, ReaderContext, SkippedInputWarning, reader
+from .readers import FileLister, ReaderContext
 from .reading_service.base import ReadingService
 from .reading_service.dataloader2 import DataLoader2
 from .reading_service.distributed import DistributedReadingService
 from .reading_service.errors import (
-    ShardingWarning,
     UnevenShardsWarning,
     WorkerDiedError,
     WorkerError,

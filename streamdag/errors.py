@@ -45,3 +45,8 @@ class ResumeError(StreamdagError, RuntimeError):
 class SkippedInputWarning(UserWarning):
     """Issued for each bad input dropped by a node with ``on_error="warn"``
     (at most a few per node per epoch, then a summary: ``skip_warnings.py``)."""
+
+
+class ShardingWarning(UserWarning):
+    """A pipeline run by several workers has no ``sharding_filter`` on some
+    path from a source, so every worker yields those elements."""

@@ -14,8 +14,8 @@ import pytest
 
 import streamdag as sd
 from streamdag.datapipes import WorkerContext, make_node
+from streamdag.datapipes.reader import available_readers, get_reader
 from streamdag.errors import NodeError, ParamError
-from streamdag.readers import available_readers, get_reader
 from streamdag.testing import ReaderConformance, assert_resumes, run_epoch
 from tests.support.readers import run_with_stats
 

@@ -221,7 +221,7 @@ def test_lister_and_reader_share_one_filesystem(s3_env: str, s3_bucket: str,
 
 
 def _lister_node(proxy: FaultProxy, bucket: str, root: str = "shards/") -> tuple[Any, Any]:
-    from streamdag.runtime.node import RuntimeGraph
+    from streamdag.runtime.graph import RuntimeGraph
 
     dp = FileLister(f"s3://{bucket}/{root}", "*.tar",
                     storage_options=storage_options(proxy.endpoint))
@@ -461,7 +461,7 @@ def test_node_stats_count_every_epoch(s3_proxy: FaultProxy, s3_bucket: str, s3_e
                                       shards: set[tuple[str, bytes]], s3_fs: Any) -> None:
     """stats() of the open_files node: the retries, requests and bytes of
     every epoch (statistics, not resume state), a cut resumed mid-range."""
-    from streamdag.runtime.node import RuntimeGraph
+    from streamdag.runtime.graph import RuntimeGraph
 
     dp = _pipeline(s3_proxy, s3_bucket)
     graph = RuntimeGraph(dp.node)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 import streamdag as sd
-from streamdag.runtime.node import RuntimeGraph, WorkerContext
+from streamdag.runtime.graph import RuntimeGraph
+from streamdag.runtime.node import WorkerContext
 from streamdag.testing import run_epoch
 
 SHUFFLED = sd.IterableWrapper(range(200)).shuffle(buffer_size=50).batch(10)

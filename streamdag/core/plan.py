@@ -1,7 +1,13 @@
 """The execution plan: the graph as it runs, where that differs from the graph
 as written only in memory and speed, never in the elements or their order.
 
-One rewrite: a shuffle after a decode runs before it. A buffer of decoded
+A plan is the graph after a list of rules, each ``Rule.apply(output) ->
+output``, each keeping node ids (statistics, errors and seeds name the nodes
+of the graph as written); a new rewrite is one more rule. ``RULES`` are
+applied to every graph that runs; a worker service applies the placement
+rules (``placement.py``) to the graph it runs in the main process.
+
+``DecodeLate``: a shuffle after a decode runs before it. A buffer of decoded
 samples is large (a 224x224 RGB image is 150 KB, its JPEG about 20 KB), and
 a buffer shuffle picks positions without looking at the elements, so a
 shuffle moved above a chain of one-to-one nodes (``map``, a ``decode`` that
@@ -21,22 +27,47 @@ its seeds derive from.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
+from typing import Protocol
 
 from .node import Node, walk
 from .registry import get_op
 
 
+class Rule(Protocol):
+    def apply(self, output: Node) -> Node:
+        """``output``'s graph rewritten; node ids kept."""
+        ...
+
+
+class DecodeLate:
+    """Every shuffle whose ``decode_late`` is on moved above the decode of the
+    one-to-one chain feeding it."""
+
+    def apply(self, output: Node) -> Node:
+        specs = walk(output)
+        consumers = Counter(i.id for spec in specs for i in spec.inputs)
+        rebuilt: dict[str, Node] = {}
+        for spec in specs:
+            node = spec.evolve(inputs=tuple(rebuilt[i.id] for i in spec.inputs))
+            if node.op == "shuffle" and get_op("shuffle").value(node.params, "decode_late"):
+                node = _decode_after(node, consumers)
+            rebuilt[spec.id] = node
+        return rebuilt[output.id]
+
+
+RULES: tuple[Rule, ...] = (DecodeLate(),)
+
+
+def apply_rules(output: Node, rules: Iterable[Rule]) -> Node:
+    for rule in rules:
+        output = rule.apply(output)
+    return output
+
+
 def execution_plan(output: Node) -> Node:
-    """``output``'s graph with every movable shuffle moved above its decode."""
-    specs = walk(output)
-    consumers = Counter(i.id for spec in specs for i in spec.inputs)
-    rebuilt: dict[str, Node] = {}
-    for spec in specs:
-        node = spec.evolve(inputs=tuple(rebuilt[i.id] for i in spec.inputs))
-        if node.op == "shuffle" and node.params.get("decode_late", True):
-            node = _decode_after(node, consumers)
-        rebuilt[spec.id] = node
-    return rebuilt[output.id]
+    """``output``'s graph as it runs: after every rule of ``RULES``."""
+    return apply_rules(output, RULES)
 
 
 def _decode_after(shuffle: Node, consumers: Counter[str]) -> Node:
@@ -45,10 +76,10 @@ def _decode_after(shuffle: Node, consumers: Counter[str]) -> Node:
     is no decode to move above."""
     chain: list[Node] = []  # nearest the shuffle first
     node = shuffle.inputs[0]
-    while consumers[node.id] == 1 and get_op(node.op).runtime.elementwise(node.params):
+    while consumers[node.id] == 1 and get_op(node.op).elementwise(node.params):
         chain.append(node)
         node = node.inputs[0]
-    decodes = [i for i, n in enumerate(chain) if get_op(n.op).runtime.decodes]
+    decodes = [i for i, n in enumerate(chain) if get_op(n.op).decodes]
     if not decodes:
         return shuffle
     crossed = chain[:decodes[-1] + 1]

@@ -1,86 +1,94 @@
-"""Op registry: op name -> runtime implementation and parameter check.
+"""The op registry: op name -> ``OpSpec``.
 
-Like fsspec's registry: a private dict, a read-only view, and errors that say
-what to import or install when a name is missing."""
+Like fsspec's registry: a private dict, a read-only view, lazy runtime
+paths, and errors that say what to import or install when a name is
+missing. The built-in ops' specs are listed in ``core.ops``; third-party
+ops register a runtime class with ``@register_op``, custom readers with
+``@sd.reader``, installed packages through the ``streamdag.readers`` entry
+point."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from ..errors import ParamError
-from .params import check_known, did_you_mean
+from .ops import BUILTIN
+from .params import did_you_mean
+from .readers import ENTRY_POINT_GROUP, ReaderDef, reader_spec
+from .spec import UNSET, OpSpec, Param
 
-if TYPE_CHECKING:
-    from ..runtime.node import RuntimeNode
+T = TypeVar("T", bound=type)
 
+_OPS: dict[str, OpSpec] = {spec.name: spec for spec in BUILTIN}
+registered_ops: Mapping[str, OpSpec] = MappingProxyType(_OPS)
 
-@dataclass(frozen=True)
-class OpDef:
-    """What the runtime needs to know about an op."""
-
-    name: str
-    runtime: type[RuntimeNode]
-    validate: Callable[[Mapping[str, Any]], None]
-    min_inputs: int
-    max_inputs: int | None
-    params: frozenset[str] | None = None  # None: not declared, the op's validate decides
-
-
-_OPS: dict[str, OpDef] = {}
-registered_ops: Mapping[str, OpDef] = MappingProxyType(_OPS)
+def register(spec: OpSpec, *, replace: bool = False) -> OpSpec:
+    """Add ``spec``; a different op under a taken name needs ``replace``."""
+    old = _OPS.get(spec.name)
+    if old is not None and not replace and old.runtime is not spec.runtime:
+        raise ValueError(f"op {spec.name!r} is already registered by {old.runtime!r}")
+    _OPS[spec.name] = spec
+    return spec
 
 
 def register_op(name: str, *, inputs: int | tuple[int, int | None] = 1,
-                params: Iterable[str] | None = None,
-                replace: bool = False) -> Callable[[type[RuntimeNode]], type[RuntimeNode]]:
-    """Class decorator registering a runtime implementation under ``name``.
+                params: Mapping[str, Any] | Iterable[str] | None = None,
+                replace: bool = False, **traits: Any) -> Callable[[T], T]:
+    """Class decorator for a third-party runtime class: registers the op
+    ``name`` with the class as its runtime.
 
-    The class's ``validate(params)`` staticmethod checks parameters at graph
-    construction; ``inputs`` is an exact count or a (min, max) range;
-    ``params`` names every param the op takes, so that any other key (a typo
-    in a hand-edited graph) is an error rather than silently ignored."""
+    ``inputs`` is an exact count or a (min, max) range. ``params`` maps each
+    param to its default (or a ``Param``), or names them (a node then gets
+    only the keys it gives); any other key is an error. None: the class's
+    ``validate(params)`` staticmethod decides alone. ``traits`` are the
+    other ``OpSpec`` fields (``splits_data``, ``placement``, ...)."""
     lo, hi = (inputs, inputs) if isinstance(inputs, int) else inputs
-    known = None if params is None else frozenset(params)
 
-    def deco(cls: type[RuntimeNode]) -> type[RuntimeNode]:
-        if name in _OPS and not replace and _OPS[name].runtime is not cls:
-            raise ValueError(f"op {name!r} is already registered by {_OPS[name].runtime!r}")
-        _OPS[name] = OpDef(name, cls, cls.validate, lo, hi, known)
-        cls.op = name
+    def deco(cls: T) -> T:
+        validate = getattr(cls, "validate", None)
+        register(OpSpec(name, cls, _params(params), (lo, hi), check=validate, **traits),
+                 replace=replace)
         return cls
 
     return deco
 
 
-def get_op(name: str) -> OpDef:
-    try:
+def _params(params: Mapping[str, Any] | Iterable[str] | None) -> dict[str, Param] | None:
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        return {k: v if isinstance(v, Param) else Param(v) for k, v in params.items()}
+    return {k: Param(UNSET) for k in params}
+
+
+def get_op(name: str) -> OpSpec:
+    """The spec of ``name``; ParamError with a did-you-mean if there is none."""
+    spec = _OPS.get(name)
+    if spec is not None:
+        return spec
+    if load_entry_point(name):
         return _OPS[name]
-    except KeyError:
-        from ..readers.custom import load_entry_point  # an installed package's reader
-
-        if load_entry_point(name):
-            return _OPS[name]
-        hint = did_you_mean(name, _OPS)
-        msg = (f"unknown op {name!r}{f' ({hint})' if hint else ''}: no implementation is "
-               "registered under that name. Import the module that defines it (or install "
-               "the package that provides it through the 'streamdag.readers' entry point) "
-               "before building or loading the graph.")
-        raise ParamError(msg) from None
+    hint = did_you_mean(name, _OPS)
+    msg = (f"unknown op {name!r}{f' ({hint})' if hint else ''}: no implementation is "
+           "registered under that name. Import the module that defines it (or install "
+           "the package that provides it through the 'streamdag.readers' entry point) "
+           "before building or loading the graph.")
+    raise ParamError(msg)
 
 
-def check_params(op: OpDef, params: Mapping[str, Any]) -> None:
-    """ParamError for a param the op does not take, then the op's own checks."""
-    if op.params is not None:
-        check_known(op.name, params, op.params)
-    op.validate(params)
+def load_entry_point(name: str) -> bool:
+    """Register the reader ``name`` from the ``streamdag.readers`` entry
+    points, if an installed package declares it (installing the package was
+    the user's decision to trust it); True if it is now known. The entry
+    point names an ``@sd.reader`` object (registered when its module is
+    imported) or a plain generator function or class, registered here."""
+    from importlib.metadata import entry_points
 
-
-def check_inputs(op: OpDef, count: int) -> None:
-    if count < op.min_inputs or (op.max_inputs is not None and count > op.max_inputs):
-        want = (str(op.min_inputs) if op.min_inputs == op.max_inputs
-                else f"{op.min_inputs} or more" if op.max_inputs is None
-                else f"{op.min_inputs} to {op.max_inputs}")
-        raise ParamError(f"{op.name}: expects {want} inputs, got {count}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        target = ep.load()
+        if name not in _OPS and callable(target) and not hasattr(target, "definition"):
+            register(reader_spec(ReaderDef.of(name, target)))
+        return name in _OPS
+    return False

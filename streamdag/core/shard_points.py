@@ -18,7 +18,7 @@ from .registry import get_op
 
 def is_sharding_point(spec: Node) -> bool:
     """Does this node yield only this worker's share of its input?"""
-    return get_op(spec.op).runtime.splits_data
+    return get_op(spec.op).splits_data
 
 
 def check_sharded_once(output: Node) -> None:

@@ -4,7 +4,8 @@ Importing this package registers every built-in op."""
 
 from ..core.node import Node
 from ..core.registry import register_op, registered_ops
-from ..runtime.node import ResumableNode, RuntimeGraph, RuntimeNode, WorkerContext
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import ResumableNode, RuntimeNode, WorkerContext
 from ..transforms import (  # noqa: F401 - registration side effects
     batch,
     cache,

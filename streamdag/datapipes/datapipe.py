@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from ..core.node import Node
-from ..core.registry import check_inputs, check_params, get_op
+from ..core.registry import get_op
 from ..core.shard_points import check_sharded_once, is_sharding_point
 from ..transforms.columns import Col
 from .reader_methods import ReaderMethods
@@ -21,8 +21,8 @@ def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
     second sharding point on a path (only sharding points walk their upstream)."""
     opdef = get_op(op)
     inputs = tuple(inputs)
-    check_inputs(opdef, len(inputs))
-    check_params(opdef, params)
+    opdef.check_inputs(len(inputs))
+    params = opdef.complete(params)
     node = Node(op, params, inputs, name=name)
     if is_sharding_point(node):
         check_sharded_once(node)
@@ -54,7 +54,7 @@ class DataPipe(ReaderMethods, Generic[T]):
 
     def _then(self, op: str, params: Mapping[str, Any], *others: DataPipe[Any],
               name: str | None = None) -> DataPipe[Any]:
-        nodes = [self.node, *(_node_of(op, other) for other in others)]
+        nodes = [self.node, *(node_of(op, other) for other in others)]
         return DataPipe(make_node(op, params, nodes, name))
 
     # -- per element ----------------------------------------------------
@@ -174,7 +174,7 @@ def SampleMultiplexer(pipes_to_weights: Mapping[DataPipe[Any], float],  # noqa: 
     rest continue until all have ended."""
     pipes = list(pipes_to_weights)
     weights = [pipes_to_weights[p] for p in pipes]
-    nodes = [_node_of("sample_multiplexer", p) for p in pipes]
+    nodes = [node_of("sample_multiplexer", p) for p in pipes]
     return DataPipe(make_node("sample_multiplexer", {"weights": weights, "seed": seed},
                               nodes, name))
 
@@ -185,7 +185,7 @@ def _branches(hub: Node, count: int, name: str | None) -> tuple[DataPipe[Any], .
                  for i in range(count))
 
 
-def _node_of(op: str, pipe: Any) -> Node:
+def node_of(op: str, pipe: Any) -> Node:
     if not isinstance(pipe, DataPipe):
         from ..errors import ParamError
 

@@ -11,8 +11,8 @@ from .decoder_methods import DecoderMethods
 
 if TYPE_CHECKING:
     from ..core.node import Node
-    from ..readers.custom import Reader
     from .datapipe import DataPipe
+    from .reader import Reader
 
 
 class ReaderMethods(DecoderMethods):
@@ -96,7 +96,7 @@ class ReaderMethods(DecoderMethods):
     def read_with(self, reader: Reader | str, *, on_error: str = "raise",
                   name: str | None = None, **params: Any) -> DataPipe[Any]:
         """Feed each element to a custom reader registered with ``inputs=1``."""
-        from ..readers.custom import get_reader
+        from .reader import get_reader
 
         found = get_reader(reader) if isinstance(reader, str) else reader
         return found(self, on_error=on_error, name=name, **params)  # type: ignore[arg-type]

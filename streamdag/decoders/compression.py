@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..core.params import check_choice
+from ..core.policy import SKIP, check_on_error, not_skipped
 from ..core.registry import register_op
 from ..core.streams import CHUNK, as_stream, close_quietly, peek
-from ..readers.open_files import SKIP, not_skipped
-from ..readers.policy import ErrorPolicy, check_on_error
 from ..runtime.node import RuntimeNode
+from ..runtime.policy import ErrorPolicy
 
 SUFFIXES = {"gz": "gzip", "gzip": "gzip", "tgz": "gzip", "bz2": "bz2", "tbz2": "bz2",
             "tbz": "bz2", "xz": "xz", "txz": "xz", "lzma": "xz", "zst": "zstd",

@@ -49,9 +49,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core.params import check_choice, check_int
+from ..core.placement import upstream_batch_size
 from ..core.registry import register_op
 from ..errors import ParamError, StreamdagError
-from ..reading_service.placement import upstream_batch_size
 from ..runtime.node import RuntimeNode
 from .image import decode_image as pillow_decode
 

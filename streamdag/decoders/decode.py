@@ -14,12 +14,12 @@ from functools import partial
 from typing import Any
 
 from ..core.params import check_bool, check_callable, check_choice
+from ..core.policy import SKIP, check_on_error, not_skipped
 from ..core.registry import register_op
 from ..core.streams import MemberPath, close_quietly
 from ..errors import ParamError
-from ..readers.open_files import SKIP, not_skipped
-from ..readers.policy import ErrorPolicy, check_on_error
 from ..runtime.node import RuntimeNode
+from ..runtime.policy import ErrorPolicy
 from .handlers import BUILTIN
 from .image import IMAGE_EXTENSIONS, MODES, OUTPUTS, decode_image, target_size
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from ..core.node import Node, walk
 from ..core.params import did_you_mean
-from ..core.registry import registered_ops
+from ..core.registry import load_entry_point, registered_ops
 from ..errors import GraphFormatError, ParamError
 from .functions import import_trusted
 from .problems import expect, expect_str_keys, short
@@ -257,9 +257,7 @@ def op_origin(op: str) -> str | None:
     opdef = registered_ops.get(op)
     if opdef is None:
         return None
-    target = getattr(getattr(opdef.runtime, "definition", None), "target", opdef.runtime)
-    module = getattr(target, "__module__", None)
-    return module if isinstance(module, str) else None
+    return opdef.origin
 
 
 def _ensure_op(op: str, trusted: tuple[str, ...], hints: dict[str, str], where: str) -> None:
@@ -267,8 +265,6 @@ def _ensure_op(op: str, trusted: tuple[str, ...], hints: dict[str, str], where: 
     package under the 'streamdag.readers' entry point (installing it was the
     user's decision to trust it), or from the module named in the file if that
     module is trusted. Else say which name is missing and where it comes from."""
-    from ..readers.custom import load_entry_point  # local: readers import graph-level modules
-
     if op in registered_ops:
         return
     try:

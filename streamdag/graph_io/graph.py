@@ -12,7 +12,6 @@ from ..core.params import param_choices
 from ..core.registry import get_op
 from ..datapipes.datapipe import DataPipe, make_node
 from ..errors import ParamError
-from ..transforms.fork import HubNode
 from .files import PathLike, load_node, output_of, save
 from .validate import check_graph
 
@@ -132,7 +131,7 @@ class Graph:
                 else f"it has {len(target.inputs)} inputs, so its consumers' new input is ambiguous"
             )
             raise ParamError(f"cannot remove {target.label}: {why}; use replace() instead")
-        if target.op == "branch" or issubclass(get_op(target.op).runtime, HubNode):
+        if target.op == "branch" or get_op(target.op).hub:
             raise ParamError(
                 f"cannot remove {target.label}: it is part of a fork or demux "
                 "(a hub and its branch nodes); replace the branches' consumers' "

@@ -5,21 +5,20 @@ feed only their branch nodes. Used when loading and after every edit."""
 from __future__ import annotations
 
 from ..core.node import Node, walk
-from ..core.registry import check_inputs, check_params, get_op
+from ..core.registry import get_op
 from ..errors import ParamError
-from ..transforms.fork import HubNode
 
 
 def check_node(node: Node) -> None:
     """ParamError naming the node if it is not well formed."""
     try:
         opdef = get_op(node.op)
-        check_inputs(opdef, len(node.inputs))
-        check_params(opdef, node.params)
+        opdef.check_inputs(len(node.inputs))
+        opdef.complete(node.params)
     except ParamError as exc:
         raise ParamError(f"{node.label}: {exc}") from None
     for source in node.inputs:
-        is_hub = issubclass(get_op(source.op).runtime, HubNode)
+        is_hub = get_op(source.op).hub
         if is_hub and node.op != "branch":
             raise ParamError(
                 f"{node.label}: reads {source.label} directly; a fork or demux "

@@ -1,9 +1,11 @@
 """Sources and readers: fsspec listing and opening, tar/zip archives, lines,
-JSON lines, CSV, webdataset grouping, and the custom-reader API.
+JSON lines, CSV, webdataset grouping, and the custom readers' runtime.
 
 Importing this package registers every reader op."""
 
 from ..core.streams import MemberPath
+from ..errors import SkippedInputWarning
+from ..runtime.policy import ErrorPolicy
 from . import (  # noqa: F401 - registration side effects
     csv_rows,
     jsonl,
@@ -14,19 +16,13 @@ from . import (  # noqa: F401 - registration side effects
     webdataset,
     zip_archive,
 )
-from .custom import Reader, ReaderContext, available_readers, get_reader, load_entry_point, reader
+from .custom import ReaderContext
 from .file_lister import FileLister
-from .policy import ErrorPolicy, SkippedInputWarning
 
 __all__ = [
     "ErrorPolicy",
     "FileLister",
     "MemberPath",
-    "Reader",
     "ReaderContext",
     "SkippedInputWarning",
-    "available_readers",
-    "get_reader",
-    "load_entry_point",
-    "reader",
 ]

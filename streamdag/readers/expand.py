@@ -16,7 +16,7 @@ from typing import Any
 from ..core.streams import as_stream, close_quietly
 from ..errors import StreamdagError
 from ..runtime.node import ResumableNode
-from .policy import ErrorPolicy
+from ..runtime.policy import ErrorPolicy
 
 
 class ExpandingNode(ErrorPolicy, ResumableNode):

@@ -17,10 +17,10 @@ from operator import itemgetter
 from typing import Any
 
 from ..core.params import check_bool, check_type
+from ..core.policy import check_on_error
 from ..core.registry import register_op
 from ..runtime.counting import count_of, counted
 from .expand import ExpandingNode
-from .policy import check_on_error
 
 _SWAP = itemgetter(1, 0)
 _PATH_NUMBER_LINE = itemgetter(0, 2, 1)

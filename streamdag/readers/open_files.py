@@ -11,19 +11,17 @@ import io
 import os
 from collections.abc import Iterator, Mapping
 from functools import partial
-from operator import is_not
 from typing import Any
 
 from ..core.params import check_choice
+from ..core.policy import SKIP, check_on_error, not_skipped
 from ..core.registry import register_op
 from ..core.streams import close_quietly
 from ..errors import ParamError
 from ..runtime.node import RuntimeNode
-from .policy import ErrorPolicy, check_on_error
+from ..runtime.policy import ErrorPolicy
 
 PARAMS = ("mode", "encoding", "storage_options", "on_error")
-SKIP = object()  # returned in place of an element dropped by the error policy
-not_skipped = partial(is_not, SKIP)
 
 
 def open_stream(path: str, mode: str = "rb", encoding: str | None = None,

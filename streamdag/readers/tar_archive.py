@@ -16,11 +16,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.params import check_bool
+from ..core.policy import check_on_error
 from ..core.registry import register_op
 from ..core.streams import CHUNK, MemberPath, close_quietly, read_exact, skip_bytes
 from ..decoders.compression import decompressed
 from .expand import ExpandingNode
-from .policy import check_on_error
 
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)

@@ -14,12 +14,13 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ..core.policy import check_on_error
 from ..core.registry import register_op
 from ..core.streams import MemberPath
 from ..runtime.counting import Tally
 from ..runtime.node import ResumableNode
+from ..runtime.policy import ErrorPolicy
 from ..runtime.replay import Replayer, restore_source
-from .policy import ErrorPolicy, check_on_error
 
 _META = re.compile(r"__[^/]*__($|/)")  # webdataset's skip_meta: "__index__", "__x__/..."
 _REPLAY_EVERY = 32

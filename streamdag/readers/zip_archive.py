@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.params import check_bool
+from ..core.policy import check_on_error
 from ..core.registry import register_op
 from ..core.streams import CHUNK, MemberPath, close_quietly
 from .expand import ExpandingNode
-from .policy import check_on_error
 
 SPOOL_MAX = 64 << 20
 

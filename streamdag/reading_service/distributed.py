@@ -45,11 +45,11 @@ from itertools import islice
 from typing import Any
 
 from ..core.node import Node, walk
+from ..core.placement import find_boundary, warn_if_unsharded
 from ..errors import ParamError, ResumeError
 from .base import ReadingService
 from .errors import UnevenShardsWarning
 from .in_process import InProcessReadingService
-from .placement import find_boundary, warn_if_unsharded
 
 _MODES = {True: "drop", "drop": "drop", "pad": "pad", False: None}
 

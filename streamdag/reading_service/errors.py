@@ -58,11 +58,6 @@ class WorkerTimeoutError(StreamdagError, TimeoutError):
     """No element arrived from the workers within the service's ``timeout``."""
 
 
-class ShardingWarning(UserWarning):
-    """A pipeline run by several workers has no ``sharding_filter`` on some
-    path from a source, so every worker yields those elements."""
-
-
 class UnevenShardsWarning(UserWarning):
     """``DistributedReadingService(even_batches=True)`` dropped elements of a
     rank whose shard was longer than the shortest rank's, to keep every

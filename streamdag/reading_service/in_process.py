@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..core.node import Node
-from ..runtime.node import RuntimeGraph, WorkerContext
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import WorkerContext
 from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot

@@ -10,7 +10,8 @@ import threading
 import weakref
 
 from ..core.node import Node
-from ..runtime.node import RuntimeGraph, WorkerContext
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import WorkerContext
 from .intra_op import one_torch_thread
 from .worker import DATA, ERROR, RUN, SHUTDOWN, WorkerLoop, set_worker_info
 from .worker_service import WorkerPool, WorkerService

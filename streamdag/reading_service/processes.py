@@ -31,7 +31,8 @@ from typing import Any
 
 from ..core.node import Node, walk
 from ..errors import ParamError
-from ..runtime.node import RuntimeGraph, WorkerContext
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import WorkerContext
 from . import transport
 from .errors import WorkerDiedError
 from .intra_op import one_torch_thread

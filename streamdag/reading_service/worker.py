@@ -44,7 +44,8 @@ from typing import Any
 
 from ..core.seeds import derive_seed, seed_global_rngs
 from ..errors import NodeError, ResumeError
-from ..runtime.node import RuntimeGraph, WorkerContext
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import WorkerContext
 from ..runtime.sources import describe as describe_element
 from ..stats import sampler
 from ..stats.sampler import StackSampler

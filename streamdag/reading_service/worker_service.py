@@ -9,15 +9,24 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ..core.node import Node, walk
+from ..core.placement import (
+    STREAM_OP,
+    MainProcessPart,
+    ReceiveAhead,
+    find_boundary,
+    has_sharding,
+    warn_if_unsharded,
+)
+from ..core.plan import apply_rules
 from ..errors import ParamError, ResumeError
-from ..runtime.node import RuntimeGraph, WorkerContext
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import WorkerContext
 from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
 from .errors import WorkerTimeoutError
 from .merge import Inbox, Merge
-from .placement import STREAM_OP, find_boundary, has_sharding, main_spec, warn_if_unsharded
 from .worker import STATS
 
 STATS_EVERY_S = 0.5  # how often a worker sends its statistics, at most
@@ -75,8 +84,8 @@ class WorkerService(ReadingService):
         worker_spec = find_boundary(output) or output
         warn_if_unsharded(worker_spec, self._world * max(1, self.num_workers),
                           type(self).__name__)
-        spec = main_spec(output, worker_spec, self)
-        self._main = RuntimeGraph(spec, WorkerContext(self._rank, self._world))
+        spec = apply_rules(output, (MainProcessPart(worker_spec), ReceiveAhead()))
+        self._main = RuntimeGraph(spec, WorkerContext(self._rank, self._world), stream=self)
         if has_sharding(worker_spec):  # the main part is downstream of the sharding point
             downstream = _downstream_of(spec, STREAM_OP)
             for node in self._main.nodes.values():

@@ -9,7 +9,7 @@ no equation reaches stays None (shown as "?"), e.g. between two filters."""
 
 from __future__ import annotations
 
-from ..runtime.node import RuntimeGraph
+from ..runtime.graph import RuntimeGraph
 
 Counts = tuple[int | None, int | None]
 

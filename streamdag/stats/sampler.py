@@ -31,7 +31,9 @@ from collections import defaultdict
 from types import CodeType, FrameType
 from typing import Any
 
-from ..runtime.node import RuntimeGraph, RuntimeNode, node_of_frame
+from ..runtime.attribution import node_of_frame
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import RuntimeNode
 
 DEFAULT_INTERVAL = 0.01
 

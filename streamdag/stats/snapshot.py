@@ -8,7 +8,7 @@ from time import perf_counter
 from typing import Any
 
 from ..core.node import Node, walk
-from ..runtime.node import RuntimeGraph
+from ..runtime.graph import RuntimeGraph
 from .counts import element_counts
 from .sampler import StackSampler
 

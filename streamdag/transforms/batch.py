@@ -3,28 +3,20 @@ nothing is held back and the node has no state of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from ..core.params import check_bool, check_int
-from ..core.registry import register_op
 from ..runtime.node import RuntimeNode
 
 
-@register_op("batch", params=("batch_size", "drop_last"))
 class BatchNode(RuntimeNode):
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("batch", "batch_size", params.get("batch_size"), minimum=1)
-        check_bool("batch", "drop_last", params.get("drop_last", False))
-
     def setup(self) -> None:
         self._in = self._out = 0  # statistics: counted per batch, not per element
 
     def iterator(self) -> Iterator[list[Any]]:
         return self._batches(self.inputs[0].iterator(), self.params["batch_size"],
-                             self.params.get("drop_last", False))
+                             self.params["drop_last"])
 
     def _batches(self, it: Iterator[Any], size: int, drop_last: bool) -> Iterator[list[Any]]:
         while True:

@@ -4,26 +4,18 @@ serve later epochs from there."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from ..core.params import check_int
-from ..core.registry import register_op
 from ..runtime.counting import position_of
 from ..runtime.node import ResumableNode
 
 
-@register_op("in_memory_cache", params=("max_items",))
 class InMemoryCacheNode(ResumableNode):
     """Only a complete pass is served from memory: a pass that was cut short
     or resumed mid-way reads the input again. If more than ``max_items``
     elements arrive, caching stops with a warning (the data still flows).
     Place it before any shuffle: it replays the first pass's order."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("in_memory_cache", "max_items", params.get("max_items"), minimum=1,
-                  optional=True)
 
     def setup(self) -> None:
         super().setup()
@@ -42,7 +34,7 @@ class InMemoryCacheNode(ResumableNode):
             self.inputs[0].restore(restored["in"])
             return self.inputs[0].iterator()
         skip = restored["pos"] if restored is not None else 0
-        return self._fill(self.inputs[0].iterator(), self.params.get("max_items"), skip)
+        return self._fill(self.inputs[0].iterator(), self.params["max_items"], skip)
 
     def _fill(self, it: Iterator[Any], limit: int | None, skip: int) -> Iterator[Any]:
         """Pass the input through while keeping it; after a resume in a fresh

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from itertools import chain
 from typing import Any
 
-from ..core.registry import register_op
 from ..runtime.node import RuntimeNode
 
 
-@register_op("zip", inputs=(2, None), params=())
 class ZipNode(RuntimeNode):
     """Tuples of one element from each input; stops with the shortest input."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        pass
 
     def iterator(self) -> Iterator[tuple[Any, ...]]:
         return zip(*[node.iterator() for node in self.inputs], strict=False)
 
 
-@register_op("concat", inputs=(2, None), params=())
 class ConcatNode(RuntimeNode):
     """All of the first input, then all of the second, ..."""
-
-    passthrough = True
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        pass
 
     def setup(self) -> None:
         self._current = 0
@@ -55,17 +42,10 @@ class ConcatNode(RuntimeNode):
             node.restore(sub)
 
 
-@register_op("mux", inputs=(2, None), params=())
 class MuxNode(RuntimeNode):
     """Round robin: one element from each input in turn. Stops as soon as any
     input is exhausted (the elements of that last round that were already
     taken are yielded); use concat or SampleMultiplexer to read everything."""
-
-    passthrough = True
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        pass
 
     def setup(self) -> None:
         self._turn = 0

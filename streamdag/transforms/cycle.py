@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from ..core.params import check_int
-from ..core.registry import register_op
 from ..runtime.node import RuntimeNode
 
 
-@register_op("cycle", params=("count",))
 class CycleNode(RuntimeNode):
     """Each pass re-iterates the input, so random nodes upstream draw a new
     seed per pass. An empty input ends the cycle instead of spinning."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("cycle", "count", params.get("count"), minimum=0, optional=True)
 
     def setup(self) -> None:
         self._pass = 0
@@ -28,7 +21,7 @@ class CycleNode(RuntimeNode):
         self._resumed = False
 
     def iterator(self) -> Iterator[Any]:
-        return self._run(self.params.get("count"))
+        return self._run(self.params["count"])
 
     def _run(self, count: int | None) -> Iterator[Any]:
         resumed, self._resumed = self._resumed, False

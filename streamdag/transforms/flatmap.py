@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any
 
-from ..core.params import check_callable
-from ..core.registry import register_op
+from ..runtime.attribution import framed
 from ..runtime.counting import Tally, position_of
-from ..runtime.node import ResumableNode, framed
+from ..runtime.node import ResumableNode
 from ..runtime.replay import Replayer, restore_source
 
 _REPLAY_EVERY = 32
 
 
-@register_op("flatmap", params=("fn",))
 class FlatMapNode(ResumableNode):
     """State: which input element is being expanded and how far; resume
     replays that element (and at most 32 before it) instead of saving the rest
     of its expansion."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_callable("flatmap", "fn", params.get("fn"), optional=True)
 
     def setup(self) -> None:
         super().setup()
@@ -81,10 +75,5 @@ class FlatMapNode(ResumableNode):
         return [fn] if fn is not None else []
 
 
-@register_op("unbatch", params=())
 class UnbatchNode(FlatMapNode):
     """Flattens batches back into elements (flatmap with no function)."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        pass

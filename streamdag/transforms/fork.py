@@ -8,11 +8,9 @@ instead of growing memory without bound."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..core.params import check_bool, check_callable, check_int
-from ..core.registry import register_op
 from ..errors import ParamError, ResumeError
 from ..runtime.node import RuntimeNode
 from ..runtime.replay import Replayer
@@ -122,39 +120,25 @@ class HubNode(RuntimeNode):
         self._requests.append((index, state))
 
 
-@register_op("fork", params=("num_instances", "buffer_size"))
 class ForkNode(HubNode):
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("fork", "num_instances", params.get("num_instances"), minimum=1)
-        check_int("fork", "buffer_size", params.get("buffer_size"), minimum=1)
-
     def route(self, item: Any) -> Any:
         return self._queues
 
 
-@register_op("demux", params=("num_instances", "classifier_fn", "drop_none", "buffer_size"))
 class DemuxNode(HubNode):
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("demux", "num_instances", params.get("num_instances"), minimum=1)
-        check_callable("demux", "classifier_fn", params.get("classifier_fn"))
-        check_int("demux", "buffer_size", params.get("buffer_size"), minimum=1)
-        check_bool("demux", "drop_none", params.get("drop_none", False))
-
     def setup(self) -> None:
         super().setup()
         self._classify: Callable[[Any], Any] = self.params["classifier_fn"]
 
     def route(self, item: Any) -> tuple[int, ...]:
         branch = self._classify(item)
-        if branch is None and self.params.get("drop_none", False):
+        if branch is None and self.params["drop_none"]:
             return ()
         if isinstance(branch, bool) or not isinstance(branch, int) or not (
                 0 <= branch < self.params["num_instances"]):
             msg = (f"{self.label}: classifier_fn returned {branch!r} for {item!r:.200}; "
                    f"expected an int in [0, {self.params['num_instances']})"
-                   + (" or None (drop_none=True)" if self.params.get("drop_none") else ""))
+                   + (" or None (drop_none=True)" if self.params["drop_none"] else ""))
             raise ValueError(msg)
         return (branch,)
 
@@ -162,13 +146,8 @@ class DemuxNode(HubNode):
         return [self.params["classifier_fn"]]
 
 
-@register_op("branch", params=("index",))
 class BranchNode(RuntimeNode):
     """Output ``index`` of a fork or demux hub."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("branch", "index", params.get("index"), minimum=0)
 
     def setup(self) -> None:
         hub = self.inputs[0]

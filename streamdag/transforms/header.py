@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
-from ..core.params import check_int
-from ..core.registry import register_op
 from ..runtime.counting import position_of
 from ..runtime.node import RuntimeNode
 
 _second = itemgetter(1)
 
 
-@register_op("header", params=("limit",))
 class HeaderNode(RuntimeNode):
     """Counts with a range iterator zipped in front of the input (zip stops on
     the range first, so no element past the limit is pulled from upstream)."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("header", "limit", params.get("limit"), minimum=0)
 
     def setup(self) -> None:
         self._taken = 0

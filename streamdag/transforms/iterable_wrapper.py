@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from itertools import islice
 from operator import itemgetter
 from typing import Any
 
-from ..core.registry import register_op
-from ..errors import ParamError
 from ..runtime.counting import Tally, position_of
 from ..runtime.node import RuntimeNode
 
@@ -52,20 +50,9 @@ class SequenceSource(RuntimeNode):
         self._it = None
 
 
-@register_op("iterable_wrapper", inputs=0, params=("iterable",))
 class IterableWrapperNode(SequenceSource):
     """Lists, tuples and ranges resume in O(1); any other iterable must be
     re-iterable and deterministic, and resumes by skipping what was read."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        iterable = params.get("iterable")
-        if not hasattr(iterable, "__iter__"):
-            raise ParamError(f"iterable_wrapper: iterable must be iterable, got {iterable!r}")
-        if isinstance(iterable, Iterator):
-            msg = ("iterable_wrapper: got a one-shot iterator (e.g. a generator), which can be "
-                   "read only once; pass a list, a range or a re-iterable object instead")
-            raise ParamError(msg)
 
     def iterator(self) -> Iterator[Any]:
         source = self.params["iterable"]

@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from itertools import accumulate
 from typing import Any
 
-from ..core.params import check_int
-from ..core.registry import register_op
 from ..core.seeds import derive_seed
-from ..errors import ParamError
 from ..runtime.node import ResumableNode
 
 
-@register_op("sample_multiplexer", inputs=(1, None), params=("weights", "seed"))
 class SampleMultiplexerNode(ResumableNode):
     """Each element comes from input i with probability weight_i / sum of the
     weights of the inputs not yet exhausted. When an input ends it is dropped
     and the others continue with renormalised weights, until all have ended:
     every element of every input is yielded exactly once."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        weights = params.get("weights")
-        if not isinstance(weights, (list, tuple)) or not weights or not all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
-                for w in weights):
-            raise ParamError(f"sample_multiplexer: weights must be positive numbers, got {weights!r}")
-        check_int("sample_multiplexer", "seed", params.get("seed"), optional=True)
 
     def setup(self) -> None:
         super().setup()
@@ -44,7 +31,7 @@ class SampleMultiplexerNode(ResumableNode):
         self._rng = random.Random()
         if restored is None:
             self._alive = list(range(len(self.inputs)))
-            fixed = self.params.get("seed")
+            fixed = self.params["seed"]
             seed = (self.seed(self._pass) if fixed is None
                     else derive_seed(fixed, self.graph.epoch, self._pass))
             self._rng.seed(seed)

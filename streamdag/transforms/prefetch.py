@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from ..core.params import check_int
-from ..core.registry import register_op
 from ..runtime.counting import Tally
 from ..runtime.node import ResumableNode
 from ..runtime.replay import Replayer, restore_source
@@ -25,16 +23,11 @@ class _Failure:
         self.error = error
 
 
-@register_op("prefetch", params=("buffer_size",))
 class PrefetchNode(ResumableNode):
     """The thread runs ahead of the consumer; the state is the consumer's
     position plus an input checkpoint within ``n`` elements of it. The thread
     starts on the first ``next`` and is stopped and joined when the iterator
     is closed, garbage-collected, or the epoch is torn down."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("prefetch", "buffer_size", params.get("buffer_size"), minimum=1)
 
     def setup(self) -> None:
         super().setup()

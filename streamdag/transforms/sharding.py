@@ -3,26 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import partial
 from itertools import chain, islice
 from typing import Any
 
-from ..core.registry import register_op
 from ..runtime.counting import Tally, count_of, counted
 from ..runtime.node import RuntimeNode
 
 
-@register_op("sharding_filter", params=())
 class ShardingFilterNode(RuntimeNode):
     """Own state: how many input elements to skip before the next one that
     belongs to this worker."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        pass
-
-    splits_data = True
 
     def setup(self) -> None:
         self.passthrough = self.graph.worker.total_workers == 1  # then everything passes

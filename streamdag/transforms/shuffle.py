@@ -8,29 +8,18 @@ buffer's item numbers and the RNG, never the samples."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from ..core.params import check_bool, check_int
-from ..core.registry import register_op
 from ..runtime.counting import Tally
 from ..runtime.node import ResumableNode
 from ..runtime.replay import Replayer, restore_source
 
-DEFAULT_INITIAL = 100
 
-
-@register_op("shuffle", params=("buffer_size", "initial", "decode_late"))
 class ShuffleNode(ResumableNode):
     """Resume replays the input from a checkpoint at or before the oldest
     buffered item: about ``buffer_size * ln(buffer_size)`` elements at most
     in expectation, bounded memory, exact order."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_int("shuffle", "buffer_size", params.get("buffer_size"), minimum=1)
-        check_int("shuffle", "initial", params.get("initial"), minimum=1, optional=True)
-        check_bool("shuffle", "decode_late", params.get("decode_late", True))
 
     def setup(self) -> None:
         super().setup()
@@ -47,7 +36,7 @@ class ShuffleNode(ResumableNode):
 
     def iterator(self) -> Iterator[Any]:
         size = self.params["buffer_size"]
-        initial = min(size, self.params.get("initial") or DEFAULT_INITIAL)
+        initial = min(size, self.params["initial"] or self.opspec.params["initial"].default)
         self._replay = replay = Replayer(self.inputs[0], max(1, size // 4))
         self._pulls.follow(replay.pulled)
         self._outs.follow(lambda: replay.pulled() - len(self._buf))

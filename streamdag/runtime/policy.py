@@ -1,4 +1,4 @@
-"""Error policies of reader and decoder nodes: ``on_error="raise"|"skip"|"warn"``.
+"""The error policy of reader and decoder nodes at run time: ``on_error="raise"|"skip"|"warn"``.
 
 Bad input (a corrupt JPEG, a truncated tar, an invalid JSON line) either
 stops the pipeline with an error naming the node, the file and the member or
@@ -12,15 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from ..core.params import check_choice
-from ..errors import NodeError, SkippedInputWarning
-
-ON_ERROR = ("raise", "skip", "warn")
-__all__ = ["ON_ERROR", "ErrorPolicy", "SkippedInputWarning", "check_on_error"]
-
-
-def check_on_error(op: str, params: Mapping[str, Any]) -> None:
-    check_choice(op, "on_error", params.get("on_error", "raise"), ON_ERROR)
+from ..errors import NodeError
 
 
 class ErrorPolicy:

@@ -1,0 +1,7 @@
+"""The specs of the built-in ops, one module per family. Adding a built-in
+op is one spec here, one runtime module, its tests and one facade method."""
+
+from .placement import SPECS as PLACEMENT
+from .transforms import SPECS as TRANSFORMS
+
+BUILTIN = (*TRANSFORMS, *PLACEMENT)
