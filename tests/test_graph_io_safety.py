@@ -219,11 +219,12 @@ MALFORMED: list[tuple[str, Any, str]] = [
         "nodes[2].params.fn.kwargs: expected a map, got a list",
     ),
     (
-        "missing attribute",
+        "not a graph function",
         mutate("nodes.2.params.fn", {"ref": "streamdag:no_such"}),
-        "nodes[2]."
-        "params.fn.ref: 'streamdag:no_such': module 'streamdag' has no callable 'no_such' "
-        "(attribute paths may not pass through other modules)",
+        "nodes[2].params.fn.ref: 'streamdag:no_such' is not one of streamdag's graph "
+        "functions; a graph file may name only those (streamdag.graph_io.GRAPH_FUNCTIONS), "
+        "registered functions, the safe builtins (streamdag.graph_io.SAFE_REFS) and functions "
+        "of trusted_modules",
     ),
     (
         "not callable",
@@ -538,6 +539,11 @@ def test_trusted_module_is_imported_when_needed() -> None:
     ("ref", "message"),
     [
         (
+            "streamdag:no_such",
+            "'streamdag:no_such': module 'streamdag' has no callable 'no_such' "
+            "(attribute paths may not pass through other modules)",
+        ),
+        (
             "streamdag.cli:sys.exit",
             "'streamdag.cli:sys.exit': module 'streamdag.cli' has no callable "
             "'sys.exit' (attribute paths may not pass through other modules)",
@@ -565,9 +571,11 @@ def test_trusted_module_is_imported_when_needed() -> None:
     ],
 )
 def test_trusted_modules_do_not_leak_other_code(ref: str, message: str, tripwires) -> None:
-    """Attribute paths cannot reach another module, a dunder or a re-export."""
+    """Attribute paths cannot reach another module, a dunder or a re-export
+    (of a trusted module: here streamdag itself, which a file cannot name
+    beyond its graph functions unless the caller trusts it)."""
     with pytest.raises(sd.GraphFormatError) as err:
-        load_doc(mutate("nodes.2.params.fn", {"ref": ref}))
+        load_doc(mutate("nodes.2.params.fn", {"ref": ref}), trusted=["streamdag"])
     assert str(err.value) == f"g: nodes[2].params.fn.ref: {message}"
     assert tripwires == []
 

@@ -7,11 +7,12 @@ from .document import FORMAT_NAME, FORMAT_VERSION
 from .files import dumps, load, load_node, loads_node, save
 from .functions import FunctionRef, register_function, registered_functions
 from .graph import Graph
-from .trust import SAFE_REFS
+from .trust import GRAPH_FUNCTIONS, SAFE_REFS
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "GRAPH_FUNCTIONS",
     "SAFE_REFS",
     "FunctionRef",
     "Graph",
