@@ -17,10 +17,11 @@ from typing import Any
 from .datapipes.datapipe import DataPipe
 from .datapipes.node import Node, walk
 from .errors import StreamdagError
+from .graph_io.calls import functions_used
 from .graph_io.codec import format_for
 from .graph_io.files import load_node, save
 from .graph_io.graph import Graph
-from .graph_io.render import node_ref, profile_notes, render, table, to_dot
+from .graph_io.render import functions_table, node_ref, profile_notes, render, table, to_dot
 from .graph_io.values import Decoder
 from .stats.progress import progress_bar
 from .stats.report import PipelineStats
@@ -130,7 +131,10 @@ def _show(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     graph = Graph(load_node(args.file, args.trust))
-    print(f"{args.file}: ok ({len(graph)} nodes, output {node_ref(graph.output)!r})")
+    uses = functions_used(graph)
+    calls = "; running it may call:" if uses else ""
+    print(f"{args.file}: ok ({len(graph)} nodes, output {node_ref(graph.output)!r}){calls}")
+    print(functions_table(uses), end="")
     return 0
 
 

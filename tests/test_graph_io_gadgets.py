@@ -8,6 +8,7 @@ param and the reference; ``show`` lists the file without resolving anything."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import pickle
@@ -469,3 +470,42 @@ def test_saving_a_streamdag_function_a_graph_cannot_name_is_refused() -> None:
 
 def test_registered_functions_stay_allowed() -> None:
     assert _resolve("test_graph_io.triple") is fns.triple
+
+
+# -- what validate reports -----------------------------------------------------------
+
+
+def test_validate_lists_every_function_running_may_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Functions in any param, inside partials' arguments, lists and dicts,
+    by node and param; the command prints them after the summary."""
+    from streamdag.decoders import builtin_decoders
+    from streamdag.graph_io import FunctionUse, validate_file
+
+    even, _ = sd.IterableWrapper([1, 2], name="src").demux(2, fns.parity, name="split")
+    pipe = (
+        even.map(functools.partial(fns.apply, fns.double), name="twice")
+        .decode(sd.image_handler("l"), by_ext={"cfg": builtin_decoders["json"]}, name="dec")
+        .collate(name="col")
+    )
+    path = tmp_path / "g.json"
+    sd.save(pipe, path)
+    uses = validate_file(path, ["tests.test_graph_io_fns"])
+    assert [(u.node.name, u.param, u.ref) for u in uses] == [
+        ("split", "classifier_fn", "tests.test_graph_io_fns:parity"),
+        ("twice", "fn", "tests.test_graph_io_fns:apply"),
+        ("twice", "fn.args[0]", "tests.test_graph_io_fns:double"),
+        ("dec", "handlers[0]", "streamdag.decoders.image:decode_image_field"),
+        ("dec", "by_ext.cfg", "streamdag.decoders.handlers:json_value"),
+    ]
+    assert all(isinstance(u, FunctionUse) for u in uses)
+    assert main(["validate", str(path), "--trust", "tests.test_graph_io_fns"]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: ok (6 nodes, output 'col'); running it may call:\n"
+        "  split.classifier_fn  tests.test_graph_io_fns:parity\n"
+        "  twice.fn             tests.test_graph_io_fns:apply\n"
+        "  twice.fn.args[0]     tests.test_graph_io_fns:double\n"
+        "  dec.handlers[0]      streamdag.decoders.image:decode_image_field\n"
+        "  dec.by_ext.cfg       streamdag.decoders.handlers:json_value\n"
+    )

@@ -3,6 +3,7 @@
 The format is DESIGN.md's "On-disk graph format" (docs/graph-format.md has
 the details and the safety rules)."""
 
+from .calls import FunctionUse, functions_used, validate_file
 from .document import FORMAT_NAME, FORMAT_VERSION
 from .files import dumps, load, load_node, loads_node, save
 from .functions import FunctionRef, register_function, registered_functions
@@ -15,12 +16,15 @@ __all__ = [
     "GRAPH_FUNCTIONS",
     "SAFE_REFS",
     "FunctionRef",
+    "FunctionUse",
     "Graph",
     "dumps",
+    "functions_used",
     "load",
     "load_node",
     "loads_node",
     "register_function",
     "registered_functions",
     "save",
+    "validate_file",
 ]
