@@ -509,3 +509,31 @@ def test_validate_lists_every_function_running_may_call(
         "  dec.handlers[0]      streamdag.decoders.image:decode_image_field\n"
         "  dec.by_ext.cfg       streamdag.decoders.handlers:json_value\n"
     )
+
+
+def test_graph_functions_never_start_ghostscript(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An EPS image is opened by Pillow through Ghostscript, a program; the
+    image decoders open only the formats they document, so a graph (or a
+    sample) holding EPS bytes fails to decode and nothing is started."""
+    from PIL import EpsImagePlugin, UnidentifiedImageError
+
+    started: list[Any] = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: started.append(a))
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n%%EndComments\nshowpage\n"
+    path = tmp_path / "g.json"
+    path.write_text(
+        json.dumps(
+            chain(
+                source({"bytes": base64.b64encode(eps).decode()}),
+                apply({"ref": "streamdag:decode_image"}),
+            )
+        )
+    )
+    with pytest.raises(sd.NodeError) as err:
+        list(sd.load(path))
+    assert isinstance(err.value.__cause__, UnidentifiedImageError)
+    with pytest.raises(UnidentifiedImageError):
+        sd.image_handler()("x.jpg", eps)
+    assert started == []
