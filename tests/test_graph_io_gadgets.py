@@ -400,7 +400,7 @@ def test_refusal_message(corpus: Corpus) -> None:
     )
 
 
-def test_runtime_only_op_is_refused(tmp_path: Path) -> None:
+def test_runtime_only_op_is_refused() -> None:
     """The main process's stand-in for the workers cannot be written in a file."""
     doc = chain(("_worker_stream", {"source": {"ref": "builtins:dict"}}))
     with pytest.raises(sd.GraphFormatError) as err:

@@ -94,4 +94,5 @@ def is_trusted(module: str, trusted: tuple[str, ...]) -> bool:
 
 
 def in_streamdag(module: str) -> bool:
+    """``module`` is streamdag or one of its submodules."""
     return is_trusted(module, ("streamdag",))
