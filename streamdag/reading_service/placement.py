@@ -69,7 +69,11 @@ class WorkerStreamNode(ResumableNode):
 
     @staticmethod
     def validate(params: Mapping[str, Any]) -> None:
-        pass
+        if not isinstance(params.get("source"), weakref.ref):  # a file cannot hold one
+            raise ParamError(
+                f"{STREAM_OP}: source must be a weak reference to a reading service; this node "
+                "is made by worker reading services and cannot be written in a graph"
+            )
 
     def setup(self) -> None:
         super().setup()
