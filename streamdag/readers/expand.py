@@ -27,7 +27,9 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
     An exception from ``expand`` or from the iterator is bad input: the error
     policy decides. Then ``recover(exc)`` gives the iterator to go on with
     (after a bad line), or None to abandon the element (a truncated archive).
-    Errors already attributed (StreamdagError) pass through."""
+    A ``StreamCut`` (the input stream was cut upstream, and counted there)
+    abandons the element whatever the policy. Errors already attributed
+    (StreamdagError) pass through."""
 
     def setup(self) -> None:
         super().setup()

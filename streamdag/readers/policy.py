@@ -21,6 +21,13 @@ class SkippedInputWarning(UserWarning):
     """Issued for each bad input dropped by a node with ``on_error="warn"``."""
 
 
+class StreamCut(Exception):
+    """Raised by reads from a stream whose producer dropped the rest of it
+    under ``on_error="skip"|"warn"`` (decompress, at a corrupt or truncated
+    unit). The damage was counted there; a reader drops the element it was
+    reading (a partial line, member or sample) without counting it again."""
+
+
 def check_on_error(op: str, params: Mapping[str, Any]) -> None:
     check_choice(op, "on_error", params.get("on_error", "raise"), ON_ERROR)
 
@@ -49,7 +56,10 @@ class ErrorPolicy:
 
     def fail(self, exc: BaseException, where: str) -> None:
         """Apply the policy to ``exc`` (raised while handling ``where``):
-        raise a NodeError from it, or count it (and warn) and return."""
+        raise a NodeError from it, or count it (and warn) and return. A
+        ``StreamCut`` was counted upstream: it returns at once."""
+        if isinstance(exc, StreamCut):
+            return
         if self.on_error == "raise":
             raise self.error(exc, where) from exc
         self.skipped += 1
