@@ -177,6 +177,9 @@ class RuntimeGraph:
         self.worker = worker or WorkerContext()
         self.base_seed = 0
         self.epoch = 0
+        #: inputs dropped in part this epoch under on_error="skip"/"warn": path ->
+        #: the members dropped (None: the rest, from no member), for webdataset
+        self.dropped: dict[str, list[str | None]] = {}
         self.nodes: dict[str, RuntimeNode] = {}
         downstream_of_shard: set[str] = set()
         position = {spec.id: index for index, spec in enumerate(walk(output))}
@@ -201,6 +204,7 @@ class RuntimeGraph:
     def start_epoch(self, base_seed: int, epoch: int) -> None:
         self.base_seed = base_seed
         self.epoch = epoch
+        self.dropped.clear()
         for node in self.nodes.values():
             node.reset()
 

@@ -41,6 +41,7 @@ class ErrorPolicy:
     label: str
     params: Mapping[str, Any]
     spec: Any
+    graph: Any
 
     @property
     def on_error(self) -> str:
@@ -65,6 +66,13 @@ class ErrorPolicy:
         self.skipped += 1
         if self.on_error == "warn":
             warnings.warn(f"{self.error(exc, where)} (skipped)", SkippedInputWarning, stacklevel=3)
+
+    def dropped(self, path: str, member: str | None = None) -> None:
+        """Part of the input ``path`` was dropped: the archive member
+        ``member``, or (None) everything from a point where no member was
+        being read. Nodes that group members (webdataset) read this to drop
+        a group the damage cut."""
+        self.graph.dropped.setdefault(path, []).append(member)
 
     def reraise(self, exc: BaseException, where: str) -> NoReturn:
         """Raise regardless of the policy (a broken pipeline, not bad data)."""
