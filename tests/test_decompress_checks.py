@@ -205,3 +205,19 @@ def test_resume_over_multi_unit_files(tmp_path, policy):
         paths[-1].write_bytes(compress(text[:part]) + compress(text[part:]))
     full = assert_resumes(jsonl(*paths, policy=policy), stops=list(range(19)))
     assert full == [{"f": k, "n": i} for k in range(2) for i in range(9)]
+
+
+@pytest.mark.parametrize("suffix", ["gz", "xz"])
+def test_zero_padding_after_a_unit(tmp_path, suffix):
+    path = tmp_path / f"padded.jsonl.{suffix}"
+    path.write_bytes(CHECKED[suffix](TEXT) + bytes(4096))
+    assert list(jsonl(path)) == ROWS
+
+
+def test_gzip_file_of_zeros_is_damage(tmp_path):
+    """Zeros only pad after a member: a file of zeros (space allocated, never
+    written) is not an empty gzip file."""
+    path = tmp_path / "zeros.jsonl.gz"
+    path.write_bytes(bytes(4096))
+    _, message = until_error(jsonl(path))
+    assert "zeros.jsonl.gz' at byte 4096 (in gzip member 1 from byte 0" in message

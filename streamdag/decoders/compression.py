@@ -148,7 +148,7 @@ class Decompressing(io.RawIOBase):
         """Input for the next unit (zero padding after a unit passed over),
         or nothing at the end of the file."""
         data = self._input or self._read_chunk()
-        if self._fmt in ZERO_PADDED:
+        if self._units and self._fmt in ZERO_PADDED:
             while data and not data.lstrip(b"\0"):
                 data = self._read_chunk()
             data = data.lstrip(b"\0")
