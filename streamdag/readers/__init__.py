@@ -15,7 +15,7 @@ from . import (  # noqa: F401 - registration side effects
 )
 from .custom import Reader, ReaderContext, available_readers, get_reader, load_entry_point, reader
 from .file_lister import FileLister
-from .policy import ErrorPolicy, SkippedInputWarning
+from .policy import ErrorPolicy, SkippedInputWarning, StreamCut
 from .streams import MemberPath
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Reader",
     "ReaderContext",
     "SkippedInputWarning",
+    "StreamCut",
     "available_readers",
     "get_reader",
     "load_entry_point",
