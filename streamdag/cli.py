@@ -18,10 +18,11 @@ from .core.node import Node, walk
 from .core.shard_points import check_sharded_once
 from .datapipes.datapipe import DataPipe
 from .errors import StreamdagError
+from .graph_io.calls import functions_used
 from .graph_io.codec import format_for
 from .graph_io.files import load_node, save
 from .graph_io.graph import Graph
-from .graph_io.render import node_ref, profile_notes, render, table, to_dot
+from .graph_io.render import functions_table, node_ref, profile_notes, render, table, to_dot
 from .graph_io.secrets import secrets_in
 from .graph_io.values import Decoder
 from .stats.progress import progress_bar
@@ -149,7 +150,10 @@ def _show(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     graph = Graph(_load(args))
     check_sharded_once(graph.output)  # loads (so it can be fixed) but would not run
-    print(f"{args.file}: ok ({len(graph)} nodes, output {node_ref(graph.output)!r})")
+    uses = functions_used(graph)
+    calls = "; running it may call:" if uses else ""
+    print(f"{args.file}: ok ({len(graph)} nodes, output {node_ref(graph.output)!r}){calls}")
+    print(functions_table(uses), end="")
     return 0
 
 

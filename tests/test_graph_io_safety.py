@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streamdag as sd
+from streamdag.cli import main
 from streamdag.graph_io import codec, document, dumps, loads_node
 
 TRUST = ["tests.test_graph_io_fns"]
@@ -218,11 +219,12 @@ MALFORMED: list[tuple[str, Any, str]] = [
         "nodes[2].params.fn.kwargs: expected a map, got a list",
     ),
     (
-        "missing attribute",
+        "not a graph function",
         mutate("nodes.2.params.fn", {"ref": "streamdag:no_such"}),
-        "nodes[2]."
-        "params.fn.ref: 'streamdag:no_such': module 'streamdag' has no callable 'no_such' "
-        "(attribute paths may not pass through other modules)",
+        "nodes[2].params.fn.ref: 'streamdag:no_such' is not one of streamdag's graph "
+        "functions; a graph file may name only those (streamdag.graph_io.GRAPH_FUNCTIONS), "
+        "registered functions, the safe builtins (streamdag.graph_io.SAFE_REFS) and functions "
+        "of trusted_modules",
     ),
     (
         "not callable",
@@ -393,6 +395,38 @@ def test_absurd_sizes_are_refused(monkeypatch) -> None:
         dumps(sd.IterableWrapper(nested))
 
 
+def chain_doc(n: int) -> dict[str, Any]:
+    """A source and n - 1 header nodes in one chain, listed output first (the
+    worst order for loading, which must put inputs first)."""
+    nodes = [{"id": "n0", "op": "iterable_wrapper", "params": {"iterable": [1, 2]}}]
+    nodes += [
+        {"id": f"n{i}", "op": "header", "params": {"limit": 5}, "inputs": [f"n{i - 1}"]}
+        for i in range(1, n)
+    ]
+    output = nodes[-1]["id"]
+    return {"format": "streamdag-graph", "version": 1, "nodes": nodes[::-1], "output": output}
+
+
+@pytest.mark.timeout(120)
+def test_longest_chain_loads_shows_and_validates(tmp_path, capsys) -> None:
+    """A chain of the most nodes a file may hold (7 MB of JSON) loads, shows
+    and validates: ordering the nodes is linear and nothing recurses per node."""
+    n = document.MAX_NODES
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(chain_doc(n)))
+    nodes = sd.Graph.load(path).nodes
+    assert [node.id for node in nodes] == [f"n{i}" for i in range(n)]
+    assert all(node.inputs == (before,) for before, node in zip(nodes, nodes[1:], strict=False))
+    assert main(["show", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{path}: {n} nodes, output 'n{n - 1}'"
+    assert len(lines) == n + 2
+    assert lines[2].split()[:3] == ["n0", "-", "iterable_wrapper"]
+    assert lines[-1].split()[:4] == [f"n{n - 1}", "-", "header", f"n{n - 2}"]
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: ok ({n} nodes, output 'n{n - 1}')\n"
+
+
 def test_third_party_validate_errors_become_format_errors() -> None:
     """An op whose validate raises something else than ParamError still gives a GraphFormatError."""
     import tests.test_graph_io_fns  # noqa: F401 - registers the op
@@ -505,6 +539,11 @@ def test_trusted_module_is_imported_when_needed() -> None:
     ("ref", "message"),
     [
         (
+            "streamdag:no_such",
+            "'streamdag:no_such': module 'streamdag' has no callable 'no_such' "
+            "(attribute paths may not pass through other modules)",
+        ),
+        (
             "streamdag.cli:sys.exit",
             "'streamdag.cli:sys.exit': module 'streamdag.cli' has no callable "
             "'sys.exit' (attribute paths may not pass through other modules)",
@@ -532,9 +571,11 @@ def test_trusted_module_is_imported_when_needed() -> None:
     ],
 )
 def test_trusted_modules_do_not_leak_other_code(ref: str, message: str, tripwires) -> None:
-    """Attribute paths cannot reach another module, a dunder or a re-export."""
+    """Attribute paths cannot reach another module, a dunder or a re-export
+    (of a trusted module: here streamdag itself, which a file cannot name
+    beyond its graph functions unless the caller trusts it)."""
     with pytest.raises(sd.GraphFormatError) as err:
-        load_doc(mutate("nodes.2.params.fn", {"ref": ref}))
+        load_doc(mutate("nodes.2.params.fn", {"ref": ref}), trusted=["streamdag"])
     assert str(err.value) == f"g: nodes[2].params.fn.ref: {message}"
     assert tripwires == []
 

@@ -84,14 +84,16 @@ def test_readlines_resume_exactly(tmp_path, suffix):
 
 
 def test_decompressed_stream_memory_is_bounded(tmp_path):
-    """A gzip file that expands to 9 MB streams with a peak far below that."""
+    """A gzip file that expands to 9 MB streams with a peak far below that
+    once its member is larger than verify_limit (below it, the member is
+    held until its checksum passed)."""
     big = tmp_path / "big.jsonl.gz"
     row = json.dumps({"text": "y" * 150}) + "\n"
     with gzip.open(big, "wt") as f:
         for _ in range(60_000):
             f.write(row)
-    dp = sd.IterableWrapper([str(big)]).open_files().decompress().parse_jsonl()
-    count, peak = count_with_peak_memory(dp)
+    dp = sd.IterableWrapper([str(big)]).open_files().decompress(verify_limit=1 << 20)
+    count, peak = count_with_peak_memory(dp.parse_jsonl())
     assert count == 60_000
     assert peak < 3_000_000, f"peak {peak} bytes for 9 MB of decompressed text"
 
@@ -119,9 +121,9 @@ def bad_compressed_files(tmp_path):
 
 @pytest.mark.parametrize("policy", ["skip", "warn"])
 def test_corrupt_compressed_files_counted(tmp_path, policy):
-    """Each bad file counts one skip on decompress (corrupt midway: the lines
-    before the damage still come; empty: nothing), and the good file after
-    them is read whole."""
+    """Each bad file counts one skip on decompress (corrupt midway, in its
+    only member or frame: none of its lines, as none passed a checksum;
+    empty: nothing), and the good file after them is read whole."""
     dp = sd.IterableWrapper([str(p) for p in bad_compressed_files(tmp_path)]).open_files()
     dp = dp.decompress(on_error=policy).readlines(return_path=False, decode=False)
     with warnings.catch_warnings(record=True) as caught:

@@ -1,10 +1,16 @@
 """webdataset(): grouping members into samples as the webdataset package
 does, read back sample for sample from shards its TarWriter/ShardWriter
-wrote; exact resume; a repeated key under each error policy."""
+wrote; exact resume; a repeated key under each error policy; samples cut by
+a damaged archive or stream upstream."""
 
 from __future__ import annotations
 
+import gzip
+import tarfile
 import warnings
+import zipfile
+from functools import partial
+from operator import itemgetter
 
 import numpy as np
 import pytest
@@ -115,3 +121,98 @@ def test_repeated_key_raises_naming_archive_and_member(tmp_path):
     with pytest.raises(NodeError, match=r"webdataset node .*dup\.tar' member '002\.jpg': "
                                         r"ValueError: field 'jpg' appears twice"):
         run_epoch(wds_pipe(repeated_key_tar(tmp_path)))
+
+
+# -- samples cut by damage upstream -------------------------------------------------
+
+KEY_AND_CLASS = itemgetter("__key__", "cls")  # a user's map that needs every field
+
+
+def cut_shard(tmp_path, member: str, where: str = "data"):
+    """8 samples (txt + cls), the file cut in the data or the header of ``member``."""
+    path = samples_tar(tmp_path / "cut.tar", 8)
+    with tarfile.open(path) as tar:
+        info = tar.getmember(member)
+    cut = info.offset_data if where == "data" else info.offset + 100
+    path.write_bytes(path.read_bytes()[:cut])
+    return path
+
+
+def classes(keys):
+    return [(f"{i:06d}", str(i % 10).encode()) for i in keys]
+
+
+@pytest.mark.parametrize(("member", "where", "kept"), [
+    ("000005.cls", "data", range(5)),     # sample 5 lost its cls: dropped
+    ("000005.txt", "data", range(5)),     # sample 4 was whole: kept
+    ("000005.cls", "header", range(5)),   # no member known: the last sample goes
+])
+@pytest.mark.parametrize("policy", ["skip", "warn"])
+def test_truncated_tar_drops_the_sample_it_cut(tmp_path, member, where, kept, policy):
+    """Only whole samples reach the user's map; the cut counts one skip, on
+    load_from_tar (warned there under warn), none on webdataset."""
+    good = samples_tar(tmp_path / "good.tar", 3, start=100)
+    dp = (sd.IterableWrapper([str(cut_shard(tmp_path, member, where)), str(good)]).open_files()
+          .load_from_tar(on_error=policy).webdataset().map(KEY_AND_CLASS))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, stats = run_with_stats(dp)
+    assert out == classes([*kept, 100, 101, 102])
+    assert stats["load_from_tar"]["skipped"] == 1 and stats["webdataset"]["skipped"] == 0
+    assert [str(w.message).split(" failed on ")[0] for w in caught] == (
+        ["load_from_tar node " + dp.node.inputs[0].inputs[0].id] if policy == "warn" else [])
+
+
+def test_stream_cut_by_decompress_drops_the_partial_sample(tmp_path):
+    """A .tar.gz of two gzip members, the second corrupt: decompress (skip)
+    passes on the first; load_from_tar drops the member it was reading and
+    webdataset the sample it belonged to, both without counting again."""
+    raw = samples_tar(tmp_path / "s.tar", 8).read_bytes()
+    with tarfile.open(tmp_path / "s.tar") as tar:
+        split = tar.getmember("000005.cls").offset_data
+    second = bytearray(gzip.compress(raw[split:], mtime=0))
+    second[20:30] = bytes(10)
+    (tmp_path / "s.tar.gz").write_bytes(gzip.compress(raw[:split], mtime=0) + bytes(second))
+    dp = (sd.IterableWrapper([str(tmp_path / "s.tar.gz")]).open_files()
+          .decompress(on_error="skip").load_from_tar().webdataset().map(KEY_AND_CLASS))
+    out, stats = run_with_stats(dp)
+    assert out == classes(range(5))
+    assert stats["decompress"]["skipped"] == 1
+    assert stats["load_from_tar"]["skipped"] == 0 and stats["webdataset"]["skipped"] == 0
+
+
+def test_zip_member_failing_its_crc_drops_its_sample(tmp_path):
+    path = tmp_path / "s.zip"
+    with zipfile.ZipFile(path, "w") as zf:  # stored: the data is in the file as is
+        for i in range(5):
+            zf.writestr(f"{i:06d}.txt", f"text {i}")
+            zf.writestr(f"{i:06d}.cls", str(i))
+    raw = path.read_bytes()
+    at = raw.index(b"text 3")
+    path.write_bytes(raw[:at] + b"TEXT 3" + raw[at + 6:])
+    dp = (sd.IterableWrapper([str(path)]).open_files().load_from_zip(on_error="skip")
+          .webdataset().map(KEY_AND_CLASS))
+    out, stats = run_with_stats(dp)
+    assert out == classes([0, 1, 2, 4])
+    assert stats["load_from_zip"]["skipped"] == 1 and stats["webdataset"]["skipped"] == 0
+
+
+def cut_pipe(tmp_path):
+    good = [samples_tar(tmp_path / f"g{k}.tar", 4, start=100 * (k + 1)) for k in range(2)]
+    paths = [str(cut_shard(tmp_path, "000005.cls")), *map(str, good)]
+    return (sd.IterableWrapper(paths).sharding_filter().open_files()
+            .load_from_tar(on_error="skip").webdataset().map(KEY_AND_CLASS))
+
+
+def test_cut_sample_dropped_exactly_on_resume(tmp_path):
+    full = assert_resumes(cut_pipe(tmp_path), stops=list(range(14)))
+    assert full == classes([*range(5), *range(100, 104), *range(200, 204)])
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("service", [sd.MultiThreadingReadingService,
+                                     sd.MultiProcessingReadingService])
+def test_cut_sample_dropped_in_workers_and_on_resume(tmp_path, service):
+    full = assert_resumes(cut_pipe(tmp_path), stops=[0, 3, 6, 13],
+                          reading_service=partial(service, 2))
+    assert sorted(full) == classes([*range(5), *range(100, 104), *range(200, 204)])

@@ -22,13 +22,16 @@ class DecoderMethods:
         def _then(self, op: str, params: Mapping[str, Any], *others: DataPipe[Any],
                   name: str | None = None) -> DataPipe[Any]: ...
 
-    def decompress(self, file_type: str | None = None, *, on_error: str = "raise",
-                   name: str | None = None) -> DataPipe[tuple[str, Any]]:
+    def decompress(self, file_type: str | None = None, *, verify_limit: int = 64 << 20,
+                   on_error: str = "raise", name: str | None = None
+                   ) -> DataPipe[tuple[str, Any]]:
         """(path, stream) -> (path, decompressed stream): gzip, bz2, xz, zstd
         or lz4 by ``file_type``, else by suffix, else by magic bytes; other
-        streams pass through."""
-        return self._then("decompress", {"file_type": file_type, "on_error": on_error},
-                          name=name)
+        streams pass through. The output of a gzip member (zstd/lz4 frame,
+        bz2/xz stream) is passed on once it passed its checksum, up to
+        ``verify_limit`` decompressed bytes of it (docs/readers.md)."""
+        return self._then("decompress", {"file_type": file_type, "verify_limit": verify_limit,
+                                         "on_error": on_error}, name=name)
 
     def decode(self, *handlers: Handler, image: str = "numpy", mode: str = "rgb",
                size: int | Sequence[int] | None = None,

@@ -40,7 +40,6 @@ device), and receive the next 4 batches in a helper thread meanwhile
 
 from __future__ import annotations
 
-import io
 import math
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,6 +53,7 @@ from ..core.registry import register_op
 from ..errors import ParamError, StreamdagError
 from ..runtime.node import RuntimeNode
 from .image import decode_image as pillow_decode
+from .image import open_image
 
 OP = "decode_images"
 INSTALL = "pip install 'streamdag[dali]'"
@@ -483,11 +483,9 @@ class DecodeImagesNode(RuntimeNode):
 
     def _bad_sample(self, encoded: list[Any], exc: Exception) -> Exception:
         """The error for a failed batch, naming the first sample that does not decode."""
-        from PIL import Image
-
         for i, data in enumerate(encoded):
             try:
-                with Image.open(io.BytesIO(bytes(data))) as im:
+                with open_image(bytes(data)) as im:
                     im.load()
             except Exception as bad:  # noqa: BLE001 - any decoder failure names the sample
                 return ValueError(f"{OP}: cannot decode image {i} of the batch "

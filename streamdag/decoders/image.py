@@ -15,6 +15,9 @@ MODES = {"rgb": "RGB", "rgba": "RGBA", "l": "L"}
 OUTPUTS = ("numpy", "torch", "pil")
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "ppm", "pgm", "pbm",
                               "pnm", "tif", "tiff"})
+# Pillow's names for those formats: the only ones opened, whatever the bytes
+# say. Others are not needed, and one (EPS) runs the Ghostscript program.
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "PPM", "TIFF")
 
 
 def target_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -38,7 +41,7 @@ def decode_image(data: bytes, mode: str = "rgb", size: int | Sequence[int] | Non
 
     pil_mode = MODES[mode]
     wanted = target_size(size)
-    img = Image.open(io.BytesIO(data))
+    img = open_image(data)
     if wanted is not None and img.format == "JPEG":
         img.draft("L" if pil_mode == "L" else "RGB", wanted)
     img = img.convert(pil_mode) if img.mode != pil_mode else _loaded(img)
@@ -57,6 +60,14 @@ def decode_image(data: bytes, mode: str = "rgb", size: int | Sequence[int] | Non
     if array.ndim == 2:
         return torch.from_numpy(array.copy()).unsqueeze(0)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def open_image(data: bytes) -> Any:
+    """``data`` as a PIL image, if it is in one of PIL_FORMATS
+    (UnidentifiedImageError otherwise)."""
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data), formats=PIL_FORMATS)
 
 
 def _loaded(img: Any) -> Any:

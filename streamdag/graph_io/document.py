@@ -218,19 +218,20 @@ def _index_ids(entries: list[Entry]) -> dict[str, int]:
 
 
 def _order(entries: list[Entry], index: dict[str, int], output_id: str) -> list[int]:
-    """Node positions, inputs before consumers (iterative DFS from the output);
-    GraphFormatError on a cycle or a node the output does not use."""
+    """Node positions, inputs before consumers (iterative DFS from the output,
+    linear in the number of nodes and edges); GraphFormatError on a cycle or a
+    node the output does not use."""
     done: set[int] = set()
     order: list[int] = []
-    on_path: list[int] = []
-    stack = [(index[output_id], iter(entries[index[output_id]].inputs))]
-    on_path.append(index[output_id])
+    start = index[output_id]
+    stack = [(start, iter(entries[start].inputs))]
+    on_path = {start}  # the positions on ``stack``, for O(1) cycle checks
     while stack:
         at, pending = stack[-1]
         ref = next(pending, None)
         if ref is None:
             stack.pop()
-            on_path.pop()
+            on_path.discard(at)
             done.add(at)
             order.append(at)
             continue
@@ -238,9 +239,10 @@ def _order(entries: list[Entry], index: dict[str, int], output_id: str) -> list[
         if nxt in done:
             continue
         if nxt in on_path:
-            cycle = [entries[k].id for k in on_path[on_path.index(nxt) :]] + [ref]
+            path = [k for k, _ in stack]
+            cycle = [entries[k].id for k in path[path.index(nxt) :]] + [ref]
             raise GraphFormatError(f"nodes[{nxt}]: cycle through ids {' -> '.join(cycle)}")
-        on_path.append(nxt)
+        on_path.add(nxt)
         stack.append((nxt, iter(entries[nxt].inputs)))
     unused = sorted(set(range(len(entries))) - done)
     if unused:

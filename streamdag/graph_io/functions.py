@@ -2,9 +2,11 @@
 
 Saving turns a callable into ``"module:qualname"`` (or its registered name);
 loading turns the name back into the callable under the rules of ``trust``:
-a module is imported only if it is streamdag or trusted, the attribute path
-may not pass through another module or a dunder, and the object found must be
-defined in a trusted module. Nothing is ever unpickled or called."""
+the name must be registered, one of the SAFE_REFS builtins, one of
+streamdag's GRAPH_FUNCTIONS (under any of its streamdag names), or in a
+trusted module; a module is imported only if it is trusted, the attribute
+path may not pass through another module or a dunder, and the object found
+must be defined in a trusted module. Nothing is ever unpickled or called."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from ..errors import GraphFormatError
-from .trust import SAFE_REFS, is_dotted_name, is_trusted
+from .trust import GRAPH_FUNCTIONS, SAFE_REFS, in_streamdag, is_dotted_name, is_trusted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,6 +153,12 @@ def name_of(fn: Any, where: str) -> str:
             f"{where}: {fn!r} cannot be found again as {ref!r} (a bound "
             f"method of an instance, or a renamed object); {_HOW_TO}"
         )
+    if in_streamdag(module) and not is_graph_function(fn):
+        raise GraphFormatError(
+            f"{where}: {ref!r} is not one of streamdag's graph functions "
+            "(streamdag.graph_io.GRAPH_FUNCTIONS), so the graph could not be loaded; use a "
+            "function of your own module, or register one with @sd.register_function('name')"
+        )
     return ref
 
 
@@ -170,27 +178,65 @@ def resolve(
         raise GraphFormatError(f"{where}: {ref!r} is not of the form 'module:qualname'")
     if any(part.startswith("__") for part in qualname.split(".")):
         raise GraphFormatError(f"{where}: {ref!r}: dunder attributes are never followed")
-    safe = ref in SAFE_REFS
-    if not safe and not is_trusted(module, trusted):
+    if is_trusted(module, trusted):
+        return _trusted(ref, module, trusted, where)
+    if ref in SAFE_REFS:
+        return _found(_import(module, where), ref, where)
+    if in_streamdag(module):
+        found = _lookup(sys.modules.get(module), qualname)  # streamdag is loaded: no import
+        if found is None or not is_graph_function(found):
+            raise GraphFormatError(
+                f"{where}: {ref!r} is not one of streamdag's graph functions; a graph file may "
+                "name only those (streamdag.graph_io.GRAPH_FUNCTIONS), registered functions, the "
+                "safe builtins (streamdag.graph_io.SAFE_REFS) and functions of trusted_modules"
+            )
+        return found
+    raise GraphFormatError(
+        f"{where}: refusing to import module {module!r} for {ref!r}: loading imports only "
+        f"streamdag and trusted modules; if you trust this file and that module, pass "
+        f"trusted_modules=[{module!r}]"
+    )
+
+
+def _trusted(ref: str, module: str, trusted: tuple[str, ...], where: str) -> Callable[..., Any]:
+    """A function of a trusted module, which must also be defined in one
+    (or be a graph function): a trusted module's imports are not trusted."""
+    obj = _found(_import(module, where), ref, where)
+    home = _module_of(obj)
+    if not (isinstance(home, str) and is_trusted(home, trusted)) and not is_graph_function(obj):
         raise GraphFormatError(
-            f"{where}: refusing to import module {module!r} for {ref!r}: loading imports only "
-            f"streamdag and trusted modules; if you trust this file and that module, pass "
-            f"trusted_modules=[{module!r}]"
+            f"{where}: {ref!r} is defined in module {home!r}, which is not "
+            "trusted; refer to it by its own module and trust that instead"
         )
-    target = _import(module, where)
+    return obj
+
+
+def _found(target: types.ModuleType, ref: str, where: str) -> Callable[..., Any]:
+    module, _, qualname = ref.partition(":")
     obj = _lookup(target, qualname)
     if obj is None:
         raise GraphFormatError(
             f"{where}: {ref!r}: module {module!r} has no callable {qualname!r} "
             "(attribute paths may not pass through other modules)"
         )
-    home = _module_of(obj)
-    if not safe and not (isinstance(home, str) and is_trusted(home, trusted)):
-        raise GraphFormatError(
-            f"{where}: {ref!r} is defined in module {home!r}, which is not "
-            "trusted; refer to it by its own module and trust that instead"
-        )
     return obj
+
+
+def is_graph_function(obj: Any) -> bool:
+    """``obj`` is one of streamdag's GRAPH_FUNCTIONS."""
+    return any(obj is fn for fn in _graph_functions())
+
+
+@functools.cache
+def _graph_functions() -> tuple[Callable[..., Any], ...]:
+    found = []
+    for ref in sorted(GRAPH_FUNCTIONS):
+        module, _, qualname = ref.partition(":")
+        fn = _lookup(importlib.import_module(module), qualname)
+        if fn is None:
+            raise RuntimeError(f"GRAPH_FUNCTIONS names {ref!r}, which does not exist")
+        found.append(fn)
+    return tuple(found)
 
 
 def _registered(

@@ -11,6 +11,7 @@ from typing import Any
 from ..core.node import Node
 from ..errors import StreamdagError
 from ..stats.report import PipelineStats
+from .calls import FunctionUse
 from .functions import describe_function
 
 RENDERED = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
@@ -51,6 +52,16 @@ def table(nodes: tuple[Node, ...] | list[Node]) -> str:
             for row in rows
         ).rstrip()
         + "\n"
+    )
+
+
+def functions_table(uses: list[FunctionUse]) -> str:
+    """One line per function a graph may call: where (``NODE.PARAM``, as
+    ``streamdag set`` names it) and its name on disk."""
+    places = [f"{node_ref(use.node)}.{use.param}" for use in uses]
+    width = max(map(len, places), default=0)
+    return "".join(
+        f"  {place.ljust(width)}  {use.ref}\n" for place, use in zip(places, uses, strict=True)
     )
 
 

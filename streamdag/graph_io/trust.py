@@ -1,6 +1,7 @@
-"""Which modules loading may import. One place, so the safety rule of the
-format ("never import a module outside streamdag, registered functions and
-the caller's trusted modules") is read and tested here only."""
+"""What a graph file may name. One place, so the safety rule of the format
+(a file runs no code outside streamdag's graph functions, registered
+functions, a few pure builtins and the caller's trusted modules) is read and
+tested here only."""
 
 from __future__ import annotations
 
@@ -52,7 +53,21 @@ SAFE_REFS = frozenset(
     }
 )
 
-ALWAYS_TRUSTED = ("streamdag",)
+# streamdag's own functions that a graph file may name, by the name sd.save
+# writes (streamdag's public aliases of them load too): the decoders that the
+# `decode` op's graphs hold (sd.image_handler's partial, builtin_decoders) and
+# sd.decode_image for maps. Everything else in streamdag is refused: private
+# helpers, and whatever loads graphs, unpickles, imports or starts processes.
+GRAPH_FUNCTIONS = frozenset(
+    {
+        "streamdag.decoders.image:decode_image",
+        "streamdag.decoders.image:decode_image_field",
+        *(
+            f"streamdag.decoders.handlers:{name}"
+            for name in ("integer", "json_value", "msgpack_value", "npy", "pth", "text")
+        ),
+    }
+)
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
@@ -73,7 +88,11 @@ def normalize_trusted(trusted_modules: Iterable[str] | str) -> tuple[str, ...]:
 
 
 def is_trusted(module: str, trusted: tuple[str, ...]) -> bool:
-    """``module`` is streamdag or a trusted module, or inside one of those packages."""
-    return any(
-        module == root or module.startswith(root + ".") for root in (*ALWAYS_TRUSTED, *trusted)
-    )
+    """``module`` is one of the caller's trusted modules or inside one of those
+    packages. streamdag itself is not: only its GRAPH_FUNCTIONS may be named."""
+    return any(module == root or module.startswith(root + ".") for root in trusted)
+
+
+def in_streamdag(module: str) -> bool:
+    """``module`` is streamdag or one of its submodules."""
+    return is_trusted(module, ("streamdag",))

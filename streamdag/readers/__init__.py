@@ -5,7 +5,7 @@ Importing this package registers every reader op."""
 
 from ..core.streams import MemberPath
 from ..errors import SkippedInputWarning
-from ..runtime.policy import ErrorPolicy
+from ..runtime.policy import ErrorPolicy, StreamCut
 from . import (  # noqa: F401 - registration side effects
     csv_rows,
     jsonl,
@@ -25,4 +25,5 @@ __all__ = [
     "MemberPath",
     "ReaderContext",
     "SkippedInputWarning",
+    "StreamCut",
 ]

@@ -26,8 +26,11 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
 
     An exception from ``expand`` or from the iterator is bad input: the error
     policy decides. Then ``recover(exc)`` gives the iterator to go on with
-    (after a bad line), or None to abandon the element (a truncated archive).
-    Errors already attributed (StreamdagError) pass through."""
+    (after a bad line), or None to abandon the element (a truncated archive),
+    which is noted in ``graph.dropped`` for the nodes grouping its outputs.
+    A ``StreamCut`` (the input stream was cut upstream, and counted there)
+    abandons the element whatever the policy. Errors already attributed
+    (StreamdagError) pass through."""
 
     def setup(self) -> None:
         super().setup()
@@ -64,6 +67,7 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
                     raise
                 except Exception as exc:
                     self.fail(exc, self.where(item))
+                    self.dropped(path_of(item))
                     part = None
                 while part is not None:
                     self._part = part
@@ -75,6 +79,8 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
                     except Exception as exc:
                         self.fail(exc, self.where(item))
                         part = self.recover(exc)
+                        if part is None:
+                            self.dropped(path_of(item), self.damaged_member())
             finally:  # also when the consumer drops the iterator: the position stays
                 self._release()
             self._pos = None
@@ -102,6 +108,11 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
     def recover(self, exc: BaseException) -> Iterator[Any] | None:
         """The rest of the current element after the bad input ``exc``, or
         None if the element cannot go on."""
+        return None
+
+    def damaged_member(self) -> str | None:
+        """The member whose data was being read when the current element was
+        abandoned (None: none, or not an archive)."""
         return None
 
     def where(self, item: Any) -> str:

@@ -99,6 +99,7 @@ class LoadFromTarNode(ExpandingNode):
         path, stream = self.split(item)
         self._count, self._offset = at or (0, 0)
         self._path = path
+        self._damaged: str | None = None
         self._pos = self._position
         return self._members(path, stream)
 
@@ -150,12 +151,17 @@ class LoadFromTarNode(ExpandingNode):
                         self._offset = offset
                         yield MemberPath(archive, name), io.BufferedReader(member, CHUNK)
                         continue
-                    data = read(size)
-                    if len(data) != size:
-                        data += read_exact(plain, size - len(data))
+                    try:
+                        data = read(size)
                         if len(data) != size:
-                            raise TarFormatError(f"member {name!r} is truncated "
-                                                 f"({size - len(data)} of {size} bytes missing)")
+                            data += read_exact(plain, size - len(data))
+                            if len(data) != size:
+                                raise TarFormatError(
+                                    f"member {name!r} is truncated "
+                                    f"({size - len(data)} of {size} bytes missing)")
+                    except Exception:
+                        self._damaged = name
+                        raise
                     if padded != size:
                         read(padded - size)
                     offset += padded
@@ -176,6 +182,9 @@ class LoadFromTarNode(ExpandingNode):
         finally:
             if plain is not stream:
                 close_quietly(plain)
+
+    def damaged_member(self) -> str | None:
+        return self._damaged
 
     def where(self, item: Any) -> str:
         if self._pos is None:

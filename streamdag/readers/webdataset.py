@@ -43,7 +43,10 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
     ``__key__`` is the whole path up to the dot and ``__url__`` is None).
     Members without an extension and webdataset's ``__meta__`` entries are
     passed over. A key repeated within one sample is bad input: the whole
-    sample is dropped under ``skip``/``warn``.
+    sample is dropped under ``skip``/``warn``. So is a sample that the node
+    reading the archive cut under its policy (a member dropped, or the
+    archive cut while this sample was read: ``graph.dropped``); that skip was
+    counted there.
 
     State: a checkpoint of the input at most 32 members back and the number
     of the first member of the sample not yet delivered (the sample being
@@ -71,6 +74,7 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
     def _samples(self) -> Iterator[dict[str, Any]]:
         replay = self._replay
         pull = replay.pull
+        dropped = self.graph.dropped
         sample: dict[str, Any] | None = None
         key = url = None
         bad = False
@@ -95,7 +99,8 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
                 continue
             field = field.lower()
             if prefix != key or where != url:
-                if sample is not None and not bad:
+                if sample is not None and not (
+                        dropped and self._cut(dropped, url, key, where != url)) and not bad:
                     self._next = seq
                     self._out += 1
                     yield sample
@@ -111,9 +116,22 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
                 continue
             sample[field] = data
         self._next = replay.seq
-        if sample is not None and not bad:
+        if sample is not None and not (dropped and self._cut(dropped, url, key, True)) and not bad:
             self._out += 1
             yield sample
+
+    @staticmethod
+    def _cut(dropped: dict[str, list[str | None]], url: str | None, key: str | None,
+             last: bool) -> bool:
+        """Did the node reading archive ``url`` drop a member of sample ``key``
+        under its error policy? ``last``: the archive's last sample, which a
+        damage that hit no member's data (a header, a cut stream) may have cut
+        too. The archive's notes are used up with its last sample."""
+        members = dropped.pop(url, None) if last else dropped.get(url)
+        if not members:
+            return False
+        return any(key == split_key(name)[0] if name is not None else last
+                   for name in members)
 
     def live_state(self) -> dict:
         return {"next": self._next, "ckpt": self._replay.checkpoint(self._next)}

@@ -71,6 +71,7 @@ class LoadFromZipNode(ExpandingNode):
                     data = archive.open(info) if as_streams else archive.read(info)
                 except Exception as exc:  # CRC mismatch, bad deflate data: this member only
                     self.fail(exc, f"{path!r} member {info.filename!r}")
+                    self.dropped(path, info.filename)
                     continue
                 yield MemberPath(path, info.filename), data
         finally:

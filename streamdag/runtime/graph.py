@@ -55,6 +55,9 @@ class RuntimeGraph:
         self.stream = stream
         self.base_seed = 0
         self.epoch = 0
+        #: inputs dropped in part this epoch under on_error="skip"/"warn": path ->
+        #: the members dropped (None: the rest, from no member), for webdataset
+        self.dropped: dict[str, list[str | None]] = {}
         self.nodes: dict[str, RuntimeNode] = {}
         check_sharded_once(output)
         downstream_of_shard: set[str] = set()
@@ -83,6 +86,7 @@ class RuntimeGraph:
         self.base_seed = base_seed
         self.epoch = epoch
         self.skip_warnings.reset()
+        self.dropped.clear()
         for node in self.nodes.values():
             node.reset()
 

@@ -15,6 +15,13 @@ from typing import Any, NoReturn
 from ..errors import NodeError
 
 
+class StreamCut(Exception):
+    """Raised by reads from a stream whose producer dropped the rest of it
+    under ``on_error="skip"|"warn"`` (decompress, at a corrupt or truncated
+    unit). The damage was counted there; a reader drops the element it was
+    reading (a partial line, member or sample) without counting it again."""
+
+
 class ErrorPolicy:
     """Mixin for runtime nodes: ``self.skipped`` counts the inputs dropped
     under ``skip``/``warn`` in this run (never reset between epochs, never
@@ -40,12 +47,22 @@ class ErrorPolicy:
 
     def fail(self, exc: BaseException, where: str) -> None:
         """Apply the policy to ``exc`` (raised while handling ``where``):
-        raise a NodeError from it, or count it (and warn) and return."""
+        raise a NodeError from it, or count it (and warn) and return. A
+        ``StreamCut`` was counted upstream: it returns at once."""
+        if isinstance(exc, StreamCut):
+            return
         if self.on_error == "raise":
             raise self.error(exc, where) from exc
         self.skipped += 1
         if self.on_error == "warn":
             self.graph.skip_warnings.warn(self.label, f"{self.error(exc, where)} (skipped)")
+
+    def dropped(self, path: str, member: str | None = None) -> None:
+        """Part of the input ``path`` was dropped: the archive member
+        ``member``, or (None) everything from a point where no member was
+        being read. Nodes that group members (webdataset) read this to drop
+        a group the damage cut."""
+        self.graph.dropped.setdefault(path, []).append(member)
 
     def reraise(self, exc: BaseException, where: str) -> NoReturn:
         """Raise regardless of the policy (a broken pipeline, not bad data)."""
