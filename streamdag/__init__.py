@@ -11,6 +11,7 @@ from .datapipes import (
     SampleMultiplexer,
     register_op,
 )
+from .datapipes.file_lister import FileLister
 from .datapipes.reader import Reader, reader
 from .decoders import decode_image, image_handler
 from .errors import (
@@ -19,10 +20,11 @@ from .errors import (
     ParamError,
     ResumeError,
     ShardingWarning,
+    SkippedInputWarning,
     StreamdagError,
 )
 from .graph_io import Graph, load, register_function, save
-from .readers import FileLister, ReaderContext
+from .readers import ReaderContext
 from .reading_service.base import ReadingService
 from .reading_service.dataloader2 import DataLoader2
 from .reading_service.distributed import DistributedReadingService

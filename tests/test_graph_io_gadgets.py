@@ -406,9 +406,8 @@ def test_runtime_only_op_is_refused() -> None:
     with pytest.raises(sd.GraphFormatError) as err:
         loads_node(json.dumps(doc).encode(), source="g")
     assert str(err.value) == (
-        "g: nodes[0]: _worker_stream node n0: _worker_stream: source must be a weak reference "
-        "to a reading service; this node is made by worker reading services and cannot be "
-        "written in a graph"
+        "g: nodes[0]: _worker_stream node n0: _worker_stream: this node is made by worker "
+        "reading services while a graph runs and cannot be written in a graph"
     )
 
 

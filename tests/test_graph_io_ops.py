@@ -20,7 +20,6 @@ import streamdag.decoders.dali  # noqa: F401 - registers decode_images
 from streamdag.datapipes import registered_ops
 from streamdag.graph_io import dumps, loads_node
 from streamdag.graph_io.document import op_origin
-from streamdag.readers.open_files_retrying import open_files_retrying
 from streamdag.testing import assert_round_trips
 from tests import test_graph_io_fns as fns
 from tests.test_graph_io import PIPELINES
@@ -99,9 +98,9 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
         )
         .map(fns.field_png)
     ),
-    "open_files_retrying": lambda d: open_files_retrying(
-        files(d, "*.txt"), chunk_size=4
-    ).readlines(),
+    "open_files_retrying": lambda d: files(d, "*.txt")
+    .open_files(retry={"chunk_size": 4})
+    .readlines(),
     "main_process": lambda d: files(d, "*.txt").main_process(),
     "test_graph_io.countdown": lambda d: fns.countdown(start=7, step=2).shuffle(3),
 }

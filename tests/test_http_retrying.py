@@ -141,11 +141,10 @@ def test_http_404_fails_fast_with_the_url(http_server: _Server) -> None:
 
 def test_storage_options_come_from_the_lister_through_single_input_nodes() -> None:
     from streamdag.readers.file_lister import FileLister
-    from streamdag.readers.open_files_retrying import open_files_retrying
 
     opts = {"client_kwargs": {"endpoint_url": "http://127.0.0.1:1"}}
     lister = FileLister("s3://b/shards/", "*.tar", storage_options=opts)
-    dp = open_files_retrying(lister.shuffle(buffer_size=4).sharding_filter())
+    dp = lister.shuffle(buffer_size=4).sharding_filter().open_files(retry=True)
     assert dp.node.params["storage_options"] == opts
     assert dp.node.params["shards_ahead"] == 1
 

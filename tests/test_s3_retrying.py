@@ -16,7 +16,6 @@ import pytest
 
 import streamdag.readers  # noqa: F401 - registers the reader ops
 from streamdag.readers.file_lister import FileLister
-from streamdag.readers.open_files_retrying import open_files_retrying
 from streamdag.readers.retrying import (
     RetryingReader,
     RetryPolicy,
@@ -390,7 +389,7 @@ def _pipeline(proxy: FaultProxy, bucket: str, **opts: Any) -> Any:
     lister = FileLister(f"s3://{bucket}/shards/", "*.tar",
                         storage_options=storage_options(proxy.endpoint))
     opts = {"chunk_size": 128 * 1024, "read_ahead": 2, **opts}
-    dp = open_files_retrying(lister, backoff_base=0.01, backoff_max=0.05, **opts)
+    dp = lister.open_files(retry={"backoff_base": 0.01, "backoff_max": 0.05, **opts})
     return dp._then("load_from_tar", {}, name=None)._then("webdataset", {}, name=None)
 
 
@@ -437,8 +436,8 @@ def test_webdataset_missing_shard_names_it(s3_proxy: FaultProxy, s3_bucket: str,
     from streamdag import IterableWrapper, NodeError
 
     urls = [f"s3://{s3_bucket}/shards/shard-0000.tar", f"s3://{s3_bucket}/shards/gone.tar"]
-    dp = open_files_retrying(IterableWrapper(urls),
-                             storage_options=storage_options(s3_proxy.endpoint))
+    dp = IterableWrapper(urls).open_files(storage_options=storage_options(s3_proxy.endpoint),
+                                          retry=True)
     dp = dp._then("load_from_tar", {})
     with pytest.raises(NodeError, match="gone.tar") as info:
         list(dp)
@@ -511,8 +510,8 @@ def test_two_worker_processes_exact(s3_proxy: FaultProxy, s3_bucket: str, s3_env
 
     lister = FileLister(f"s3://{s3_bucket}/shards/", "*.tar",
                         storage_options=storage_options(s3_proxy.endpoint)).sharding_filter()
-    dp = open_files_retrying(lister, storage_options=storage_options(s3_proxy.endpoint),
-                             chunk_size=32 * 1024, backoff_base=0.01, backoff_max=0.05)
+    dp = lister.open_files(storage_options=storage_options(s3_proxy.endpoint), retry={
+        "chunk_size": 32 * 1024, "backoff_base": 0.01, "backoff_max": 0.05})
     dp = dp._then("load_from_tar", {})._then("webdataset", {})
     s3_proxy.cut_next_response(after_bytes=2_000, count=2, path_contains="shard-0001")
     s3_proxy.fail_next(2, status=503, method="GET", path_contains="shard-0000")

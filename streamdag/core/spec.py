@@ -77,6 +77,8 @@ class OpSpec:
     receive_ahead: int = 0
     #: outputs are read through ``branch`` nodes (fork, demux)
     hub: bool = False
+    #: made by a reading service while a graph runs; never written in a graph
+    runtime_only: bool = False
     #: how to install what the runtime needs, for the error when it is missing
     install: str = ""
     #: op-specific data the runtime reads (a custom reader's definition)
@@ -121,7 +123,7 @@ class OpSpec:
             full = dict(params)
         else:
             check_known(self.name, params, self.params)
-            full = {**self.defaults(), **params}
+            full = {**params, **{k: v for k, v in self.defaults().items() if k not in params}}
             for key, param in self.params.items():
                 if key not in full:
                     if param.default is REQUIRED:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..readers.file_lister import lister_options
+from ..core.ops.readers import lister_options
 from .decoder_methods import DecoderMethods
 
 if TYPE_CHECKING:
@@ -34,18 +34,14 @@ class ReaderMethods(DecoderMethods):
         ``read_ahead``, ``shards_ahead``, ``max_retries``, ``backoff_base``,
         ``backoff_max``) reads through ranged, retried chunks with read-ahead:
         the setting for object stores (see docs/s3.md)."""
-        if retry:
-            from ..readers.open_files_retrying import open_files_retrying
-
-            options = {} if retry is True else dict(retry)
-            return open_files_retrying(self, mode, encoding=encoding,
-                                       storage_options=storage_options, on_error=on_error,
-                                       name=name, **options)
         if storage_options is None:
             storage_options = lister_options(self.node)
         params = {"mode": mode, "encoding": encoding,
                   "storage_options": dict(storage_options) if storage_options else None,
                   "on_error": on_error}
+        if retry:
+            options = {} if retry is True else dict(retry)
+            return self._then("open_files_retrying", {**params, **options}, name=name)
         return self._then("open_files", params, name=name)
 
     open_files_by_fsspec = open_files

@@ -11,30 +11,22 @@ from __future__ import annotations
 
 import io
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..core.params import check_choice, check_int
-from ..core.policy import SKIP, check_on_error, not_skipped
-from ..core.registry import register_op
+from ..core.ops.decoders import SUFFIXES, VERIFY_LIMIT
+from ..core.policy import SKIP, not_skipped
 from ..core.streams import CHUNK, as_stream, close_quietly, peek
 from ..runtime.node import RuntimeNode
 from ..runtime.policy import ErrorPolicy, StreamCut
 from .units import UNIT_NAMES, ZERO_PADDED, unit_decoder
 
-#: the most decompressed bytes of one unit held back until its checks pass:
-#: a whole text shard of the usual sizes (W4's are 16 MB), per open stream
-VERIFY_LIMIT = 64 << 20
 STEP = 4 * CHUNK  # decompressed bytes per decompressor call (zstd: up to 128 KiB more)
 
-SUFFIXES = {"gz": "gzip", "gzip": "gzip", "tgz": "gzip", "bz2": "bz2", "tbz2": "bz2",
-            "tbz": "bz2", "xz": "xz", "txz": "xz", "lzma": "xz", "zst": "zstd",
-            "zstd": "zstd", "tzst": "zstd", "lz4": "lz4"}
 MAGIC = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
          (b"\x04\x22\x4d\x18", "lz4"))
 _BZ2_BLOCK = b"1AY&SY"  # bz2: "BZh" + level digit + the first block's magic (not just "BZh",
                          # which a tar's first file name may start with)
-FILE_TYPES = (None, *sorted(set(SUFFIXES)))
 
 
 def format_by_suffix(path: str) -> str | None:
@@ -204,19 +196,11 @@ def decompressed(stream: Any, path: str | None, file_type: str | None = None,
     return io.BufferedReader(Decompressing(fmt, stream, fail, verify_limit), CHUNK)
 
 
-@register_op("decompress", params=("file_type", "on_error"))
 class DecompressNode(ErrorPolicy, RuntimeNode):
     """Stateless (one stream in, one out): the reader downstream owns the
     position. A damaged stream counts one skip under ``skip``/``warn``: the
     units checked before the damage stay delivered, and the stream is cut
     there (``StreamCut``), so the reader drops its partial element."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_choice("decompress", "file_type", params.get("file_type"), FILE_TYPES)
-        check_int("decompress", "verify_limit", params.get("verify_limit", VERIFY_LIMIT),
-                  minimum=0)
-        check_on_error("decompress", params)
 
     def iterator(self) -> Iterator[tuple[str, Any]]:
         return filter(not_skipped, map(self._open, self.inputs[0].iterator()))
@@ -228,9 +212,9 @@ class DecompressNode(ErrorPolicy, RuntimeNode):
         path, stream = item
         p = self.params
         try:
-            return path, decompressed(as_stream(stream), path, p.get("file_type"),
+            return path, decompressed(as_stream(stream), path, p["file_type"],
                                       lambda exc, where: self.fail(exc, f"{path!r} {where}"),
-                                      p.get("verify_limit", VERIFY_LIMIT))
+                                      p["verify_limit"])
         except Exception as exc:
             close_quietly(stream)
             self.fail(exc, repr(path))

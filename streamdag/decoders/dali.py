@@ -47,19 +47,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core.params import check_choice, check_int
+from ..core.ops.decoders import INSTALL_DALI
 from ..core.placement import upstream_batch_size
-from ..core.registry import register_op
-from ..errors import ParamError, StreamdagError
+from ..errors import StreamdagError
 from ..runtime.node import RuntimeNode
 from .image import decode_image as pillow_decode
 from .image import open_image
 
 OP = "decode_images"
-INSTALL = "pip install 'streamdag[dali]'"
-BACKENDS = ("auto", "dali", "nvjpeg", "pillow")
-DEVICES = (None, "gpu", "cpu")
-LAYOUTS = ("CHW", "HWC")
 IMAGE_KEYS = ("jpg", "jpeg", "png", "image", "img", "webp", "bmp")
 ENCODED = (bytes, bytearray, memoryview, np.ndarray)
 _NONE: Any = object()  # no saved state / end of input
@@ -97,7 +92,7 @@ def _import_dali() -> Any:
     except ImportError as exc:
         raise DaliMissingError(
             f"{OP}: backend='dali' needs NVIDIA DALI, which is not installed ({exc}). "
-            f"Install it with: {INSTALL}  (or use backend='pillow' / 'auto')") from None
+            f"Install it with: {INSTALL_DALI}  (or use backend='pillow' / 'auto')") from None
     return dali
 
 
@@ -107,30 +102,6 @@ def _pair(value: int | Sequence[int] | None) -> tuple[int, int] | None:
     if isinstance(value, int):
         return (value, value)
     return (int(value[0]), int(value[1]))
-
-
-def _check_size(key: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise ParamError(f"{OP}: {key} must be >= 1, got {value!r}")
-        return
-    if (isinstance(value, (list, tuple)) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
-        return
-    raise ParamError(f"{OP}: {key} must be None, an int or [height, width], got {value!r}")
-
-
-def _check_triple(key: str, value: Any) -> None:
-    if value is None:
-        return
-    if (isinstance(value, (list, tuple)) and len(value) == 3
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        if key == "std" and any(v == 0 for v in value):
-            raise ParamError(f"{OP}: std must not contain 0, got {value!r}")
-        return
-    raise ParamError(f"{OP}: {key} must be None or 3 numbers (R, G, B), got {value!r}")
 
 
 def _resize_shape(h: int, w: int, size: int | tuple[int, int]) -> tuple[int, int]:
@@ -193,46 +164,22 @@ class _Job(NamedTuple):
     before: Any  # the input's state before the batch was pulled
 
 
-@register_op(OP, params=("backend", "device", "size", "crop", "mean", "std", "field",
-                          "layout", "num_threads"))
 class DecodeImagesNode(RuntimeNode):
     """Batches of encoded images -> torch tensors (see the module docstring)."""
 
-    placement = "main"
-    # batches received from workers in a helper thread while this node waits on
-    # DALI (H100, W5 with 2 processes: 0.89x -> 0.97x the standalone DALI pipeline)
-    receive_ahead = 4
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_choice(OP, "backend", params.get("backend", "auto"), BACKENDS)
-        check_choice(OP, "device", params.get("device"), DEVICES)
-        check_choice(OP, "layout", params.get("layout", "CHW"), LAYOUTS)
-        _check_size("size", params.get("size"))
-        _check_size("crop", params.get("crop"))
-        _check_triple("mean", params.get("mean"))
-        _check_triple("std", params.get("std"))
-        if (params.get("mean") is None) != (params.get("std") is None):
-            raise ParamError(f"{OP}: give both mean and std, or neither")
-        field = params.get("field")
-        if field is not None and (isinstance(field, bool) or not isinstance(field, (int, str))):
-            raise ParamError(f"{OP}: field must be None, a str key or an int index, got {field!r}")
-        check_int(OP, "num_threads", params.get("num_threads", 4), minimum=1)
-        if params.get("backend") == "dali" and not dali_available():
-            _import_dali()
 
     def setup(self) -> None:
         p = self.params
-        self.size = p.get("size")
+        self.size = p["size"]
         if isinstance(self.size, list):
             self.size = tuple(self.size)
-        self.crop = _pair(p.get("crop"))
-        self.mean = p.get("mean")
-        self.std = p.get("std")
-        self.layout = p.get("layout", "CHW")
-        self.field = p.get("field")
-        self.num_threads = p.get("num_threads", 4)
-        self.device, self.backend = self._resolve(p.get("backend", "auto"), p.get("device"))
+        self.crop = _pair(p["crop"])
+        self.mean = p["mean"]
+        self.std = p["std"]
+        self.layout = p["layout"]
+        self.field = p["field"]
+        self.num_threads = p["num_threads"]
+        self.device, self.backend = self._resolve(p["backend"], p["device"])
         self._dali: _DaliQueue | None = None
         self._dali_batch = 0  # the largest batch the pipeline takes
         self._next: Any = None  # Future of (pipeline, its batch size) built in a helper thread

@@ -9,21 +9,16 @@ stay. Routing is resolved once per field name, not per sample."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from ..core.params import check_bool, check_callable, check_choice
-from ..core.policy import SKIP, check_on_error, not_skipped
-from ..core.registry import register_op
+from ..core.policy import SKIP, not_skipped
 from ..core.streams import MemberPath, close_quietly
-from ..errors import ParamError
 from ..runtime.node import RuntimeNode
 from ..runtime.policy import ErrorPolicy
 from .handlers import BUILTIN
-from .image import IMAGE_EXTENSIONS, MODES, OUTPUTS, decode_image, target_size
-
-IMAGE_CHOICES = (*OUTPUTS, "bytes")
+from .image import IMAGE_EXTENSIONS, decode_image
 
 
 def field_of(path: str) -> str:
@@ -34,52 +29,21 @@ def field_of(path: str) -> str:
     return name[dot + 1:].lower() if dot > 0 else ""
 
 
-@register_op("decode", params=("handlers", "image", "mode", "size", "by_ext", "defaults",
-                                  "on_error"))
 class DecodeNode(ErrorPolicy, RuntimeNode):
     """Input: dict samples (webdataset()), or ``(path, bytes or stream)``
     pairs routed by the path's extension. Stateless. A field that fails to
     decode makes the whole sample bad input (dropped under ``skip``/``warn``)."""
 
-    passthrough = True
-    decodes = True
-
-    @staticmethod
-    def elementwise(params: Mapping[str, Any]) -> bool:
-        """Under skip/warn a bad sample is dropped: not one output per input."""
-        return params.get("on_error", "raise") == "raise"
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        handlers = params.get("handlers", [])
-        if not isinstance(handlers, (list, tuple)):
-            raise ParamError(f"decode: handlers must be a list of callables, got {handlers!r}")
-        for handler in handlers:
-            check_callable("decode", "each handler", handler)
-        by_ext = params.get("by_ext") or {}
-        if not isinstance(by_ext, Mapping) or not all(
-                isinstance(k, str) and callable(v) for k, v in by_ext.items()):
-            raise ParamError(f"decode: by_ext must map extensions (str) to functions, "
-                             f"got {by_ext!r}")
-        check_choice("decode", "image", params.get("image", "numpy"), IMAGE_CHOICES)
-        check_choice("decode", "mode", params.get("mode", "rgb"), tuple(MODES))
-        try:
-            target_size(params.get("size"))
-        except ValueError as exc:
-            raise ParamError(f"decode: {exc}") from None
-        check_bool("decode", "defaults", params.get("defaults", True))
-        check_on_error("decode", params)
-
     def setup(self) -> None:
         p = self.params
         self._handlers = tuple(p.get("handlers", ()))
-        self._by_ext = {k.lower().lstrip("."): v for k, v in (p.get("by_ext") or {}).items()}
+        self._by_ext = {k.lower().lstrip("."): v for k, v in (p["by_ext"] or {}).items()}
         self._builtin: dict[str, Callable[[bytes], Any]] = {}
-        if p.get("defaults", True):
+        if p["defaults"]:
             self._builtin.update(BUILTIN)
-            image = p.get("image", "numpy")
+            image = p["image"]
             if image != "bytes":
-                decode = partial(decode_image, mode=p.get("mode", "rgb"), size=p.get("size"),
+                decode = partial(decode_image, mode=p["mode"], size=p["size"],
                                  to=image)
                 self._builtin.update(dict.fromkeys(IMAGE_EXTENSIONS, decode))
         self._routes: dict[str, tuple[Callable[[bytes], Any] | None, ...]] = {}

@@ -11,25 +11,15 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-MODES = {"rgb": "RGB", "rgba": "RGBA", "l": "L"}
-OUTPUTS = ("numpy", "torch", "pil")
+from ..core.ops.decoders import IMAGE_MODES, IMAGE_OUTPUTS, target_size
+
+MODES = dict(zip(IMAGE_MODES, ("RGB", "RGBA", "L"), strict=True))
+OUTPUTS = IMAGE_OUTPUTS
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "ppm", "pgm", "pbm",
                               "pnm", "tif", "tiff"})
 # Pillow's names for those formats: the only ones opened, whatever the bytes
 # say. Others are not needed, and one (EPS) runs the Ghostscript program.
 PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "PPM", "TIFF")
-
-
-def target_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
-    """None, an int (a square side) or (width, height)."""
-    if size is None:
-        return None
-    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-        return size, size
-    if (isinstance(size, (list, tuple)) and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-        return size[0], size[1]
-    raise ValueError(f"size must be None, a positive int or (width, height), got {size!r}")
 
 
 def decode_image(data: bytes, mode: str = "rgb", size: int | Sequence[int] | None = None,

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.node import Node, walk
 from ..datapipes.datapipe import DataPipe
-from ..datapipes.node import Node, walk
 from .files import PathLike, load_node, output_of
 from .functions import describe_function, unwrap_partial
 

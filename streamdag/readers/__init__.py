@@ -17,11 +17,9 @@ from . import (  # noqa: F401 - registration side effects
     zip_archive,
 )
 from .custom import ReaderContext
-from .file_lister import FileLister
 
 __all__ = [
     "ErrorPolicy",
-    "FileLister",
     "MemberPath",
     "ReaderContext",
     "SkippedInputWarning",

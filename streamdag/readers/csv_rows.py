@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from itertools import islice, repeat
 from typing import Any
 
-from ..core.params import check_type
-from ..core.registry import register_op
-from ..errors import ParamError
 from ..runtime.counting import count_of
-from .lines import LineReader, check_text_params
+from .lines import LineReader
 
 
-@register_op("parse_csv", params=("header", "delimiter", "quotechar", "encoding",
-                                     "return_path", "on_error"))
 class ParseCsvNode(LineReader):
     """Rows as dicts by the header (the file's first row, or the ``header``
     list given); blank lines are ignored. A row with a different number of
@@ -23,19 +18,8 @@ class ParseCsvNode(LineReader):
     the physical lines consumed (quoted fields may span lines), so a resume
     reads the header and skips straight to the next row."""
 
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_text_params("parse_csv", params)
-        header = params.get("header", True)
-        if header is not True and not (isinstance(header, (list, tuple)) and header
-                                       and all(isinstance(h, str) for h in header)):
-            raise ParamError(f"parse_csv: header must be True or a list of column names, "
-                             f"got {header!r}")
-        check_type("parse_csv", "delimiter", params.get("delimiter", ","), str, "a str")
-        check_type("parse_csv", "quotechar", params.get("quotechar", '"'), str, "a str")
-
     def expand(self, item: Any, at: Any) -> Iterator[Any]:
-        header = self.params.get("header", True)
+        header = self.params["header"]
         self._header: list[str] | None = None if header is True else list(header)
         rows = super().expand(item, 0)  # the header is re-read, then lines are skipped
         if self._header is None:
@@ -50,12 +34,12 @@ class ParseCsvNode(LineReader):
 
     def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
         p = self.params
-        rows = filter(None, csv.reader(self.decoded(lines), delimiter=p.get("delimiter", ","),
-                                       quotechar=p.get("quotechar", '"')))
+        rows = filter(None, csv.reader(self.decoded(lines), delimiter=p["delimiter"],
+                                       quotechar=p["quotechar"]))
         if self._header is None:
             return rows
         values = map(self._row, rows)
-        return zip(repeat(self._path), values) if p.get("return_path") else values
+        return zip(repeat(self._path), values) if p["return_path"] else values
 
     def _row(self, row: list[str]) -> dict[str, str]:
         header = self._header

@@ -8,53 +8,17 @@ import random
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..core.params import check_bool
-from ..core.registry import register_op
-from ..errors import NodeError, ParamError
+from ..errors import NodeError
 from ..transforms.iterable_wrapper import SequenceSource
 from .retrying import RetryPolicy, make_fs, retry_transient
-
-if TYPE_CHECKING:
-    from ..datapipes.datapipe import DataPipe
 
 _GLOB_CHARS = frozenset("*?[")
 
 
-def FileLister(  # noqa: N802 - torchdata's name
-    root: str | Sequence[str] = ".", masks: str | Sequence[str] = "*", recursive: bool = False,
-    *, storage_options: Mapping[str, Any] | None = None, name: str | None = None,
-) -> DataPipe[str]:
-    """Paths of the files under ``root`` (a directory, a file or a glob; a
-    local path or any fsspec URL; or a list of them) whose names match one of
-    ``masks``, sorted, so every worker and every run agrees on the order.
-    ``storage_options`` go to fsspec (credentials, endpoint); ``open_files``
-    downstream reuses them unless given its own."""
-    from ..datapipes.datapipe import DataPipe, make_node
-
-    params = {"root": root, "masks": masks, "recursive": recursive,
-              "storage_options": dict(storage_options) if storage_options else None}
-    return DataPipe(make_node("file_lister", params, (), name))
-
-
-def lister_options(node: Any) -> Mapping[str, Any] | None:
-    """The storage_options of the FileLister a pipe reads from, through
-    single-input nodes (shuffle, sharding_filter, ...): what ``open_files``
-    uses unless given its own."""
-    while node.inputs:
-        if len(node.inputs) != 1:
-            return None
-        node = node.inputs[0]
-    return node.params.get("storage_options") if node.op == "file_lister" else None
-
-
-def _strings(op: str, key: str, value: Any) -> list[str]:
-    values = [value] if isinstance(value, str) else value
-    if not isinstance(values, (list, tuple)) or not values or not all(
-            isinstance(v, str) for v in values):
-        raise ParamError(f"{op}: {key} must be a str or a non-empty list of str, got {value!r}")
-    return list(values)
+def _strings(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def list_files(roots: list[str], masks: list[str], recursive: bool,
@@ -114,21 +78,10 @@ def _raise_errors(fs: Any, s3_lists_flat: bool) -> dict[str, str]:
     return {} if flat else {"on_error": "raise"}
 
 
-@register_op("file_lister", inputs=0,
-             params=("root", "masks", "recursive", "storage_options"))
 class FileListerNode(SequenceSource):
     """Lists at the start of each epoch, in each worker; state: how many
     paths were yielded (a resume expects the same listing). ``stats()``
     counts the listing's retried failures."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        _strings("file_lister", "root", params.get("root"))
-        _strings("file_lister", "masks", params.get("masks"))
-        check_bool("file_lister", "recursive", params.get("recursive"))
-        options = params.get("storage_options")
-        if options is not None and not isinstance(options, Mapping):
-            raise ParamError(f"file_lister: storage_options must be a dict, got {options!r}")
 
     def setup(self) -> None:
         super().setup()
@@ -143,9 +96,9 @@ class FileListerNode(SequenceSource):
     def iterator(self) -> Iterator[str]:
         p = self.params
         try:
-            paths = list_files(_strings("file_lister", "root", p["root"]),
-                               _strings("file_lister", "masks", p["masks"]),
-                               p["recursive"], p.get("storage_options"), self._count_retry)
+            paths = list_files(_strings(p["root"]),
+                               _strings(p["masks"]),
+                               p["recursive"], p["storage_options"], self._count_retry)
         except Exception as exc:
             msg = f"{self.label} cannot list {p['root']!r}: {type(exc).__name__}: {exc}"
             raise NodeError(msg, op=self.spec.op, name=self.spec.name,

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from itertools import chain, repeat
 from typing import Any
 
-from ..core.registry import register_op
-from .lines import LineReader, check_text_params
+from .lines import LineReader
 
 _decode_json = json.JSONDecoder().decode  # json.loads less its per-call Python checks
 
 
-@register_op("parse_jsonl", params=("encoding", "return_path", "on_error"))
 class ParseJsonlNode(LineReader):
     """Elements: the parsed value of each non-blank line (``(path, value)``
     with ``return_path``). Lines are decoded to text in C and parsed by the
@@ -23,15 +21,11 @@ class ParseJsonlNode(LineReader):
     us per line). A UTF-8 byte-order mark opening the file is dropped. An
     invalid or undecodable line is bad input (reported with its line number)."""
 
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_text_params("parse_jsonl", params)
-
     def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
         if first_line == 1:
             lines = _without_bom(lines)
         values = map(_decode_json, filter(str.strip, self.decoded(lines)))
-        return zip(repeat(self._path), values) if self.params.get("return_path") else values
+        return zip(repeat(self._path), values) if self.params["return_path"] else values
 
 
 def _without_bom(lines: Iterator[Any]) -> Iterator[Any]:

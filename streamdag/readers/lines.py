@@ -10,15 +10,12 @@ re-opens the file and skips that many lines."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import partial
 from itertools import count, repeat
 from operator import itemgetter
 from typing import Any
 
-from ..core.params import check_bool, check_type
-from ..core.policy import check_on_error
-from ..core.registry import register_op
 from ..runtime.counting import count_of, counted
 from .expand import ExpandingNode
 
@@ -46,7 +43,7 @@ class LineReader(ExpandingNode):
     def decoded(self, lines: Iterator[Any]) -> Iterator[Any]:
         if self._text:
             return lines
-        return map(bytes.decode, lines, repeat(self.params.get("encoding", "utf-8")))
+        return map(bytes.decode, lines, repeat(self.params["encoding"]))
 
     def recover(self, exc: BaseException) -> Iterator[Any] | None:
         if isinstance(exc, ValueError):
@@ -60,36 +57,21 @@ class LineReader(ExpandingNode):
         return f"{self._path!r} line {count_of(counter)}"
 
 
-def check_text_params(op: str, params: Mapping[str, Any]) -> None:
-    check_type(op, "encoding", params.get("encoding", "utf-8"), str, "an encoding name")
-    check_bool(op, "return_path", params.get("return_path", False))
-    check_on_error(op, params)
-
-
-@register_op("readlines", params=("strip_newline", "decode", "encoding", "return_path",
-                                     "line_numbers", "on_error"))
 class ReadLinesNode(LineReader):
     """Elements: ``(path, line)``, or ``line`` without ``return_path``;
     with ``line_numbers`` the 1-based line number comes before the line."""
 
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_text_params("readlines", params)
-        check_bool("readlines", "strip_newline", params.get("strip_newline", True))
-        check_bool("readlines", "decode", params.get("decode", True))
-        check_bool("readlines", "line_numbers", params.get("line_numbers", False))
-
     def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
         p = self.params
-        decode = p.get("decode", True)
+        decode = p["decode"]
         if decode:
             lines = self.decoded(lines)
-        if p.get("strip_newline", True):
+        if p["strip_newline"]:
             text = decode or self._text
             lines = map(str.rstrip if text else bytes.rstrip, lines,
                         repeat("\r\n" if text else b"\r\n"))
-        with_path = p.get("return_path", True)
-        if not p.get("line_numbers", False):
+        with_path = p["return_path"]
+        if not p["line_numbers"]:
             return zip(repeat(self._path), lines) if with_path else lines
         # the number is pulled after the line, so a bad line does not advance it
         if with_path:

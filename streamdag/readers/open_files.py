@@ -13,11 +13,8 @@ from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
-from ..core.params import check_choice
-from ..core.policy import SKIP, check_on_error, not_skipped
-from ..core.registry import register_op
+from ..core.policy import SKIP, not_skipped
 from ..core.streams import close_quietly
-from ..errors import ParamError
 from ..runtime.node import RuntimeNode
 from ..runtime.policy import ErrorPolicy
 
@@ -37,23 +34,14 @@ def open_stream(path: str, mode: str = "rb", encoding: str | None = None,
     return io.TextIOWrapper(stream, encoding=encoding) if mode == "r" else stream
 
 
-@register_op("open_files", params=PARAMS)
 class OpenFilesNode(ErrorPolicy, RuntimeNode):
     """Stateless: its state is its input's (a resume re-opens the file and
     the reader downstream seeks or skips to its position)."""
 
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_choice("open_files", "mode", params.get("mode", "rb"), ("rb", "r"))
-        options = params.get("storage_options")
-        if options is not None and not isinstance(options, Mapping):
-            raise ParamError(f"open_files: storage_options must be a dict, got {options!r}")
-        check_on_error("open_files", params)
-
     def setup(self) -> None:
         p = self.params
-        self._open = partial(open_stream, mode=p.get("mode", "rb"), encoding=p.get("encoding"),
-                             storage_options=p.get("storage_options"))
+        self._open = partial(open_stream, mode=p["mode"], encoding=p["encoding"],
+                             storage_options=p["storage_options"])
         self._last: Any = None
 
     def iterator(self) -> Iterator[tuple[str, Any]]:

@@ -6,70 +6,41 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from ..core.registry import register_op
 from ..core.streams import close_quietly
-from ..errors import ParamError
-from .file_lister import lister_options
-from .open_files import PARAMS, OpenFilesNode
+from .open_files import OpenFilesNode
 from .retrying import (
-    DEFAULT_CHUNK,
-    DEFAULT_FIRST_CHUNK,
-    DEFAULT_READ_AHEAD,
     RetryingReader,
     RetryPolicy,
     RetryStats,
     open_retrying,
 )
 
-__all__ = ["RetryingOpenFilesNode", "open_files_retrying"]
+__all__ = ["RetryingOpenFilesNode"]
 
 _NO_STATE = object()
-DEFAULT_SHARDS_AHEAD = 1
-RETRY_PARAMS = ("chunk_size", "first_chunk", "read_ahead", "shards_ahead", "max_retries",
-                "backoff_base", "backoff_max")
-
-
-def _check_retry_params(op: str, params: Mapping[str, Any]) -> None:
-    for key in ("chunk_size", "first_chunk", "read_ahead", "max_retries", "shards_ahead"):
-        value = params.get(key)
-        low = 1 if key in ("chunk_size", "first_chunk") else 0
-        if value is not None and (type(value) is not int or value < low):
-            raise ParamError(f"{op}: {key} must be an int >= {low}, got {value!r}")
-    for key in ("backoff_base", "backoff_max"):
-        value = params.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or value < 0):
-            raise ParamError(f"{op}: {key} must be a number >= 0, got {value!r}")
-
-
-@register_op("open_files_retrying", params=PARAMS + RETRY_PARAMS)
 class RetryingOpenFilesNode(OpenFilesNode):
     """``open_files`` whose URL streams are ``RetryingReader``s. Stateless
     like ``open_files`` (a resume re-opens and the reader seeks, which is a
     ranged read here). ``stats()`` adds the ``RetryStats`` counters summed
     over every stream this node opened in this process, across epochs."""
 
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        OpenFilesNode.validate(params)
-        _check_retry_params("open_files_retrying", params)
-
     def setup(self) -> None:
         super().setup()
         p = self.params
         self.retry_stats = RetryStats()
         policy = RetryPolicy(
-            max_retries=p.get("max_retries", RetryPolicy.max_retries),
-            backoff_base=p.get("backoff_base", RetryPolicy.backoff_base),
-            backoff_max=p.get("backoff_max", RetryPolicy.backoff_max))
-        self._open = partial(open_retrying, mode=p.get("mode", "rb"), encoding=p.get("encoding"),
-                             storage_options=p.get("storage_options"),
-                             chunk_size=p.get("chunk_size", DEFAULT_CHUNK),
-                             first_chunk=p.get("first_chunk", DEFAULT_FIRST_CHUNK),
-                             read_ahead=p.get("read_ahead", DEFAULT_READ_AHEAD),
+            max_retries=p["max_retries"],
+            backoff_base=p["backoff_base"],
+            backoff_max=p["backoff_max"])
+        self._open = partial(open_retrying, mode=p["mode"], encoding=p["encoding"],
+                             storage_options=p["storage_options"],
+                             chunk_size=p["chunk_size"],
+                             first_chunk=p["first_chunk"],
+                             read_ahead=p["read_ahead"],
                              policy=policy, stats=self.retry_stats)
         self.reset()
 
@@ -96,7 +67,7 @@ class RetryingOpenFilesNode(OpenFilesNode):
         resume stays exact. A file is passed on once its first response
         arrived, so a missing or denied file meets ``on_error`` here, not in
         the parser."""
-        ahead = self.params.get("shards_ahead", DEFAULT_SHARDS_AHEAD)
+        ahead = self.params["shards_ahead"]
         src = self.inputs[0]
         items = src.iterator()
         queue = self._queue
@@ -105,8 +76,8 @@ class RetryingOpenFilesNode(OpenFilesNode):
         # A file opened while none is parsed (the epoch's first, or any without
         # shards_ahead) starts with a small range, so parsing starts sooner; one
         # opened ahead has time: a full chunk, one request less.
-        first_chunks = [self.params.get("first_chunk", DEFAULT_FIRST_CHUNK)]
-        later = first_chunks[0] if not ahead else self.params.get("chunk_size", DEFAULT_CHUNK)
+        first_chunks = [self.params["first_chunk"]]
+        later = first_chunks[0] if not ahead else self.params["chunk_size"]
 
         epoch_first: list[RetryingReader | None] = []
 
@@ -181,25 +152,3 @@ def _opened(stream: Any) -> BaseException | None:
         close_quietly(stream)
         return exc
     return None
-
-
-def open_files_retrying(dp: Any, mode: str = "rb", *, encoding: str | None = None,
-                        storage_options: Mapping[str, Any] | None = None,
-                        chunk_size: int = DEFAULT_CHUNK, first_chunk: int = DEFAULT_FIRST_CHUNK,
-                        read_ahead: int = DEFAULT_READ_AHEAD,
-                        shards_ahead: int = DEFAULT_SHARDS_AHEAD, max_retries: int = 5,
-                        backoff_base: float = 0.1, backoff_max: float = 5.0,
-                        on_error: str = "raise", name: str | None = None) -> Any:
-    """``dp.open_files()`` with retrying, read-ahead streams (until the lead
-    folds it into ``open_files``). ``storage_options`` default to those of a
-    ``FileLister`` upstream through single-input nodes (as ``open_files``)."""
-    if storage_options is None:
-        storage_options = lister_options(dp.node)
-    params = {"mode": mode, "encoding": encoding,
-              "storage_options": dict(storage_options) if storage_options else None,
-              "chunk_size": chunk_size, "first_chunk": first_chunk, "read_ahead": read_ahead,
-              "shards_ahead": shards_ahead,
-              "max_retries": max_retries, "backoff_base": backoff_base,
-              "backoff_max": backoff_max, "on_error": on_error}
-    return dp._then("open_files_retrying", params, name=name)
-

@@ -12,12 +12,9 @@ reads forward to it (compressed or non-seekable streams)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from ..core.params import check_bool
-from ..core.policy import check_on_error
-from ..core.registry import register_op
 from ..core.streams import CHUNK, MemberPath, close_quietly, read_exact, skip_bytes
 from ..decoders.compression import decompressed
 from .expand import ExpandingNode
@@ -82,18 +79,12 @@ class _MemberRaw(io.RawIOBase):
         return n
 
 
-@register_op("load_from_tar", params=("streams", "on_error"))
 class LoadFromTarNode(ExpandingNode):
     """Elements: ``(archive/member, bytes)`` for regular files in archive
     order (``streams=True``: a stream valid until the next member is
     pulled, for members too large to hold). Directories, links and other
     entries are passed over. Bad input (a truncated or corrupt archive, an
     empty file) abandons the rest of that archive."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_bool("load_from_tar", "streams", params.get("streams", False))
-        check_on_error("load_from_tar", params)
 
     def expand(self, item: Any, at: Any) -> Iterator[Any]:
         path, stream = self.split(item)
@@ -109,7 +100,7 @@ class LoadFromTarNode(ExpandingNode):
     def _members(self, archive: str, stream: Any) -> Iterator[tuple[MemberPath, Any]]:
         plain = decompressed(stream, None)  # by magic: the stream may be decompressed already
         skip_bytes(plain, self._offset)
-        as_streams = self.params.get("streams", False)
+        as_streams = self.params["streams"]
         read = plain.read
         offset = self._offset
         long_name: str | None = None

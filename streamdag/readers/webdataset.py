@@ -11,11 +11,9 @@ written for it work unchanged."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from ..core.policy import check_on_error
-from ..core.registry import register_op
 from ..core.streams import MemberPath
 from ..runtime.counting import Tally
 from ..runtime.node import ResumableNode
@@ -36,7 +34,6 @@ def split_key(name: str) -> tuple[str | None, str]:
     return name[:dot], name[dot + 1:]
 
 
-@register_op("webdataset", params=("on_error",))
 class WebDatasetNode(ErrorPolicy, ResumableNode):
     """Input: ``(path, data)`` pairs from load_from_tar/load_from_zip (``__url__``
     is the archive and ``__key__`` the key inside it; for other paths,
@@ -51,10 +48,6 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
     State: a checkpoint of the input at most 32 members back and the number
     of the first member of the sample not yet delivered (the sample being
     filled when the state is read); a resume replays from the checkpoint."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_on_error("webdataset", params)
 
     def setup(self) -> None:
         super().setup()

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from ..core.params import check_bool
-from ..core.policy import check_on_error
-from ..core.registry import register_op
 from ..core.streams import CHUNK, MemberPath, close_quietly
 from .expand import ExpandingNode
 
@@ -35,17 +32,11 @@ def seekable_copy(stream: Any) -> Any:
     return spool
 
 
-@register_op("load_from_zip", params=("streams", "on_error"))
 class LoadFromZipNode(ExpandingNode):
     """Elements: ``(archive/member, bytes)`` for files in directory order
     (``streams=True``: an open member stream instead). A member that fails
     its CRC check is bad input on its own (the archive goes on); an archive
     that cannot be opened (truncated, empty, not a zip) is bad input as a whole."""
-
-    @staticmethod
-    def validate(params: Mapping[str, Any]) -> None:
-        check_bool("load_from_zip", "streams", params.get("streams", False))
-        check_on_error("load_from_zip", params)
 
     def expand(self, item: Any, at: Any) -> Iterator[Any]:
         path, stream = self.split(item)
@@ -59,7 +50,7 @@ class LoadFromZipNode(ExpandingNode):
         return self._index
 
     def _members(self, path: str, archive: zipfile.ZipFile) -> Iterator[tuple[MemberPath, Any]]:
-        as_streams = self.params.get("streams", False)
+        as_streams = self.params["streams"]
         infos = archive.infolist()
         try:
             while self._index < len(infos):

@@ -1,0 +1,92 @@
+"""Specs of the reader ops (runtimes in ``streamdag.readers``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from ...errors import ParamError
+from ..node import Node
+from ..params import check_bool, check_choice, check_int, check_type
+from ..policy import ON_ERROR_PARAM
+from ..spec import OpSpec, Param
+
+_RT = "streamdag.readers."
+MiB = 1 << 20
+
+
+def _strings(op: str, key: str, value: Any) -> None:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, (list, tuple)) or not values or not all(
+            isinstance(v, str) for v in values):
+        raise ParamError(f"{op}: {key} must be a str or a non-empty list of str, got {value!r}")
+
+
+def _options(op: str, key: str, value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ParamError(f"{op}: {key} must be a dict, got {value!r}")
+
+
+def _number(op: str, key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ParamError(f"{op}: {key} must be a number >= 0, got {value!r}")
+
+
+def _header(op: str, key: str, value: Any) -> None:
+    if value is not True and not (isinstance(value, (list, tuple)) and value
+                                  and all(isinstance(h, str) for h in value)):
+        raise ParamError(f"{op}: {key} must be True or a list of column names, got {value!r}")
+
+
+def _flag(default: bool) -> Param:
+    return Param(default, check_bool)
+
+
+def _count(default: int, minimum: int) -> Param:
+    return Param(default, partial(check_int, minimum=minimum))
+
+
+_STORAGE = Param(None, _options)
+_ENCODING = Param("utf-8", partial(check_type, types=str, want="an encoding name"))
+_TEXT = {"encoding": _ENCODING, "return_path": _flag(False), "on_error": ON_ERROR_PARAM}
+_OPEN = {"mode": Param("rb", partial(check_choice, choices=("rb", "r"))),
+         "encoding": Param(None), "storage_options": _STORAGE, "on_error": ON_ERROR_PARAM}
+#: ranged, retried reads with read-ahead (``open_files(retry=...)``, docs/s3.md)
+RETRY = {"chunk_size": _count(8 * MiB, 1), "first_chunk": _count(MiB // 4, 1),
+         "read_ahead": _count(2, 0), "shards_ahead": _count(1, 0),
+         "max_retries": _count(5, 0), "backoff_base": Param(0.1, _number),
+         "backoff_max": Param(5.0, _number)}
+
+SPECS = (
+    OpSpec("file_lister", _RT + "file_lister:FileListerNode", inputs=(0, 0), params={
+        "root": Param(".", _strings), "masks": Param("*", _strings),
+        "recursive": _flag(False), "storage_options": _STORAGE}),
+    OpSpec("open_files", _RT + "open_files:OpenFilesNode", params=_OPEN),
+    OpSpec("open_files_retrying", _RT + "open_files_retrying:RetryingOpenFilesNode",
+           params={**_OPEN, **RETRY}),
+    OpSpec("load_from_tar", _RT + "tar_archive:LoadFromTarNode",
+           params={"streams": _flag(False), "on_error": ON_ERROR_PARAM}),
+    OpSpec("load_from_zip", _RT + "zip_archive:LoadFromZipNode",
+           params={"streams": _flag(False), "on_error": ON_ERROR_PARAM}),
+    OpSpec("readlines", _RT + "lines:ReadLinesNode", params={
+        "strip_newline": _flag(True), "decode": _flag(True), **_TEXT,
+        "return_path": _flag(True), "line_numbers": _flag(False)}),
+    OpSpec("parse_jsonl", _RT + "jsonl:ParseJsonlNode", params=_TEXT),
+    OpSpec("parse_csv", _RT + "csv_rows:ParseCsvNode", params={
+        "header": Param(True, _header),
+        "delimiter": Param(",", partial(check_type, types=str, want="a str")),
+        "quotechar": Param('"', partial(check_type, types=str, want="a str")), **_TEXT}),
+    OpSpec("webdataset", _RT + "webdataset:WebDatasetNode", params={"on_error": ON_ERROR_PARAM}),
+)
+
+
+def lister_options(node: Node) -> Mapping[str, Any] | None:
+    """The storage_options of the FileLister a pipe reads from, through
+    single-input nodes (shuffle, sharding_filter, ...): what ``open_files``
+    uses unless given its own."""
+    while node.inputs:
+        if len(node.inputs) != 1:
+            return None
+        node = node.inputs[0]
+    return node.params.get("storage_options") if node.op == "file_lister" else None
