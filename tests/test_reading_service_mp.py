@@ -117,8 +117,6 @@ def test_main_process_part_runs_over_the_merged_stream():
 
 
 class _MainOnly(sd.datapipes.RuntimeNode):
-    placement = "main"
-
     @staticmethod
     def validate(params):
         pass
@@ -127,7 +125,7 @@ class _MainOnly(sd.datapipes.RuntimeNode):
         return map(with_pid, self.inputs[0].iterator())
 
 
-sd.register_op("test_main_only", replace=True)(_MainOnly)
+sd.register_op("test_main_only", replace=True, placement="main")(_MainOnly)
 
 
 def test_ops_with_main_placement_move_to_the_main_process_without_a_marker():
@@ -139,7 +137,6 @@ def test_ops_with_main_placement_move_to_the_main_process_without_a_marker():
 
 
 class _MainAhead(_MainOnly):
-    receive_ahead = 3
     inputs_seen: list = []
 
     def iterator(self):
@@ -147,7 +144,7 @@ class _MainAhead(_MainOnly):
         return super().iterator()
 
 
-sd.register_op("test_main_ahead", replace=True)(_MainAhead)
+sd.register_op("test_main_ahead", replace=True, placement="main", receive_ahead=3)(_MainAhead)
 
 
 @pytest.mark.parametrize("service", [partial(MP, 2), partial(sd.MultiThreadingReadingService, 2)])
