@@ -22,11 +22,12 @@ from .graph_io.calls import functions_used
 from .graph_io.codec import format_for
 from .graph_io.files import load_node, save
 from .graph_io.graph import Graph
-from .graph_io.render import functions_table, node_ref, profile_notes, render, table, to_dot
+from .graph_io.render import functions_table, node_ref, render, table, to_dot
 from .graph_io.secrets import secrets_in
 from .graph_io.values import Decoder
+from .reading_service.dataloader2 import DataLoader2
 from .stats.progress import progress_bar
-from .stats.report import PipelineStats
+from .stats.report import PipelineStats, profile_notes
 
 MAX_SHAPE_LINES = 20
 
@@ -213,8 +214,6 @@ def _profile(args: argparse.Namespace, quiet: bool) -> tuple[Node, PipelineStats
     """Run the graph (one epoch, or ``--limit`` elements) with statistics on,
     printing the shapes of the elements unless ``quiet``, then the throughput."""
     from tqdm import tqdm
-
-    from . import DataLoader2
 
     output = _load(args)
     service = _service(args.workers)

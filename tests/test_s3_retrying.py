@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import streamdag.readers  # noqa: F401 - registers the reader ops
-from streamdag.readers.file_lister import FileLister
+from streamdag.datapipes.file_lister import FileLister
 from streamdag.readers.retrying import (
     RetryingReader,
     RetryPolicy,

@@ -9,6 +9,9 @@ from typing import Any
 
 from ..errors import ParamError
 
+#: a column selector of map/filter: an index, a key, several, or None (the element)
+Col = int | str | list[int | str] | tuple[int | str, ...] | None
+
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``did you mean 'x'?`` for the choices closest to a misspelt ``word``,

@@ -1,26 +1,10 @@
-"""The DAG model (Node, DataPipe handle) and the transform nodes.
-
-Importing this package registers every built-in op."""
+"""The facade: the ``DataPipe`` handle users hold, its functional methods,
+``FileLister`` and custom readers. It builds spec nodes; nothing here runs."""
 
 from ..core.node import Node
 from ..core.registry import register_op, registered_ops
 from ..runtime.graph import RuntimeGraph
 from ..runtime.node import ResumableNode, RuntimeNode, WorkerContext
-from ..transforms import (  # noqa: F401 - registration side effects
-    batch,
-    cache,
-    combine,
-    cycle,
-    flatmap,
-    fork,
-    header,
-    iterable_wrapper,
-    map,
-    multiplexer,
-    prefetch,
-    sharding,
-    shuffle,
-)
 from .datapipe import DataPipe, IterableWrapper, IterDataPipe, SampleMultiplexer, make_node
 
 __all__ = [

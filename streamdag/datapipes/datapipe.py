@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from ..core.node import Node
+from ..core.params import Col
 from ..core.registry import get_op
 from ..core.shard_points import check_sharded_once, is_sharding_point
-from ..transforms.columns import Col
+from ..errors import ParamError
 from .reader_methods import ReaderMethods
 
 T = TypeVar("T")
@@ -187,7 +188,5 @@ def _branches(hub: Node, count: int, name: str | None) -> tuple[DataPipe[Any], .
 
 def node_of(op: str, pipe: Any) -> Node:
     if not isinstance(pipe, DataPipe):
-        from ..errors import ParamError
-
         raise ParamError(f"{op}: inputs must be DataPipes, got {pipe!r}")
     return pipe.node

@@ -60,8 +60,6 @@ class DecoderMethods:
         nvJPEG or CPU) or Pillow (``backend`` "auto", "dali", "pillow"),
         resized (``size``: shorter side or [h, w]), centre-cropped, normalized;
         other fields pass through aligned. See ``streamdag.decoders.dali``."""
-        from ..decoders import dali  # noqa: F401 - registers the op; DALI itself loads lazily
-
         def plain(v: Any) -> Any:
             return list(v) if isinstance(v, tuple) else v
 

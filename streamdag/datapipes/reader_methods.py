@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.ops.readers import lister_options
+from ..core.readers import RUNTIME as READER_RUNTIME
+from ..core.registry import get_op
+from ..errors import ParamError
 from .decoder_methods import DecoderMethods
 
 if TYPE_CHECKING:
@@ -91,9 +94,10 @@ class ReaderMethods(DecoderMethods):
 
     def read_with(self, reader: Reader | str, *, on_error: str = "raise",
                   name: str | None = None, **params: Any) -> DataPipe[Any]:
-        """Feed each element to a custom reader registered with ``inputs=1``."""
-        from .reader import get_reader
-
-        found = get_reader(reader) if isinstance(reader, str) else reader
-        return found(self, on_error=on_error, name=name, **params)  # type: ignore[arg-type]
+        """Feed each element to a custom reader registered with ``inputs=1``
+        (the ``Reader`` or its name)."""
+        op = reader if isinstance(reader, str) else reader.name
+        if get_op(op).runtime != READER_RUNTIME:
+            raise ParamError(f"read_with: {op!r} is not a reader (@sd.reader)")
+        return self._then(op, {**params, "on_error": on_error}, name=name)
 

@@ -1,8 +1,5 @@
-"""Decompression, image decoding and routed decoding of samples.
+"""Decompression, image decoding and routed decoding of samples."""
 
-Importing this package registers the decoder ops."""
-
-from . import compression, dali, decode  # noqa: F401 - registration side effects
 from .handlers import BUILTIN as builtin_decoders
 from .image import decode_image, image_handler
 

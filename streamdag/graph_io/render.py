@@ -10,7 +10,6 @@ from typing import Any
 
 from ..core.node import Node
 from ..errors import StreamdagError
-from ..stats.report import PipelineStats
 from .calls import FunctionUse
 from .functions import describe_function
 
@@ -65,23 +64,11 @@ def functions_table(uses: list[FunctionUse]) -> str:
     )
 
 
-def profile_notes(stats: PipelineStats) -> dict[str, tuple[str, bool]]:
-    """``{node id: (one line of throughput and time share, is the bottleneck)}``."""
-    total = sum(n.busy_s for n in stats.nodes) or 1.0
-    slow = stats.bottleneck()
-    notes = {}
-    for n in stats.nodes:
-        rate = ("? el/s" if n.elements_out is None or stats.wall_s <= 0
-                else f"{n.elements_out / stats.wall_s:,.0f} el/s")
-        notes[n.id] = (f"{rate}, {100 * n.busy_s / total:.0f}% time", n is slow)
-    return notes
-
-
 def to_dot(nodes: tuple[Node, ...] | list[Node], output: Node,
            notes: dict[str, tuple[str, bool]] | None = None) -> str:
     """Graphviz DOT text: a box per node (name, op, params), edges from inputs
     to consumers (numbered where the order of inputs matters); the output has
-    a double border. ``notes`` (from ``profile_notes``) add a line per node
+    a double border. ``notes`` (``streamdag.stats.profile_notes``) add a line per node
     and draw the bottleneck in red."""
     notes = notes or {}
     lines = [

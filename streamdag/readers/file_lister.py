@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import NodeError
-from ..transforms.iterable_wrapper import SequenceSource
+from ..runtime.sequence import SequenceSource
 from .retrying import RetryPolicy, make_fs, retry_transient
 
 _GLOB_CHARS = frozenset("*?[")

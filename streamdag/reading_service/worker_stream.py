@@ -6,18 +6,10 @@ worker's state and the merge position."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
+from ..runtime.graph import StreamSource
 from ..runtime.node import ResumableNode
-
-
-class StreamSource(Protocol):
-    """What a worker service offers the ``_worker_stream`` node."""
-
-    def open_stream(self, base_seed: int, epoch: int, fresh: bool,
-                    restored: Any) -> Iterator[Any]: ...
-
-    def stream_state(self) -> Any: ...
 
 
 class WorkerStreamNode(ResumableNode):

@@ -9,7 +9,7 @@ import importlib
 from collections.abc import Iterator, Mapping
 from functools import cache, partial
 from types import CodeType, FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..core.node import Node, walk
 from ..core.plan import execution_plan
@@ -22,8 +22,15 @@ from .counting import Tally, count_of, counted
 from .node import RuntimeNode, WorkerContext
 from .skip_warnings import SkipWarnings
 
-if TYPE_CHECKING:
-    from ..reading_service.worker_stream import StreamSource
+
+class StreamSource(Protocol):
+    """What a worker service offers the ``_worker_stream`` source of a
+    main-process graph: the workers' merged output, and its state."""
+
+    def open_stream(self, base_seed: int, epoch: int, fresh: bool,
+                    restored: Any) -> Iterator[Any]: ...
+
+    def stream_state(self) -> Any: ...
 
 
 def runtime_class(opspec: OpSpec) -> type[RuntimeNode]:

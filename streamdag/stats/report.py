@@ -167,3 +167,15 @@ def _total(values: Iterable[int | None]) -> int | None:
 
 def _count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
+
+
+def profile_notes(stats: PipelineStats) -> dict[str, tuple[str, bool]]:
+    """``{node id: (one line of throughput and time share, is the bottleneck)}``."""
+    total = sum(n.busy_s for n in stats.nodes) or 1.0
+    slow = stats.bottleneck()
+    notes = {}
+    for n in stats.nodes:
+        rate = ("? el/s" if n.elements_out is None or stats.wall_s <= 0
+                else f"{n.elements_out / stats.wall_s:,.0f} el/s")
+        notes[n.id] = (f"{rate}, {100 * n.busy_s / total:.0f}% time", n is slow)
+    return notes

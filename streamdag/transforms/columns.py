@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-Col = int | str | list[int | str] | tuple[int | str, ...] | None
+from ..core.params import Col
 
 
 def with_columns(fn: Callable[..., Any], input_col: Col, output_col: Col) -> Callable[[Any], Any]:
