@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from streamdag.readers.retrying import RetryingReader, RetryPolicy, make_fs, open_retrying
+from streamdag.readers.retry import RetryPolicy, make_fs
+from streamdag.readers.retrying import RetryingReader, open_retrying
 from streamdag.readers.transient import ObjectChangedError
 
 pytestmark = pytest.mark.timeout(30)
@@ -140,7 +141,7 @@ def test_http_404_fails_fast_with_the_url(http_server: _Server) -> None:
 
 
 def test_storage_options_come_from_the_lister_through_single_input_nodes() -> None:
-    from streamdag.readers.file_lister import FileLister
+    from streamdag.datapipes.file_lister import FileLister
 
     opts = {"client_kwargs": {"endpoint_url": "http://127.0.0.1:1"}}
     lister = FileLister("s3://b/shards/", "*.tar", storage_options=opts)

@@ -16,13 +16,8 @@ import pytest
 
 import streamdag.readers  # noqa: F401 - registers the reader ops
 from streamdag.datapipes.file_lister import FileLister
-from streamdag.readers.retrying import (
-    RetryingReader,
-    RetryPolicy,
-    RetryStats,
-    make_fs,
-    open_retrying,
-)
+from streamdag.readers.retry import RetryPolicy, RetryStats, make_fs
+from streamdag.readers.retrying import RetryingReader, open_retrying
 from streamdag.readers.transient import ObjectChangedError, RetriesExhaustedError, is_transient
 from tests.support.faultproxy import FaultProxy
 from tests.support.s3 import storage_options

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import NodeError
 from ..runtime.sequence import SequenceSource
-from .retrying import RetryPolicy, make_fs, retry_transient
+from .retry import RetryPolicy, make_fs, retry_transient
 
 _GLOB_CHARS = frozenset("*?[")
 

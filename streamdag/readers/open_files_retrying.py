@@ -12,16 +12,14 @@ from typing import Any
 
 from ..core.streams import close_quietly
 from .open_files import OpenFilesNode
-from .retrying import (
-    RetryingReader,
-    RetryPolicy,
-    RetryStats,
-    open_retrying,
-)
+from .retry import RetryPolicy, RetryStats
+from .retrying import RetryingReader, open_retrying
 
 __all__ = ["RetryingOpenFilesNode"]
 
 _NO_STATE = object()
+
+
 class RetryingOpenFilesNode(OpenFilesNode):
     """``open_files`` whose URL streams are ``RetryingReader``s. Stateless
     like ``open_files`` (a resume re-opens and the reader seeks, which is a

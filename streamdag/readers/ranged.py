@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .retrying import RetryStats
+    from .retry import RetryStats
 __all__ = ["Head", "Ranges", "ranges_for"]
 
 _PIECE = 1 << 20  # most bytes taken from the socket buffer at once

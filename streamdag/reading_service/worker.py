@@ -73,7 +73,7 @@ def set_worker_info(context: WorkerContext | None) -> None:
 def global_rng_seed(base_seed: int, epoch: int, context: WorkerContext) -> int:
     """The seed of Python's, numpy's and torch's global RNGs in a worker process:
     distinct per (rank, worker), new each epoch."""
-    return derive_seed(base_seed, epoch, _GLOBAL_RNG_SALT, context.global_worker + 1)
+    return derive_seed(base_seed, epoch, _GLOBAL_RNG_SALT, context.shard_index + 1)
 
 
 def describe(exc: BaseException, context: WorkerContext,

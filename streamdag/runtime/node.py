@@ -34,11 +34,14 @@ class WorkerContext:
     num_workers: int = 1
 
     @property
-    def global_worker(self) -> int:
+    def shard_index(self) -> int:
+        """This copy's index among all of them: rank * num_workers + worker_id
+        (``ReaderContext`` uses the same two names)."""
         return self.rank * self.num_workers + self.worker_id
 
     @property
-    def total_workers(self) -> int:
+    def num_shards(self) -> int:
+        """How many copies of the pipeline run: world_size * num_workers."""
         return self.world_size * self.num_workers
 
 
@@ -108,7 +111,7 @@ class RuntimeNode:
         ctx = self.graph
         parts = [ctx.base_seed, ctx.epoch, self.index, *salt]
         if self.per_worker_seed:
-            parts.append(ctx.worker.global_worker + 1)
+            parts.append(ctx.worker.shard_index + 1)
         return derive_seed(*parts)
 
     @property

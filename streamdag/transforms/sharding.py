@@ -1,4 +1,4 @@
-"""sharding_filter: element i goes to global worker i % total_workers
+"""sharding_filter: element i goes to the copy with shard_index i % num_shards
 (global worker = rank * num_workers + worker). Runs as C ``islice``."""
 
 from __future__ import annotations
@@ -17,21 +17,21 @@ class ShardingFilterNode(RuntimeNode):
     belongs to this worker."""
 
     def setup(self) -> None:
-        self.passthrough = self.graph.worker.total_workers == 1  # then everything passes
+        self.passthrough = self.graph.worker.num_shards == 1  # then everything passes
         self._out = Tally()  # what this worker kept: one C counter step per kept element
         self._skip: int | None = None
         self._resume_skip: int | None = None
 
     def iterator(self) -> Iterator[Any]:
         worker = self.graph.worker
-        total = worker.total_workers
+        total = worker.num_shards
         it = self.inputs[0].iterator()
         if total == 1:
             self._skip, self._resume_skip = 0, None
             return it
         # a fresh pass (a new epoch, or the next pass of a cycle) starts at this
         # worker's index; only a restored pass continues from the saved skip
-        self._skip = worker.global_worker if self._resume_skip is None else self._resume_skip
+        self._skip = worker.shard_index if self._resume_skip is None else self._resume_skip
         self._resume_skip = None
         mine, counter = counted(chain.from_iterable(self._shard(it, total)))
         self._out.follow(partial(count_of, counter))
