@@ -204,7 +204,7 @@ def decompressed(stream: Any, path: str | None, file_type: str | None = None,
     return io.BufferedReader(Decompressing(fmt, stream, fail, verify_limit), CHUNK)
 
 
-@register_op("decompress", params=("file_type", "on_error"))
+@register_op("decompress", params=("file_type", "verify_limit", "on_error"))
 class DecompressNode(ErrorPolicy, RuntimeNode):
     """Stateless (one stream in, one out): the reader downstream owns the
     position. A damaged stream counts one skip under ``skip``/``warn``: the
