@@ -29,8 +29,9 @@ SERVICES = {
 
 
 def pipeline():
-    return (sd.IterableWrapper(range(23)).shuffle(buffer_size=8).sharding_filter().map(square)
-            .batch(3))
+    return (
+        sd.IterableWrapper(range(23)).shuffle(buffer_size=8).sharding_filter().map(square).batch(3)
+    )
 
 
 def epochs(service, count):
