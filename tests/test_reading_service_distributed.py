@@ -15,7 +15,7 @@ import pytest
 
 import streamdag as sd
 from tests.support.leaks import no_leaks  # noqa: F401 - fixture
-from tests.support.rs_functions import fail_on_7
+from tests.support.rs_functions import fail_on_7, slow_start
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_leaks")]
 WORLD = 2
@@ -43,11 +43,12 @@ def _samples(datadir):
             .parse_jsonl())
 
 
-def _services(even=True, sync_every=1, workers=2):
+def _services(even=True, sync_every=1, workers=2, **mp_kwargs):
     dist = sd.DistributedReadingService(even_batches=even, sync_every=sync_every)
     if workers == 0:
         return dist
-    return sd.SequentialReadingService(dist, sd.MultiProcessingReadingService(workers))
+    return sd.SequentialReadingService(dist, sd.MultiProcessingReadingService(workers,
+                                                                              **mp_kwargs))
 
 
 def _run(dp, service, seed=None, stop=None):
@@ -125,6 +126,7 @@ def _rank_main(rank, port, outdir, datadir):
         loader.load_state_dict(json.loads(json.dumps(state)))
         rest = list(loader)
     out["resume"] = [full, prefix, rest]
+    out["epoch_end"] = _resume_at_the_end_of_an_epoch()
     with sd.DataLoader2(_pipeline(), reading_service=_services(even=False), seed=1,
                         stats=True) as loader:
         list(loader)
@@ -140,6 +142,24 @@ def _rank_main(rank, port, outdir, datadir):
     dist.destroy_process_group()
     with open(f"{outdir}/rank{rank}.json", "w") as f:
         json.dump(out, f)
+
+
+def _resume_at_the_end_of_an_epoch():
+    """Three epochs uninterrupted; and the state saved after the last element of
+    epoch 0 (before StopIteration), loaded and run for three epochs, in workers
+    slow to start (so that they read the next epochs' commands together)."""
+    def loader(**mp_kwargs):
+        service = _services(persistent_workers=True, **mp_kwargs)
+        return sd.DataLoader2(_pipeline(), reading_service=service, seed=2)
+
+    with loader() as uninterrupted:
+        epochs = [list(uninterrupted) for _ in range(3)]
+    with loader() as first:
+        last = list(islice(first, len(epochs[0])))
+        state = json.loads(json.dumps(first.state_dict()))
+    with loader(worker_init_fn=slow_start) as resumed:
+        resumed.load_state_dict(state)
+        return [epochs, last, [list(resumed) for _ in range(3)]]
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +207,15 @@ def test_resume_on_every_rank_equals_the_uninterrupted_run(ranks):
     for r in ranks:
         full, prefix, rest = r["resume"]
         assert prefix == full[:4] and prefix + rest == full
+
+
+def test_a_state_saved_after_the_last_element_resumes_into_the_next_epochs(ranks):
+    """With persistent workers on each rank: the resumed epoch yields nothing and
+    the next two are those of the uninterrupted run."""
+    for r in ranks:
+        epochs, last, resumed = r["epoch_end"]
+        assert last == epochs[0] and len(last) == N // 2
+        assert resumed == [[], epochs[1], epochs[2]]
 
 
 def test_stats_sum_over_every_rank_and_worker(ranks):

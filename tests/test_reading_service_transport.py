@@ -35,8 +35,9 @@ class Link:
         return transport.receive(self.main, self.main_sock, self.views)
 
     def give_back(self):
-        """What the main process's pool does before each wait: released ids to the worker."""
-        self.pool.give_back(self.views.take_released())
+        """What the main process's pool does before each wait: released ids to the
+        worker, free or to unmap."""
+        self.pool.give_back(*self.views.take_released())
 
     def close(self):
         self.pool.close()
@@ -135,15 +136,38 @@ def test_free_segments_beyond_the_cap_are_unmapped_on_both_sides(link):
     link.send([batch(i) for i in range(MAX_FREE + 3)])
     got = link.receive()
     del got
-    link.give_back()  # all given back: the oldest 3 are retired by the worker
-    assert len(link.pool.retired) == 3
-    link.send("next message names them")
-    assert link.receive() == "next message names them"
-    # each side maps the segments kept, and only them (a mapping holds a descriptor)
+    link.give_back()  # all given back: the main process unmaps 3, and tells the worker
+    # each side maps the segments kept, and only them (a mapping holds a descriptor),
+    # without waiting for another message
     assert open_fds() == fds + 2 * MAX_FREE
+    assert link.pool.retired == []
     link.pool.close()
     link.views.forget(list(range(MAX_FREE + 3)))
     assert open_fds() == fds
+
+
+def test_free_segments_of_a_size_no_longer_sent_give_way(link):
+    """Free segments of a size no longer sent do not stay mapped forever: a
+    worker with MAX_FREE free ones that needs another size stops reusing the
+    oldest, unmaps it when segments next come back and names it in its next
+    message; from then on the new size is kept and reused."""
+    fds = open_fds()
+    link.send([batch(i) for i in range(MAX_FREE)])
+    got = link.receive()
+    del got
+    link.give_back()
+    for _ in range(2):  # the first new segment comes back while the main process
+        assert link.send([batch(9, 3_000_000)]) == 1  # still counts MAX_FREE free ones
+        (big,) = link.receive()
+        del big
+        link.give_back()
+        link.send("a message names the retired segment")
+        link.receive()
+    assert link.send([batch(9, 3_000_000)]) == 0  # reused
+    assert open_fds() == fds + 2 * MAX_FREE  # three small segments and a big one, each side
+    assert link.send([batch(7)]) == 0  # small ones too
+    link.pool.close()
+    link.views.forget(list(range(MAX_FREE + 2)))
 
 
 def test_a_message_that_fails_to_pickle_gives_its_segments_back(link):

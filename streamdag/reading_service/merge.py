@@ -203,11 +203,14 @@ class Merge:
     def _finish(self, index: int, worker: _Worker) -> None:
         """All elements of the current chunk were taken: move the resume point
         past it and return its credit. An error chunk stays current, to be
-        raised by the next ``_ready``."""
+        raised by the next ``_ready``. The chunk's elements are let go: the
+        last chunk of a pass would otherwise keep its batches (and their
+        shared memory) alive until the next pass."""
         chunk = worker.chunk
         if chunk is None or chunk[0] != DATA:
             return
         worker.state, worker.skip, worker.chunk, worker.next_pass = chunk[4], 0, None, False
+        worker.items, worker.pos = [], 0
         if chunk[5]:
             worker.ended = True
         else:

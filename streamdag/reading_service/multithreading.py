@@ -87,6 +87,9 @@ class ThreadPool:
             for command in commands:
                 self._cmds[worker].put(command)
 
+    def return_segments(self) -> None:
+        """Threads share the main process's memory: nothing to give back."""
+
     def stop(self) -> None:
         self._finalizer()
 

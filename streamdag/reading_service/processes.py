@@ -2,8 +2,12 @@
 and stopping them without leaving orphans.
 
 Besides the commands of ``worker.py``, the main process sends
-``(RELEASE, segment ids)``: shared-memory segments it no longer uses, which the
-worker's channel takes in (``segments.py``) before its loop sees a command.
+``(RELEASE, free ids, unmapped ids)``: shared-memory segments it no longer
+uses, to reuse or to unmap, which the worker's channel takes in
+(``segments.py``) before its loop sees a command. They go with the next
+command to that worker (so the chunk a credit asks for can reuse them), before
+each wait, and at the end of an epoch (so that nothing the loop dropped stays
+mapped until the next one).
 
 Each worker has one Unix socket pair with the main process (commands one way,
 chunks and shared-memory descriptors the other). The main process keeps only
@@ -94,7 +98,7 @@ class _Channel:
 
     def recv(self, block: bool) -> tuple | None:
         while (command := self._recv(block)) is not None and command[0] == RELEASE:
-            self.segments.give_back(command[1])
+            self.segments.give_back(command[1], command[2])
         return command
 
     def _recv(self, block: bool) -> tuple | None:
@@ -138,7 +142,9 @@ class ProcessPool:
         self._procs: list[Any] = []
         self._conns: list[Connection] = []
         self._socks: list[Any] = []
-        self._finalizer = weakref.finalize(self, _stop_all, self._procs, self._conns, self._socks)
+        self._views: list[SegmentViews] = []
+        self._finalizer = weakref.finalize(self, _stop_all, self._procs, self._conns, self._socks,
+                                           self._views)
         fork = mp_context.get_start_method() == "fork"
         try:
             for context in contexts:
@@ -159,7 +165,8 @@ class ProcessPool:
                 _explain_unpicklable(spec, worker_init_fn, mp_context.get_start_method(), exc)
             raise
         self._socks.extend(transport.socket_of(conn) for conn in self._conns)
-        self._views = [SegmentViews() for _ in self._conns]
+        self._views.extend(SegmentViews() for _ in self._conns)
+        self._read: list[tuple] = []  # messages read while giving segments back
         self._waitables = {conn: i for i, conn in enumerate(self._conns)}
         self._waitables.update({proc.sentinel: i for i, proc in enumerate(self._procs)})
 
@@ -169,20 +176,38 @@ class ProcessPool:
 
     def send(self, worker: int, command: tuple) -> None:
         try:
+            self._give_back(worker)
             self._conns[worker].send(command)
-        except OSError:
+        except (EOFError, OSError):
             self._died(worker)
+
+    def return_segments(self) -> None:
+        """Give every worker the segments the loop has dropped. A worker that
+        is gone is noticed by the next wait."""
+        for worker in range(self.size):
+            with contextlib.suppress(EOFError, OSError):
+                self._give_back(worker)
+
+    def _give_back(self, worker: int) -> None:
+        """Send the worker's segments the loop dropped, once the messages it
+        has written are read: the main process unmaps what goes beyond the
+        worker's free ones, and the segments those messages reuse are no
+        longer free (``segments.py``)."""
+        conn, views = self._conns[worker], self._views[worker]
+        while conn.poll():
+            self._read.append(transport.receive(conn, self._socks[worker], views))
+        free, unmapped = views.take_released()
+        if free or unmapped:
+            conn.send((RELEASE, free, unmapped))
 
     def recv(self, timeout: float | None) -> list[tuple]:
         """Messages that arrived within ``timeout`` seconds (maybe none)."""
-        for worker, views in enumerate(self._views):
-            if released := views.take_released():
-                self.send(worker, (RELEASE, released))
-        ready = wait(list(self._waitables), timeout)
+        self.return_segments()
+        messages, self._read = self._read, []
+        ready = wait(list(self._waitables), 0 if messages else timeout)
         for obj in ready:
             if not isinstance(obj, Connection):
                 self._died(self._waitables[obj])
-        messages = []
         for conn in ready:
             worker = self._waitables[conn]
             try:
@@ -216,7 +241,8 @@ class ProcessPool:
         self._finalizer()
 
 
-def _stop_all(procs: list[Any], conns: list[Connection], socks: list[Any]) -> None:
+def _stop_all(procs: list[Any], conns: list[Connection], socks: list[Any],
+              views: list[SegmentViews]) -> None:
     for conn in conns:
         with contextlib.suppress(OSError, ValueError):
             conn.send((SHUTDOWN,))
@@ -230,7 +256,7 @@ def _stop_all(procs: list[Any], conns: list[Connection], socks: list[Any]) -> No
         if proc.exitcode is None:
             proc.kill()
             proc.join()
-    for closable in (*conns, *socks):
+    for closable in (*conns, *socks, *views):
         closable.close()
 
 

@@ -19,10 +19,13 @@ A RUN starts a pass (abandoning any pass in progress) from ``state`` (None:
 the start of the epoch), dropping ``skip`` elements; with ``next_pass`` the
 state is the end of the previous pass and the worker starts the next one
 (cycle in the main process). THEN queues a fresh pass of (base_seed, epoch)
-behind the current one: the worker starts it as soon as the current pass
-ends cleanly (at once when idle), so the next epoch's first chunks are made
-while the main process still consumes this epoch's last ones; a RUN or an
-error drops it. ``gen`` tells the main process which pass a message belongs
+behind the current one and any queued before it: the worker starts it as soon
+as the passes before it end cleanly (at once when idle), so the next epoch's
+first chunks are made while the main process still consumes this epoch's last
+ones; a RUN or an error drops every queued pass. Several can be queued: a
+resumed pass whose workers had all ended yields nothing, so the main process
+takes the pass queued behind it and queues the next epoch's before the worker
+has even finished the resumed one. ``gen`` tells the main process which pass a message belongs
 to (statistics too: a snapshot of a queued pass waits until the main process
 reads that pass). STATS (sent before the first RUN) switches statistics on:
 the worker then sends a snapshot at most every ``every_s`` seconds between
@@ -38,6 +41,7 @@ import os
 import pickle
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from time import perf_counter
 from typing import Any
@@ -120,17 +124,17 @@ class WorkerLoop:
         self._stats_due = 0.0
         self._sampler: StackSampler | None = None
         self._own_times = False
-        self._then: tuple | None = None  # the THEN queued behind the current pass
+        self._queued: deque[tuple] = deque()  # THENs behind the current pass, in order
 
     def serve(self) -> None:
         try:
-            cmd = self.recv(True)
+            cmd = self._command(True)
             while cmd is not None and cmd[0] != SHUTDOWN:
                 if cmd[0] == STATS:
                     self._collect_stats(cmd[1], cmd[2])
                 elif cmd[0] == THEN:  # idle: the pass it follows has ended
                     cmd = _run_of(cmd)
-                cmd = self.run(cmd) if cmd[0] == RUN else self.recv(True)
+                cmd = self.run(cmd) if cmd[0] == RUN else self._command(True)
         finally:
             self.close()
 
@@ -159,7 +163,6 @@ class WorkerLoop:
     def run(self, cmd: tuple) -> tuple | None:
         """One pass; returns the command that ended it early, if any."""
         _, gen, base_seed, epoch, fresh, state, skip, next_pass, credits = cmd
-        self._then = None
         try:
             it = self._start(base_seed, epoch, fresh, state, skip, next_pass)
         except Exception as exc:  # noqa: BLE001 - reported to the main process
@@ -183,8 +186,7 @@ class WorkerLoop:
             if not self._send_chunk(DATA, gen, items, state_after, ended):
                 return self._failed()
             if ended:
-                then, self._then = self._then, None
-                return self.recv(True) if then is None else _run_of(then)
+                return _run_of(self._queued.popleft()) if self._queued else self._command(True)
             credits -= 1
 
     def _send_chunk(self, kind: str, gen: int, items: list[Any], *rest: Any) -> bool:
@@ -223,8 +225,15 @@ class WorkerLoop:
 
     def _failed(self) -> tuple | None:
         """After an error the main process decides what runs next: no queued pass."""
-        self._then = None
-        return self.recv(True)
+        self._queued.clear()
+        return self._command(True)
+
+    def _command(self, block: bool) -> tuple | None:
+        """The next command; a RUN abandons the passes queued before it."""
+        cmd = self.recv(block)
+        if cmd is not None and cmd[0] == RUN:
+            self._queued.clear()
+        return cmd
 
     def _start(self, base_seed: int, epoch: int, fresh: bool, state: Any, skip: int,
                next_pass: bool) -> Iterator[Any]:
@@ -262,11 +271,11 @@ class WorkerLoop:
         """Apply waiting credits; block while none is left. A command other
         than a credit for this pass interrupts it."""
         while True:
-            cmd = self.recv(credits <= 0)
+            cmd = self._command(credits <= 0)
             if cmd is None:
                 return credits, None
             if cmd[0] == THEN:
-                self._then = cmd
+                self._queued.append(cmd)
             elif cmd[0] != CREDIT:
                 return credits, cmd
             elif cmd[1] == gen:

@@ -40,6 +40,8 @@ class WorkerPool(Protocol):
 
     def recv(self, timeout: float | None) -> list[tuple]: ...
 
+    def return_segments(self) -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -225,12 +227,18 @@ class WorkerService(ReadingService):
     def _end_epoch(self) -> None:
         """Stop the epoch's pass. The merge is kept (cancelled) because its
         position is still the state: a loader whose iterator was dropped
-        mid-epoch can save where it stopped."""
+        mid-epoch can save where it stopped. Workers that stay get back the
+        shared memory the loop has dropped (between epochs no command would
+        carry it) once their pass was read to its end: an epoch left early
+        may still be read by a receive-ahead thread until the graph closes."""
         self._token = None
-        if self._merge is not None:
-            self._merge.cancelled = True
-        if self._pool is not None and (self._pool.broken or not self.persistent):
+        merge, pool = self._merge, self._pool
+        if merge is not None:
+            merge.cancelled = True
+        if pool is not None and (pool.broken or not self.persistent):
             self._stop_pool()
+        elif pool is not None and merge is not None and merge.finished:
+            pool.return_segments()
 
     def _stop_pool(self) -> None:
         pool, self._pool, self._behind = self._pool, None, None

@@ -47,6 +47,16 @@ def shm_segments() -> set[str]:
     return {n for n in os.listdir("/dev/shm") if n.startswith(_SHM_PREFIXES)}
 
 
+def mapped_segments(pid: int | None = None) -> int:
+    """Shared-memory segments (streamdag's anonymous memfds) mapped by a process."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return len({line.split()[4] for line in f if "/memfd:streamdag" in line})
+    except OSError:  # the process is gone
+        return 0
+
+
 def wait_until(predicate, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():

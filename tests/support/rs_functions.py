@@ -45,3 +45,9 @@ def record(path, x):
     with open(path, "a") as f:
         f.write(f"{x}\n")
     return x
+
+
+def slow_start(worker_id):
+    """A worker_init_fn for a worker slow to build its graph: commands sent
+    meanwhile are all waiting when it reads its first one."""
+    time.sleep(0.5)

@@ -1,0 +1,72 @@
+"""Shared-memory segments between epochs: a worker keeps at most ``MAX_FREE``
+free segments besides those holding data (the chunks it made ahead, what the
+loop holds); workers that stop take theirs with them, and the main process
+unmaps every segment the loop no longer holds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import streamdag as sd
+from streamdag.reading_service import worker
+from streamdag.reading_service.segments import MAX_FREE
+from tests.support.leaks import mapped_segments, no_leaks, wait_until  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
+
+PREFETCH = 2
+BATCHES = 24  # 12 per worker
+
+
+def image(i):
+    return torch.full((3, 128, 128), i, dtype=torch.uint8)  # 48 KiB: 192 KiB a batch
+
+
+def pipeline():
+    return sd.IterableWrapper(range(4 * BATCHES)).sharding_filter().map(image).batch(4).collate()
+
+
+def samples(batches):
+    """The sample numbers, checking that each image is still uniformly its own."""
+    for batch in batches:
+        assert all(bool((sample == sample[0, 0, 0]).all()) for sample in batch)
+    return sorted(int(x) for batch in batches for x in batch[:, 0, 0, 0])
+
+
+def segments_of(pids):
+    return [mapped_segments(pid) for pid in pids]
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["drop", "keep_all_then_drop"])
+@pytest.mark.parametrize("persistent", [False, True], ids=["new_workers", "persistent"])
+def test_segments_mapped_between_epochs_stay_within_the_bound(persistent, keep, monkeypatch):
+    """Four epochs; the loop drops each batch for the next, or keeps them all
+    and drops them at its last step. Between epochs, with the loop holding
+    the last batch: per persistent worker at most MAX_FREE free segments and
+    the PREFETCH chunks of one batch it made of the next epoch; new workers
+    leave nothing; the main process maps no more than that."""
+    monkeypatch.setattr(worker, "CHUNK_ITEMS", 1)  # one batch a chunk (forked workers too)
+    service = sd.MultiProcessingReadingService(
+        2, prefetch_factor=PREFETCH, persistent_workers=persistent
+    )
+    per_worker = MAX_FREE + PREFETCH + 1 if persistent else 0  # + 1: the batch held
+    in_main = 2 * (MAX_FREE + PREFETCH) + 1 if persistent else 1
+    with sd.DataLoader2(pipeline(), reading_service=service, seed=0) as loader:
+        for _ in range(4):
+            seen, kept = [], []
+            for step, batch in enumerate(loader):
+                seen.extend(samples([batch]))
+                if keep:
+                    kept.append(batch)
+                if step == BATCHES - 1 and keep:
+                    assert samples(kept) == list(range(4 * BATCHES))  # none overwritten
+                    kept.clear()
+            assert sorted(seen) == list(range(4 * BATCHES))
+            workers = service.worker_pids
+            assert len(workers) == (2 if persistent else 0)
+            wait_until(
+                lambda pids=workers: max(segments_of(pids), default=0) <= per_worker, timeout=10
+            )  # workers take segments back between two commands
+            assert all(n <= per_worker for n in segments_of(workers)), segments_of(workers)
+            assert mapped_segments() <= in_main, (mapped_segments(), segments_of(workers))
