@@ -3,11 +3,14 @@
 Build a pipeline with the functional API, save and edit it as a graph, and run
 it with a swappable reading service through ``DataLoader2``."""
 
+from .core.spec import OpSpec, Param
 from .datapipes import (
     DataPipe,
     IterableWrapper,
     IterDataPipe,
     Node,
+    ResumableNode,
+    RuntimeNode,
     SampleMultiplexer,
     register_op,
 )
@@ -54,11 +57,15 @@ __all__ = [
     "MultiThreadingReadingService",
     "Node",
     "NodeError",
+    "OpSpec",
+    "Param",
     "ParamError",
     "Reader",
     "ReaderContext",
     "ReadingService",
+    "ResumableNode",
     "ResumeError",
+    "RuntimeNode",
     "SampleMultiplexer",
     "SequentialReadingService",
     "ShardingWarning",

@@ -4,7 +4,7 @@ handles on new nodes; nothing runs until the pipe is iterated."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from ..core.node import Node
 from ..core.params import Col
@@ -14,6 +14,7 @@ from ..errors import ParamError
 from .reader_methods import ReaderMethods
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
@@ -58,7 +59,21 @@ class DataPipe(ReaderMethods, Generic[T]):
         nodes = [self.node, *(node_of(op, other) for other in others)]
         return DataPipe(make_node(op, params, nodes, name))
 
+    def apply(self, op: str, *others: DataPipe[Any], name: str | None = None,
+              **params: Any) -> DataPipe[Any]:
+        """A node of the registered ``op`` (a custom op: ``@sd.register_op``)
+        reading this pipe (and ``others``), with ``params``: how a pipeline
+        chains an op that has no method of its own."""
+        return self._then(op, params, *others, name=name)
+
     # -- per element ----------------------------------------------------
+    @overload
+    def map(self, fn: Callable[[T], U], input_col: None = None, output_col: None = None, *,
+            name: str | None = None) -> DataPipe[U]: ...
+    @overload
+    def map(self, fn: Callable[..., Any], input_col: Col = None, output_col: Col = None, *,
+            name: str | None = None) -> DataPipe[Any]: ...
+
     def map(self, fn: Callable[..., Any], input_col: Col = None, output_col: Col = None, *,
             name: str | None = None) -> DataPipe[Any]:
         """Apply ``fn`` to each element (or to ``input_col`` of it)."""
@@ -70,8 +85,8 @@ class DataPipe(ReaderMethods, Generic[T]):
         """Keep the elements for which ``fn`` is true."""
         return self._then("filter", {"fn": fn, "input_col": input_col}, name=name)
 
-    def flatmap(self, fn: Callable[[Any], Iterable[Any]] | None = None, *,
-                name: str | None = None) -> DataPipe[Any]:
+    def flatmap(self, fn: Callable[[T], Iterable[U]] | None = None, *,
+                name: str | None = None) -> DataPipe[U]:
         """Replace each element by the elements of ``fn(element)``."""
         return self._then("flatmap", {"fn": fn}, name=name)
 

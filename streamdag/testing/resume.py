@@ -25,6 +25,8 @@ def assert_resumes(pipe: DataPipe[Any], stops: Iterable[int] | None = None, *, s
     count = len(full)
     points = sorted({0, 1, count // 3, count // 2, max(count - 1, 0), count}
                     if stops is None else set(stops))
+    if points and not 0 <= points[0] <= points[-1] <= count:
+        raise ValueError(f"stops must be within the epoch's {count} elements, got {points}")
 
     def resume_from(state: dict[str, Any], what: str, rest: list[Any]) -> None:
         with loader(pipe, seed, reading_service) as second:
