@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint
+.PHONY: setup demo test test-fast bench lint
 
 setup: $(STAMP)
 
@@ -20,9 +20,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# the inner loop: no S3 server, no slow end-to-end tests
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not s3 and not slow"
+
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check streamdag tests examples benchmarks
+	$(VENV)/bin/ruff format --check streamdag tests examples benchmarks
+	$(VENV)/bin/lint-imports
 
