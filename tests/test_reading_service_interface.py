@@ -6,20 +6,16 @@ composes."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import streamdag as sd
-from streamdag.reading_service import (
-    CollectsStats,
-    PreparesEpochs,
-    Ranked,
-    ReadingService,
-    SpansRanks,
-)
+from streamdag.reading_service import CollectsStats, PreparesEpochs, Ranked, SpansRanks
 from streamdag.runtime import RuntimeGraph, WorkerContext
 from streamdag.stats.snapshot import snapshot
 from streamdag.testing import assert_resumes, run_epochs
@@ -28,7 +24,7 @@ from tests.support.leaks import alive
 log = logging.getLogger("epochs")
 
 
-class EpochLogService(ReadingService):
+class EpochLogService(sd.ReadingService):
     """Runs the graph in this thread and logs each epoch it starts."""
 
     def __init__(self) -> None:
@@ -52,6 +48,11 @@ class EpochLogService(ReadingService):
     def shutdown(self) -> None:
         if self.graph is not None:
             self.graph.close()
+
+
+def test_the_example_is_the_one_in_the_docs():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "reading-services.md").read_text()
+    assert inspect.getsource(EpochLogService) in docs
 
 
 def pipeline() -> sd.DataPipe:
