@@ -38,8 +38,7 @@ class EpochLogService(sd.ReadingService):
         self.graph.start_epoch(base_seed, epoch)
         if state is not None:
             self.graph.restore(state)
-        log.info("epoch %d, seed %d, %s", epoch, base_seed,
-                 "from the start" if state is None else "resumed")
+        log.info("epoch %d, seed %d, resumed: %s", epoch, base_seed, state is not None)
         return self.graph.iterate()
 
     def state(self) -> Any:
@@ -56,8 +55,13 @@ def test_the_example_is_the_one_in_the_docs():
 
 
 def pipeline() -> sd.DataPipe:
-    return (sd.IterableWrapper(range(40)).shuffle(buffer_size=8).sharding_filter()
-            .map(lambda x: x * 10).batch(3))
+    return (
+        sd.IterableWrapper(range(40))
+        .shuffle(buffer_size=8)
+        .sharding_filter()
+        .map(lambda x: x * 10)
+        .batch(3)
+    )
 
 
 def test_the_example_service_resumes_exactly():
@@ -76,16 +80,23 @@ def test_the_example_service_runs_a_loader_as_the_in_process_service_does(caplog
             rest = list(loader)
     assert got == run_epochs(pipeline(), epochs=2, seed=3)
     assert [head, *rest] == got[0]
-    epochs = [r.getMessage().split(",")[0] for r in caplog.records]
-    assert epochs == ["epoch 0", "epoch 1", "epoch 0", "epoch 0"]
-    assert caplog.records[-1].getMessage().endswith("resumed")
+    logged = [r.getMessage().split(", ") for r in caplog.records]
+    assert [(epoch, resumed) for epoch, _, resumed in logged] == [
+        ("epoch 0", "resumed: False"),
+        ("epoch 1", "resumed: False"),
+        ("epoch 0", "resumed: False"),
+        ("epoch 0", "resumed: True"),
+    ]
 
 
 @pytest.mark.parametrize("flag", ["stats", "progress"])
 def test_statistics_need_a_service_that_collects_them(flag):
-    with pytest.raises(TypeError, match=rf"EpochLogService cannot collect statistics for "
-                                        rf"DataLoader2\({flag}=True\): it has no "
-                                        r"collect_stats\(\) and stats_snapshots\(\)"):
+    with pytest.raises(
+        TypeError,
+        match=rf"EpochLogService cannot collect statistics for "
+        rf"DataLoader2\({flag}=True\): it has no "
+        r"collect_stats\(\) and stats_snapshots\(\)",
+    ):
         sd.DataLoader2(pipeline(), reading_service=EpochLogService(), **{flag: True})
 
 
@@ -109,22 +120,37 @@ def test_a_service_gains_a_capability_by_having_its_methods():
 
 def test_the_built_in_services_declare_their_capabilities():
     def capabilities(service):
-        return {c.__name__ for c in (Ranked, SpansRanks, CollectsStats, PreparesEpochs)
-                if isinstance(service, c)}
+        return {
+            c.__name__
+            for c in (Ranked, SpansRanks, CollectsStats, PreparesEpochs)
+            if isinstance(service, c)
+        }
 
     assert capabilities(EpochLogService()) == set()
     assert capabilities(sd.InProcessReadingService()) == {"Ranked", "CollectsStats"}
     assert capabilities(sd.MultiProcessingReadingService(2)) == {
-        "Ranked", "CollectsStats", "PreparesEpochs"}
+        "Ranked",
+        "CollectsStats",
+        "PreparesEpochs",
+    }
     assert capabilities(sd.MultiThreadingReadingService(2)) == {
-        "Ranked", "CollectsStats", "PreparesEpochs"}
+        "Ranked",
+        "CollectsStats",
+        "PreparesEpochs",
+    }
     assert capabilities(sd.DistributedReadingService()) == {
-        "SpansRanks", "CollectsStats", "PreparesEpochs"}
-    composed = sd.SequentialReadingService(sd.DistributedReadingService(),
-                                           sd.MultiThreadingReadingService(2))
+        "SpansRanks",
+        "CollectsStats",
+        "PreparesEpochs",
+    }
+    composed = sd.SequentialReadingService(
+        sd.DistributedReadingService(), sd.MultiThreadingReadingService(2)
+    )
     assert capabilities(composed) == {"SpansRanks", "CollectsStats", "PreparesEpochs"}
     assert capabilities(sd.SequentialReadingService(sd.InProcessReadingService())) == {
-        "Ranked", "CollectsStats"}
+        "Ranked",
+        "CollectsStats",
+    }
     assert capabilities(sd.SequentialReadingService(EpochLogService())) == set()
 
 
@@ -137,8 +163,11 @@ def test_sequential_runs_a_third_party_service():
 
 
 def test_a_distributed_service_needs_a_service_that_takes_a_rank():
-    with pytest.raises(TypeError, match=r"EpochLogService cannot run under "
-                                        r"DistributedReadingService: it has no set_rank\(\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"EpochLogService cannot run under "
+        r"DistributedReadingService: it has no set_rank\(\)",
+    ):
         sd.SequentialReadingService(sd.DistributedReadingService(), EpochLogService())
 
 

@@ -69,6 +69,8 @@ def require(service: object, capability: type, to: str) -> None:
     """Raise a TypeError saying what ``service`` lacks to do ``to``."""
     if not isinstance(service, capability):
         names = " and ".join(f"{name}()" for name in methods_of(capability))
-        msg = (f"{type(service).__name__} cannot {to}: it has no {names} (the "
-               f"{capability.__name__} capability of streamdag.reading_service)")
+        msg = (
+            f"{type(service).__name__} cannot {to}: it has no {names} (the "
+            f"{capability.__name__} capability of streamdag.reading_service)"
+        )
         raise TypeError(msg)
