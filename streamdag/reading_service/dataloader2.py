@@ -15,6 +15,7 @@ from ..stats.report import PipelineStats
 from ..stats.report import build as build_stats
 from ..stats.snapshot import by_id, by_position
 from .base import ReadingService
+from .capabilities import CollectsStats, PreparesEpochs, SpansRanks, require
 from .in_process import InProcessReadingService
 
 T = TypeVar("T")
@@ -31,7 +32,8 @@ class DataLoader2(Generic[T]):
     in a new loader over the same pipeline resume exactly.
 
     ``stats=True`` collects per-node statistics (``stats()``); ``progress=True``
-    shows a progress bar with elements/s and MB/s (and collects statistics)."""
+    shows a progress bar with elements/s and MB/s (and collects statistics).
+    Both need a service that collects statistics (``CollectsStats``)."""
 
     def __init__(self, datapipe: DataPipe[T], reading_service: ReadingService | None = None,
                  seed: int | None = None, *, stats: bool = False,
@@ -40,11 +42,16 @@ class DataLoader2(Generic[T]):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
         check_sharded_once(datapipe.node)  # here, before a worker service starts its workers
         self.datapipe = datapipe
-        self.reading_service = reading_service or InProcessReadingService()
-        self.reading_service.initialize(datapipe.node)
-        self._stats_on = stats or progress
-        if self._stats_on:
-            self.reading_service.collect_stats()
+        service = reading_service or InProcessReadingService()
+        self._stats: CollectsStats | None = None  # the service, once it collects
+        if stats or progress:
+            flag = "stats=True" if stats else "progress=True"
+            require(service, CollectsStats, f"collect statistics for DataLoader2({flag})")
+        self.reading_service = service
+        service.initialize(datapipe.node)
+        if isinstance(service, CollectsStats) and (stats or progress):
+            service.collect_stats()
+            self._stats = service
         self._progress = progress
         self._waited = self._outside = 0.0
         self._seed = seed
@@ -74,7 +81,7 @@ class DataLoader2(Generic[T]):
             if pending is not None:
                 epoch = pending["epoch"] + 1
         if base_seed is None:
-            base_seed = self.reading_service.agree_seed(self._seed_of(epoch))
+            base_seed = self._agree_seed(self._seed_of(epoch))
         self._drawn = None
         self._next_epoch = epoch + 1
         current = {"epoch": epoch, "seed": base_seed, "yielded": yielded, "done": False,
@@ -82,7 +89,7 @@ class DataLoader2(Generic[T]):
         self._current = current
         it = self.reading_service.epoch(base_seed, epoch, graph_state)
         self._announce_next_epoch()
-        it = self._run_timed(it, current) if self._stats_on else self._run(it, current)
+        it = self._run_timed(it, current) if self._stats is not None else self._run(it, current)
         return progress_bar(it, self, epoch) if self._progress else it
 
     def _run(self, it: Iterator[T], current: dict) -> Iterator[T]:
@@ -97,10 +104,18 @@ class DataLoader2(Generic[T]):
         """Tell the service which epoch follows this one, with its seed, so
         that workers may start it as soon as they finish this one. A loader
         without a seed draws that seed now (ranks agree on it now too)."""
+        service = self.reading_service
+        if not isinstance(service, PreparesEpochs):
+            return
         epoch = self._next_epoch
         if self._seed is None:
-            self._drawn = (epoch, self.reading_service.agree_seed(draw_base_seed()))
-        self.reading_service.prepare_epoch(self._seed_of(epoch), epoch)
+            self._drawn = (epoch, self._agree_seed(draw_base_seed()))
+        service.prepare_epoch(self._seed_of(epoch), epoch)
+
+    def _agree_seed(self, seed: int) -> int:
+        """The base seed every rank uses: ``seed`` where there is one rank."""
+        service = self.reading_service
+        return service.agree_seed(seed) if isinstance(service, SpansRanks) else seed
 
     def _seed_of(self, epoch: int) -> int:
         """The seed of ``epoch`` before ranks agree on it: derived from the
@@ -115,14 +130,16 @@ class DataLoader2(Generic[T]):
         """Per-node statistics since the loader started, summed over this
         rank's workers; with ``all_ranks``, over every rank (a collective:
         call it on every rank). Needs ``DataLoader2(..., stats=True)``."""
-        if not self._stats_on:
+        if self._stats is None:
             raise RuntimeError("statistics are off: create the loader with "
                                "DataLoader2(..., stats=True)")
-        output = self.datapipe.node
-        snapshots = self.reading_service.stats_snapshots()
-        if all_ranks:
-            gathered = self.reading_service.gather(by_position(snapshots, output))
-            snapshots = by_id(gathered, output)
+        output, service = self.datapipe.node, self.reading_service
+        snapshots = self._stats.stats_snapshots()
+        if all_ranks:  # nodes matched by position: each rank has ids of its own
+            snapshots = by_position(snapshots, output)
+            if isinstance(service, SpansRanks):
+                snapshots = service.gather(snapshots)
+            snapshots = by_id(snapshots, output)
         return build_stats(output, snapshots, self._waited, self._outside)
 
     def _run_timed(self, it: Iterator[T], current: dict) -> Iterator[T]:

@@ -48,13 +48,17 @@ from ..core.node import Node, walk
 from ..core.placement import find_boundary, warn_if_unsharded
 from ..errors import ParamError, ResumeError
 from .base import ReadingService
+from .capabilities import CollectsStats, PreparesEpochs, Ranked, SpansRanks, require
 from .errors import UnevenShardsWarning
 from .in_process import InProcessReadingService
 
 _MODES = {True: "drop", "drop": "drop", "pad": "pad", False: None}
 
 
-class DistributedReadingService(ReadingService):
+class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, PreparesEpochs):
+    """Runs the graph on this rank with the service it wraps (in process by
+    default); see the module's docstring for seeds and equal batch counts."""
+
     def __init__(self, even_batches: bool | str = True, sync_every: int = 1) -> None:
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
             raise ParamError(f"sync_every must be an int >= 1, got {sync_every!r}")
@@ -77,7 +81,9 @@ class DistributedReadingService(ReadingService):
         self._endless = False
 
     def wrap(self, inner: ReadingService) -> None:
-        """Run ``inner`` (e.g. a multiprocess service) on this rank."""
+        """Run ``inner`` (e.g. a multiprocess service) on this rank: it must
+        take the rank (``Ranked``)."""
+        require(inner, Ranked, f"run under {type(self).__name__}")
         self._inner = inner
 
     def initialize(self, output: Node) -> None:
@@ -97,10 +103,11 @@ class DistributedReadingService(ReadingService):
 
         tensor = torch.tensor([seed], dtype=torch.int64)
         _distributed().broadcast(tensor, src=0, group=self._group)
-        return self._inner.agree_seed(int(tensor.item()))
+        return int(tensor.item())
 
     def prepare_epoch(self, base_seed: int, epoch: int) -> None:
-        self._inner.prepare_epoch(base_seed, epoch)
+        if isinstance(self._inner, PreparesEpochs):
+            self._inner.prepare_epoch(base_seed, epoch)
 
     def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
         inner_state, skip, number = None, 0, 0
@@ -134,11 +141,13 @@ class DistributedReadingService(ReadingService):
         return {"world_size": self.world_size, "pass": number, "inner": inner, "skip": skip}
 
     def collect_stats(self) -> None:
+        require(self._inner, CollectsStats, "collect statistics")
         self._inner.collect_stats()
 
     def stats_snapshots(self) -> list[dict[str, Any]]:
         counts = {"dropped": self._dropped, "repeated": self._repeated}
-        return [*self._inner.stats_snapshots(), {"nodes": {}, "even_batches": counts}]
+        inner = self._inner.stats_snapshots() if isinstance(self._inner, CollectsStats) else []
+        return [*inner, {"nodes": {}, "even_batches": counts}]
 
     def gather(self, snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Every rank's snapshots: a collective, so every rank must call it."""

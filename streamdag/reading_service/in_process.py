@@ -12,9 +12,10 @@ from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
+from .capabilities import CollectsStats, Ranked
 
 
-class InProcessReadingService(ReadingService):
+class InProcessReadingService(ReadingService, Ranked, CollectsStats):
     """No workers, no copies: the reference service and the fastest for
     cheap per-element work."""
 

@@ -8,15 +8,21 @@ from typing import Any
 from ..core.node import Node
 from ..errors import ParamError
 from .base import ReadingService
+from .capabilities import CAPABILITIES, methods_of
 from .distributed import DistributedReadingService
 
 
 class SequentialReadingService(ReadingService):
     """``SequentialReadingService(dist, mp)``: each rank of ``dist`` runs the
-    graph with ``mp`` (any executing service: in-process, processes, threads).
-    The distributed service supplies rank and world size (so sharding splits
-    over rank * num_workers + worker), the shared base seed and equal batch
-    counts; the executing service runs the graph. Order does not matter."""
+    graph with ``mp`` (any service that takes a rank: in-process, processes,
+    threads, or your own). The distributed service supplies rank and world
+    size (so sharding splits over rank * num_workers + worker), the shared
+    base seed and equal batch counts; the executing service runs the graph.
+    Order does not matter.
+
+    The composition is ``dist`` wrapping ``mp`` (``outer``); this service runs
+    it and has the capabilities it has (``streamdag.reading_service``), as
+    the same bound methods."""
 
     def __init__(self, *services: ReadingService) -> None:
         dists = [s for s in services if isinstance(s, DistributedReadingService)]
@@ -26,38 +32,24 @@ class SequentialReadingService(ReadingService):
                    "with at most one executing service (InProcess, MultiProcessing or "
                    f"MultiThreading), got {[type(s).__name__ for s in services]}")
             raise ParamError(msg)
-        outer = dists[0] if dists else others[0]
         if dists and others:
             dists[0].wrap(others[0])
         self.services = services
-        self._outer: ReadingService = outer
+        #: the composed service: the distributed one, else the executing one
+        self.outer: ReadingService = dists[0] if dists else others[0]
+        for capability in CAPABILITIES:
+            if isinstance(self.outer, capability):
+                for name in methods_of(capability):
+                    setattr(self, name, getattr(self.outer, name))
 
     def initialize(self, output: Node) -> None:
-        self._outer.initialize(output)
+        self.outer.initialize(output)
 
     def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
-        return self._outer.epoch(base_seed, epoch, state)
+        return self.outer.epoch(base_seed, epoch, state)
 
     def state(self) -> Any:
-        return self._outer.state()
-
-    def agree_seed(self, seed: int) -> int:
-        return self._outer.agree_seed(seed)
-
-    def prepare_epoch(self, base_seed: int, epoch: int) -> None:
-        self._outer.prepare_epoch(base_seed, epoch)
-
-    def set_rank(self, rank: int, world_size: int) -> None:
-        self._outer.set_rank(rank, world_size)
+        return self.outer.state()
 
     def shutdown(self) -> None:
-        self._outer.shutdown()
-
-    def collect_stats(self) -> None:
-        self._outer.collect_stats()
-
-    def stats_snapshots(self) -> list[dict[str, Any]]:
-        return self._outer.stats_snapshots()
-
-    def gather(self, snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self._outer.gather(snapshots)
+        self.outer.shutdown()

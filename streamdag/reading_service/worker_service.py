@@ -25,6 +25,7 @@ from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
+from .capabilities import CollectsStats, PreparesEpochs, Ranked
 from .errors import WorkerTimeoutError
 from .merge import Inbox, Merge
 from .worker import STATS
@@ -45,7 +46,7 @@ class WorkerPool(Protocol):
     def stop(self) -> None: ...
 
 
-class WorkerService(ReadingService):
+class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
     """Runs the worker part of the graph in ``num_workers`` workers and the
     main part over their merged stream. With ``num_workers=0`` the worker part
     runs in the calling thread (for debugging), under the same state format."""
@@ -77,7 +78,7 @@ class WorkerService(ReadingService):
         self._worker_stats: dict[int, dict] = {}  # the latest snapshot of each worker
         self._retired_stats: list[dict] = []  # the last ones of workers since stopped
 
-    # -- the ReadingService interface --------------------------------------
+    # -- the ReadingService interface and its capabilities -----------------
     def set_rank(self, rank: int, world_size: int) -> None:
         self._rank, self._world = rank, world_size
 
