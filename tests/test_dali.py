@@ -253,12 +253,12 @@ def test_dali_after_worker_processes_over_two_epochs(jpegs: list[bytes]) -> None
         loader.shutdown()
 
 
-# A DALI loader dropped in a reference cycle is garbage that the forked worker
-# inherits, and collects at its first allocation when the cycle is young. The
-# fork hook fixes that moment, which otherwise depends on the collector's
-# counters (and on the load of the machine). Destroying the pipeline in the
-# worker joins DALI threads that do not exist there: SIGSEGV, unless a worker
-# never collects what it inherited.
+# A dropped loader is garbage in reference cycles, and with it its DALI pipeline.
+# A forked worker inherits that garbage and collects it at its first allocation
+# when the cycles are young; the fork hook fixes that moment, which otherwise
+# depends on the collector's counters (and on the load of the machine).
+# Destroying the pipeline in the worker joins DALI threads that do not exist
+# there: SIGSEGV, unless a worker never collects what it inherited.
 _DALI_GARBAGE_AT_FORK = """
 import gc, io, os
 from PIL import Image
@@ -269,15 +269,10 @@ Image.new("RGB", (16, 16), (200, 30, 30)).save(buf, "JPEG")
 dp = sd.IterableWrapper([buf.getvalue()] * 4).batch(2).decode_images(backend="dali",
                                                                     device="cpu")
 
-class Cycle:
-    pass
-
 def leave_a_dali_loader_as_garbage():
-    gc.set_threshold(10**6)  # nothing collected meanwhile: the whole cycle stays young
+    gc.set_threshold(10**6)  # nothing collected meanwhile: the garbage stays young
     earlier = sd.DataLoader2(dp)
     assert sum(len(images) for images in earlier) == 4  # builds its DALI pipeline
-    cycle = Cycle()
-    cycle.self, cycle.loader = cycle, earlier
     gc.set_threshold(1)  # the next allocation collects the young garbage
 
 os.register_at_fork(before=leave_a_dali_loader_as_garbage)
@@ -295,7 +290,7 @@ def test_forked_workers_never_destroy_the_parents_dali_pipelines() -> None:
     proc = subprocess.run([sys.executable, "-c", _DALI_GARBAGE_AT_FORK], capture_output=True,
                           text=True, timeout=100)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split("\n")[-2] == str(list(range(8)))
+    assert proc.stdout.splitlines()[-1] == str(list(range(8)))
 
 
 @pytest.mark.dali
