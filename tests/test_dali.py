@@ -254,6 +254,46 @@ def test_dali_after_worker_processes_over_two_epochs(jpegs: list[bytes]) -> None
         loader.shutdown()
 
 
+# A dropped loader is garbage in reference cycles, and with it its DALI pipeline.
+# A forked worker inherits that garbage and collects it at its first allocation
+# when the cycles are young; the fork hook fixes that moment, which otherwise
+# depends on the collector's counters (and on the load of the machine).
+# Destroying the pipeline in the worker joins DALI threads that do not exist
+# there: SIGSEGV, unless a worker never collects what it inherited.
+_DALI_GARBAGE_AT_FORK = """
+import gc, io, os
+from PIL import Image
+import streamdag as sd
+
+buf = io.BytesIO()
+Image.new("RGB", (16, 16), (200, 30, 30)).save(buf, "JPEG")
+dp = sd.IterableWrapper([buf.getvalue()] * 4).batch(2).decode_images(backend="dali",
+                                                                    device="cpu")
+
+def leave_a_dali_loader_as_garbage():
+    gc.set_threshold(10**6)  # nothing collected meanwhile: the garbage stays young
+    earlier = sd.DataLoader2(dp)
+    assert sum(len(images) for images in earlier) == 4  # builds its DALI pipeline
+    gc.set_threshold(1)  # the next allocation collects the young garbage
+
+os.register_at_fork(before=leave_a_dali_loader_as_garbage)
+loader = sd.DataLoader2(sd.IterableWrapper(range(8)).sharding_filter(),
+                        sd.MultiProcessingReadingService(num_workers=2), seed=0)
+print(sorted(loader))
+loader.shutdown()
+"""
+
+
+@pytest.mark.dali
+@needs_dali
+@pytest.mark.timeout(120)
+def test_forked_workers_never_destroy_the_parents_dali_pipelines() -> None:
+    proc = subprocess.run([sys.executable, "-c", _DALI_GARBAGE_AT_FORK], capture_output=True,
+                          text=True, timeout=100)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == str(list(range(8)))
+
+
 @pytest.mark.dali
 @needs_dali
 def test_dali_epoch_left_early_does_not_leak_into_the_next(jpegs: list[bytes]) -> None:

@@ -3,6 +3,7 @@ exactly once, deterministic order, exact resume, seeds, placement, transport."""
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import warnings
@@ -299,6 +300,13 @@ def test_spawn_names_the_node_whose_function_cannot_be_pickled():
 def test_lambdas_work_with_fork():
     dp = sd.IterableWrapper(range(4)).sharding_filter().map(lambda x: -x)
     assert run_epoch(dp, reading_service=partial(MP, 2)) == [0, -1, -2, -3]
+
+
+def test_garbage_collection_is_paused_only_while_workers_fork():
+    """A forked worker freezes what it inherited, then collects its own garbage."""
+    dp = sd.IterableWrapper(range(4)).sharding_filter().map(lambda x: (x, gc.isenabled()))
+    assert run_epoch(dp, reading_service=partial(MP, 2)) == [(i, True) for i in range(4)]
+    assert gc.isenabled()
 
 
 def test_bad_parameters_fail_at_construction():

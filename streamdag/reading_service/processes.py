@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -50,11 +50,19 @@ RELEASE = "release"
 
 def process_main(spec: Node, context: WorkerContext, conn: Connection,
                  worker_init_fn: Callable[[int], Any] | None,
-                 inherited: list[Connection]) -> None:
-    """Entry point of a worker process."""
+                 inherited: list[Connection], collect: bool) -> None:
+    """Entry point of a worker process. ``collect``: whether the main process
+    had automatic garbage collection on (it is paused across a fork)."""
+    # What a fork inherits is never collected here: garbage of the main process (a
+    # dropped DALI pipeline, CUDA tensors) would be finalized in a process without
+    # its threads (DALI's destructor joins them: SIGSEGV). Nothing has been
+    # collected since the fork (see _collection_paused); freezing also keeps gc
+    # from walking and copying the inherited heap.
+    gc.freeze()
+    if collect:
+        gc.enable()
     for other in inherited:  # fork only: main-side ends this process must not hold
         other.close()
-    gc.freeze()  # a forked heap (torch...) is never garbage: keep gc from walking and copying it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     set_worker_info(context)
     channel = _Channel(conn)
@@ -146,16 +154,19 @@ class ProcessPool:
         self._finalizer = weakref.finalize(self, _stop_all, self._procs, self._conns, self._socks,
                                            self._views)
         fork = mp_context.get_start_method() == "fork"
+        collect = gc.isenabled()
         try:
             for context in contexts:
                 ours, theirs = mp_context.Pipe(duplex=True)
                 inherited = [*self._conns, ours] if fork else []
                 proc = mp_context.Process(
-                    target=process_main, args=(spec, context, theirs, worker_init_fn, inherited),
+                    target=process_main,
+                    args=(spec, context, theirs, worker_init_fn, inherited, collect),
                     name=f"streamdag-worker-{context.worker_id}", daemon=True)
                 self._conns.append(ours)
                 try:
-                    proc.start()
+                    with _collection_paused():
+                        proc.start()
                 finally:
                     theirs.close()
                 self._procs.append(proc)
@@ -239,6 +250,20 @@ class ProcessPool:
     def stop(self) -> None:
         """Ask every worker to exit, then terminate the ones that do not. Idempotent."""
         self._finalizer()
+
+
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """No automatic garbage collection while a worker starts: a forked child
+    starts with it off and runs Python code (multiprocessing's after-fork
+    hooks) before ``process_main`` freezes what it inherited."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _stop_all(procs: list[Any], conns: list[Connection], socks: list[Any],
