@@ -5,13 +5,23 @@ unmaps every segment the loop no longer holds."""
 
 from __future__ import annotations
 
+import collections
+import functools
+import gc
+
+import numpy as np
 import pytest
 import torch
 
 import streamdag as sd
 from streamdag.reading_service import worker
 from streamdag.reading_service.segments import MAX_FREE
-from tests.support.leaks import mapped_segments, no_leaks, wait_until  # noqa: F401 - fixture
+from tests.support.leaks import (  # noqa: F401 - fixture
+    mapped_segments,
+    no_leaks,
+    segment_inodes,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
 
@@ -70,3 +80,52 @@ def test_segments_mapped_between_epochs_stay_within_the_bound(persistent, keep, 
             )  # workers take segments back between two commands
             assert all(n <= per_worker for n in segments_of(workers)), segments_of(workers)
             assert mapped_segments() <= in_main, (mapped_segments(), segments_of(workers))
+
+
+_met = collections.Counter()  # per worker process: how often it met each element
+
+
+def unpicklable_once(x, bad):
+    """A sample with a 100 KB array (sent through a segment); the first time a
+    worker process meets ``bad`` (epoch 0: workers persist), the sample also
+    holds a generator, after the array, so that pickling it fails once the
+    array is in a segment."""
+    sample = {"x": x, "image": np.full(100_000, x, dtype=np.uint8)}
+    _met[x] += 1
+    if x == bad and _met[x] == 1:
+        sample["extra"] = (i for i in range(x))
+    return sample
+
+
+@pytest.mark.parametrize("bad", [1, 3], ids=["first_of_its_chunk", "after_an_array"])
+def test_a_message_that_fails_to_pickle_leaves_segments_consistent(bad, monkeypatch):
+    """Worker 1 sends samples 1, 3 | 5, 7 in two chunks; in epoch 0 sample ``bad``
+    cannot be pickled, after its array (and that of sample 1, if ``bad`` is 3)
+    went into new segments. The worker sends the samples before it and the
+    error; the segments the failed message made never reached the main
+    process, so the worker must not keep them: a later message reusing one
+    would name a segment the main process does not know. Epochs 1 and 2 are
+    whole, and the worker maps no segment the main process does not."""
+    monkeypatch.setattr(worker, "CHUNK_ITEMS", 2)  # forked workers too
+    monkeypatch.setattr(worker, "CHUNK_SECONDS", 60.0)  # chunks of exactly 2
+    dp = sd.IterableWrapper(range(8)).sharding_filter().map(
+        functools.partial(unpicklable_once, bad=bad), name="lazy")
+    service = sd.MultiProcessingReadingService(2, persistent_workers=True)
+    with sd.DataLoader2(dp, reading_service=service, seed=0) as loader:
+        got = []
+        with pytest.raises(sd.WorkerError) as info:
+            got.extend(sample["x"] for sample in loader)
+        assert (info.value.worker_id, info.value.name) == (1, "lazy")
+        assert got == list(range(bad))  # in turn: worker 0's, then worker 1's before ``bad``
+        one = service.worker_pids[1]
+        assert wait_until(lambda: segment_inodes(one) <= segment_inodes(), timeout=10), (
+            segment_inodes(one), segment_inodes())
+        for _ in range(2):
+            got.clear()
+            for sample in loader:
+                assert (sample["image"] == sample["x"]).all()
+                got.append(sample["x"])
+            assert got == list(range(8))
+    del info, sample, loader, service  # the error's traceback holds the loader's frames
+    gc.collect()  # the loader's objects hold each other, and the chunks made for epoch 3
+    assert mapped_segments() == 0

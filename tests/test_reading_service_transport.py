@@ -171,8 +171,16 @@ def test_free_segments_of_a_size_no_longer_sent_give_way(link):
 
 
 def test_a_message_that_fails_to_pickle_gives_its_segments_back(link):
+    """A segment the failed message reused is free again; one it made is
+    unmapped, as the main process never learnt of it: reusing it would send
+    a message naming a segment the main process does not map."""
+    link.send([batch(1)])
+    del link.receive()[0]
+    link.give_back()
     fds = open_fds()
     with pytest.raises(TypeError):
-        transport.encode([batch(1), threading.Lock()], link.pool)
-    assert open_fds() == fds + 1  # the message's descriptor closed, the pool's mapping kept
-    assert link.send([batch(2)]) == 0  # and the segment free again
+        transport.encode([batch(2), batch(3), threading.Lock()], link.pool)
+    assert open_fds() == fds  # the new segment's descriptor and mapping closed
+    assert link.send([batch(4), batch(5)]) == 1  # the free segment reused, a new one made
+    fourth, fifth = link.receive()
+    assert torch.equal(fourth, batch(4)) and torch.equal(fifth, batch(5))

@@ -82,9 +82,11 @@ class SegmentPool:
         return segment, fd
 
     def give_back(self, ids: Iterable[int], unmap: Iterable[int] = ()) -> None:
-        """Segments the main process no longer uses (or that a failed send never
-        delivered) become free, but those it unmapped (``unmap``); stale ones
-        and the oldest beyond ``MAX_FREE`` are retired."""
+        """Segments the main process no longer uses (or that a message that
+        failed to pickle reused) become free; those in ``unmap`` (unmapped by
+        the main process, or made for that message, so never known to it)
+        are unmapped without a word to it; stale ones and the oldest beyond
+        ``MAX_FREE`` are retired."""
         for i in unmap:
             if (segment := self._segments.pop(i, None)) is not None:
                 segment.mapping.close()

@@ -56,8 +56,8 @@ def encode(obj: Any, pool: SegmentPool) -> Encoded:
     pickler = _Pickler(buf, pool)
     try:
         pickler.dump((pool.retired, obj))
-    except BaseException:
-        pool.give_back(pickler.taken)
+    except BaseException:  # the main process never learns of the segments it made
+        pool.give_back(pickler.reused, unmap=pickler.made)
         Encoded(memoryview(b""), pickler.fds).close()
         raise
     pool.retired = []  # named in this message
@@ -120,7 +120,8 @@ class _Pickler(pickle.Pickler):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.pool = pool
         self.fds: list[int] = []
-        self.taken: list[int] = []
+        self.reused: list[int] = []  # ids of free segments taken
+        self.made: list[int] = []  # ids of new segments, whose descriptors are in fds
         self._np = sys.modules.get("numpy")
         torch = sys.modules.get("torch")
         self._tensor = torch.Tensor if torch is not None else None
@@ -137,9 +138,11 @@ class _Pickler(pickle.Pickler):
         """A segment for ``nbytes`` and how the main process finds it:
         (segment id, index of its descriptor in this message or -1, capacity, nbytes)."""
         segment, fd = self.pool.take(nbytes)
-        self.taken.append(segment.id)
         index = -1
-        if fd is not None:
+        if fd is None:
+            self.reused.append(segment.id)
+        else:
+            self.made.append(segment.id)
             self.fds.append(fd)
             index = len(self.fds) - 1
         return segment.mapping, (segment.id, index, segment.capacity, nbytes)

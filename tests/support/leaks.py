@@ -49,12 +49,18 @@ def shm_segments() -> set[str]:
 
 def mapped_segments(pid: int | None = None) -> int:
     """Shared-memory segments (streamdag's anonymous memfds) mapped by a process."""
+    return len(segment_inodes(pid))
+
+
+def segment_inodes(pid: int | None = None) -> set[str]:
+    """The inodes of the segments a process maps: a segment mapped by a
+    worker and by the main process has the same inode in both."""
     pid = os.getpid() if pid is None else pid
     try:
         with open(f"/proc/{pid}/maps") as f:
-            return len({line.split()[4] for line in f if "/memfd:streamdag" in line})
+            return {line.split()[4] for line in f if "/memfd:streamdag" in line}
     except OSError:  # the process is gone
-        return 0
+        return set()
 
 
 def wait_until(predicate, timeout: float = 5.0) -> bool:
