@@ -12,8 +12,11 @@ from .backend import OP, ImageBackend
 from .transform import Transform
 
 #: backend name -> (module of this package, class)
-BACKENDS = {"dali": ("dali", "DaliBackend"), "nvjpeg": ("nvjpeg", "NvjpegBackend"),
-            "pillow": ("pillow", "PillowBackend")}
+MODULES = {
+    "dali": ("dali", "DaliBackend"),
+    "nvjpeg": ("nvjpeg", "NvjpegBackend"),
+    "pillow": ("pillow", "PillowBackend"),
+}
 
 
 def auto_backend(device: str, *, dali: bool, nvjpeg: bool) -> str:
@@ -32,19 +35,24 @@ def choose(backend: str, device: str | None) -> tuple[str, str]:
     if device is None:
         device = "gpu" if cuda else "cpu"
     if device == "gpu" and not cuda:
-        raise RuntimeError(f"{OP}: device='gpu' but torch.cuda is not available; "
-                           "use device='cpu' or leave device unset")
+        raise RuntimeError(
+            f"{OP}: device='gpu' but torch.cuda is not available; "
+            "use device='cpu' or leave device unset"
+        )
     if backend == "auto":
         from .dali import dali_available
         from .nvjpeg import nvjpeg_available
 
-        backend = auto_backend(device, dali=device == "gpu" and dali_available(),
-                               nvjpeg=device == "gpu" and nvjpeg_available())
+        backend = auto_backend(
+            device,
+            dali=device == "gpu" and dali_available(),
+            nvjpeg=device == "gpu" and nvjpeg_available(),
+        )
     return device, backend
 
 
 def open_backend(name: str, transform: Transform, device: str, num_threads: int) -> ImageBackend:
     """A new backend ``name`` (its module is imported only now)."""
-    module, cls = BACKENDS[name]
+    module, cls = MODULES[name]
     backend: Any = getattr(import_module(f"{__package__}.{module}"), cls)
     return backend(transform, device, num_threads)

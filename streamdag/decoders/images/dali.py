@@ -47,7 +47,8 @@ def import_dali() -> Any:
     except ImportError as exc:
         raise DaliMissingError(
             f"{OP}: backend='dali' needs NVIDIA DALI, which is not installed ({exc}). "
-            f"Install it with: {INSTALL_DALI}  (or use backend='pillow' / 'auto')") from None
+            f"Install it with: {INSTALL_DALI}  (or use backend='pillow' / 'auto')"
+        ) from None
     return dali
 
 
@@ -153,8 +154,9 @@ class DaliBackend(ImageBackend):
             if built is None or built[1] < n:
                 built = self._build(n), n
             self._queue, self._batch = _DaliQueue(built[0], DALI_DEPTH), built[1]
-        arrays = [e if isinstance(e, np.ndarray) else np.frombuffer(e, dtype=np.uint8)
-                  for e in encoded]
+        arrays = [
+            e if isinstance(e, np.ndarray) else np.frombuffer(e, dtype=np.uint8) for e in encoded
+        ]
         try:
             self._queue.put(arrays)
         except Exception:
@@ -175,8 +177,9 @@ class DaliBackend(ImageBackend):
             held, self._queue = self._queue.held(), None  # a failed pipeline is not reused
             bad = probe(held[0])
             if not bad:
-                raise RuntimeError(f"{OP}: DALI failed on a batch of {len(held[0])} images: "
-                                   f"{exc}") from exc
+                raise RuntimeError(
+                    f"{OP}: DALI failed on a batch of {len(held[0])} images: {exc}"
+                ) from exc
             self._failed = held
             raise BadImages(bad) from exc
         # DALI recycles its buffers: take one device-local copy (never via the host).
@@ -226,28 +229,46 @@ class DaliBackend(ImageBackend):
 
             device_id = torch.cuda.current_device()
 
-        @dali.pipeline_def(batch_size=batch_size, num_threads=self.num_threads,
-                           device_id=device_id, prefetch_queue_depth=DALI_DEPTH,
-                           exec_dynamic=True)
+        @dali.pipeline_def(
+            batch_size=batch_size,
+            num_threads=self.num_threads,
+            device_id=device_id,
+            prefetch_queue_depth=DALI_DEPTH,
+            exec_dynamic=True,
+        )
         def pipeline() -> Any:
             enc = fn.external_source(name="encoded", dtype=types.UINT8, no_copy=True)
             # fancy upsampling: 4:2:0 chroma as libjpeg-turbo (Pillow) upsamples it
-            img = fn.decoders.image(enc, device="mixed" if gpu else "cpu",
-                                    output_type=types.RGB, jpeg_fancy_upsampling=True)
+            img = fn.decoders.image(
+                enc,
+                device="mixed" if gpu else "cpu",
+                output_type=types.RGB,
+                jpeg_fancy_upsampling=True,
+            )
             if t.size is not None:
                 if isinstance(t.size, int):
-                    img = fn.resize(img, resize_shorter=float(t.size),
-                                    interp_type=types.INTERP_LINEAR, antialias=True,
-                                    subpixel_scale=False)
+                    img = fn.resize(
+                        img,
+                        resize_shorter=float(t.size),
+                        interp_type=types.INTERP_LINEAR,
+                        antialias=True,
+                        subpixel_scale=False,
+                    )
                 else:
-                    img = fn.resize(img, resize_y=float(t.size[0]),
-                                    resize_x=float(t.size[1]),
-                                    interp_type=types.INTERP_LINEAR, antialias=True,
-                                    subpixel_scale=False)
+                    img = fn.resize(
+                        img,
+                        resize_y=float(t.size[0]),
+                        resize_x=float(t.size[1]),
+                        interp_type=types.INTERP_LINEAR,
+                        antialias=True,
+                        subpixel_scale=False,
+                    )
             scaled = t.normalisation()
             if t.crop is not None or scaled is not None or t.layout == "CHW":
-                kw: dict[str, Any] = {"output_layout": t.layout,
-                                      "dtype": types.UINT8 if scaled is None else types.FLOAT}
+                kw: dict[str, Any] = {
+                    "output_layout": t.layout,
+                    "dtype": types.UINT8 if scaled is None else types.FLOAT,
+                }
                 if t.crop is not None:
                     kw["crop"] = t.crop
                 if scaled is not None:

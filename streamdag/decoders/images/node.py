@@ -40,7 +40,7 @@ from .transform import Transform
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "image", "img", "webp", "bmp")
 ENCODED = (bytes, bytearray, memoryview, np.ndarray)
-_NONE: Any = object()  # no saved state / end of input / a batch dropped whole
+_NONE: Any = object()  # no saved state / end of input
 
 
 class _Job(NamedTuple):
@@ -60,8 +60,7 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
         p = self.params
         self.field = p["field"]
         self.device, name = choose(p["backend"], p["device"])
-        self.backend = open_backend(name, Transform.from_params(p), self.device,
-                                    p["num_threads"])
+        self.backend = open_backend(name, Transform.from_params(p), self.device, p["num_threads"])
         # the batch size a backend prepares for before the first batch shows it
         self._hint = upstream_batch_size(self.spec.inputs[0])
         self._saved: Any = _NONE
@@ -89,35 +88,29 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
             if job.encoded:
                 if not backend.prepare(len(job.encoded)):
                     while len(jobs) > 1:  # hand on what the backend holds first
-                        out = self._hand_on(jobs)
-                        if out is not _NONE:
-                            yield out
+                        yield from self._hand_on(jobs)
                 backend.put(job.encoded)
             if len(jobs) >= depth:
-                out = self._hand_on(jobs)
-                if out is not _NONE:
-                    yield out
+                yield from self._hand_on(jobs)
         while jobs:
-            out = self._hand_on(jobs)
-            if out is not _NONE:
-                yield out
+            yield from self._hand_on(jobs)
 
-    def _hand_on(self, jobs: deque[_Job]) -> Any:
-        """The oldest job, decoded (``_NONE`` if none of its images decoded
+    def _hand_on(self, jobs: deque[_Job]) -> Iterator[Any]:
+        """The oldest job, decoded (nothing if none of its images decoded
         under skip/warn); ``state()`` then re-reads the jobs still queued."""
         job = jobs.popleft()
         self._saved = jobs[0].before if jobs else _NONE
-        if not job.encoded:
-            return job.batch
-        while True:
+        if not job.encoded:  # an empty input batch passes through
+            yield job.batch
+            return
+        while job.encoded:  # less the images that do not decode, until the rest do
             try:
                 images = self.backend.take()
             except BadImages as bad:
                 job = self._without(job, bad.errors)
-                if not job.encoded:
-                    return _NONE
             else:
-                return self._join(job, images)
+                yield self._join(job, images)
+                return
 
     def _without(self, job: _Job, errors: Mapping[int, BaseException]) -> _Job:
         """``job`` less the samples whose images do not decode: raised (the
@@ -126,8 +119,9 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
             self.fail(errors[i], self._where(job, i))
         self.backend.drop(sorted(errors))
         keep = [i for i in range(len(job.encoded)) if i not in errors]
-        return job._replace(batch=[job.batch[i] for i in keep],
-                            encoded=[job.encoded[i] for i in keep])
+        return job._replace(
+            batch=[job.batch[i] for i in keep], encoded=[job.encoded[i] for i in keep]
+        )
 
     @staticmethod
     def _where(job: _Job, i: int) -> str:
@@ -151,8 +145,10 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
     def _split(self, batch: Any) -> tuple[str, Any, list[Any]]:
         """(layout, image field, encoded images) of an input batch."""
         if not isinstance(batch, (list, tuple)):
-            raise TypeError(f"{OP}: expects batches (lists of samples); got "
-                            f"{type(batch).__name__}. Put .batch(n) before it.")
+            raise TypeError(
+                f"{OP}: expects batches (lists of samples); got "
+                f"{type(batch).__name__}. Put .batch(n) before it."
+            )
         if not batch:
             return "empty", None, []
         kind, field = self._layout_of(batch[0])
@@ -161,8 +157,9 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
         try:
             return kind, field, [sample[field] for sample in batch]
         except (KeyError, IndexError, TypeError) as exc:
-            raise KeyError(f"{OP}: a sample of the batch has no image field {field!r} "
-                           f"({exc!r})") from None
+            raise KeyError(
+                f"{OP}: a sample of the batch has no image field {field!r} ({exc!r})"
+            ) from None
 
     @staticmethod
     def _join(job: _Job, images: Any) -> Any:
@@ -188,5 +185,6 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
             raise KeyError(f"{OP}: no image key in sample keys {list(sample)}; pass field=")
         if isinstance(sample, (tuple, list)):
             return "tuple", 0 if self.field is None else self.field
-        raise TypeError(f"{OP}: samples must be encoded bytes, dicts or tuples; got "
-                        f"{type(sample).__name__}")
+        raise TypeError(
+            f"{OP}: samples must be encoded bytes, dicts or tuples; got {type(sample).__name__}"
+        )

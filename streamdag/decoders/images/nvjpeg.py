@@ -28,8 +28,10 @@ class NvjpegBackend(ImageBackend):
     def __init__(self, transform: Transform, device: str, num_threads: int) -> None:
         super().__init__(transform, device, num_threads)
         if device != "gpu" or not nvjpeg_available():
-            raise RuntimeError(f"{OP}: backend='nvjpeg' needs device='gpu' and torchvision "
-                               "(torchvision.io.decode_jpeg on CUDA)")
+            raise RuntimeError(
+                f"{OP}: backend='nvjpeg' needs device='gpu' and torchvision "
+                "(torchvision.io.decode_jpeg on CUDA)"
+            )
 
     def decode(self, encoded: list[Any]) -> Any:
         import torch
@@ -44,8 +46,9 @@ class NvjpegBackend(ImageBackend):
             except Exception as exc:
                 bad = probe(encoded)
                 if not bad:
-                    raise RuntimeError(f"{OP}: nvJPEG failed on a batch of {len(encoded)} "
-                                       f"images: {exc}") from exc
+                    raise RuntimeError(
+                        f"{OP}: nvJPEG failed on a batch of {len(encoded)} images: {exc}"
+                    ) from exc
                 raise BadImages(bad) from exc
             for i, img in zip(jpeg, decoded, strict=True):
                 images[i] = img
@@ -71,10 +74,11 @@ class NvjpegBackend(ImageBackend):
         t = self.transform
         h, w = t.resized(img.shape[1], img.shape[2])
         if (h, w) != tuple(img.shape[1:]):
-            img = F.interpolate(img[None].float(), size=(h, w), mode="bilinear",
-                                align_corners=False, antialias=True)[0]
+            img = F.interpolate(
+                img[None].float(), size=(h, w), mode="bilinear", align_corners=False, antialias=True
+            )[0]
             img = img.round_().clamp_(0, 255).to(torch.uint8)
         if t.crop is not None:
             top, left = t.crop_origin(img.shape[1], img.shape[2])
-            img = img[:, top:top + t.crop[0], left:left + t.crop[1]]
+            img = img[:, top : top + t.crop[0], left : left + t.crop[1]]
         return img.contiguous()

@@ -30,8 +30,11 @@ class PillowBackend(ImageBackend):
             images = [torch.from_numpy(a.copy()) for a in arrays]
         images = self.transform.finish(images, "HWC")
         if self.device == "gpu":
-            images = (images.cuda(non_blocking=True) if not isinstance(images, list)
-                      else [t.cuda(non_blocking=True) for t in images])
+            images = (
+                images.cuda(non_blocking=True)
+                if not isinstance(images, list)
+                else [t.cuda(non_blocking=True) for t in images]
+            )
         return images
 
     def _one(self, data: Any) -> np.ndarray:

@@ -35,10 +35,13 @@ class Transform:
     def from_params(cls, params: Mapping[str, Any]) -> Transform:
         size = params["size"]
         mean, std = params["mean"], params["std"]
-        return cls(size=size if size is None or isinstance(size, int) else _pair(size),
-                   crop=_pair(params["crop"]),
-                   mean=None if mean is None else tuple(mean),
-                   std=None if std is None else tuple(std), layout=params["layout"])
+        return cls(
+            size=size if size is None or isinstance(size, int) else _pair(size),
+            crop=_pair(params["crop"]),
+            mean=None if mean is None else tuple(mean),
+            std=None if std is None else tuple(std),
+            layout=params["layout"],
+        )
 
     @property
     def dense(self) -> bool:
@@ -80,10 +83,16 @@ class Transform:
             shape = (3,) if layout == "HWC" else (3, 1, 1)
             mean = torch.tensor(scaled[0], device=device).view(shape)
             std = torch.tensor(scaled[1], device=device).view(shape)
-            images = ((images.float() - mean) / std if stacked
-                      else [(t.float() - mean) / std for t in images])
+            images = (
+                (images.float() - mean) / std
+                if stacked
+                else [(t.float() - mean) / std for t in images]
+            )
         if layout != self.layout:
             order = (2, 0, 1) if self.layout == "CHW" else (1, 2, 0)
-            images = (images.permute(0, *(d + 1 for d in order)).contiguous() if stacked
-                      else [t.permute(*order).contiguous() for t in images])
+            images = (
+                images.permute(0, *(d + 1 for d in order)).contiguous()
+                if stacked
+                else [t.permute(*order).contiguous() for t in images]
+            )
         return images
