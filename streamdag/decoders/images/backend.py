@@ -41,8 +41,8 @@ def probe(encoded: Sequence[Any]) -> dict[int, BaseException]:
 
 
 class ImageBackend:
-    """A backend that decodes in line: subclasses implement ``decode``; the
-    queue holds at most ``depth`` (1) batch, decoded when it is taken."""
+    """One way to decode batches of encoded images. The node puts up to
+    ``depth`` batches, then takes the oldest one decoded, and so on."""
 
     #: batches the node puts before it takes the oldest
     depth = 1
@@ -51,7 +51,6 @@ class ImageBackend:
         self.transform = transform
         self.device = device
         self.num_threads = num_threads
-        self._held: deque[list[Any]] = deque()
 
     def decode(self, encoded: list[Any]) -> Any:
         """One batch of encoded images -> a stacked tensor (when
@@ -67,7 +66,7 @@ class ImageBackend:
         """Finish work in the background and drop the batches held (an epoch
         left early); called before an epoch's input starts, which may fork
         worker processes. What was built stays for the next epoch."""
-        self._held.clear()
+        raise NotImplementedError
 
     def prepare(self, n: int) -> bool:
         """Before a batch of ``n`` images is put: False when the batches
@@ -76,17 +75,38 @@ class ImageBackend:
 
     def put(self, encoded: list[Any]) -> None:
         """Queue a batch of encoded images."""
-        self._held.append(encoded)
+        raise NotImplementedError
 
     def take(self) -> Any:
         """The oldest batch put, decoded as ``decode`` does."""
+        raise NotImplementedError
+
+    def drop(self, indices: Sequence[int]) -> None:
+        """Leave the images at ``indices`` out of the oldest batch (after
+        ``BadImages``); a batch left empty is dropped: take nothing for it."""
+        raise NotImplementedError
+
+
+class InlineBackend(ImageBackend):
+    """A backend that decodes in this thread when a batch is taken:
+    subclasses implement ``decode``."""
+
+    def __init__(self, transform: Transform, device: str, num_threads: int) -> None:
+        super().__init__(transform, device, num_threads)
+        self._held: deque[list[Any]] = deque()
+
+    def settle(self) -> None:
+        self._held.clear()
+
+    def put(self, encoded: list[Any]) -> None:
+        self._held.append(encoded)
+
+    def take(self) -> Any:
         images = self.decode(self._held[0])
         self._held.popleft()
         return images
 
     def drop(self, indices: Sequence[int]) -> None:
-        """Leave the images at ``indices`` out of the oldest batch (after
-        ``BadImages``); a batch left empty is dropped: take nothing for it."""
         bad = set(indices)
         kept = [data for i, data in enumerate(self._held[0]) if i not in bad]
         if kept:

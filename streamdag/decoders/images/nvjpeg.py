@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..image import decode_image
-from .backend import OP, BadImages, ImageBackend, probe
+from .backend import OP, BadImages, InlineBackend, probe
 from .transform import Transform
 
 
@@ -24,7 +24,7 @@ def nvjpeg_available() -> bool:
     return True
 
 
-class NvjpegBackend(ImageBackend):
+class NvjpegBackend(InlineBackend):
     def __init__(self, transform: Transform, device: str, num_threads: int) -> None:
         super().__init__(transform, device, num_threads)
         if device != "gpu" or not nvjpeg_available():

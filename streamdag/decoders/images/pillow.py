@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from ..image import decode_image
-from .backend import BadImages, ImageBackend
+from .backend import BadImages, InlineBackend
 
 
-class PillowBackend(ImageBackend):
+class PillowBackend(InlineBackend):
     def decode(self, encoded: list[Any]) -> Any:
         import torch
 
