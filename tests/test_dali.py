@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import streamdag as sd
-from streamdag.decoders import dali as dali_mod
+from streamdag.decoders.images import dali as dali_mod
 from streamdag.errors import NodeError, ParamError
 
 HAS_DALI = dali_mod.dali_available()
@@ -217,13 +217,13 @@ def test_dali_pipeline_is_built_once_for_the_upstream_batch_size(
     """The batch node upstream (through maps and the worker boundary) sizes the
     pipeline built ahead: no second build once the first batch shows its size."""
     sizes: list[int] = []
-    build = dali_mod.DecodeImagesNode._build
+    build = dali_mod.DaliBackend._build
 
     def counting_build(self: Any, batch_size: int) -> Any:
         sizes.append(batch_size)
         return build(self, batch_size)
 
-    monkeypatch.setattr(dali_mod.DecodeImagesNode, "_build", counting_build)
+    monkeypatch.setattr(dali_mod.DaliBackend, "_build", counting_build)
     dp = (sd.IterableWrapper(jpegs * 3).sharding_filter().batch(5).map(list)
           .decode_images(backend="dali", device="cpu", crop=32))
     service = sd.MultiThreadingReadingService(threads) if threads else None

@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 
 import streamdag as sd
-import streamdag.decoders.dali  # noqa: F401 - registers decode_images
 from streamdag.datapipes import registered_ops
 from streamdag.graph_io import dumps, loads_node
 from streamdag.graph_io.document import op_origin

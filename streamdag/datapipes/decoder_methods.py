@@ -55,15 +55,18 @@ class DecoderMethods:
                       crop: int | Sequence[int] | None = None,
                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                       field: int | str | None = None, layout: str = "CHW",
-                      num_threads: int = 4, *, name: str | None = None) -> DataPipe[Any]:
-        """Batches of encoded images -> torch tensors, decoded by DALI (GPU
-        nvJPEG or CPU) or Pillow (``backend`` "auto", "dali", "pillow"),
-        resized (``size``: shorter side or [h, w]), centre-cropped, normalized;
-        other fields pass through aligned. See ``streamdag.decoders.dali``."""
+                      num_threads: int = 4, *, on_error: str = "raise",
+                      name: str | None = None) -> DataPipe[Any]:
+        """Batches of encoded images -> torch tensors, decoded by ``backend``
+        "dali" (GPU nvJPEG or CPU), "nvjpeg" (torchvision, GPU), "pillow" or
+        "auto" (CPU: Pillow; GPU: DALI, else nvJPEG, else Pillow), resized
+        (``size``: shorter side or [h, w]), centre-cropped, normalized; other
+        fields pass through aligned. ``on_error="skip"``/``"warn"`` drops the
+        samples whose image does not decode (docs/dali.md)."""
         def plain(v: Any) -> Any:
             return list(v) if isinstance(v, tuple) else v
 
         return self._then("decode_images", {
             "backend": backend, "device": device, "size": plain(size), "crop": plain(crop),
             "mean": plain(mean), "std": plain(std), "field": field, "layout": layout,
-            "num_threads": num_threads}, name=name)
+            "num_threads": num_threads, "on_error": on_error}, name=name)

@@ -102,7 +102,7 @@ SPECS = (
                "mode": _choice("rgb", *IMAGE_MODES), "size": Param(None, _size),
                "by_ext": Param(None, _by_ext), "defaults": Param(True, check_bool),
                "on_error": ON_ERROR_PARAM}),
-    OpSpec("decode_images", _RT + "dali:DecodeImagesNode", placement="main",
+    OpSpec("decode_images", _RT + "images.node:DecodeImagesNode", placement="main",
            # batches received from workers in a helper thread while the node waits on
            # DALI (H100, W5 with 2 processes: 0.89x -> 0.97x the standalone DALI pipeline)
            receive_ahead=4, install=INSTALL_DALI, check=_mean_and_std, params={
@@ -110,5 +110,6 @@ SPECS = (
                "size": Param(None, _size), "crop": Param(None, _size),
                "mean": Param(None, _triple), "std": Param(None, _triple),
                "field": Param(None, _field), "layout": _choice("CHW", "CHW", "HWC"),
-               "num_threads": Param(4, partial(check_int, minimum=1))}),
+               "num_threads": Param(4, partial(check_int, minimum=1)),
+               "on_error": ON_ERROR_PARAM}),
 )
