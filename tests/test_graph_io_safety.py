@@ -407,6 +407,7 @@ def chain_doc(n: int) -> dict[str, Any]:
     return {"format": "streamdag-graph", "version": 1, "nodes": nodes[::-1], "output": output}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_longest_chain_loads_shows_and_validates(tmp_path, capsys) -> None:
     """A chain of the most nodes a file may hold (7 MB of JSON) loads, shows
@@ -733,6 +734,7 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @settings(FUZZ, max_examples=500)
 @given(st.sampled_from(sorted(BASES)), st.sampled_from(["msgpack", "json"]), st.data())

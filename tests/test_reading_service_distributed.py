@@ -17,7 +17,7 @@ import streamdag as sd
 from tests.support.leaks import no_leaks  # noqa: F401 - fixture
 from tests.support.rs_functions import fail_on_7, slow_start
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_leaks")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120), pytest.mark.usefixtures("no_leaks")]
 WORLD = 2
 N = 41  # 4 global workers: ranks get 21 and 20 elements
 FILE_SIZES = [100, 200, 50, 300, 220]  # 870 samples; 4 global workers get 3 files and 2

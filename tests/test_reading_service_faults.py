@@ -18,7 +18,7 @@ import streamdag as sd
 from tests.support.leaks import alive, children, no_leaks, wait_until  # noqa: F401 - fixture
 from tests.support.rs_functions import fail_on_7, sleep_on_5, slow
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
 
 MP = sd.MultiProcessingReadingService
 

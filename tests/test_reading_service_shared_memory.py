@@ -23,7 +23,7 @@ from tests.support.leaks import (  # noqa: F401 - fixture
     wait_until,
 )
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
 
 PREFETCH = 2
 BATCHES = 24  # 12 per worker
