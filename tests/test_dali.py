@@ -261,6 +261,7 @@ def test_dali_after_worker_processes_over_two_epochs(jpegs: list[bytes]) -> None
 # Destroying the pipeline in the worker joins DALI threads that do not exist
 # there: SIGSEGV, unless a worker never collects what it inherited.
 _DALI_GARBAGE_AT_FORK = """
+import concurrent.futures.thread  # its fork hooks first: ours runs a loader that uses a pool
 import gc, io, os
 from PIL import Image
 import streamdag as sd
