@@ -129,3 +129,22 @@ class Careless(RuntimeNode):
 
     def iterator(self) -> Iterator[Any]:
         return self.inputs[0].iterator()
+
+
+# -- reader/IO ops ported from torchdata -----------------------------------
+def read_pair(pair: tuple[str, Any]) -> tuple[str, bytes]:
+    """(path, stream) -> (path, its bytes)."""
+    return pair[0], pair[1].read()
+
+
+def cache_path(root: str, url: str) -> str:
+    """Where the on-disk cache keeps ``url``: ``root``/<its file name>."""
+    return f"{root}/{url.rsplit('/', 1)[-1]}"
+
+
+def base_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def tensors_as_lists(sample: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.tolist() if hasattr(v, "tolist") else v for k, v in sample.items()}
