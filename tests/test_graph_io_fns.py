@@ -148,3 +148,16 @@ def base_name(path: str) -> str:
 
 def tensors_as_lists(sample: dict[str, Any]) -> dict[str, Any]:
     return {k: v.tolist() if hasattr(v, "tolist") else v for k, v in sample.items()}
+
+
+def upper_handler(key: str, data: bytes) -> Any:
+    return data.upper() if key.endswith("txt") else None
+
+
+def length_handler(key: str, data: bytes) -> int:
+    return len(data)
+
+
+def member_to(root: str, pair: tuple[str, Any]) -> tuple[str, Any]:
+    """(archive/member, data) -> (``root``/member, data): where to write a member."""
+    return f"{root}/{pair[0].rsplit('/', 1)[-1]}", pair[1]

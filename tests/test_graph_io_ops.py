@@ -112,8 +112,7 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     .readlines(),
     "load_from_xz": lambda d: files(io_files(d), "*.xz").open_files("rb").load_from_xz()
     .readlines(),
-    "load_from_tfrecord": lambda d: files(io_files(d), "*.tfrecord").open_files("rb")
-    .load_from_tfrecord().map(fns.tensors_as_lists),
+    "load_from_tfrecord": lambda d: tfrecords(d).load_from_tfrecord().map(fns.tensors_as_lists),
     "check_hash": lambda d: files(d, "*.txt").open_files("rb")
     .check_hash(hashes(d, "*.txt"), "md5").readlines(),
     "read_from_http": lambda d: sd.IterableWrapper(urls(d)).read_from_http().readlines(),
@@ -124,6 +123,11 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
 
 def io_files(root: Path) -> Path:
     return td_io.io_files(str(root))
+
+
+def tfrecords(root: Path) -> sd.DataPipe[Any]:
+    pytest.importorskip("crc32c")  # the tfrecord extra
+    return files(io_files(root), "*.tfrecord").open_files("rb")
 
 
 def hashes(root: Path, mask: str) -> dict[str, str]:
