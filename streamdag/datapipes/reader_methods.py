@@ -142,7 +142,7 @@ class ReaderMethods(DecoderMethods):
         """Start of a cached branch (torchdata's ``OnDiskCacheHolder``):
         elements whose file ``filepath_fn(element)`` is on disk (and matches
         ``hash_dict``, and passes ``extra_check_fn``) skip the branch up to
-        ``end_caching``; the others go through it (see docs/readers.md)."""
+        ``end_caching``; the others go through it (docs/migrating-from-torchdata.md)."""
         return self._then("on_disk_cache", {
             "filepath_fn": filepath_fn, "hash_dict": dict(hash_dict) if hash_dict else None,
             "hash_type": hash_type, "extra_check_fn": extra_check_fn}, name=name)
