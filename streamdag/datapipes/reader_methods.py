@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..core.ops.readers import lister_options
+from ..core.ops.readers import find_holder, lister_options
 from ..core.readers import RUNTIME as READER_RUNTIME
 from ..core.registry import get_op
 from ..errors import ParamError
@@ -154,12 +154,10 @@ class ReaderMethods(DecoderMethods):
         (metadata, data or stream) to ``filepath_fn(metadata)`` (the cache's
         own with ``same_filepath_fn``) and yields the paths written, then the
         cached ones (torchdata's ``EndOnDiskCacheHolder``)."""
-        from ..core.ops.readers import find_holder
-        from .datapipe import DataPipe
-
         holder = find_holder(self.node)
         if holder is None:
             raise ParamError("end_caching: no on_disk_cache upstream to end")
         return self._then("end_caching", {
             "mode": mode, "filepath_fn": filepath_fn, "same_filepath_fn": same_filepath_fn,
-            "skip_read": skip_read, "timeout": timeout}, DataPipe(holder), name=name)
+            "skip_read": skip_read, "timeout": timeout}, type(self)(holder),  # type: ignore[call-arg]
+            name=name)
