@@ -129,3 +129,35 @@ class Careless(RuntimeNode):
 
     def iterator(self) -> Iterator[Any]:
         return self.inputs[0].iterator()
+
+
+# -- reader/IO ops ported from torchdata -----------------------------------
+def read_pair(pair: tuple[str, Any]) -> tuple[str, bytes]:
+    """(path, stream) -> (path, its bytes)."""
+    return pair[0], pair[1].read()
+
+
+def cache_path(root: str, url: str) -> str:
+    """Where the on-disk cache keeps ``url``: ``root``/<its file name>."""
+    return f"{root}/{url.rsplit('/', 1)[-1]}"
+
+
+def base_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def tensors_as_lists(sample: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.tolist() if hasattr(v, "tolist") else v for k, v in sample.items()}
+
+
+def upper_handler(key: str, data: bytes) -> Any:
+    return data.upper() if key.endswith("txt") else None
+
+
+def length_handler(key: str, data: bytes) -> int:
+    return len(data)
+
+
+def member_to(root: str, pair: tuple[str, Any]) -> tuple[str, Any]:
+    """(archive/member, data) -> (``root``/member, data): where to write a member."""
+    return f"{root}/{pair[0].rsplit('/', 1)[-1]}", pair[1]

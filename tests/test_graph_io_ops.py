@@ -4,11 +4,13 @@ transforms do (test_graph_io.py): same document, same elements for a seed."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import tarfile
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from streamdag.graph_io import dumps, loads_node
 from streamdag.graph_io.document import op_origin
 from streamdag.testing import assert_round_trips
 from tests import test_graph_io_fns as fns
+from tests.support import td_io
 from tests.test_graph_io import PIPELINES
 
 TRUST = ["tests.test_graph_io_fns"]
@@ -102,7 +105,44 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     .readlines(),
     "main_process": lambda d: files(d, "*.txt").main_process(),
     "test_graph_io.countdown": lambda d: fns.countdown(start=7, step=2).shuffle(3),
+    # reader/IO ops ported from torchdata (files: tests/support/td_io.py)
+    "routed_decode": lambda d: files(d, "*.txt").open_files("rb").routed_decode(),
+    "extract": lambda d: files(io_files(d), "*.bz2").open_files("rb").extract().readlines(),
+    "load_from_bz2": lambda d: files(io_files(d), "*.bz2").open_files("rb").load_from_bz2()
+    .readlines(),
+    "load_from_xz": lambda d: files(io_files(d), "*.xz").open_files("rb").load_from_xz()
+    .readlines(),
+    "load_from_tfrecord": lambda d: tfrecords(d).load_from_tfrecord().map(fns.tensors_as_lists),
+    "check_hash": lambda d: files(d, "*.txt").open_files("rb")
+    .check_hash(hashes(d, "*.txt"), "md5").readlines(),
+    "read_from_http": lambda d: sd.IterableWrapper(urls(d)).read_from_http().readlines(),
+    "on_disk_cache": lambda d: cached_download(d),
+    "end_caching": lambda d: cached_download(d),
 }
+
+
+def io_files(root: Path) -> Path:
+    return td_io.io_files(str(root))
+
+
+def tfrecords(root: Path) -> sd.DataPipe[Any]:
+    pytest.importorskip("crc32c")  # the tfrecord extra
+    return files(io_files(root), "*.tfrecord").open_files("rb")
+
+
+def hashes(root: Path, mask: str) -> dict[str, str]:
+    return {str(p): hashlib.md5(p.read_bytes()).hexdigest() for p in root.glob(mask)}
+
+
+def urls(root: Path) -> list[str]:
+    server = td_io.served(str(io_files(root) / "web"))
+    return [f"{server.url}/f{i}.txt" for i in range(4)]
+
+
+def cached_download(root: Path) -> sd.DataPipe[Any]:
+    where = partial(fns.cache_path, str(io_files(root) / "cache"))
+    cache = sd.IterableWrapper(urls(root)).on_disk_cache(filepath_fn=where)
+    return cache.read_from_http().end_caching(same_filepath_fn=True).open_files("rb").readlines()
 
 
 def test_every_registered_op_has_a_pipeline() -> None:

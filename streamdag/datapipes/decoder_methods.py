@@ -70,3 +70,35 @@ class DecoderMethods:
             "backend": backend, "device": device, "size": plain(size), "crop": plain(crop),
             "mean": plain(mean), "std": plain(std), "field": field, "layout": layout,
             "num_threads": num_threads, "on_error": on_error}, name=name)
+
+    # -- torchdata's RoutedDecoder, Extractor, Bz2FileLoader, XzFileLoader ----
+    def routed_decode(self, *handlers: Callable[[str, Any], Any],
+                      key_fn: Callable[[str], str] | None = None, on_error: str = "raise",
+                      name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """(path, bytes or stream) -> (path, value): ``handler(key_fn(path),
+        data)`` in order, the first non-None wins (torchdata's
+        ``RoutedDecoder``; ``key_fn`` defaults to the extension without its
+        dot). Without handlers: text, ints, JSON, ``.pt`` tensors and images
+        as float CHW tensors, as torch's default handlers (nothing unpickled)."""
+        return self._then("routed_decode", {"handlers": list(handlers), "key_fn": key_fn,
+                                            "on_error": on_error}, name=name)
+
+    def extract(self, file_type: str | None = None, *, on_error: str = "raise",
+                name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """(path, stream) -> (path, opened archive or decompressed stream) by
+        ``file_type`` ("tar", "zip", "gzip", "lzma", "bz2") or the suffix, as
+        torchdata's ``Extractor``: a ``TarFile``, a ``ZipFile`` or a stream."""
+        kind = file_type.lower() if isinstance(file_type, str) else file_type
+        return self._then("extract", {"file_type": kind, "on_error": on_error}, name=name)
+
+    def load_from_bz2(self, length: int = -1, *, on_error: str = "raise",
+                      name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """(path, bz2 stream) -> (path without ".bz2", decompressed stream).
+        ``length`` is torchdata's nominal length, accepted and not used."""
+        return self._then("load_from_bz2", {"length": length, "on_error": on_error}, name=name)
+
+    def load_from_xz(self, length: int = -1, *, on_error: str = "raise",
+                     name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """(path, xz stream) -> (path without ".xz", decompressed stream).
+        ``length`` is torchdata's nominal length, accepted and not used."""
+        return self._then("load_from_xz", {"length": length, "on_error": on_error}, name=name)

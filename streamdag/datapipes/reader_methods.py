@@ -3,10 +3,10 @@ DataPipe inherits), so editors and type checkers see them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..core.ops.readers import lister_options
+from ..core.ops.readers import find_holder, lister_options
 from ..core.readers import RUNTIME as READER_RUNTIME
 from ..core.registry import get_op
 from ..errors import ParamError
@@ -101,3 +101,63 @@ class ReaderMethods(DecoderMethods):
             raise ParamError(f"read_with: {op!r} is not a reader (@sd.reader)")
         return self._then(op, {**params, "on_error": on_error}, name=name)
 
+
+    # -- torchdata's HttpReader, HashChecker, TFRecordLoader, on-disk cache ----
+    def read_from_http(self, timeout: float | None = None, skip_on_error: bool = False, *,
+                       on_error: str = "raise", name: str | None = None,
+                       **kwargs: Any) -> DataPipe[tuple[str, Any]]:
+        """URL -> (URL, response body stream) by an HTTP GET (torchdata's
+        ``HttpReader``); ``kwargs`` go to ``requests`` (``headers``, ``auth``,
+        ...). An error status fails naming the URL; ``skip_on_error`` drops it
+        with a warning."""
+        return self._then("read_from_http", {"timeout": timeout, "skip_on_error": skip_on_error,
+                                             "kwargs": kwargs, "on_error": on_error}, name=name)
+
+    def check_hash(self, hash_dict: Mapping[str, str], hash_type: str = "sha256",
+                   rewind: bool = True, *, on_error: str = "raise",
+                   name: str | None = None) -> DataPipe[tuple[str, Any]]:
+        """(path, data or stream) -> the same, once its ``hash_type`` digest
+        equals ``hash_dict[path]`` (torchdata's ``HashChecker``); a stream is
+        given on from its start with ``rewind``."""
+        return self._then("check_hash", {"hash_dict": dict(hash_dict), "hash_type": hash_type,
+                                         "rewind": rewind, "on_error": on_error}, name=name)
+
+    def load_from_tfrecord(self, spec: Mapping[str, tuple[Any, Any]] | None = None,
+                           length: int = -1, *, on_error: str = "raise",
+                           name: str | None = None) -> DataPipe[dict[str, Any]]:
+        """(path, stream) of TFRecord files -> one dict per record (torchdata's
+        ``TFRecordLoader``), checksums checked; ``spec`` maps the feature
+        names to keep to (shape, torch dtype). ``length`` is accepted, not used."""
+        plain = None if spec is None else {
+            k: [None if shape is None else list(shape),
+                None if dtype is None else str(dtype).removeprefix("torch.")]
+            for k, (shape, dtype) in spec.items()}
+        return self._then("load_from_tfrecord", {"spec": plain, "length": length,
+                                                 "on_error": on_error}, name=name)
+
+    def on_disk_cache(self, filepath_fn: Callable[[Any], str] | None = None,
+                      hash_dict: Mapping[str, str] | None = None, hash_type: str = "sha256",
+                      extra_check_fn: Callable[[str], bool] | None = None, *,
+                      name: str | None = None) -> DataPipe[Any]:
+        """Start of a cached branch (torchdata's ``OnDiskCacheHolder``):
+        elements whose file ``filepath_fn(element)`` is on disk (and matches
+        ``hash_dict``, and passes ``extra_check_fn``) skip the branch up to
+        ``end_caching``; the others go through it (docs/migrating-from-torchdata.md)."""
+        return self._then("on_disk_cache", {
+            "filepath_fn": filepath_fn, "hash_dict": dict(hash_dict) if hash_dict else None,
+            "hash_type": hash_type, "extra_check_fn": extra_check_fn}, name=name)
+
+    def end_caching(self, mode: str = "wb", filepath_fn: Callable[[Any], str] | None = None,
+                    *, same_filepath_fn: bool = False, skip_read: bool = False,
+                    timeout: float = 300, name: str | None = None) -> DataPipe[str]:
+        """End of the nearest ``on_disk_cache`` branch upstream: writes each
+        (metadata, data or stream) to ``filepath_fn(metadata)`` (the cache's
+        own with ``same_filepath_fn``) and yields the paths written, then the
+        cached ones (torchdata's ``EndOnDiskCacheHolder``)."""
+        holder = find_holder(self.node)
+        if holder is None:
+            raise ParamError("end_caching: no on_disk_cache upstream to end")
+        return self._then("end_caching", {
+            "mode": mode, "filepath_fn": filepath_fn, "same_filepath_fn": same_filepath_fn,
+            "skip_read": skip_read, "timeout": timeout}, type(self)(holder),  # type: ignore[call-arg]
+            name=name)

@@ -90,6 +90,12 @@ def _choice(default: Any, *choices: Any) -> Param:
     return Param(default, partial(check_choice, choices=choices))
 
 
+#: torchdata's ``CompressionType`` values, what ``extract(file_type=...)`` takes
+EXTRACT_TYPES = ("gzip", "lzma", "tar", "zip", "bz2")
+#: torchdata's nominal ``length``: taken so ported calls run, not used (no ``len()``)
+_LENGTH = Param(-1, partial(check_int, minimum=-1))
+
+
 SPECS = (
     OpSpec("decompress", _RT + "compression:DecompressNode", params={
         "file_type": _choice(None, None, *sorted(SUFFIXES)),
@@ -112,4 +118,16 @@ SPECS = (
                "field": Param(None, _field), "layout": _choice("CHW", "CHW", "HWC"),
                "num_threads": Param(4, partial(check_int, minimum=1)),
                "on_error": ON_ERROR_PARAM}),
+    # torchdata's RoutedDecoder, Extractor, Bz2FileLoader and XzFileLoader
+    OpSpec("routed_decode", _RT + "routed:RoutedDecodeNode", passthrough=True, decodes=True,
+           elementwise=_raises, params={
+               "handlers": Param([], _handlers),
+               "key_fn": Param(None, partial(check_callable, optional=True)),
+               "on_error": ON_ERROR_PARAM}),
+    OpSpec("extract", _RT + "extract:ExtractNode", params={
+        "file_type": _choice(None, None, *EXTRACT_TYPES), "on_error": ON_ERROR_PARAM}),
+    OpSpec("load_from_bz2", _RT + "suffix_loaders:Bz2LoaderNode",
+           params={"length": _LENGTH, "on_error": ON_ERROR_PARAM}),
+    OpSpec("load_from_xz", _RT + "suffix_loaders:XzLoaderNode",
+           params={"length": _LENGTH, "on_error": ON_ERROR_PARAM}),
 )

@@ -8,9 +8,9 @@ from typing import Any
 
 from ...errors import ParamError
 from ..node import Node
-from ..params import check_bool, check_choice, check_int, check_type
+from ..params import check_bool, check_callable, check_choice, check_int, check_type
 from ..policy import ON_ERROR_PARAM
-from ..spec import OpSpec, Param
+from ..spec import REQUIRED, OpSpec, Param
 
 _RT = "streamdag.readers."
 MiB = 1 << 20
@@ -39,6 +39,35 @@ def _header(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be True or a list of column names, got {value!r}")
 
 
+def _optional_number(op: str, key: str, value: Any) -> None:
+    if value is not None:
+        _number(op, key, value)
+
+
+def _hashes(op: str, key: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+        raise ParamError(f"{op}: {key} must map file paths to hex digests (str), got {value!r}")
+
+
+def _tfrecord_spec(op: str, key: str, value: Any) -> None:
+    """{name: [shape or None, dtype name or None]}: the facade writes torch
+    dtypes by name ("float32"), so the graph stays plain data."""
+    if value is None:
+        return
+    ok = isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, (list, tuple)) and len(v) == 2
+        and (v[0] is None or isinstance(v[0], (list, tuple)))
+        and (v[1] is None or isinstance(v[1], str)) for k, v in value.items())
+    if not ok:
+        raise ParamError(f"{op}: {key} must map feature names to (shape, dtype), got {value!r}")
+
+
+def _one_filepath_fn(params: Mapping[str, Any]) -> None:
+    if params["filepath_fn"] is not None and params["same_filepath_fn"]:
+        raise ParamError("end_caching: filepath_fn and same_filepath_fn=True exclude each other")
+
+
 def _flag(default: bool) -> Param:
     return Param(default, check_bool)
 
@@ -48,6 +77,8 @@ def _count(default: int, minimum: int) -> Param:
 
 
 _STORAGE = Param(None, _options)
+_OPTIONAL_FN = Param(None, partial(check_callable, optional=True))
+_HASH_TYPE = Param("sha256", partial(check_choice, choices=("sha256", "md5")))
 _ENCODING = Param("utf-8", partial(check_type, types=str, want="an encoding name"))
 _TEXT = {"encoding": _ENCODING, "return_path": _flag(False), "on_error": ON_ERROR_PARAM}
 _OPEN = {"mode": Param("rb", partial(check_choice, choices=("rb", "r"))),
@@ -78,6 +109,25 @@ SPECS = (
         "delimiter": Param(",", partial(check_type, types=str, want="a str")),
         "quotechar": Param('"', partial(check_type, types=str, want="a str")), **_TEXT}),
     OpSpec("webdataset", _RT + "webdataset:WebDatasetNode", params={"on_error": ON_ERROR_PARAM}),
+    # torchdata's HttpReader, HashChecker, TFRecordLoader, OnDiskCacheHolder, EndOnDiskCacheHolder
+    OpSpec("read_from_http", _RT + "http:HttpReaderNode", params={
+        "timeout": Param(None, _optional_number), "skip_on_error": _flag(False),
+        "kwargs": Param({}, _options), "on_error": ON_ERROR_PARAM}),
+    OpSpec("check_hash", _RT + "hash_check:CheckHashNode", passthrough=True, params={
+        "hash_dict": Param(REQUIRED, _hashes), "hash_type": _HASH_TYPE,
+        "rewind": _flag(True), "on_error": ON_ERROR_PARAM}),
+    OpSpec("load_from_tfrecord", _RT + "tfrecord:LoadFromTfrecordNode",
+           install="pip install 'streamdag[tfrecord]'", params={
+               "spec": Param(None, _tfrecord_spec),
+               "length": Param(-1, partial(check_int, minimum=-1)), "on_error": ON_ERROR_PARAM}),
+    OpSpec("on_disk_cache", _RT + "disk_cache:OnDiskCacheNode", params={
+        "filepath_fn": _OPTIONAL_FN, "hash_dict": Param(None, _hashes),
+        "hash_type": _HASH_TYPE, "extra_check_fn": _OPTIONAL_FN}),
+    OpSpec("end_caching", _RT + "disk_cache:EndCachingNode", inputs=(2, 2),
+           check=_one_filepath_fn, params={
+               "mode": Param("wb", partial(check_choice, choices=("w", "wb", "wt", "b", "t"))),
+               "filepath_fn": _OPTIONAL_FN, "same_filepath_fn": _flag(False),
+               "skip_read": _flag(False), "timeout": Param(300, _number)}),
 )
 
 
@@ -90,3 +140,20 @@ def lister_options(node: Node) -> Mapping[str, Any] | None:
             return None
         node = node.inputs[0]
     return node.params.get("storage_options") if node.op == "file_lister" else None
+
+
+def find_holder(node: Node) -> Node | None:
+    """The nearest ``on_disk_cache`` upstream of ``node`` that no
+    ``end_caching`` on the way has ended (what torchdata's end_caching finds)."""
+    seen: set[str] = set()
+    level = [node]
+    while level:
+        for n in level:
+            if n.op == "on_disk_cache":
+                return n
+        nxt: list[Node] = []
+        for n in level:
+            ups = n.inputs[1].inputs if n.op == "end_caching" else n.inputs
+            nxt.extend(u for u in ups if u.id not in seen and not seen.add(u.id))
+        level = nxt
+    return None
