@@ -129,3 +129,17 @@ class Careless(RuntimeNode):
 
     def iterator(self) -> Iterator[Any]:
         return self.inputs[0].iterator()
+
+
+# -- torchdata's remaining transform names (td-newops) ---------------------------
+def as_row(x: int) -> dict[str, int]:
+    return {"x": x}
+
+
+def file_line(x: int) -> tuple[str, str]:
+    """(file, line) pairs with empty lines, for lines_to_paragraphs."""
+    return f"f{x // 7}", "" if x % 5 == 0 else str(x)
+
+
+def identity(x: Any) -> Any:
+    return x
