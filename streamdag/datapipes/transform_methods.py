@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.ops.transforms import unzip_columns
 from .length import length_of
+from .map_style import IterToMapConverter
 
 if TYPE_CHECKING:
     from ..core.node import Node
     from .datapipe import DataPipe
-    from .map import MapDataPipe
+    from .map_style import MapDataPipe
 
 Fn = Callable[..., Any]
 
@@ -246,8 +247,6 @@ class TransformMethods:
     def to_map_datapipe(self, key_value_fn: Fn | None = None) -> MapDataPipe[Any]:
         """A map-style pipe over this pipe's ``(key, value)`` pairs (or
         ``key_value_fn(element)``), read when first indexed."""
-        from .map import IterToMapConverter
-
         return IterToMapConverter(self, key_value_fn)
 
 

@@ -91,6 +91,9 @@ def _split_weights(op: str, key: str, value: Any) -> None:
 
 
 def _split_target(params: Mapping[str, Any]) -> None:
+    if params["total_length"] is None:
+        raise ParamError("random_split: total_length must be given (the DataPipe method "
+                         "takes it from len() of its input)")
     if params["target"] not in [key for key, _ in params["weights"]]:
         raise ParamError(f"random_split: target={params['target']!r} does not match any key "
                          "in weights")
@@ -188,7 +191,7 @@ SPECS = (
     OpSpec("random_split", _RT + "random_split:RandomSplitNode", params={
         "weights": Param(check=_split_weights), "seed": Param(check=partial(
             check_type, types=(int, str, bytes, float), want="an int, float, str or bytes")),
-        "total_length": Param(check=_int(0)), "target": _ANY}, check=_split_target),
+        "total_length": Param(None, _int(0, optional=True)), "target": _ANY}, check=_split_target),
     OpSpec("fullsync", _RT + "identity:IdentityNode", passthrough=True, elementwise=_always,
            params={"timeout": Param(1800, _int(1))}),
     OpSpec("set_length", _RT + "identity:IdentityNode", passthrough=True, elementwise=_always,
