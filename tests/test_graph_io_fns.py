@@ -143,3 +143,7 @@ def file_line(x: int) -> tuple[str, str]:
 
 def identity(x: Any) -> Any:
     return x
+
+
+def parity_name(x: int) -> str:
+    return "odd" if x % 2 else "even"

@@ -3,7 +3,8 @@ objects indexed by key, not graph nodes. They meet the graph in two places:
 ``to_iter_datapipe()`` (and ``shuffle()``) make an iterable pipe that looks
 the indices up, and ``zip_with_map`` looks keys up in one. A
 ``SequenceWrapper``'s list or dict goes into the graph as plain data, so
-such pipes save and load like any other.
+such pipes save and load like any other (``item_of`` is one of the
+functions a graph file may name).
 
 This module does not import the DataPipe handle (which imports it, for
 ``to_map_datapipe``): a map-style pipe makes iterable pipes of the class

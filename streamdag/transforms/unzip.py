@@ -10,6 +10,7 @@ from operator import itemgetter
 from typing import Any
 
 from ..core.ops.transforms import unzip_columns
+from ..runtime.attribution import framed
 from .fork import HubNode
 
 
@@ -27,4 +28,5 @@ class UnzipNode(HubNode):
         return self._queues
 
     def open(self, index: int) -> Iterator[Any]:
-        return map(itemgetter(self._columns[index]), super().open(index))
+        column = framed(itemgetter(self._columns[index]), self, always=True)
+        return map(column, super().open(index))
