@@ -49,7 +49,15 @@ def _weights(op: str, key: str, value: Any) -> None:
 # -- torchdata's remaining transform names -------------------------------------
 _ANY = Param(None)
 _OPTIONAL_INT = Param(None, partial(check_int, optional=True))
-_BUFFER = Param(1000, partial(check_int, minimum=-1))
+
+
+def _buffer(op: str, key: str, value: Any) -> None:
+    check_int(op, key, value)
+    if value == 0 or value < -1:
+        raise ParamError(f"{op}: {key} must be a positive int or -1 (unlimited), got {value}")
+
+
+_BUFFER = Param(1000, _buffer)
 
 
 def _indices(op: str, key: str, value: Any) -> None:
