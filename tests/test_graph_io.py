@@ -60,6 +60,26 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     ),
     "prefetch": lambda: src().prefetch(3),
     "in_memory_cache": lambda: src().in_memory_cache(max_items=100),
+    # torchdata's remaining transform names
+    "enumerate": lambda: src().enumerate(5),
+    "add_index": lambda: src().map(fns.as_row).add_index("i"),
+    "in_batch_shuffle": lambda: src(30).batch(4).in_batch_shuffle(),
+    "slice": lambda: src().map(fns.pair).slice(1),
+    "drop": lambda: src().map(fns.pair).drop(0),
+    "flatten": lambda: src().map(fns.pair).batch(2).flatten(),
+    "rows2columnar": lambda: src().map(fns.pair).batch(5).rows2columnar(["a", "b"]),
+    "lines_to_paragraphs": lambda: src(40).map(fns.file_line).lines_to_paragraphs(),
+    "repeat": lambda: src(8).repeat(3),
+    "zip_longest": lambda: src(5).zip_longest(src(9), fill_value=-1),
+    "zip_with_iter": lambda: src(30).zip_with_iter(
+        src(30).shuffle(6), key_fn=fns.identity, buffer_size=40
+    ),
+    "zip_with_map": lambda: src().zip_with_map(["even", "odd"], key_fn=fns.parity),
+    "round_robin_demux": lambda: sd.DataPipe.zip(*src(13).round_robin_demux(3)),
+    "unzip": lambda: sd.DataPipe.zip(*src().map(fns.pair).unzip(2)),
+    "random_split": lambda: src(30).random_split({"a": 20, "b": 10}, seed=3, target="b"),
+    "fullsync": lambda: src().fullsync(),
+    "set_length": lambda: src().filter(fns.is_even).set_length(6),
 }
 
 

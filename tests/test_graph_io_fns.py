@@ -161,3 +161,21 @@ def length_handler(key: str, data: bytes) -> int:
 def member_to(root: str, pair: tuple[str, Any]) -> tuple[str, Any]:
     """(archive/member, data) -> (``root``/member, data): where to write a member."""
     return f"{root}/{pair[0].rsplit('/', 1)[-1]}", pair[1]
+
+
+# -- torchdata's remaining transform names (td-newops) ---------------------------
+def as_row(x: int) -> dict[str, int]:
+    return {"x": x}
+
+
+def file_line(x: int) -> tuple[str, str]:
+    """(file, line) pairs with empty lines, for lines_to_paragraphs."""
+    return f"f{x // 7}", "" if x % 5 == 0 else str(x)
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def parity_name(x: int) -> str:
+    return "odd" if x % 2 else "even"

@@ -47,6 +47,10 @@ def _never(params: Mapping[str, Any]) -> bool:
     return False
 
 
+def _num_instances(params: Mapping[str, Any]) -> int:
+    return params["num_instances"]
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """An op as data. ``params`` None means the op takes any keys and checks
@@ -77,6 +81,8 @@ class OpSpec:
     receive_ahead: int = 0
     #: outputs are read through ``branch`` nodes (fork, demux)
     hub: bool = False
+    #: a hub's number of outputs (branch indices 0 .. outputs - 1)
+    outputs: Callable[[Mapping[str, Any]], int] = _num_instances
     #: made by a reading service while a graph runs; never written in a graph
     runtime_only: bool = False
     #: how to install what the runtime needs, for the error when it is missing

@@ -12,6 +12,7 @@ from ..core.registry import get_op
 from ..core.shard_points import check_sharded_once, is_sharding_point
 from ..errors import ParamError
 from .reader_methods import ReaderMethods
+from .transform_methods import TransformMethods
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -31,7 +32,7 @@ def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
     return node
 
 
-class DataPipe(ReaderMethods, Generic[T]):
+class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
     """A handle on a node of the graph (alias ``IterDataPipe``).
 
     Iterating it runs the pipeline in this process with a fresh random seed;

@@ -62,6 +62,7 @@ GRAPH_FUNCTIONS = frozenset(
     {
         "streamdag.decoders.image:decode_image",
         "streamdag.decoders.image:decode_image_field",
+        "streamdag.datapipes.map_style:item_of",  # map-style pipes' to_iter_datapipe
         *(
             f"streamdag.decoders.handlers:{name}"
             for name in ("integer", "json_value", "msgpack_value", "npy", "pth", "text")

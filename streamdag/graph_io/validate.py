@@ -31,10 +31,11 @@ def check_node(node: Node) -> None:
             raise ParamError(
                 f"{node.label}: input must be a fork or demux node, got {source.label}"
             )
-        if node.op == "branch" and node.params["index"] >= source.params["num_instances"]:
+        outputs = get_op(source.op).outputs(source.params) if is_hub else 0
+        if node.op == "branch" and node.params["index"] >= outputs:
             raise ParamError(
                 f"{node.label}: index {node.params['index']} is out of range for "
-                f"{source.label} with {source.params['num_instances']} outputs"
+                f"{source.label} with {outputs} outputs"
             )
 
 

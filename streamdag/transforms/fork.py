@@ -37,7 +37,8 @@ class HubNode(RuntimeNode):
 
     def start(self) -> None:
         size = self.params["buffer_size"]
-        self._replay = Replayer(self.inputs[0], max(1, size // 4))
+        self._limit = size if size >= 0 else float("inf")  # torchdata: -1 is unlimited
+        self._replay = Replayer(self.inputs[0], max(1, size // 4) if size >= 0 else 256)
         self._queues = {i: deque() for i in self.branches}
         self._last = dict.fromkeys(self.branches, -1)
         self._done = False
@@ -88,7 +89,7 @@ class HubNode(RuntimeNode):
             if queue is None or seq <= self._last[branch]:
                 continue
             queue.append((seq, item))
-            if len(queue) > size:
+            if len(queue) > self._limit:
                 msg = (f"{self.label}: output {branch} fell more than buffer_size={size} "
                        f"elements behind the other outputs. Consume the outputs in step "
                        f"(e.g. zip them) or raise buffer_size")
@@ -153,9 +154,10 @@ class BranchNode(RuntimeNode):
         hub = self.inputs[0]
         if not isinstance(hub, HubNode):
             raise ParamError(f"{self.label}: input must be a fork or demux node, got {hub.label}")
-        if self.params["index"] >= hub.params["num_instances"]:
+        outputs = hub.opspec.outputs(hub.params)
+        if self.params["index"] >= outputs:
             raise ParamError(f"{self.label}: index {self.params['index']} is out of range for "
-                             f"{hub.label} with {hub.params['num_instances']} outputs")
+                             f"{hub.label} with {outputs} outputs")
         hub.branches[self.params["index"]] = self
         self.hub = hub
         self._restored = None

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from ...errors import ParamError
-from ..params import check_bool, check_callable, check_col, check_int
+from ..params import check_bool, check_callable, check_col, check_int, check_type
 from ..spec import OpSpec, Param
 
 _RT = "streamdag.transforms."
@@ -46,6 +46,86 @@ def _weights(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be positive numbers, got {value!r}")
 
 
+# -- torchdata's remaining transform names -------------------------------------
+_ANY = Param(None)
+_OPTIONAL_INT = Param(None, partial(check_int, optional=True))
+
+
+def _buffer(op: str, key: str, value: Any) -> None:
+    check_int(op, key, value)
+    if value == 0 or value < -1:
+        raise ParamError(f"{op}: {key} must be a positive int or -1 (unlimited), got {value}")
+
+
+_BUFFER = Param(1000, _buffer)
+
+
+def _indices(op: str, key: str, value: Any) -> None:
+    if isinstance(value, list):
+        return
+    try:
+        hash(value)
+    except TypeError:
+        raise ParamError(f"{op}: {key} must be an index, a key or a list of them, "
+                         f"got {value!r}") from None
+
+
+def _unlimited_or_positive(op: str, key: str, value: Any) -> None:
+    check_int(op, key, value, optional=True)
+    if value is not None and value <= 0:
+        raise ParamError(f"{op}: {key} must be None or a positive int, got {value!r}")
+
+
+def _repeat_times(op: str, key: str, value: Any) -> None:
+    check_int(op, key, value)
+    if value <= 1:
+        raise ParamError(f"{op}: the number of repetition must be > 1, got {value}")
+
+
+def _lookup(op: str, key: str, value: Any) -> None:
+    if not hasattr(value, "__getitem__"):
+        raise ParamError(f"{op}: {key} must be a MapDataPipe, a mapping or a sequence, "
+                         f"got {type(value).__name__}")
+
+
+def _split_weights(op: str, key: str, value: Any) -> None:
+    if not isinstance(value, list) or not value or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[1], (int, float))
+            and not isinstance(p[1], bool) and p[1] >= 0 for p in value):
+        raise ParamError(f"{op}: {key} must be [[key, weight], ...] with weights >= 0, "
+                         f"got {value!r}")
+    if sum(p[1] for p in value) <= 0:
+        raise ParamError(f"{op}: {key} must not all be 0")
+
+
+def _split_target(params: Mapping[str, Any]) -> None:
+    if params["total_length"] is None:
+        raise ParamError("random_split: total_length must be given (the DataPipe method "
+                         "takes it from len() of its input)")
+    if params["target"] not in [key for key, _ in params["weights"]]:
+        raise ParamError(f"random_split: target={params['target']!r} does not match any key "
+                         "in weights")
+
+
+def unzip_columns(params: Mapping[str, Any]) -> list[int]:
+    """The columns ``unzip`` gives outputs for, in order (output i is column ids[i])."""
+    skip = set(params["columns_to_skip"] or ())
+    return [i for i in range(params["sequence_length"]) if i not in skip]
+
+
+def _unzip_columns(params: Mapping[str, Any]) -> None:
+    skip = params["columns_to_skip"]
+    if skip is not None and (not isinstance(skip, (list, tuple)) or not all(
+            isinstance(c, int) and not isinstance(c, bool) for c in skip)):
+        raise ParamError(f"unzip: columns_to_skip must be a list of ints, got {skip!r}")
+    if not unzip_columns(params):
+        raise ParamError("unzip: all instances are filtered out; check sequence_length "
+                         "and columns_to_skip")
+
+
+def _unzip_outputs(params: Mapping[str, Any]) -> int:
+    return len(unzip_columns(params))
+
 SPECS = (
     OpSpec("iterable_wrapper", _RT + "iterable_wrapper:IterableWrapperNode", inputs=(0, 0),
            params={"iterable": Param(check=_iterable)}),
@@ -82,4 +162,46 @@ SPECS = (
            params={"buffer_size": Param(10, _int(1))}),
     OpSpec("in_memory_cache", _RT + "cache:InMemoryCacheNode",
            params={"max_items": Param(None, _int(1, optional=True))}),
+    # -- torchdata's remaining transform names ---------------------------------
+    OpSpec("enumerate", _RT + "counted:EnumerateNode", passthrough=True,
+           params={"starting_index": Param(0, partial(check_int))}),
+    OpSpec("add_index", _RT + "counted:AddIndexNode", passthrough=True,
+           params={"index_name": Param("index")}),
+    OpSpec("in_batch_shuffle", _RT + "counted:InBatchShuffleNode", passthrough=True,
+           params={}),
+    OpSpec("slice", _RT + "reshape:SliceNode", passthrough=True, elementwise=_always,
+           params={"index": Param(check=_indices), "stop": _OPTIONAL_INT,
+                   "step": _OPTIONAL_INT}),
+    OpSpec("drop", _RT + "reshape:DropNode", passthrough=True, elementwise=_always,
+           params={"indices": Param(check=_indices)}),
+    OpSpec("flatten", _RT + "reshape:FlattenNode", passthrough=True, elementwise=_always,
+           params={"indices": Param(None, _indices)}),
+    OpSpec("rows2columnar", _RT + "reshape:Rows2ColumnarNode", passthrough=True,
+           params={"column_names": Param(None, partial(check_type, types=(list, tuple, type(None)),
+                                                       want="a list of names or None"))}),
+    OpSpec("lines_to_paragraphs", _RT + "paragraphs:LinesToParagraphsNode",
+           params={"joiner": _OPTIONAL_FN}),
+    OpSpec("repeat", _RT + "repeat:RepeatNode", params={"times": Param(check=_repeat_times)}),
+    OpSpec("zip_longest", _RT + "zip_longest:ZipLongestNode", inputs=(1, None),
+           params={"fill_value": _ANY}),
+    OpSpec("zip_with_iter", _RT + "key_zip:ZipWithIterNode", inputs=(2, 2), params={
+        "key_fn": _FN, "ref_key_fn": _OPTIONAL_FN, "keep_key": _BOOL[False],
+        "buffer_size": Param(10000, _unlimited_or_positive), "merge_fn": _OPTIONAL_FN}),
+    OpSpec("zip_with_map", _RT + "key_zip:ZipWithMapNode", passthrough=True, params={
+        "map_datapipe": Param(check=_lookup), "key_fn": _FN, "merge_fn": _OPTIONAL_FN,
+        "keep_key": _BOOL[False]}),
+    OpSpec("round_robin_demux", _RT + "unzip:RoundRobinDemuxNode", hub=True, params={
+        "num_instances": Param(check=_int(1)), "buffer_size": _BUFFER}),
+    OpSpec("unzip", _RT + "unzip:UnzipNode", hub=True, outputs=_unzip_outputs,
+           check=_unzip_columns, params={
+        "sequence_length": Param(check=_int(1)), "buffer_size": _BUFFER,
+        "columns_to_skip": Param(None)}),
+    OpSpec("random_split", _RT + "random_split:RandomSplitNode", params={
+        "weights": Param(check=_split_weights), "seed": Param(check=partial(
+            check_type, types=(int, str, bytes, float), want="an int, float, str or bytes")),
+        "total_length": Param(None, _int(0, optional=True)), "target": _ANY}, check=_split_target),
+    OpSpec("fullsync", _RT + "identity:IdentityNode", passthrough=True, elementwise=_always,
+           params={"timeout": Param(1800, _int(1))}),
+    OpSpec("set_length", _RT + "identity:IdentityNode", passthrough=True, elementwise=_always,
+           params={"length": Param(check=_int(0))}),
 )

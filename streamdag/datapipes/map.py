@@ -1,0 +1,30 @@
+"""torchdata's ``datapipes.map``: map-style pipes, indexed by key (see
+``map_style``), and the converters between them and iterable DataPipes."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from . import map_style
+from .datapipe import DataPipe
+from .map_style import Batcher, Concater, IterToMapConverter, MapDataPipe, Mapper, Zipper
+
+T = TypeVar("T")
+
+
+class SequenceWrapper(map_style.SequenceWrapper[T]):
+    __doc__ = map_style.SequenceWrapper.__doc__
+
+    def pipe_class(self) -> type[DataPipe[Any]]:
+        return DataPipe
+
+
+__all__ = [
+    "Batcher",
+    "Concater",
+    "IterToMapConverter",
+    "MapDataPipe",
+    "Mapper",
+    "SequenceWrapper",
+    "Zipper",
+]
