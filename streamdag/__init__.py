@@ -18,6 +18,7 @@ from .datapipes.file_lister import FileLister
 from .datapipes.reader import Reader, reader
 from .decoders import decode_image, image_handler
 from .errors import (
+    BufferOverflowError,
     GraphFormatError,
     NodeError,
     ParamError,
@@ -44,6 +45,7 @@ from .reading_service.sequential import SequentialReadingService
 from .reading_service.worker import get_worker_info
 
 __all__ = [
+    "BufferOverflowError",
     "DataLoader2",
     "DataPipe",
     "DistributedReadingService",

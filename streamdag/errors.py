@@ -38,6 +38,11 @@ def _rebuild_node_error(message: str, op: str, name: str | None, node_id: str,
     return NodeError(message, op=op, name=name, node_id=node_id, source=source)
 
 
+class BufferOverflowError(StreamdagError, BufferError):
+    """An output of a fork or demux fell further behind the others than the
+    node's ``buffer_size`` allows (a ``BufferError``, as torchdata raises)."""
+
+
 class ResumeError(StreamdagError, RuntimeError):
     """A saved loader state does not fit the pipeline it is loaded into."""
 

@@ -43,12 +43,12 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "filter": lambda: src().filter(fns.is_even),
     "flatmap": lambda: src().flatmap(fns.pair),
     "batch": lambda: src().batch(5, drop_last=True),
-    "unbatch": lambda: src().batch(5).unbatch(),
+    "unbatch": lambda: src().batch(3).batch(2).unbatch(unbatch_level=2),
     "collate": lambda: src().batch(4).collate(),
     "shuffle": lambda: src(30).shuffle(buffer_size=7),
     "sharding_filter": lambda: src().shuffle(4).sharding_filter().map(fns.double),
     "header": lambda: src().header(5),
-    "cycle": lambda: src(4).cycle(3),
+    "cycle": lambda: src(4).concat(src(3)).cycle(3),
     "zip": lambda: src().zip(src(5)),
     "concat": lambda: src(3).concat(src(4), src(2)),
     "mux": lambda: src(6).mux(src(9).map(fns.double)),
@@ -80,6 +80,7 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "random_split": lambda: src(30).random_split({"a": 20, "b": 10}, seed=3, target="b"),
     "fullsync": lambda: src().fullsync(),
     "set_length": lambda: src().filter(fns.is_even).set_length(6),
+    "mux_longest": lambda: src(3).mux_longest(src(7).map(fns.double), src(5)),
 }
 
 

@@ -69,7 +69,7 @@ def test_set_param_is_validated_and_refuses_unknown_keys() -> None:
     with pytest.raises(
         sd.ParamError,
         match=r"shuffle node 'shuf' has no param 'bufer_size' "
-        r"\(its params: buffer_size, decode_late, initial\)",
+        r"\(its params: buffer_size, decode_late, enabled, initial, seed\)",
     ):
         g.set_param("shuf", "bufer_size", 10)
 

@@ -4,7 +4,7 @@ handles on new nodes; nothing runs until the pipe is iterated."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from ..core.node import Node
 from ..core.params import Col
@@ -97,22 +97,34 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         """Lists of ``batch_size`` elements; the last may be shorter unless ``drop_last``."""
         return self._then("batch", {"batch_size": batch_size, "drop_last": drop_last}, name=name)
 
-    def unbatch(self, *, name: str | None = None) -> DataPipe[Any]:
-        """Flatten batches back into elements."""
-        return self._then("unbatch", {}, name=name)
+    def unbatch(self, unbatch_level: int = 1, *, name: str | None = None) -> DataPipe[Any]:
+        """Flatten ``unbatch_level`` levels of batches (-1: all) back into
+        elements. Only lists are batches: a tuple is an element, and one met
+        where a batch is expected is an error, as in torchdata."""
+        return self._then("unbatch", {"unbatch_level": unbatch_level}, name=name)
 
-    def collate(self, fn: Callable[[Any], Any] | None = None, *,
+    def collate(self, conversion: Callable[[Any], Any] | None = None,
+                collate_fn: Callable[[Any], Any] | None = None, *,
                 name: str | None = None) -> DataPipe[Any]:
-        """Batches to tensors (default: torch's default_collate)."""
+        """Batches to tensors with ``collate_fn`` if given, else ``conversion``
+        (torchdata's two arguments; None: torch's ``default_collate``)."""
+        if isinstance(conversion, Mapping):
+            raise ParamError("collate: a dict of per-column conversions is torchdata's "
+                             "DataFrame (torcharrow) collation, which streamdag does not "
+                             "support; pass one function")
+        fn = collate_fn if collate_fn is not None else conversion
         return self._then("collate", {"fn": fn}, name=name)
 
     # -- order and splitting --------------------------------------------
     def shuffle(self, buffer_size: int = 10000, initial: int = 100, *,
-                decode_late: bool = True, name: str | None = None) -> DataPipe[T]:
+                decode_late: bool = True, unbatch_level: int = 0,
+                name: str | None = None) -> DataPipe[T]:
         """Seeded buffer shuffle; a new order each epoch; emits from ``initial`` buffered on.
         ``decode_late``: after a decode (and maps), buffer the samples still encoded and
-        decode them as they leave: the same output, several times less memory."""
-        return self._then("shuffle", {"buffer_size": buffer_size, "initial": initial,
+        decode them as they leave: the same output, several times less memory.
+        ``unbatch_level``: unbatch that many levels first (torchdata's argument)."""
+        pipe: DataPipe[Any] = self.unbatch(unbatch_level) if unbatch_level else self
+        return pipe._then("shuffle", {"buffer_size": buffer_size, "initial": initial,
                                       "decode_late": decode_late}, name=name)
 
     def sharding_filter(self, *, name: str | None = None) -> DataPipe[T]:
@@ -139,21 +151,29 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         return self._then("concat", {}, *others, name=name)
 
     def mux(self, *others: DataPipe[Any], name: str | None = None) -> DataPipe[Any]:
-        """Round robin over this pipe and ``others``; ends when any input ends."""
+        """Round robin over this pipe and ``others``, one element of each per
+        round; ends with the last complete round, when any input ends (the
+        elements of a partial round are dropped, as in torchdata)."""
         return self._then("mux", {}, *others, name=name)
 
-    def fork(self, num_instances: int, buffer_size: int = 1000, *,
-             name: str | None = None) -> tuple[DataPipe[T], ...]:
-        """``num_instances`` pipes that each see every element. Outputs may
-        drift at most ``buffer_size`` elements apart."""
-        hub = make_node("fork", {"num_instances": num_instances, "buffer_size": buffer_size},
-                        [self.node], name)
-        return _branches(hub, num_instances, name)
+    def fork(self, num_instances: int, buffer_size: int = 1000,
+             copy: Literal["shallow", "deep"] | None = None, *,
+             name: str | None = None) -> Any:
+        """A list of ``num_instances`` pipes that each see every element (this
+        pipe itself for 1, as torchdata). Outputs may drift at most
+        ``buffer_size`` elements apart (-1: no bound), else ``BufferError``.
+        ``copy``: each output gets a shallow or deep copy of each element."""
+        hub = make_node("fork", {"num_instances": num_instances, "buffer_size": buffer_size,
+                                 "copy": copy}, [self.node], name)
+        return self if num_instances == 1 else _branches(hub, num_instances, name)
 
     def demux(self, num_instances: int, classifier_fn: Callable[[Any], int | None],
               drop_none: bool = False, buffer_size: int = 1000, *,
-              name: str | None = None) -> tuple[DataPipe[T], ...]:
-        """Route each element to output ``classifier_fn(element)``."""
+              name: str | None = None) -> list[DataPipe[T]]:
+        """A list of ``num_instances`` pipes: each element goes to output
+        ``classifier_fn(element)`` (dropped if None and ``drop_none``). The
+        outputs not being read may hold ``buffer_size`` elements together
+        (-1: no bound), else ``BufferError``."""
         hub = make_node("demux", {"num_instances": num_instances, "classifier_fn": classifier_fn,
                                   "drop_none": drop_none, "buffer_size": buffer_size},
                         [self.node], name)
@@ -176,6 +196,30 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         """Serve epochs after the first from memory."""
         return self._then("in_memory_cache", {"max_items": max_items}, name=name)
 
+    # -- torchdata drop-in: transforms ----------------------------------
+    def mux_longest(self, *others: DataPipe[Any], name: str | None = None) -> DataPipe[Any]:
+        """Round robin over this pipe and ``others`` that skips the inputs
+        already exhausted: every element of every input, ends when all end."""
+        return self._then("mux_longest", {}, *others, name=name)
+
+    def set_shuffle(self, shuffle: bool = True) -> DataPipe[T]:
+        """This shuffle with shuffling on or off (off: elements pass in order).
+        A new pipe, as every method here: use the returned pipe (torchdata
+        changes the shuffle in place and returns it)."""
+        return self._shuffle_with("set_shuffle", enabled=shuffle)
+
+    def set_seed(self, seed: int) -> DataPipe[T]:
+        """This shuffle with a seed of its own: its order no longer follows the
+        loader's seed; epoch ``e`` draws from (``seed``, ``e``)."""
+        return self._shuffle_with("set_seed", seed=seed)
+
+    def _shuffle_with(self, method: str, **params: Any) -> DataPipe[Any]:
+        node = self.node
+        if node.op != "shuffle":
+            raise ParamError(f"{method}: applies to a shuffle pipe, got {node.label}; call it "
+                             "right after .shuffle(...)")
+        return DataPipe(make_node("shuffle", {**node.params, **params}, node.inputs, node.name))
+
 
 IterDataPipe = DataPipe
 
@@ -196,10 +240,9 @@ def SampleMultiplexer(pipes_to_weights: Mapping[DataPipe[Any], float],  # noqa: 
                               nodes, name))
 
 
-def _branches(hub: Node, count: int, name: str | None) -> tuple[DataPipe[Any], ...]:
-    return tuple(DataPipe(make_node("branch", {"index": i}, [hub],
-                                    f"{name}.{i}" if name else None))
-                 for i in range(count))
+def _branches(hub: Node, count: int, name: str | None) -> list[DataPipe[Any]]:
+    return [DataPipe(make_node("branch", {"index": i}, [hub], f"{name}.{i}" if name else None))
+            for i in range(count)]
 
 
 def node_of(op: str, pipe: Any) -> Node:

@@ -5,26 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..runtime.node import RuntimeNode
+from ..runtime.node import ResumableNode
 
 
-class CycleNode(RuntimeNode):
+class CycleNode(ResumableNode):
     """Each pass re-iterates the input, so random nodes upstream draw a new
-    seed per pass. An empty input ends the cycle instead of spinning."""
-
-    def setup(self) -> None:
-        self._pass = 0
-        self._resumed = False
-
-    def reset(self) -> None:
-        self._pass = 0
-        self._resumed = False
+    seed per pass. An empty input ends the cycle instead of spinning. A cycle
+    inside another cycle starts again from its first pass."""
 
     def iterator(self) -> Iterator[Any]:
-        return self._run(self.params["count"])
+        restored = self.take_restored()
+        self._pass = 0 if restored is None else restored["pass"]
+        return self._run(self.params["count"], resumed=restored is not None)
 
-    def _run(self, count: int | None) -> Iterator[Any]:
-        resumed, self._resumed = self._resumed, False
+    def _run(self, count: int | None, resumed: bool) -> Iterator[Any]:
         while count is None or self._pass < count:
             empty = True
             for item in self.inputs[0].iterator():
@@ -35,10 +29,10 @@ class CycleNode(RuntimeNode):
             resumed = False
             self._pass += 1
 
-    def state(self) -> dict:
+    def live_state(self) -> dict:
         return {"pass": self._pass, "in": self.inputs[0].state()}
 
-    def restore(self, state: dict) -> None:
-        self._pass = state["pass"]
-        self._resumed = True
-        self.inputs[0].restore(state["in"])
+    def restore(self, state: dict | None) -> None:
+        super().restore(state)
+        if state is not None:
+            self.inputs[0].restore(state["in"])

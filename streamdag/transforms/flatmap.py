@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -76,4 +77,33 @@ class FlatMapNode(ResumableNode):
 
 
 class UnbatchNode(FlatMapNode):
-    """Flattens batches back into elements (flatmap with no function)."""
+    """Flattens batches back into elements: a flatmap whose function opens
+    ``unbatch_level`` levels of lists (-1: every level). As in torchdata only
+    a list is a batch: a tuple, dict or string is an element, and one met
+    where a batch is expected is an error (IndexError, as torchdata)."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.fn = partial(_unbatch, self.params["unbatch_level"])
+
+
+def _unbatch(level: int, element: Any) -> list[Any]:
+    """The elements ``level`` list levels down in ``element`` (-1: all levels)."""
+    if level == 1 and isinstance(element, list):
+        return element
+    out: list[Any] = []
+    _dive(element, level, level, out)
+    return out
+
+
+def _dive(element: Any, left: int, level: int, out: list[Any]) -> None:
+    if left == 0 or left < 0 and not isinstance(element, list):
+        out.append(element)
+    elif isinstance(element, list):
+        for item in element:
+            _dive(item, left - 1 if left > 0 else left, level, out)
+    else:
+        msg = (f"unbatch_level {level} exceeds the depth of the data: found "
+               f"{type(element).__name__} {element!r:.80} where a batch was expected "
+               "(only lists are batches; a tuple is an element)")
+        raise IndexError(msg)

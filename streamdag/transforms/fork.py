@@ -2,16 +2,20 @@
 
 The hub node pulls from the input once per element and routes it to the
 queues of its output branches (fork: to all; demux: to the one the classifier
-names). A branch that falls more than ``buffer_size`` elements behind raises
-instead of growing memory without bound."""
+names). As in torchdata, a fork output that falls more than ``buffer_size``
+elements behind the leading one, or a demux whose outputs together hold more
+than ``buffer_size`` elements waiting, raises ``BufferOverflowError`` (a
+``BufferError``) instead of growing memory without bound; ``buffer_size=-1``
+sets no bound."""
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import ParamError, ResumeError
+from ..errors import BufferOverflowError, ParamError, ResumeError
 from ..runtime.node import RuntimeNode
 from ..runtime.replay import Replayer
 
@@ -21,7 +25,8 @@ class HubNode(RuntimeNode):
     checkpoint of the input at or before the oldest element still queued.
     Restore replays from there and re-queues what each branch has not taken."""
 
-    kind = ""
+    #: how often the input's state is kept (``buffer_size=-1``: no size to go by)
+    _UNBOUNDED_EVERY = 256
 
     def setup(self) -> None:
         self.branches: dict[int, BranchNode] = {}
@@ -37,8 +42,7 @@ class HubNode(RuntimeNode):
 
     def start(self) -> None:
         size = self.params["buffer_size"]
-        self._limit = size if size >= 0 else float("inf")  # torchdata: -1 is unlimited
-        self._replay = Replayer(self.inputs[0], max(1, size // 4) if size >= 0 else 256)
+        self._replay = Replayer(self.inputs[0], size // 4 if size >= 0 else self._UNBOUNDED_EVERY)
         self._queues = {i: deque() for i in self.branches}
         self._last = dict.fromkeys(self.branches, -1)
         self._done = False
@@ -72,10 +76,10 @@ class HubNode(RuntimeNode):
                 seq, item = queue.popleft()
                 last[index] = seq
                 yield item
-            if self._done or not self._pull():
+            if self._done or not self._pull(index):
                 return
 
-    def _pull(self) -> bool:
+    def _pull(self, puller: int) -> bool:
         replay = self._replay
         seq = replay.seq
         try:
@@ -83,20 +87,26 @@ class HubNode(RuntimeNode):
         except StopIteration:
             self._done = True
             return False
-        size = self.params["buffer_size"]
         for branch in self.route(item):
             queue = self._queues.get(branch)
             if queue is None or seq <= self._last[branch]:
                 continue
             queue.append((seq, item))
-            if len(queue) > self._limit:
-                msg = (f"{self.label}: output {branch} fell more than buffer_size={size} "
-                       f"elements behind the other outputs. Consume the outputs in step "
-                       f"(e.g. zip them) or raise buffer_size")
-                raise RuntimeError(msg)
+        size = self.params["buffer_size"]
+        if size >= 0:
+            self.check_buffer(puller, size)
         if seq % replay.every == 0:
             replay.forget_before(self._oldest_needed())
         return True
+
+    def check_buffer(self, puller: int, size: int) -> None:
+        raise NotImplementedError
+
+    def overflow(self, what: str, size: int) -> BufferOverflowError:
+        return BufferOverflowError(
+            f"{self.label}: {what} more than buffer_size={size} elements (as torchdata's "
+            f"BufferError). Consume the outputs in step (e.g. zip them), raise buffer_size, "
+            f"or pass buffer_size=-1 for no bound")
 
     def _oldest_needed(self) -> int:
         """The number of the oldest element some branch has yet to take."""
@@ -122,8 +132,23 @@ class HubNode(RuntimeNode):
 
 
 class ForkNode(HubNode):
+    def setup(self) -> None:
+        super().setup()
+        how = self.params["copy"]
+        self._copy = None if how is None else copy.copy if how == "shallow" else copy.deepcopy
+
     def route(self, item: Any) -> Any:
         return self._queues
+
+    def check_buffer(self, puller: int, size: int) -> None:
+        """The puller leads; an output more than ``size`` elements behind it overflows."""
+        for branch, queue in self._queues.items():
+            if len(queue) > size and branch != puller:
+                raise self.overflow(f"output {branch} fell", size)
+
+    def open(self, index: int) -> Iterator[Any]:
+        it = super().open(index)
+        return it if self._copy is None else map(self._copy, it)
 
 
 class DemuxNode(HubNode):
@@ -142,6 +167,12 @@ class DemuxNode(HubNode):
                    + (" or None (drop_none=True)" if self.params["drop_none"] else ""))
             raise ValueError(msg)
         return (branch,)
+
+    def check_buffer(self, puller: int, size: int) -> None:
+        """All outputs but the puller together hold at most ``size`` elements."""
+        waiting = sum(len(queue) for branch, queue in self._queues.items() if branch != puller)
+        if waiting > size:
+            raise self.overflow("the outputs other than the one being read hold", size)
 
     def user_functions(self) -> list[Callable[..., Any]]:
         return [self.params["classifier_fn"]]

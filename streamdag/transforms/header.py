@@ -7,37 +7,28 @@ from operator import itemgetter
 from typing import Any
 
 from ..runtime.counting import position_of
-from ..runtime.node import RuntimeNode
+from ..runtime.node import ResumableNode
 
 _second = itemgetter(1)
 
 
-class HeaderNode(RuntimeNode):
+class HeaderNode(ResumableNode):
     """Counts with a range iterator zipped in front of the input (zip stops on
-    the range first, so no element past the limit is pulled from upstream)."""
-
-    def setup(self) -> None:
-        self._taken = 0
-        self._counter: Any = None
-
-    def reset(self) -> None:
-        self._taken = 0
-        self._counter = None
+    the range first, so no element past the limit is pulled from upstream).
+    Every pass (under ``cycle``) counts from 0 unless a state was restored."""
 
     def iterator(self) -> Iterator[Any]:
+        restored = self.take_restored()
+        self._taken = 0 if restored is None else restored["taken"]
         self._counter = iter(range(self._taken, self.params["limit"]))
         return map(_second, zip(self._counter, self.inputs[0].iterator(), strict=False))
 
-    def _count(self) -> int:
-        if self._counter is None:
-            return self._taken
+    def live_state(self) -> dict:
         left = len(range(self._taken, self.params["limit"]))
-        return self._taken + position_of(self._counter, left)
+        return {"taken": self._taken + position_of(self._counter, left),
+                "in": self.inputs[0].state()}
 
-    def state(self) -> dict:
-        return {"taken": self._count(), "in": self.inputs[0].state()}
-
-    def restore(self, state: dict) -> None:
-        self._taken = state["taken"]
-        self._counter = None
-        self.inputs[0].restore(state["in"])
+    def restore(self, state: dict | None) -> None:
+        super().restore(state)
+        if state is not None:
+            self.inputs[0].restore(state["in"])

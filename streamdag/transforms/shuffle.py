@@ -3,7 +3,11 @@ elements are buffered and grows the buffer by pulling two elements per one
 emitted until it holds ``buffer_size`` (as webdataset does), so the first
 batch does not wait for a full buffer; then each new element joins the buffer
 and a random one is emitted; the rest is shuffled at the end. State is the
-buffer's item numbers and the RNG, never the samples."""
+buffer's item numbers and the RNG, never the samples.
+
+``enabled=False`` (``set_shuffle(False)``) passes the input through untouched;
+``seed`` (``set_seed(n)``) seeds the node from (n, epoch) instead of the
+loader's seed."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from ..core.seeds import derive_seed
 from ..runtime.counting import Tally
 from ..runtime.node import ResumableNode
 from ..runtime.replay import Replayer, restore_source
@@ -26,8 +31,11 @@ class ShuffleNode(ResumableNode):
         self._pass = 0
         self._pulls = Tally()
         self._outs = Tally()
+        self._enabled = self.params["enabled"]
 
     def counted(self) -> tuple[int | None, int | None]:
+        if not self._enabled:
+            return None, None
         return self._pulls.value, self._outs.value
 
     def reset(self) -> None:
@@ -35,6 +43,8 @@ class ShuffleNode(ResumableNode):
         self._pass = 0
 
     def iterator(self) -> Iterator[Any]:
+        if not self._enabled:
+            return self.inputs[0].iterator()
         size = self.params["buffer_size"]
         initial = min(size, self.params["initial"] or self.opspec.params["initial"].default)
         self._replay = replay = Replayer(self.inputs[0], max(1, size // 4))
@@ -45,7 +55,7 @@ class ShuffleNode(ResumableNode):
         self._draining = False
         restored = self.take_restored()
         if restored is None:
-            self._rng = random.Random(self.seed(self._pass))
+            self._rng = random.Random(self._seed())
             self._pass += 1
             replay.start()
         else:
@@ -54,6 +64,12 @@ class ShuffleNode(ResumableNode):
             self._rng.setstate((restored["rng"][0], tuple(restored["rng"][1]), restored["rng"][2]))
             self._refill(restored)
         return self._run(size, initial)
+
+    def _seed(self) -> int:
+        fixed = self.params["seed"]
+        if fixed is None:
+            return self.seed(self._pass)
+        return derive_seed(fixed, self.graph.epoch, self._pass)
 
     def _refill(self, restored: dict) -> None:
         """Rebuild the buffer by replaying the input from the checkpoint."""
@@ -132,6 +148,12 @@ class ShuffleNode(ResumableNode):
                 "draining": self._draining, "next": self._replay.seq,
                 "ckpt": self._replay.checkpoint(min(seqs, default=self._replay.seq))}
 
+    def state(self) -> Any:
+        return super().state() if self._enabled else self.inputs[0].state()
+
     def restore(self, state: dict | None) -> None:
+        if not self._enabled:
+            self.inputs[0].restore(state)
+            return
         super().restore(state)
         restore_source(self.inputs[0], state and state["ckpt"])

@@ -11,15 +11,19 @@ from typing import Any
 
 from ..core.ops.transforms import unzip_columns
 from ..runtime.attribution import framed
-from .fork import HubNode
+from .fork import DemuxNode, ForkNode, HubNode
 
 
 class RoundRobinDemuxNode(HubNode):
+    check_buffer = DemuxNode.check_buffer  # torchdata builds it on demux
+
     def route(self, item: Any) -> tuple[int, ...]:
         return ((self._replay.seq - 1) % self.params["num_instances"],)
 
 
 class UnzipNode(HubNode):
+    check_buffer = ForkNode.check_buffer  # torchdata builds it on fork
+
     def setup(self) -> None:
         super().setup()
         self._columns = unzip_columns(self.params)

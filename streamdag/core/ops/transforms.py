@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from ...errors import ParamError
-from ..params import check_bool, check_callable, check_col, check_int, check_type
+from ..params import check_bool, check_callable, check_choice, check_col, check_int, check_type
 from ..spec import OpSpec, Param
 
 _RT = "streamdag.transforms."
@@ -21,6 +21,8 @@ _FN = Param(check=check_callable)
 _OPTIONAL_FN = Param(None, partial(check_callable, optional=True))
 _BOOL = {False: Param(False, check_bool), True: Param(True, check_bool)}
 _COL = Param(None, check_col)
+#: fork/demux: how far outputs may drift apart; -1: without bound (as torchdata)
+_HUB_BUFFER = Param(1000, _int(-1))
 
 
 def _always(params: Mapping[str, Any]) -> bool:
@@ -134,12 +136,14 @@ SPECS = (
     OpSpec("filter", _RT + "map:FilterNode", params={"fn": _FN, "input_col": _COL}),
     OpSpec("collate", _RT + "map:CollateNode", passthrough=True, params={"fn": _OPTIONAL_FN}),
     OpSpec("flatmap", _RT + "flatmap:FlatMapNode", params={"fn": _OPTIONAL_FN}),
-    OpSpec("unbatch", _RT + "flatmap:UnbatchNode", params={}),
+    OpSpec("unbatch", _RT + "flatmap:UnbatchNode",
+           params={"unbatch_level": Param(1, _int(-1))}),
     OpSpec("batch", _RT + "batch:BatchNode",
            params={"batch_size": Param(check=_int(1)), "drop_last": _BOOL[False]}),
     OpSpec("shuffle", _RT + "shuffle:ShuffleNode", params={
         "buffer_size": Param(10000, _int(1)), "initial": Param(100, _int(1, optional=True)),
-        "decode_late": _BOOL[True]}),
+        "decode_late": _BOOL[True], "enabled": _BOOL[True],
+        "seed": Param(None, partial(check_int, optional=True))}),
     OpSpec("sharding_filter", _RT + "sharding:ShardingFilterNode", params={},
            splits_data=True),
     OpSpec("header", _RT + "header:HeaderNode", params={"limit": Param(10, _int(0))}),
@@ -150,10 +154,11 @@ SPECS = (
            passthrough=True),
     OpSpec("mux", _RT + "combine:MuxNode", inputs=(2, None), params={}, passthrough=True),
     OpSpec("fork", _RT + "fork:ForkNode", hub=True, params={
-        "num_instances": Param(check=_int(1)), "buffer_size": Param(1000, _int(1))}),
+        "num_instances": Param(check=_int(1)), "buffer_size": _HUB_BUFFER,
+        "copy": Param(None, partial(check_choice, choices=(None, "shallow", "deep")))}),
     OpSpec("demux", _RT + "fork:DemuxNode", hub=True, params={
         "num_instances": Param(check=_int(1)), "classifier_fn": _FN,
-        "drop_none": _BOOL[False], "buffer_size": Param(1000, _int(1))}),
+        "drop_none": _BOOL[False], "buffer_size": _HUB_BUFFER}),
     OpSpec("branch", _RT + "fork:BranchNode", params={"index": Param(check=_int(0))}),
     OpSpec("sample_multiplexer", _RT + "multiplexer:SampleMultiplexerNode", inputs=(1, None),
            params={"weights": Param(check=_weights),
@@ -204,4 +209,6 @@ SPECS = (
            params={"timeout": Param(1800, _int(1))}),
     OpSpec("set_length", _RT + "identity:IdentityNode", passthrough=True, elementwise=_always,
            params={"length": Param(check=_int(0))}),
+    OpSpec("mux_longest", _RT + "combine:MuxLongestNode", inputs=(2, None), params={},
+           passthrough=True),
 )
