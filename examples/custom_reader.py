@@ -101,7 +101,7 @@ def main() -> dict[str, Any]:
 
         shares = []
         for worker in range(2):
-            service = sd.InProcessReadingService(WorkerContext(worker_id=worker, num_workers=2))
+            service = sd.InProcessReadingService(worker=WorkerContext(worker_id=worker, num_workers=2))
             rows = sqlite_rows(path=str(db), table="items")
             shares.append(len(list(sd.DataLoader2(rows, reading_service=service, seed=7))))
         print(f"two workers read {shares[0]} + {shares[1]} rows of 1000")

@@ -14,6 +14,7 @@ from ..stats.progress import progress_bar
 from ..stats.report import PipelineStats
 from ..stats.report import build as build_stats
 from ..stats.snapshot import by_id, by_position
+from .adapters import Adapters, adapt
 from .base import ReadingService
 from .capabilities import CollectsStats, PreparesEpochs, SpansRanks, require
 from .in_process import InProcessReadingService
@@ -31,15 +32,26 @@ class DataLoader2(Generic[T]):
     random one. ``state_dict()`` between two elements and ``load_state_dict()``
     in a new loader over the same pipeline resume exactly.
 
+    ``datapipe_adapter_fn`` (torchdata's): a function ``pipe -> pipe`` or a
+    list of them, applied in order before the service gets the pipe (e.g.
+    ``streamdag.dataloader2.adapter.Shuffle(False)``). A reading service given
+    in its place, as ``DataLoader2(dp, service)`` did before, is taken as the
+    service.
+
     ``stats=True`` collects per-node statistics (``stats()``); ``progress=True``
     shows a progress bar with elements/s and MB/s (and collects statistics).
     Both need a service that collects statistics (``CollectsStats``)."""
 
-    def __init__(self, datapipe: DataPipe[T], reading_service: ReadingService | None = None,
+    def __init__(self, datapipe: DataPipe[T],
+                 datapipe_adapter_fn: Adapters | ReadingService | None = None,
+                 reading_service: ReadingService | None = None,
                  seed: int | None = None, *, stats: bool = False,
                  progress: bool = False) -> None:
         if not isinstance(datapipe, DataPipe):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
+        if isinstance(datapipe_adapter_fn, ReadingService) and reading_service is None:
+            datapipe_adapter_fn, reading_service = None, datapipe_adapter_fn
+        datapipe = adapt(datapipe, datapipe_adapter_fn)
         check_sharded_once(datapipe.node)  # here, before a worker service starts its workers
         self.datapipe = datapipe
         service = reading_service or InProcessReadingService()

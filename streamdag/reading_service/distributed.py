@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
@@ -57,15 +58,23 @@ _MODES = {True: "drop", "drop": "drop", "pad": "pad", False: None}
 
 class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, PreparesEpochs):
     """Runs the graph on this rank with the service it wraps (in process by
-    default); see the module's docstring for seeds and equal batch counts."""
+    default); see the module's docstring for seeds and equal batch counts.
 
-    def __init__(self, even_batches: bool | str = True, sync_every: int = 1) -> None:
+    ``timeout`` (torchdata's argument, seconds): how long the collectives of
+    seeds and rounds wait for the other ranks, on the gloo group created when
+    the default group uses another backend."""
+
+    def __init__(self, timeout: float = 1800, *, even_batches: bool | str = True,
+                 sync_every: int = 1) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ParamError(f"timeout must be seconds > 0, got {timeout!r}")
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
             raise ParamError(f"sync_every must be an int >= 1, got {sync_every!r}")
         if not isinstance(even_batches, bool | str) or even_batches not in _MODES:
             raise ParamError(f"even_batches must be True or 'drop' (stop with the shortest "
                              f"rank), 'pad' (repeat to the longest) or False, got "
                              f"{even_batches!r}")
+        self.timeout = timeout
         self.even_batches = even_batches
         self.sync_every = sync_every
         self._mode = _MODES[even_batches]
@@ -90,7 +99,7 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
         dist = _distributed()
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         if dist.get_backend() != "gloo" and self._group is None:
-            self._group = dist.new_group(backend="gloo")
+            self._group = dist.new_group(backend="gloo", timeout=timedelta(seconds=self.timeout))
         self._inner.set_rank(self.rank, self.world_size)
         self._endless = may_not_end(output)
         if isinstance(self._inner, InProcessReadingService):

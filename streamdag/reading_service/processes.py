@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -39,6 +39,7 @@ from ..runtime.graph import RuntimeGraph
 from ..runtime.node import WorkerContext
 from . import transport
 from .errors import WorkerDiedError
+from .init_fns import InitFn, run_init_fn
 from .intra_op import one_torch_thread
 from .segments import SegmentPool, SegmentViews
 from .worker import SHUTDOWN, WorkerLoop, set_worker_info
@@ -49,7 +50,7 @@ RELEASE = "release"
 
 
 def process_main(spec: Node, context: WorkerContext, conn: Connection,
-                 worker_init_fn: Callable[[int], Any] | None,
+                 worker_init_fn: InitFn | None,
                  inherited: list[Connection], collect: bool) -> None:
     """Entry point of a worker process. ``collect``: whether the main process
     had automatic garbage collection on (it is paused across a fork)."""
@@ -69,9 +70,8 @@ def process_main(spec: Node, context: WorkerContext, conn: Connection,
 
     def build() -> RuntimeGraph:
         one_torch_thread()
-        if worker_init_fn is not None:
-            worker_init_fn(context.worker_id)
-        graph = RuntimeGraph(spec, context)
+        graph = RuntimeGraph(run_init_fn(worker_init_fn, spec, context, "worker_init_fn"),
+                             context)
         one_torch_thread()  # building the graph may have imported torch
         return graph
 
@@ -144,7 +144,7 @@ class ProcessPool:
     """The main side of ``num_workers`` worker processes."""
 
     def __init__(self, spec: Node, contexts: list[WorkerContext], mp_context: BaseContext,
-                 worker_init_fn: Callable[[int], Any] | None) -> None:
+                 worker_init_fn: InitFn | None) -> None:
         self.size = len(contexts)
         self.broken = False
         self._procs: list[Any] = []

@@ -55,8 +55,8 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
 
     def __init__(self, num_workers: int, prefetch_factor: int, in_order: bool,
                  timeout: float | None) -> None:
-        _check_int("num_workers", num_workers, 0)
-        _check_int("prefetch_factor", prefetch_factor, 1)
+        check_int("num_workers", num_workers, 0)
+        check_int("prefetch_factor", prefetch_factor, 1)
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
             raise ParamError(f"timeout must be None, 0 (no limit) or seconds > 0, got {timeout!r}")
         self.num_workers = num_workers
@@ -296,6 +296,6 @@ def _downstream_of(output: Node, op: str) -> set[str]:
     return ids
 
 
-def _check_int(key: str, value: Any, minimum: int) -> None:
+def check_int(key: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ParamError(f"{key} must be an int >= {minimum}, got {value!r}")

@@ -70,5 +70,5 @@ class ReaderConformance(OpConformance):
         for worker in range(2):
             context = WorkerContext(worker_id=worker, num_workers=2)
             parts += plain(run_epoch(pipe, reading_service=lambda c=context:
-                                     InProcessReadingService(c)))
+                                     InProcessReadingService(worker=c)))
         assert sorted(parts, key=repr) == sorted(whole, key=repr)

@@ -1,0 +1,125 @@
+"""The torchdata 0.9 names streamdag does not provide, with the reason, so
+that importing one fails with a message that says why and where to look
+instead of a bare "cannot import name"."""
+
+from __future__ import annotations
+
+GUIDE = "'Every torchdata 0.9 name' in docs/migrating-from-torchdata.md"
+
+_NOT_YET = "not provided yet (planned; see the guide for a workaround)"
+_SERVICE = "needs {}, which streamdag does not depend on"
+_TORCHARROW = "builds torcharrow DataFrames; torcharrow is no longer maintained"
+_FSSPEC = (
+    "iopath is not a streamdag dependency; fsspec reaches the same filesystems: "
+    "use FileLister / FileOpener"
+)
+
+#: torchdata.datapipes.iter class -> why streamdag.datapipes.iter lacks it
+ITER: dict[str, str] = {
+    "AISFileLister": _SERVICE.format("an AIStore cluster and its client"),
+    "AISFileLoader": _SERVICE.format("an AIStore cluster and its client"),
+    "GDriveReader": "scrapes Google Drive's download pages; fetch a direct link over HTTP",
+    "OnlineReader": "its Google Drive half scrapes download pages; fetch URLs over HTTP",
+    "HuggingFaceHubReader": _SERVICE.format("the Hugging Face Hub (the datasets package)"),
+    "IoPathFileLister": _FSSPEC,
+    "IoPathFileOpener": _FSSPEC,
+    "IoPathSaver": _FSSPEC,
+    "S3FileLister": (
+        "needs torchdata's compiled S3 extension; list s3:// URLs with "
+        "FileLister (the streamdag[s3] extra)"
+    ),
+    "S3FileLoader": (
+        "needs torchdata's compiled S3 extension; open s3:// URLs with "
+        "FileOpener (the streamdag[s3] extra)"
+    ),
+    "RarArchiveLoader": "needs the rarfile package and the unrar tool",
+    "DataFrameMaker": _TORCHARROW,
+    "ParquetDataFrameLoader": _TORCHARROW,
+    "ShardingRoundRobinDispatcher": (
+        "needs a dispatching process; streamdag shards with "
+        "sharding_filter (ShardingFilter) in every worker"
+    ),
+    "Saver": "writing files is not a loading step: not provided",
+    "FSSpecSaver": "writing files is not a loading step: not provided",
+    "BatchMapper": _NOT_YET,
+    "BatchAsyncMapper": _NOT_YET,
+    "ThreadPoolMapper": _NOT_YET,
+    "ShuffledFlatMapper": _NOT_YET,
+    "Grouper": _NOT_YET,
+    "BucketBatcher": _NOT_YET,
+    "MaxTokenBucketizer": _NOT_YET,
+    "PinMemory": _NOT_YET,
+    "Sampler": _NOT_YET,
+    "ShardExpander": _NOT_YET,
+    "StreamReader": _NOT_YET,
+}
+
+# Being added alongside this module by the rest of the torchdata drop-in work;
+# an entry here is shadowed as soon as the name itself is defined.
+_ADDING = "being added to streamdag (see the guide for its status)"
+ITER.update(
+    dict.fromkeys(
+        (
+            "Bz2FileLoader",
+            "CSVDictParser",
+            "Dropper",
+            "EndOnDiskCacheHolder",
+            "Enumerator",
+            "Extractor",
+            "Flattener",
+            "FullSync",
+            "HashChecker",
+            "HttpReader",
+            "InBatchShuffler",
+            "IndexAdder",
+            "IterKeyZipper",
+            "JsonParser",
+            "LengthSetter",
+            "MapKeyZipper",
+            "MapToIterConverter",
+            "MultiplexerLongest",
+            "OnDiskCacheHolder",
+            "ParagraphAggregator",
+            "RandomSplitter",
+            "Repeater",
+            "RoundRobinDemultiplexer",
+            "RoutedDecoder",
+            "Rows2Columnar",
+            "Slicer",
+            "TFRecordExample",
+            "TFRecordExampleSpec",
+            "TFRecordLoader",
+            "UnZipper",
+            "XzFileLoader",
+            "ZipperLongest",
+        ),
+        _ADDING,
+    )
+)
+
+#: torchdata.dataloader2 names -> why streamdag.dataloader2 lacks them
+DATALOADER2: dict[str, str] = {
+    "DataLoader2Iterator": (
+        "iter(loader) is a plain iterator; pause/resume/limit: use "
+        "loader.state_dict() and load_state_dict()"
+    ),
+    "PauseIteration": "streamdag's iterator does not pause: use state_dict()",
+    "ShuffleSpec": "an empty abstract class that nothing in torchdata 0.9 used",
+}
+
+#: torchdata.dataloader2.adapter names -> why streamdag.dataloader2.adapter lacks them
+ADAPTER: dict[str, str] = {
+    "CacheTimeout": _ADDING,
+}
+
+
+def not_provided(module: str, name: str, table: dict[str, str]) -> ImportError | AttributeError:
+    """The error for ``module.name``: an ImportError saying why for a known
+    torchdata name (so ``from ... import`` shows the reason), a plain
+    AttributeError for anything else (as for any module)."""
+    reason = table.get(name)
+    if reason is None:
+        return AttributeError(f"module {module!r} has no attribute {name!r}")
+    return ImportError(
+        f"{name} (torchdata's) is not provided by {module}: {reason}. See {GUIDE}.", name=module
+    )
