@@ -42,6 +42,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "rows.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(4)))
     (root / "rows.csv").write_text("x,y\n1,2\n3,4\n")
     (root / "c.txt.gz").write_bytes(gzip.compress(b"one\ntwo\n"))
+    (root / "d1.json").write_text('{"doc": 1, "tags": ["a"]}')
+    (root / "d2.json").write_text("[2, null]")
     members = {
         f"s{i}.{ext}": payload
         for i in range(3)
@@ -72,15 +74,15 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     "readlines": lambda d: files(d, "*.txt").shuffle(2).open_files().readlines(strip_newline=False),
     "parse_jsonl": lambda d: files(d, "*.jsonl").open_files().parse_jsonl(),
     "parse_csv": lambda d: files(d, "*.csv").open_files().parse_csv(delimiter=","),
-    "decompress": lambda d: files(d, "*.gz").open_files().decompress().readlines(),
-    "load_from_tar": lambda d: files(d, "*.tar").open_files().load_from_tar().map(fns.first),
-    "load_from_zip": lambda d: files(d, "*.zip").open_files().load_from_zip(),
+    "decompress": lambda d: files(d, "*.gz").open_files(mode="b").decompress().readlines(),
+    "load_from_tar": lambda d: files(d, "*.tar").open_files(mode="b").load_from_tar().map(fns.first),
+    "load_from_zip": lambda d: files(d, "*.zip").open_files(mode="b").load_from_zip(),
     "webdataset": lambda d: (
-        files(d, "*.tar").open_files().load_from_tar().webdataset().map(fns.keys)
+        files(d, "*.tar").open_files(mode="b").load_from_tar().webdataset().map(fns.keys)
     ),
     "decode": lambda d: (
         files(d, "*.tar")
-        .open_files()
+        .open_files(mode="b")
         .load_from_tar()
         .webdataset()
         .decode(by_ext={"txt": fns.shout}, image="numpy")
@@ -88,7 +90,7 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     ),
     "decode_images": lambda d: (
         files(d, "*.tar")
-        .open_files()
+        .open_files(mode="b")
         .load_from_tar()
         .webdataset()
         .batch(3)
@@ -102,6 +104,8 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     .readlines(),
     "main_process": lambda d: files(d, "*.txt").main_process(),
     "test_graph_io.countdown": lambda d: fns.countdown(start=7, step=2).shuffle(3),
+    "parse_csv_as_dict": lambda d: files(d, "*.csv").open_files().parse_csv_as_dict(),
+    "parse_json_files": lambda d: files(d, "*.json").open_files(mode="b").parse_json_files(),
 }
 
 
