@@ -106,6 +106,9 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     "test_graph_io.countdown": lambda d: fns.countdown(start=7, step=2).shuffle(3),
     "parse_csv_as_dict": lambda d: files(d, "*.csv").open_files().parse_csv_as_dict(),
     "parse_json_files": lambda d: files(d, "*.json").open_files(mode="b").parse_json_files(),
+    "list_files": lambda d: sd.IterableWrapper([str(d), str(d / "a.txt"), str(d)]).list_files(
+        masks=["*.txt", "*.json"]
+    ),
 }
 
 

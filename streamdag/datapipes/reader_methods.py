@@ -3,7 +3,7 @@ DataPipe inherits), so editors and type checkers see them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.ops.readers import lister_options
@@ -102,6 +102,15 @@ class ReaderMethods(DecoderMethods):
         the same key), with ``__key__``, ``__url__`` and one field per extension."""
         return self._then("webdataset", {"on_error": on_error}, name=name)
 
+    def read_with(self, reader: Reader | str, *, on_error: str = "raise",
+                  name: str | None = None, **params: Any) -> DataPipe[Any]:
+        """Feed each element to a custom reader registered with ``inputs=1``
+        (the ``Reader`` or its name)."""
+        op = reader if isinstance(reader, str) else reader.name
+        if get_op(op).runtime != READER_RUNTIME:
+            raise ParamError(f"read_with: {op!r} is not a reader (@sd.reader)")
+        return self._then(op, {**params, "on_error": on_error}, name=name)
+
     def parse_csv_as_dict(self, *, skip_lines: int = 0, decode: bool = True,
                           encoding: str = "utf-8", errors: str = "ignore",
                           return_path: bool = False, on_error: str = "raise",
@@ -125,12 +134,23 @@ class ReaderMethods(DecoderMethods):
         params = {"kwargs": kwargs or None, "on_error": on_error}
         return self._then("parse_json_files", params, name=name)
 
-    def read_with(self, reader: Reader | str, *, on_error: str = "raise",
-                  name: str | None = None, **params: Any) -> DataPipe[Any]:
-        """Feed each element to a custom reader registered with ``inputs=1``
-        (the ``Reader`` or its name)."""
-        op = reader if isinstance(reader, str) else reader.name
-        if get_op(op).runtime != READER_RUNTIME:
-            raise ParamError(f"read_with: {op!r} is not a reader (@sd.reader)")
-        return self._then(op, {**params, "on_error": on_error}, name=name)
+    def list_files(self, masks: str | Sequence[str] = "", *, recursive: bool = False,
+                   abspath: bool = False, non_deterministic: bool = False,
+                   storage_options: Mapping[str, Any] | None = None, on_error: str = "raise",
+                   name: str | None = None) -> DataPipe[str]:
+        """Roots (paths, URLs) -> the files under each, as ``FileLister``
+        lists them (torchdata's ``list_files``): masks "" matches every file.
+        The order is always deterministic; ``non_deterministic`` is accepted
+        for torchdata's signature (any order was allowed)."""
+        del non_deterministic
+        params = {"masks": list(masks) if isinstance(masks, tuple) else masks,
+                  "recursive": recursive, "abspath": abspath,
+                  "storage_options": dict(storage_options) if storage_options else None,
+                  "on_error": on_error}
+        return self._then("list_files", params, name=name)
 
+    def list_files_by_fsspec(self, masks: str | Sequence[str] = "", *, name: str | None = None,
+                             **kwargs: Any) -> DataPipe[str]:
+        """torchdata's fsspec lister: ``list_files(masks)`` of each root with
+        ``kwargs`` as the fsspec storage options (the files only, sorted)."""
+        return self.list_files(masks, storage_options=kwargs or None, name=name)

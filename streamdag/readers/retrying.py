@@ -426,7 +426,7 @@ def _unstrip(fs: Any, path: str) -> str:
         return path
 
 
-def open_retrying(path: str, mode: str = "r", encoding: str | None = None,
+def open_retrying(path: str, mode: str = "rb", encoding: str | None = None,
                   storage_options: Mapping[str, Any] | None = None, *,
                   chunk_size: int = DEFAULT_CHUNK, first_chunk: int = DEFAULT_FIRST_CHUNK,
                   read_ahead: int = DEFAULT_READ_AHEAD, policy: RetryPolicy | None = None,

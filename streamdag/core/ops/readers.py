@@ -26,6 +26,14 @@ def _strings(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be a str or a non-empty list of str, got {value!r}")
 
 
+def _masks(op: str, key: str, value: Any) -> None:
+    """fnmatch patterns: a str or a list of str ("" or []: every file, as torchdata)."""
+    if isinstance(value, str):
+        return
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ParamError(f"{op}: {key} must be a str or a list of str, got {value!r}")
+
+
 def _options(op: str, key: str, value: Any) -> None:
     if value is not None and not isinstance(value, Mapping):
         raise ParamError(f"{op}: {key} must be a dict, got {value!r}")
@@ -85,8 +93,8 @@ RETRY = {"chunk_size": _count(8 * MiB, 1), "first_chunk": _count(MiB // 4, 1),
 
 SPECS = (
     OpSpec("file_lister", _RT + "file_lister:FileListerNode", inputs=(0, 0), params={
-        "root": Param(".", _strings), "masks": Param("*", _strings),
-        "recursive": _flag(False), "storage_options": _STORAGE}),
+        "root": Param(".", _strings), "masks": Param("*", _masks),
+        "recursive": _flag(False), "storage_options": _STORAGE, "abspath": _flag(False)}),
     OpSpec("open_files", _RT + "open_files:OpenFilesNode", params=_OPEN, check=_check_open),
     OpSpec("open_files_retrying", _RT + "open_files_retrying:RetryingOpenFilesNode",
            params={**_OPEN, **RETRY}, check=_check_open),
@@ -105,6 +113,9 @@ SPECS = (
         **_TD_TEXT, "fmtparams": Param(None, partial(_fmtparams, own=DICT_KEYS))}),
     OpSpec("parse_json_files", _RT + "json_files:ParseJsonFilesNode",
            params={"kwargs": Param(None, _options), "on_error": ON_ERROR_PARAM}),
+    OpSpec("list_files", _RT + "file_lister:ListFilesNode", params={
+        "masks": Param("", _masks), "recursive": _flag(False), "abspath": _flag(False),
+        "storage_options": _STORAGE, "on_error": ON_ERROR_PARAM}),
 )
 
 
