@@ -67,7 +67,7 @@ def make_shard(index: int) -> bytes:
 
 def to_example(sample: dict[str, Any]) -> tuple[np.ndarray, int]:
     """A decoded sample (``decode()`` made the .npy an array, the .cls an int)."""
-    return sample["npy"].transpose(2, 0, 1).astype(np.float32) / 255.0, sample["cls"]
+    return sample[".npy"].transpose(2, 0, 1).astype(np.float32) / 255.0, sample[".cls"]
 
 
 def main() -> None:

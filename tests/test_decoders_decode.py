@@ -163,7 +163,7 @@ def corrupt_jpeg_shard(tmp_path):
 @pytest.mark.parametrize("policy", ["skip", "warn"])
 def test_corrupt_jpegs_drop_their_samples(tmp_path, policy):
     dp = (sd.IterableWrapper([str(corrupt_jpeg_shard(tmp_path))]).open_files(mode="b").load_from_tar()
-          .webdataset().decode(on_error=policy))
+          .webdataset(keys="webdataset").decode(on_error=policy))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
@@ -175,7 +175,7 @@ def test_corrupt_jpegs_drop_their_samples(tmp_path, policy):
 
 def test_corrupt_jpeg_raises_naming_sample_archive_and_field(tmp_path):
     shard = corrupt_jpeg_shard(tmp_path)
-    dp = (sd.IterableWrapper([str(shard)]).open_files(mode="b").load_from_tar().webdataset()
+    dp = (sd.IterableWrapper([str(shard)]).open_files(mode="b").load_from_tar().webdataset(keys="webdataset")
           .decode(name="dec"))
     with pytest.raises(NodeError, match=r"decode node 'dec' failed on sample '1' of "
                                         r"'.*img\.tar', field 'jpg'"):

@@ -92,7 +92,7 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
         files(d, "*.tar")
         .open_files(mode="b")
         .load_from_tar()
-        .webdataset()
+        .webdataset(keys="webdataset")
         .batch(3)
         .decode_images(
             backend="pillow", size=[2, 2], mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], field="png"

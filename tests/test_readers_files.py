@@ -143,7 +143,7 @@ def test_s3_listing_and_reading(tmp_path, s3_fs, s3_bucket, s3_storage_options):
     lister = sd.FileLister(f"s3://{s3_bucket}/shards", masks="*.tar",
                            storage_options=s3_storage_options)
     assert list(lister) == [f"s3://{s3_bucket}/shards/{k}.tar" for k in (0, 1)]
-    dp = lister.open_files(mode="b").load_from_tar().webdataset()
+    dp = lister.open_files(mode="b").load_from_tar().webdataset(keys="webdataset")
     full = assert_resumes(dp, stops=[0, 3, 8])
     assert [s["__key__"] for s in full] == [f"{i:06d}" for i in range(8)]
 

@@ -385,7 +385,7 @@ def _pipeline(proxy: FaultProxy, bucket: str, **opts: Any) -> Any:
                         storage_options=storage_options(proxy.endpoint))
     opts = {"chunk_size": 128 * 1024, "read_ahead": 2, **opts}
     dp = lister.open_files(mode="b", retry={"backoff_base": 0.01, "backoff_max": 0.05, **opts})
-    return dp._then("load_from_tar", {}, name=None)._then("webdataset", {}, name=None)
+    return dp._then("load_from_tar", {}, name=None)._then("webdataset", {"keys": "webdataset"}, name=None)
 
 
 def _samples(dp: Any) -> list[tuple[str, bytes]]:
@@ -507,7 +507,7 @@ def test_two_worker_processes_exact(s3_proxy: FaultProxy, s3_bucket: str, s3_env
                         storage_options=storage_options(s3_proxy.endpoint)).sharding_filter()
     dp = lister.open_files(mode="b", storage_options=storage_options(s3_proxy.endpoint), retry={
         "chunk_size": 32 * 1024, "backoff_base": 0.01, "backoff_max": 0.05})
-    dp = dp._then("load_from_tar", {})._then("webdataset", {})
+    dp = dp._then("load_from_tar", {})._then("webdataset", {"keys": "webdataset"})
     s3_proxy.cut_next_response(after_bytes=2_000, count=2, path_contains="shard-0001")
     s3_proxy.fail_next(2, status=503, method="GET", path_contains="shard-0000")
     loader = DataLoader2(dp, MultiProcessingReadingService(num_workers=2), seed=0)
@@ -674,5 +674,5 @@ def test_open_files_retry_option_reads_through_faults(s3_proxy: FaultProxy, s3_b
                                       "backoff_max": 0.05})
     assert opened.node.op == "open_files_retrying"
     s3_proxy.cut_next_response(after_bytes=5_000, path_contains="shard-0001")
-    got = _samples(opened.load_from_tar().webdataset())
+    got = _samples(opened.load_from_tar().webdataset(keys="webdataset"))
     assert sorted(got) == sorted(shards)

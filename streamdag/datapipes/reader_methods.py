@@ -96,11 +96,14 @@ class ReaderMethods(DecoderMethods):
                   "fmtparams": fmtparams or None, "on_error": on_error}
         return self._then("parse_csv", params, name=name)
 
-    def webdataset(self, *, on_error: str = "raise",
+    def webdataset(self, *, keys: str = "torchdata", on_error: str = "raise",
                    name: str | None = None) -> DataPipe[dict[str, Any]]:
         """Archive members -> one dict per sample (consecutive members with
-        the same key), with ``__key__``, ``__url__`` and one field per extension."""
-        return self._then("webdataset", {"on_error": on_error}, name=name)
+        the same key). ``keys="torchdata"``: torchdata's keys, ``__key__`` =
+        "<archive>/<key>" and one field per extension with its dot, case kept
+        (".jpg"); ``keys="webdataset"``: the webdataset package's, ``__key__``,
+        ``__url__`` and fields lowercased without the dot ("jpg")."""
+        return self._then("webdataset", {"keys": keys, "on_error": on_error}, name=name)
 
     def read_with(self, reader: Reader | str, *, on_error: str = "raise",
                   name: str | None = None, **params: Any) -> DataPipe[Any]:

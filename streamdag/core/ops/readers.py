@@ -108,7 +108,9 @@ SPECS = (
     OpSpec("parse_jsonl", _RT + "jsonl:ParseJsonlNode", params=_TEXT),
     OpSpec("parse_csv", _RT + "csv_rows:ParseCsvNode", params={
         **_TD_TEXT, "as_tuple": _flag(False), "fmtparams": Param(None, _fmtparams)}),
-    OpSpec("webdataset", _RT + "webdataset:WebDatasetNode", params={"on_error": ON_ERROR_PARAM}),
+    OpSpec("webdataset", _RT + "webdataset:WebDatasetNode", params={
+        "keys": Param("torchdata", partial(check_choice, choices=("torchdata", "webdataset"))),
+        "on_error": ON_ERROR_PARAM}),
     OpSpec("parse_csv_as_dict", _RT + "csv_rows:ParseCsvDictNode", params={
         **_TD_TEXT, "fmtparams": Param(None, partial(_fmtparams, own=DICT_KEYS))}),
     OpSpec("parse_json_files", _RT + "json_files:ParseJsonFilesNode",
