@@ -24,8 +24,10 @@ class ParseJsonFilesNode(ErrorPolicy, RuntimeNode):
 
     def _parse(self, item: Any) -> Any:
         if type(item) is not tuple or len(item) != 2:
-            msg = (f"parse_json_files expects (path, stream) pairs as open_files() yields "
-                   f"them, got {type(item).__name__}")
+            msg = (
+                f"parse_json_files expects (path, stream) pairs as open_files() yields "
+                f"them, got {type(item).__name__}"
+            )
             self.reraise(TypeError(msg), f"element {str(item)[:80]!r}")
         path, stream = item
         try:
