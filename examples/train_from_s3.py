@@ -67,7 +67,7 @@ def make_shard(index: int) -> bytes:
 
 def to_example(sample: dict[str, Any]) -> tuple[np.ndarray, int]:
     """A decoded sample (``decode()`` made the .npy an array, the .cls an int)."""
-    return sample["npy"].transpose(2, 0, 1).astype(np.float32) / 255.0, sample["cls"]
+    return sample[".npy"].transpose(2, 0, 1).astype(np.float32) / 255.0, sample[".cls"]
 
 
 def main() -> None:
@@ -94,7 +94,7 @@ def main() -> None:
         shards = (sd.FileLister(f"s3://{bucket}/train/", "*.tar", storage_options=opts)
                   .shuffle(buffer_size=SHARDS).sharding_filter())
         # retrying, read-ahead ranged reads (docs/s3.md); storage_options from the lister
-        batches = (shards.open_files(retry={"chunk_size": 1 << 20})
+        batches = (shards.open_files(mode="b", retry={"chunk_size": 1 << 20})
                    .load_from_tar().webdataset()
                    .decode().map(to_example)
                    # buffers the samples still encoded; they are decoded as they leave it

@@ -122,7 +122,7 @@ def test_decode_path_data_pairs_and_streams(tmp_path):
     (tmp_path / "a.cls").write_bytes(b"4")
     (tmp_path / "b.json").write_bytes(b"[1]")
     (tmp_path / "c.PNG").write_bytes(jpeg_bytes(4, 4, fmt="PNG"))
-    out = list(sd.FileLister(str(tmp_path)).open_files().decode(image="torch"))
+    out = list(sd.FileLister(str(tmp_path)).open_files(mode="b").decode(image="torch"))
     assert out[0] == (str(tmp_path / "a.cls"), 4) and out[1][1] == [1]
     assert out[2][1].shape == (3, 4, 4)
 
@@ -162,8 +162,8 @@ def corrupt_jpeg_shard(tmp_path):
 
 @pytest.mark.parametrize("policy", ["skip", "warn"])
 def test_corrupt_jpegs_drop_their_samples(tmp_path, policy):
-    dp = (sd.IterableWrapper([str(corrupt_jpeg_shard(tmp_path))]).open_files().load_from_tar()
-          .webdataset().decode(on_error=policy))
+    dp = (sd.IterableWrapper([str(corrupt_jpeg_shard(tmp_path))]).open_files(mode="b").load_from_tar()
+          .webdataset(keys="webdataset").decode(on_error=policy))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
@@ -175,7 +175,7 @@ def test_corrupt_jpegs_drop_their_samples(tmp_path, policy):
 
 def test_corrupt_jpeg_raises_naming_sample_archive_and_field(tmp_path):
     shard = corrupt_jpeg_shard(tmp_path)
-    dp = (sd.IterableWrapper([str(shard)]).open_files().load_from_tar().webdataset()
+    dp = (sd.IterableWrapper([str(shard)]).open_files(mode="b").load_from_tar().webdataset(keys="webdataset")
           .decode(name="dec"))
     with pytest.raises(NodeError, match=r"decode node 'dec' failed on sample '1' of "
                                         r"'.*img\.tar', field 'jpg'"):

@@ -45,6 +45,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "rows.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(4)))
     (root / "rows.csv").write_text("x,y\n1,2\n3,4\n")
     (root / "c.txt.gz").write_bytes(gzip.compress(b"one\ntwo\n"))
+    (root / "d1.json").write_text('{"doc": 1, "tags": ["a"]}')
+    (root / "d2.json").write_text("[2, null]")
     members = {
         f"s{i}.{ext}": payload
         for i in range(3)
@@ -75,15 +77,15 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     "readlines": lambda d: files(d, "*.txt").shuffle(2).open_files().readlines(strip_newline=False),
     "parse_jsonl": lambda d: files(d, "*.jsonl").open_files().parse_jsonl(),
     "parse_csv": lambda d: files(d, "*.csv").open_files().parse_csv(delimiter=","),
-    "decompress": lambda d: files(d, "*.gz").open_files().decompress().readlines(),
-    "load_from_tar": lambda d: files(d, "*.tar").open_files().load_from_tar().map(fns.first),
-    "load_from_zip": lambda d: files(d, "*.zip").open_files().load_from_zip(),
+    "decompress": lambda d: files(d, "*.gz").open_files(mode="b").decompress().readlines(),
+    "load_from_tar": lambda d: files(d, "*.tar").open_files(mode="b").load_from_tar().map(fns.first),
+    "load_from_zip": lambda d: files(d, "*.zip").open_files(mode="b").load_from_zip(),
     "webdataset": lambda d: (
-        files(d, "*.tar").open_files().load_from_tar().webdataset().map(fns.keys)
+        files(d, "*.tar").open_files(mode="b").load_from_tar().webdataset().map(fns.keys)
     ),
     "decode": lambda d: (
         files(d, "*.tar")
-        .open_files()
+        .open_files(mode="b")
         .load_from_tar()
         .webdataset()
         .decode(by_ext={"txt": fns.shout}, image="numpy")
@@ -91,9 +93,9 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     ),
     "decode_images": lambda d: (
         files(d, "*.tar")
-        .open_files()
+        .open_files(mode="b")
         .load_from_tar()
-        .webdataset()
+        .webdataset(keys="webdataset")
         .batch(3)
         .decode_images(
             backend="pillow", size=[2, 2], mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], field="png"
@@ -118,6 +120,11 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     "read_from_http": lambda d: sd.IterableWrapper(urls(d)).read_from_http().readlines(),
     "on_disk_cache": lambda d: cached_download(d),
     "end_caching": lambda d: cached_download(d),
+    "parse_csv_as_dict": lambda d: files(d, "*.csv").open_files().parse_csv_as_dict(),
+    "parse_json_files": lambda d: files(d, "*.json").open_files(mode="b").parse_json_files(),
+    "list_files": lambda d: sd.IterableWrapper([str(d), str(d / "a.txt"), str(d)]).list_files(
+        masks=["*.txt", "*.json"]
+    ),
 }
 
 

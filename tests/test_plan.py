@@ -42,8 +42,8 @@ def image_shards(tmp_path, shards: int = 3, per_shard: int = 20) -> list[str]:
 
 
 def image_pipeline(shards: list[str], decode_late: bool = True, **decode: object) -> sd.DataPipe:
-    return (sd.IterableWrapper(shards).shuffle().sharding_filter().open_files().load_from_tar()
-            .webdataset().decode(name="dec", **decode).map(to_pair, name="pair")
+    return (sd.IterableWrapper(shards).shuffle().sharding_filter().open_files(mode="b").load_from_tar()
+            .webdataset(keys="webdataset").decode(name="dec", **decode).map(to_pair, name="pair")
             .shuffle(buffer_size=25, initial=5, decode_late=decode_late, name="shuf")
             .batch(4).collate())
 
@@ -120,7 +120,7 @@ def test_only_one_to_one_nodes_are_crossed():
 def test_taking_the_first_sample_decodes_one_not_a_buffer(tmp_path):
     """The buffer holds encoded samples: decodes follow what is taken."""
     shards = image_shards(tmp_path, shards=1)
-    dp = (sd.IterableWrapper(shards).open_files().load_from_tar().webdataset()
+    dp = (sd.IterableWrapper(shards).open_files(mode="b").load_from_tar().webdataset(keys="webdataset")
           .decode(by_ext={"jpg": counting_jpeg}).shuffle(buffer_size=25, initial=10))
     DECODED.clear()
     it = iter(dp)

@@ -25,7 +25,7 @@ def names_and_data(out):
 
 
 def tar_pipe(*paths, **kwargs):
-    return sd.IterableWrapper([str(p) for p in paths]).open_files().load_from_tar(**kwargs)
+    return sd.IterableWrapper([str(p) for p in paths]).open_files(mode="b").load_from_tar(**kwargs)
 
 
 @pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
@@ -50,7 +50,7 @@ def test_tar_after_decompress_and_names_like_magic(tmp_path):
     a plain tar whose first file is named like bz2's magic stays a tar."""
     members = [("BZh9.txt", b"x"), *MEMBERS[:3]]
     gz = write_tar(tmp_path / "a.tar.gz", members, "w:gz")
-    dp = sd.IterableWrapper([str(gz)]).open_files().decompress().load_from_tar()
+    dp = sd.IterableWrapper([str(gz)]).open_files(mode="b").decompress().load_from_tar()
     assert names_and_data(dp) == members
     assert names_and_data(tar_pipe(write_tar(tmp_path / "b.tar", members))) == members
 
@@ -136,7 +136,7 @@ def second(pair):
 def test_tar_streams_mode_resumes_with_readlines(tmp_path):
     members = [(f"{k}.txt", "".join(f"{k}-{i}\n" for i in range(7)).encode()) for k in range(3)]
     path = write_tar(tmp_path / "lines.tar", members)
-    dp = tar_pipe(path, streams=True).readlines(return_path=False)
+    dp = tar_pipe(path, streams=True).readlines(return_path=False, decode=True)
     full = assert_resumes(dp, stops=list(range(22)))
     assert full == [f"{k}-{i}" for k in range(3) for i in range(7)]
 
@@ -217,7 +217,7 @@ def write_zip(path, members):
 
 
 def zip_pipe(*paths, **kwargs):
-    return sd.IterableWrapper([str(p) for p in paths]).open_files().load_from_zip(**kwargs)
+    return sd.IterableWrapper([str(p) for p in paths]).open_files(mode="b").load_from_zip(**kwargs)
 
 
 def test_zip_members_and_streams(tmp_path):

@@ -106,7 +106,7 @@ def test_context_has_rank_worker_epoch_and_shared_seed():
 def test_per_element_reader(tmp_path):
     for name, text in [("a.txt", "one two"), ("b.txt", "three")]:
         (tmp_path / name).write_text(text)
-    files = sd.FileLister(str(tmp_path)).open_files()
+    files = sd.FileLister(str(tmp_path)).open_files(mode="b")
     assert list(words(files, upper=True)) == ["ONE", "TWO", "THREE"]
     assert list(files.read_with("test_words")) == ["one", "two", "three"]
     assert_resumes(files.read_with(words), stops=[0, 1, 2, 3])
@@ -243,4 +243,4 @@ class TestWebDatasetChainConforms(ReaderConformance):
         for k in range(4):
             samples_tar(tmp_path / f"{k}.tar", 5, start=5 * k)
         return (sd.FileLister(str(tmp_path), masks="*.tar").shuffle().sharding_filter()
-                .open_files().load_from_tar().webdataset().decode())
+                .open_files(mode="b").load_from_tar().webdataset().decode())

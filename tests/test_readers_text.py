@@ -28,8 +28,8 @@ COMPRESSORS = {
 
 
 def lines_of(*paths, **kwargs):
-    dp = sd.IterableWrapper([str(p) for p in paths]).open_files()
-    return dp.decompress().readlines(return_path=False, **kwargs)
+    dp = sd.IterableWrapper([str(p) for p in paths]).open_files(mode="b")
+    return dp.decompress().readlines(return_path=False, decode=True, **kwargs)
 
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
@@ -46,7 +46,7 @@ def test_decompress_by_suffix_and_by_magic(tmp_path, suffix):
 def test_decompress_explicit_type_and_passthrough(tmp_path):
     (tmp_path / "odd.name").write_bytes(gzip.compress(TEXT))
     (tmp_path / "plain.txt").write_bytes(TEXT)
-    dp = sd.IterableWrapper([str(tmp_path / "odd.name")]).open_files().decompress("gz")
+    dp = sd.IterableWrapper([str(tmp_path / "odd.name")]).open_files(mode="b").decompress("gz")
     assert [s.read() for _, s in dp] == [TEXT]
     assert len(list(lines_of(tmp_path / "plain.txt"))) == 50
     with pytest.raises(ParamError, match="decompress: file_type"):
@@ -67,7 +67,8 @@ def test_readlines_paths_and_line_numbers(tmp_path):
                                                      (path, 3, "z")]
     assert list(dp.readlines(return_path=False, line_numbers=True)) == [(1, "x"), (2, "y"),
                                                                         (3, "z")]
-    assert list(dp.readlines(decode=False, strip_newline=False, return_path=False)) == [
+    binary = sd.IterableWrapper([path]).open_files(mode="b")
+    assert list(binary.readlines(strip_newline=False, return_path=False)) == [
         b"x\r\n", b"y\n", b"z"]
 
 
@@ -92,7 +93,7 @@ def test_decompressed_stream_memory_is_bounded(tmp_path):
     with gzip.open(big, "wt") as f:
         for _ in range(60_000):
             f.write(row)
-    dp = sd.IterableWrapper([str(big)]).open_files().decompress(verify_limit=1 << 20)
+    dp = sd.IterableWrapper([str(big)]).open_files(mode="b").decompress(verify_limit=1 << 20)
     count, peak = count_with_peak_memory(dp.parse_jsonl())
     assert count == 60_000
     assert peak < 3_000_000, f"peak {peak} bytes for 9 MB of decompressed text"
@@ -124,7 +125,7 @@ def test_corrupt_compressed_files_counted(tmp_path, policy):
     """Each bad file counts one skip on decompress (corrupt midway, in its
     only member or frame: none of its lines, as none passed a checksum;
     empty: nothing), and the good file after them is read whole."""
-    dp = sd.IterableWrapper([str(p) for p in bad_compressed_files(tmp_path)]).open_files()
+    dp = sd.IterableWrapper([str(p) for p in bad_compressed_files(tmp_path)]).open_files(mode="b")
     dp = dp.decompress(on_error=policy).readlines(return_path=False, decode=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -158,7 +159,7 @@ def bad_jsonl(tmp_path):
 
 @pytest.mark.parametrize("policy", ["skip", "warn"])
 def test_invalid_and_non_utf8_json_lines_skipped(tmp_path, policy):
-    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))]).open_files().parse_jsonl(
+    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))]).open_files(mode="b").parse_jsonl(
         on_error=policy)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -172,14 +173,15 @@ def test_invalid_and_non_utf8_json_lines_skipped(tmp_path, policy):
 
 
 def test_invalid_json_line_raises_with_line_number(tmp_path):
-    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))]).open_files().parse_jsonl(name="rows")
+    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))]).open_files(mode="b").parse_jsonl(
+        name="rows")
     with pytest.raises(NodeError, match=r"parse_jsonl node 'rows' .*rows\.jsonl' line 4: "
                                         r"UnicodeDecodeError"):
         run_epoch(dp)
 
 
 def test_jsonl_resume_across_skipped_lines(tmp_path):
-    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))] * 2).open_files().parse_jsonl(
+    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))] * 2).open_files(mode="b").parse_jsonl(
         on_error="skip", return_path=True)
     full = assert_resumes(dp, stops=list(range(7)))
     assert [v for _, v in full] == [{"a": 1}, {"a": 2}, {"a": 3}] * 2
@@ -191,15 +193,16 @@ def test_jsonl_resume_across_skipped_lines(tmp_path):
 ])
 def test_non_utf8_line_in_readlines(tmp_path, policy, expected, skipped):
     (tmp_path / "t.txt").write_bytes(b"good\n\xff\xfe bad\nalso good\n")
-    dp = sd.IterableWrapper([str(tmp_path / "t.txt")]).open_files().readlines(
-        return_path=False, line_numbers=True, on_error=policy)
+    dp = sd.IterableWrapper([str(tmp_path / "t.txt")]).open_files(mode="b").readlines(
+        return_path=False, line_numbers=True, decode=True, errors="strict", on_error=policy)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
     assert out == expected
     assert stats["readlines"]["skipped"] == skipped
     with pytest.raises(NodeError, match=r"t\.txt' line 2: UnicodeDecodeError"):
-        run_epoch(sd.IterableWrapper([str(tmp_path / "t.txt")]).open_files().readlines())
+        run_epoch(sd.IterableWrapper([str(tmp_path / "t.txt")]).open_files(mode="b")
+                  .readlines(decode=True, errors="strict"))
 
 
 @pytest.mark.parametrize("mode", ["rb", "r"])
@@ -229,24 +232,35 @@ def test_empty_file_has_no_lines(tmp_path):
 CSV = 'id,name,note\n1,a,"multi\nline"\n\n2,b,plain\n3,c\n4,d,"x,y"\n'
 
 
-def test_parse_csv_rows_as_dicts(tmp_path):
+def test_parse_csv_as_dict_rows_as_csv_dictreader_makes_them(tmp_path):
+    """Keyed by the header row, blank lines passed over, a short row filled
+    with None (csv.DictReader's restval), as torchdata's CSVDictParser."""
     (tmp_path / "t.csv").write_text(CSV)
-    dp = sd.IterableWrapper([str(tmp_path / "t.csv")]).open_files().parse_csv(on_error="skip")
-    out, stats = run_with_stats(dp)
-    assert out == [{"id": "1", "name": "a", "note": "multi\nline"},
-                   {"id": "2", "name": "b", "note": "plain"},
-                   {"id": "4", "name": "d", "note": "x,y"}]
-    assert stats["parse_csv"]["skipped"] == 1  # row 3 has two fields
-    with pytest.raises(NodeError, match=r"t\.csv' line 6: ValueError: row has 2 fields"):
-        run_epoch(sd.IterableWrapper([str(tmp_path / "t.csv")]).open_files().parse_csv())
+    dp = sd.IterableWrapper([str(tmp_path / "t.csv")]).open_files().parse_csv_as_dict()
+    assert list(dp) == [{"id": "1", "name": "a", "note": "multi\nline"},
+                        {"id": "2", "name": "b", "note": "plain"},
+                        {"id": "3", "name": "c", "note": None},
+                        {"id": "4", "name": "d", "note": "x,y"}]
 
 
-def test_parse_csv_given_header_delimiter_and_resume(tmp_path):
+def test_parse_csv_bad_record_is_bad_input(tmp_path):
+    (tmp_path / "t.csv").write_text('a,b\n"x"y,1\nc,d\n')
+    dp = sd.IterableWrapper([str(tmp_path / "t.csv")]).open_files()
+    out, stats = run_with_stats(dp.parse_csv(strict=True, on_error="skip"))
+    assert out == [["a", "b"], ["c", "d"]]
+    assert stats["parse_csv"]["skipped"] == 1
+    with pytest.raises(NodeError, match=r"t\.csv' line 2: Error: ',' expected"):
+        run_epoch(dp.parse_csv(strict=True))
+
+
+def test_parse_csv_given_fieldnames_delimiter_and_resume(tmp_path):
     (tmp_path / "t.tsv.gz").write_bytes(gzip.compress(b"".join(
         f"{i}\t{i * i}\n".encode() for i in range(9))))
-    dp = (sd.IterableWrapper([str(tmp_path / "t.tsv.gz")] * 2).open_files().decompress()
-          .parse_csv(header=["n", "sq"], delimiter="\t", return_path=True))
+    dp = (sd.IterableWrapper([str(tmp_path / "t.tsv.gz")] * 2).open_files(mode="b").decompress()
+          .parse_csv_as_dict(fieldnames=["n", "sq"], delimiter="\t", return_path=True))
     full = assert_resumes(dp, stops=list(range(19)))
     assert full[3][1] == {"n": "3", "sq": "9"} and len(full) == 18
-    headed = sd.IterableWrapper([str(tmp_path / "t.tsv.gz")]).open_files().decompress()
-    assert_resumes(headed.parse_csv(delimiter="\t"), stops=list(range(9)))
+    headed = sd.IterableWrapper([str(tmp_path / "t.tsv.gz")]).open_files(mode="b").decompress()
+    assert_resumes(headed.parse_csv_as_dict(delimiter="\t"), stops=list(range(9)))
+    rows = assert_resumes(headed.parse_csv(delimiter="\t", skip_lines=2), stops=list(range(8)))
+    assert rows[0] == ["2", "4"] and len(rows) == 7

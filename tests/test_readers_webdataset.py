@@ -23,8 +23,8 @@ from tests.support.readers import run_with_stats, samples_tar, write_tar
 
 
 def wds_pipe(*paths, **kwargs):
-    return sd.IterableWrapper([str(p) for p in paths]).open_files().load_from_tar().webdataset(
-        **kwargs)
+    dp = sd.IterableWrapper([str(p) for p in paths]).open_files(mode="b").load_from_tar()
+    return dp.webdataset(keys="webdataset", **kwargs)
 
 
 def test_groups_consecutive_members(tmp_path):
@@ -57,14 +57,14 @@ def test_interop_with_webdataset_writer(tmp_path):
     shards = sorted(str(p) for p in tmp_path.glob("shard-*.tar"))
     assert len(shards) == 3
     theirs = list(wds.WebDataset(shards, shardshuffle=False, empty_check=False))
-    ours = list(sd.FileLister(str(tmp_path), masks="shard-*.tar").open_files().load_from_tar()
-                .webdataset())
+    ours = list(sd.FileLister(str(tmp_path), masks="shard-*.tar").open_files(mode="b").load_from_tar()
+                .webdataset(keys="webdataset"))
     assert len(ours) == len(theirs) == 20
     for mine, other in zip(ours, theirs, strict=True):
         other = {k: v for k, v in other.items() if k != "__local_path__"}
         assert mine == other
-    decoded = list(sd.FileLister(str(tmp_path), masks="shard-*.tar").open_files()
-                   .load_from_tar().webdataset().decode())
+    decoded = list(sd.FileLister(str(tmp_path), masks="shard-*.tar").open_files(mode="b")
+                   .load_from_tar().webdataset(keys="webdataset").decode())
     theirs_decoded = list(wds.WebDataset(shards, shardshuffle=False, empty_check=False)
                           .decode())
     for mine, other in zip(decoded, theirs_decoded, strict=True):
@@ -91,8 +91,8 @@ def test_webdataset_resumes_exactly(tmp_path):
 
 def test_webdataset_resumes_behind_shuffles(tmp_path):
     shards = [samples_tar(tmp_path / f"{k}.tar", 25, start=25 * k) for k in range(4)]
-    dp = (sd.FileLister(str(tmp_path), masks="*.tar").shuffle().open_files().load_from_tar()
-          .webdataset().shuffle(buffer_size=16))
+    dp = (sd.FileLister(str(tmp_path), masks="*.tar").shuffle().open_files(mode="b").load_from_tar()
+          .webdataset(keys="webdataset").shuffle(buffer_size=16))
     full = assert_resumes(dp, stops=[0, 7, 33, 50, 99, 100])
     assert sorted(s["__key__"] for s in full) == [f"{i:06d}" for i in range(100)]
     assert len(shards) == 4
@@ -152,8 +152,8 @@ def test_truncated_tar_drops_the_sample_it_cut(tmp_path, member, where, kept, po
     """Only whole samples reach the user's map; the cut counts one skip, on
     load_from_tar (warned there under warn), none on webdataset."""
     good = samples_tar(tmp_path / "good.tar", 3, start=100)
-    dp = (sd.IterableWrapper([str(cut_shard(tmp_path, member, where)), str(good)]).open_files()
-          .load_from_tar(on_error=policy).webdataset().map(KEY_AND_CLASS))
+    dp = (sd.IterableWrapper([str(cut_shard(tmp_path, member, where)), str(good)]).open_files(mode="b")
+          .load_from_tar(on_error=policy).webdataset(keys="webdataset").map(KEY_AND_CLASS))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
@@ -173,8 +173,8 @@ def test_stream_cut_by_decompress_drops_the_partial_sample(tmp_path):
     second = bytearray(gzip.compress(raw[split:], mtime=0))
     second[20:30] = bytes(10)
     (tmp_path / "s.tar.gz").write_bytes(gzip.compress(raw[:split], mtime=0) + bytes(second))
-    dp = (sd.IterableWrapper([str(tmp_path / "s.tar.gz")]).open_files()
-          .decompress(on_error="skip").load_from_tar().webdataset().map(KEY_AND_CLASS))
+    dp = (sd.IterableWrapper([str(tmp_path / "s.tar.gz")]).open_files(mode="b")
+          .decompress(on_error="skip").load_from_tar().webdataset(keys="webdataset").map(KEY_AND_CLASS))
     out, stats = run_with_stats(dp)
     assert out == classes(range(5))
     assert stats["decompress"]["skipped"] == 1
@@ -190,8 +190,8 @@ def test_zip_member_failing_its_crc_drops_its_sample(tmp_path):
     raw = path.read_bytes()
     at = raw.index(b"text 3")
     path.write_bytes(raw[:at] + b"TEXT 3" + raw[at + 6:])
-    dp = (sd.IterableWrapper([str(path)]).open_files().load_from_zip(on_error="skip")
-          .webdataset().map(KEY_AND_CLASS))
+    dp = (sd.IterableWrapper([str(path)]).open_files(mode="b").load_from_zip(on_error="skip")
+          .webdataset(keys="webdataset").map(KEY_AND_CLASS))
     out, stats = run_with_stats(dp)
     assert out == classes([0, 1, 2, 4])
     assert stats["load_from_zip"]["skipped"] == 1 and stats["webdataset"]["skipped"] == 0
@@ -200,8 +200,8 @@ def test_zip_member_failing_its_crc_drops_its_sample(tmp_path):
 def cut_pipe(tmp_path):
     good = [samples_tar(tmp_path / f"g{k}.tar", 4, start=100 * (k + 1)) for k in range(2)]
     paths = [str(cut_shard(tmp_path, "000005.cls")), *map(str, good)]
-    return (sd.IterableWrapper(paths).sharding_filter().open_files()
-            .load_from_tar(on_error="skip").webdataset().map(KEY_AND_CLASS))
+    return (sd.IterableWrapper(paths).sharding_filter().open_files(mode="b")
+            .load_from_tar(on_error="skip").webdataset(keys="webdataset").map(KEY_AND_CLASS))
 
 
 def test_cut_sample_dropped_exactly_on_resume(tmp_path):

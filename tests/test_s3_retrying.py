@@ -384,8 +384,8 @@ def _pipeline(proxy: FaultProxy, bucket: str, **opts: Any) -> Any:
     lister = FileLister(f"s3://{bucket}/shards/", "*.tar",
                         storage_options=storage_options(proxy.endpoint))
     opts = {"chunk_size": 128 * 1024, "read_ahead": 2, **opts}
-    dp = lister.open_files(retry={"backoff_base": 0.01, "backoff_max": 0.05, **opts})
-    return dp._then("load_from_tar", {}, name=None)._then("webdataset", {}, name=None)
+    dp = lister.open_files(mode="b", retry={"backoff_base": 0.01, "backoff_max": 0.05, **opts})
+    return dp._then("load_from_tar", {}, name=None)._then("webdataset", {"keys": "webdataset"}, name=None)
 
 
 def _samples(dp: Any) -> list[tuple[str, bytes]]:
@@ -431,7 +431,7 @@ def test_webdataset_missing_shard_names_it(s3_proxy: FaultProxy, s3_bucket: str,
     from streamdag import IterableWrapper, NodeError
 
     urls = [f"s3://{s3_bucket}/shards/shard-0000.tar", f"s3://{s3_bucket}/shards/gone.tar"]
-    dp = IterableWrapper(urls).open_files(storage_options=storage_options(s3_proxy.endpoint),
+    dp = IterableWrapper(urls).open_files(mode="b", storage_options=storage_options(s3_proxy.endpoint),
                                           retry=True)
     dp = dp._then("load_from_tar", {})
     with pytest.raises(NodeError, match="gone.tar") as info:
@@ -505,9 +505,9 @@ def test_two_worker_processes_exact(s3_proxy: FaultProxy, s3_bucket: str, s3_env
 
     lister = FileLister(f"s3://{s3_bucket}/shards/", "*.tar",
                         storage_options=storage_options(s3_proxy.endpoint)).sharding_filter()
-    dp = lister.open_files(storage_options=storage_options(s3_proxy.endpoint), retry={
+    dp = lister.open_files(mode="b", storage_options=storage_options(s3_proxy.endpoint), retry={
         "chunk_size": 32 * 1024, "backoff_base": 0.01, "backoff_max": 0.05})
-    dp = dp._then("load_from_tar", {})._then("webdataset", {})
+    dp = dp._then("load_from_tar", {})._then("webdataset", {"keys": "webdataset"})
     s3_proxy.cut_next_response(after_bytes=2_000, count=2, path_contains="shard-0001")
     s3_proxy.fail_next(2, status=503, method="GET", path_contains="shard-0000")
     loader = DataLoader2(dp, MultiProcessingReadingService(num_workers=2), seed=0)
@@ -671,9 +671,9 @@ def test_open_files_retry_option_reads_through_faults(s3_proxy: FaultProxy, s3_b
     """The public spelling: dp.open_files(retry={...}) is the retrying reader."""
     lister = FileLister(f"s3://{s3_bucket}/shards/", "*.tar",
                         storage_options=storage_options(s3_proxy.endpoint))
-    opened = lister.open_files(retry={"chunk_size": 128 * 1024, "backoff_base": 0.01,
+    opened = lister.open_files(mode="b", retry={"chunk_size": 128 * 1024, "backoff_base": 0.01,
                                       "backoff_max": 0.05})
     assert opened.node.op == "open_files_retrying"
     s3_proxy.cut_next_response(after_bytes=5_000, path_contains="shard-0001")
-    got = _samples(opened.load_from_tar().webdataset())
+    got = _samples(opened.load_from_tar().webdataset(keys="webdataset"))
     assert sorted(got) == sorted(shards)

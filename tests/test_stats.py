@@ -118,7 +118,7 @@ def test_reader_bytes_and_skips(tmp_path):
         if shard == 1:
             members.append(("bad.jpg", b"not a jpeg"))
         sizes.append(write_tar(tmp_path / f"{shard}.tar", members))
-    dp = (sd.FileLister(str(tmp_path), masks="*.tar").open_files().load_from_tar(name="tar")
+    dp = (sd.FileLister(str(tmp_path), masks="*.tar").open_files(mode="b").load_from_tar(name="tar")
           .webdataset(name="samples").decode(on_error="skip", name="decode"))
     (out,), stats = run(dp)
     assert len(out) == 6

@@ -1,5 +1,5 @@
 """W3 streamdag from S3: the W2 pipeline with the shards in a moto server bucket
-on 127.0.0.1, opened with ``open_files(retry=True)`` (retrying, read-ahead
+on 127.0.0.1, opened with ``open_files(mode="b", retry=True)`` (retrying, read-ahead
 streams with their default sizes, docs/s3.md), run by the same reading service
 as the W2 streamdag contender (2 worker processes), its reference.
 
@@ -78,6 +78,6 @@ def make(inputs: Inputs) -> Callable[[], Iterator]:
             .shuffle()
             .sharding_filter()
         )
-        return run_in_workers(image_batches(dp.open_files(retry=True), inputs), inputs)
+        return run_in_workers(image_batches(dp.open_files(mode="b", retry=True), inputs), inputs)
 
     return epoch

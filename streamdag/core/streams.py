@@ -7,6 +7,18 @@ import io
 from typing import Any
 
 CHUNK = 1 << 16
+#: ``open_files`` modes, as torchdata takes them: text ("r", "t", "rt") or binary
+OPEN_MODES = ("r", "t", "rt", "b", "rb")
+
+
+def open_local(path: str, mode: str, encoding: str | None) -> Any:
+    """A local file opened as ``open_files(mode)`` asks (text: universal newlines)."""
+    return open(path, "rb") if "b" in mode else open(path, encoding=encoding)
+
+
+def in_mode(stream: Any, mode: str, encoding: str | None) -> Any:
+    """A binary stream as ``open_files(mode)`` asks: itself, or text over it."""
+    return stream if "b" in mode else io.TextIOWrapper(stream, encoding=encoding)
 
 
 class MemberPath(str):
@@ -45,6 +57,16 @@ class ReadRaw(io.RawIOBase):
     def close(self) -> None:
         close_quietly(self._source)
         super().close()
+
+
+def is_text(data: Any) -> bool:
+    """A text stream (``open_files()``'s default mode), where bytes are needed."""
+    return isinstance(data, io.TextIOBase)
+
+
+def text_stream_error(op: str) -> TypeError:
+    return TypeError(f"{op} reads bytes but got a text stream: open the files in binary "
+                     f"mode, open_files(mode=\"b\")")
 
 
 def as_stream(data: Any) -> Any:

@@ -27,12 +27,14 @@ class ReaderMethods(DecoderMethods):
         def _then(self, op: str, params: Mapping[str, Any], *others: DataPipe[Any],
                   name: str | None = None) -> DataPipe[Any]: ...
 
-    def open_files(self, mode: str = "rb", *, encoding: str | None = None,
+    def open_files(self, mode: str = "r", encoding: str | None = None, *,
                    storage_options: Mapping[str, Any] | None = None, on_error: str = "raise",
                    retry: bool | Mapping[str, Any] = False,
                    name: str | None = None) -> DataPipe[tuple[str, Any]]:
         """Paths -> (path, open stream) on any fsspec filesystem, read lazily
-        by the next node. ``storage_options`` default to those of the
+        by the next node. ``mode`` as torchdata: "r"/"t"/"rt" text (universal
+        newlines, ``encoding``), "b"/"rb" binary (what archive readers and
+        ``decompress`` need). ``storage_options`` default to those of the
         FileLister upstream. ``retry=True`` (or a dict of ``chunk_size``,
         ``read_ahead``, ``shards_ahead``, ``max_retries``, ``backoff_base``,
         ``backoff_max``) reads through ranged, retried chunks with read-ahead:
@@ -60,13 +62,18 @@ class ReaderMethods(DecoderMethods):
         """(path, stream) of zip archives -> (archive/member, bytes or stream)."""
         return self._then("load_from_zip", {"streams": streams, "on_error": on_error}, name=name)
 
-    def readlines(self, *, strip_newline: bool = True, decode: bool = True,
-                  encoding: str = "utf-8", return_path: bool = True, line_numbers: bool = False,
+    def readlines(self, *, skip_lines: int = 0, strip_newline: bool = True,
+                  decode: bool = False, encoding: str = "utf-8", errors: str = "ignore",
+                  return_path: bool = True, line_numbers: bool = False,
                   on_error: str = "raise", name: str | None = None) -> DataPipe[Any]:
-        """(path, stream) -> (path, line) per line, streaming; ``line_numbers``
-        gives (path, number, line), ``return_path=False`` drops the path."""
-        params = {"strip_newline": strip_newline, "decode": decode, "encoding": encoding,
-                  "return_path": return_path, "line_numbers": line_numbers, "on_error": on_error}
+        """(path, stream) -> (path, line) per line, streaming, as torchdata's:
+        ``skip_lines`` first lines of each file left out, "\\r\\n" stripped
+        from the ends, bytes lines (binary streams) decoded only with
+        ``decode``; ``return_path=False`` drops the path, ``line_numbers``
+        gives (path, number, line)."""
+        params = {"skip_lines": skip_lines, "strip_newline": strip_newline, "decode": decode,
+                  "encoding": encoding, "errors": errors, "return_path": return_path,
+                  "line_numbers": line_numbers, "on_error": on_error}
         return self._then("readlines", params, name=name)
 
     def parse_jsonl(self, *, encoding: str = "utf-8", return_path: bool = False,
@@ -76,21 +83,27 @@ class ReaderMethods(DecoderMethods):
         params = {"encoding": encoding, "return_path": return_path, "on_error": on_error}
         return self._then("parse_jsonl", params, name=name)
 
-    def parse_csv(self, *, header: bool | Sequence[str] = True, delimiter: str = ",",
-                  quotechar: str = '"', encoding: str = "utf-8", return_path: bool = False,
-                  on_error: str = "raise", name: str | None = None) -> DataPipe[Any]:
-        """(path, stream) of CSV -> one dict per row keyed by the header (the
-        first row, or the names given)."""
-        params = {"header": header if header is True else list(header), "delimiter": delimiter,
-                  "quotechar": quotechar, "encoding": encoding, "return_path": return_path,
-                  "on_error": on_error}
+    def parse_csv(self, *, skip_lines: int = 0, decode: bool = True, encoding: str = "utf-8",
+                  errors: str = "ignore", return_path: bool = False, as_tuple: bool = False,
+                  on_error: str = "raise", name: str | None = None,
+                  **fmtparams: Any) -> DataPipe[Any]:
+        """(path, stream) of CSV -> each record as a list (a tuple with
+        ``as_tuple``), the header row included, as torchdata's; ``fmtparams``
+        (delimiter, quotechar, ...) go to ``csv.reader``. Dicts keyed by the
+        header row: ``parse_csv_as_dict``."""
+        params = {"skip_lines": skip_lines, "decode": decode, "encoding": encoding,
+                  "errors": errors, "return_path": return_path, "as_tuple": as_tuple,
+                  "fmtparams": fmtparams or None, "on_error": on_error}
         return self._then("parse_csv", params, name=name)
 
-    def webdataset(self, *, on_error: str = "raise",
+    def webdataset(self, *, keys: str = "torchdata", on_error: str = "raise",
                    name: str | None = None) -> DataPipe[dict[str, Any]]:
         """Archive members -> one dict per sample (consecutive members with
-        the same key), with ``__key__``, ``__url__`` and one field per extension."""
-        return self._then("webdataset", {"on_error": on_error}, name=name)
+        the same key). ``keys="torchdata"``: torchdata's keys, ``__key__`` =
+        "<archive>/<key>" and one field per extension with its dot, case kept
+        (".jpg"); ``keys="webdataset"``: the webdataset package's, ``__key__``,
+        ``__url__`` and fields lowercased without the dot ("jpg")."""
+        return self._then("webdataset", {"keys": keys, "on_error": on_error}, name=name)
 
     def read_with(self, reader: Reader | str, *, on_error: str = "raise",
                   name: str | None = None, **params: Any) -> DataPipe[Any]:
@@ -161,3 +174,48 @@ class ReaderMethods(DecoderMethods):
             "mode": mode, "filepath_fn": filepath_fn, "same_filepath_fn": same_filepath_fn,
             "skip_read": skip_read, "timeout": timeout}, type(self)(holder),  # type: ignore[call-arg]
             name=name)
+
+
+    def parse_csv_as_dict(self, *, skip_lines: int = 0, decode: bool = True,
+                          encoding: str = "utf-8", errors: str = "ignore",
+                          return_path: bool = False, on_error: str = "raise",
+                          name: str | None = None, **fmtparams: Any) -> DataPipe[Any]:
+        """(path, stream) of CSV -> one dict per record after the header row,
+        keyed by it, as ``csv.DictReader`` (and torchdata) makes them;
+        ``fmtparams`` may name the columns (``fieldnames``) and set
+        ``restkey``/``restval`` and csv's format parameters."""
+        if "fieldnames" in fmtparams and fmtparams["fieldnames"] is not None:
+            fmtparams["fieldnames"] = list(fmtparams["fieldnames"])
+        params = {"skip_lines": skip_lines, "decode": decode, "encoding": encoding,
+                  "errors": errors, "return_path": return_path,
+                  "fmtparams": fmtparams or None, "on_error": on_error}
+        return self._then("parse_csv_as_dict", params, name=name)
+
+    def parse_json_files(self, *, on_error: str = "raise", name: str | None = None,
+                         **kwargs: Any) -> DataPipe[tuple[str, Any]]:
+        """(path, stream) of JSON files -> (path, the file's parsed value), as
+        torchdata's: the whole file is one JSON document; ``kwargs`` go to
+        ``json.loads``."""
+        params = {"kwargs": kwargs or None, "on_error": on_error}
+        return self._then("parse_json_files", params, name=name)
+
+    def list_files(self, masks: str | Sequence[str] = "", *, recursive: bool = False,
+                   abspath: bool = False, non_deterministic: bool = False,
+                   storage_options: Mapping[str, Any] | None = None, on_error: str = "raise",
+                   name: str | None = None) -> DataPipe[str]:
+        """Roots (paths, URLs) -> the files under each, as ``FileLister``
+        lists them (torchdata's ``list_files``): masks "" matches every file.
+        The order is always deterministic; ``non_deterministic`` is accepted
+        for torchdata's signature (any order was allowed)."""
+        del non_deterministic
+        params = {"masks": list(masks) if isinstance(masks, tuple) else masks,
+                  "recursive": recursive, "abspath": abspath,
+                  "storage_options": dict(storage_options) if storage_options else None,
+                  "on_error": on_error}
+        return self._then("list_files", params, name=name)
+
+    def list_files_by_fsspec(self, masks: str | Sequence[str] = "", *, name: str | None = None,
+                             **kwargs: Any) -> DataPipe[str]:
+        """torchdata's fsspec lister: ``list_files(masks)`` of each root with
+        ``kwargs`` as the fsspec storage options (the files only, sorted)."""
+        return self.list_files(masks, storage_options=kwargs or None, name=name)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core.ops.decoders import SUFFIXES, VERIFY_LIMIT
 from ..core.policy import SKIP, not_skipped
-from ..core.streams import CHUNK, as_stream, close_quietly, peek
+from ..core.streams import CHUNK, as_stream, close_quietly, is_text, peek, text_stream_error
 from ..runtime.node import RuntimeNode
 from ..runtime.policy import ErrorPolicy, StreamCut
 from .units import UNIT_NAMES, ZERO_PADDED, unit_decoder
@@ -210,6 +210,8 @@ class DecompressNode(ErrorPolicy, RuntimeNode):
             msg = f"decompress expects (path, stream) pairs, got {type(item).__name__}"
             self.reraise(TypeError(msg), f"element {str(item)[:80]!r}")
         path, stream = item
+        if is_text(stream):
+            self.reraise(text_stream_error("decompress"), repr(path))
         p = self.params
         try:
             return path, decompressed(as_stream(stream), path, p["file_type"],

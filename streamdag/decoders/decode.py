@@ -3,7 +3,9 @@
 For each field of a dict sample (those not starting with "__"), the first
 of these that gives a value wins: the user's ``by_ext`` function for the
 field name or its last extension; each ``handler(key, data)`` in order
-(webdataset style: a value, or None to pass); the built-in decoder for the
+(webdataset style: a value, or None to pass; ``key`` lowercased without a
+leading dot, so torchdata's ".JPG" keys and the webdataset package's "jpg"
+route alike); the built-in decoder for the
 extension (images, text, ints, json, npy, msgpack, pth); else the raw bytes
 stay. Routing is resolved once per field name, not per sample."""
 
@@ -46,7 +48,7 @@ class DecodeNode(ErrorPolicy, RuntimeNode):
                 decode = partial(decode_image, mode=p["mode"], size=p["size"],
                                  to=image)
                 self._builtin.update(dict.fromkeys(IMAGE_EXTENSIONS, decode))
-        self._routes: dict[str, tuple[Callable[[bytes], Any] | None, ...]] = {}
+        self._routes: dict[str, tuple[Any, ...]] = {}  # key -> (by_ext, builtin, field)
 
     def iterator(self) -> Iterator[Any]:
         return filter(not_skipped, map(self._sample, self.inputs[0].iterator()))
@@ -54,21 +56,22 @@ class DecodeNode(ErrorPolicy, RuntimeNode):
     def user_functions(self) -> list[Callable[..., Any]]:
         return [*self._handlers, *self._by_ext.values()]
 
-    def _route(self, key: str) -> tuple[Callable[[bytes], Any] | None, ...]:
-        ext = key[key.rfind(".") + 1:]
-        route = (self._by_ext.get(key) or self._by_ext.get(ext), self._builtin.get(ext))
+    def _route(self, key: str) -> tuple[Any, ...]:
+        field = key.lower().removeprefix(".")
+        ext = field[field.rfind(".") + 1:]
+        route = (self._by_ext.get(field) or self._by_ext.get(ext), self._builtin.get(ext), field)
         self._routes[key] = route
         return route
 
     def _field(self, key: str, data: Any) -> Any:
-        own, builtin = self._routes.get(key) or self._route(key)
+        own, builtin, field = self._routes.get(key) or self._route(key)
         if hasattr(data, "read"):
             stream, data = data, data.read()
             close_quietly(stream)
         if own is not None:
             return own(data)
         for handler in self._handlers:
-            value = handler(key, data)
+            value = handler(field, data)
             if value is not None:
                 return value
         return builtin(data) if builtin is not None else data
@@ -81,8 +84,9 @@ class DecodeNode(ErrorPolicy, RuntimeNode):
                 for key, value in sample.items():
                     out[key] = value if key[:2] == "__" else self._field(key, value)
             except Exception as exc:
-                where = (f"sample {sample.get('__key__')!r} of {sample.get('__url__')!r}, "
-                         f"field {key!r}")
+                url = sample.get("__url__")
+                where = (f"sample {sample.get('__key__')!r}"
+                         f"{'' if url is None else f' of {url!r}'}, field {key!r}")
                 self.fail(exc, where)
                 return SKIP
             return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..core.streams import as_stream, close_quietly
+from ..core.streams import as_stream, close_quietly, is_text, text_stream_error
 from ..errors import StreamdagError
 from ..runtime.node import ResumableNode
 from ..runtime.policy import ErrorPolicy
@@ -124,13 +124,16 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
         if type(item) is tuple and len(item) == 2:
             close_quietly(item[1])
 
-    def split(self, item: Any) -> tuple[str, Any]:
-        """``(path, stream or bytes)`` -> (path, stream). Another shape is a
-        wiring mistake, not bad data: it raises whatever the policy."""
+    def split(self, item: Any, binary: bool = False) -> tuple[str, Any]:
+        """``(path, stream or bytes)`` -> (path, stream). Another shape, or a
+        text stream where ``binary`` bytes are needed, is a wiring mistake,
+        not bad data: it raises whatever the policy."""
         if type(item) is not tuple or len(item) != 2:
             msg = (f"expects (path, stream) pairs as open_files() yields them, "
                    f"got {type(item).__name__}")
             self.reraise(TypeError(msg), f"element {str(item)[:80]!r}")
+        if binary and is_text(item[1]):
+            self.reraise(text_stream_error(self.spec.op), repr(item[0]))
         return item[0], as_stream(item[1])
 
     def live_state(self) -> dict:

@@ -25,7 +25,8 @@ _PATH_NUMBER_LINE = itemgetter(0, 2, 1)
 
 class LineReader(ExpandingNode):
     """Base of the line-based readers: subclasses build ``chain(lines,
-    first_line)`` over the raw (bytes or str) lines of the current file.
+    first_line)`` over the raw (bytes or str) lines of the current file,
+    after its first ``skip_lines`` (a param of the subclasses that take it).
     A ValueError from the chain (undecodable or unparsable line) is a bad
     line: the file goes on with the next one."""
 
@@ -33,17 +34,19 @@ class LineReader(ExpandingNode):
         path, stream = self.split(item)
         self._path = path
         self._text = isinstance(stream, io.TextIOBase)
-        self._lines, self._counter = counted(stream, at or 0)
+        at = max(at or 0, self.params.get("skip_lines", 0))
+        self._lines, self._counter = counted(stream, at)
         self._pos = partial(count_of, self._counter)
-        return self.chain(self._lines, (at or 0) + 1)
+        return self.chain(self._lines, at + 1)
 
     def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
         raise NotImplementedError
 
-    def decoded(self, lines: Iterator[Any]) -> Iterator[Any]:
+    def decoded(self, lines: Iterator[Any], errors: str = "strict") -> Iterator[Any]:
+        """Lines as text: a text stream's as they are, bytes decoded in C."""
         if self._text:
             return lines
-        return map(bytes.decode, lines, repeat(self.params["encoding"]))
+        return map(bytes.decode, lines, repeat(self.params["encoding"]), repeat(errors))
 
     def recover(self, exc: BaseException) -> Iterator[Any] | None:
         if isinstance(exc, ValueError):
@@ -58,18 +61,20 @@ class LineReader(ExpandingNode):
 
 
 class ReadLinesNode(LineReader):
-    """Elements: ``(path, line)``, or ``line`` without ``return_path``;
-    with ``line_numbers`` the 1-based line number comes before the line."""
+    """Elements: ``(path, line)``, or ``line`` without ``return_path``, as
+    torchdata's readlines: the line's ends stripped of "\\r\\n" characters,
+    then (``decode``) bytes decoded with ``errors``; a binary stream without
+    ``decode`` gives bytes. With ``line_numbers`` (a streamdag extra) the
+    1-based line number comes before the line."""
 
     def chain(self, lines: Iterator[Any], first_line: int) -> Iterator[Any]:
         p = self.params
-        decode = p["decode"]
-        if decode:
-            lines = self.decoded(lines)
+        text = self._text
         if p["strip_newline"]:
-            text = decode or self._text
-            lines = map(str.rstrip if text else bytes.rstrip, lines,
+            lines = map(str.strip if text else bytes.strip, lines,
                         repeat("\r\n" if text else b"\r\n"))
+        if p["decode"]:
+            lines = self.decoded(lines, p["errors"])
         with_path = p["return_path"]
         if not p["line_numbers"]:
             return zip(repeat(self._path), lines) if with_path else lines

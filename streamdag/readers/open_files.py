@@ -7,31 +7,29 @@ last one it opened when the epoch is torn down."""
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
 from ..core.policy import SKIP, not_skipped
-from ..core.streams import close_quietly
+from ..core.streams import close_quietly, in_mode, open_local
 from ..runtime.node import RuntimeNode
 from ..runtime.policy import ErrorPolicy
 
 PARAMS = ("mode", "encoding", "storage_options", "on_error")
 
 
-def open_stream(path: str, mode: str = "rb", encoding: str | None = None,
+def open_stream(path: str, mode: str = "r", encoding: str | None = None,
                 storage_options: Mapping[str, Any] | None = None) -> Any:
     """An open file object: the builtin ``open`` for local paths (fastest
-    reads), fsspec for URLs."""
+    reads), fsspec for URLs; text unless ``mode`` has a "b"."""
     if "://" not in path and "::" not in path:
-        return open(path, mode, encoding=encoding) if mode == "r" else open(path, mode)
+        return open_local(path, mode, encoding)
     from fsspec.core import url_to_fs
 
     fs, inner = url_to_fs(path, **(storage_options or {}))
-    stream = fs.open(inner, "rb")
-    return io.TextIOWrapper(stream, encoding=encoding) if mode == "r" else stream
+    return in_mode(fs.open(inner, "rb"), mode, encoding)
 
 
 class OpenFilesNode(ErrorPolicy, RuntimeNode):

@@ -42,6 +42,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..core.ops.readers import RETRY
+from ..core.streams import in_mode, open_local
 from .ranged import Head, ranges_for
 from .retry import RetryPolicy, RetryStats, make_fs, retry_transient
 from .transient import (
@@ -433,12 +434,12 @@ def open_retrying(path: str, mode: str = "rb", encoding: str | None = None,
                   start: bool = True) -> Any:
     """Drop-in for ``open_files``'s ``open_stream``: local paths open with the
     builtin ``open`` (nothing to retry); URLs get a ``RetryingReader`` (in a
-    ``TextIOWrapper`` for mode "r") whose first range is already requested
+    ``TextIOWrapper`` in a text mode) whose first range is already requested
     unless ``start=False``."""
     if "://" not in path and "::" not in path:
-        return open(path, mode, encoding=encoding) if mode == "r" else open(path, mode)
+        return open_local(path, mode, encoding)
     fs, inner = make_fs(path, storage_options, inner_retries=inner_retries)
     stream = RetryingReader(fs, inner, chunk_size=chunk_size, first_chunk=first_chunk,
                             read_ahead=read_ahead, policy=policy, stats=stats, url=path,
                             start=start)
-    return io.TextIOWrapper(stream, encoding=encoding) if mode == "r" else stream
+    return in_mode(stream, mode, encoding)

@@ -87,7 +87,7 @@ class LoadFromTarNode(ExpandingNode):
     empty file) abandons the rest of that archive."""
 
     def expand(self, item: Any, at: Any) -> Iterator[Any]:
-        path, stream = self.split(item)
+        path, stream = self.split(item, binary=True)
         self._count, self._offset = at or (0, 0)
         self._path = path
         self._damaged: str | None = None

@@ -1,12 +1,13 @@
-"""webdataset: archive members -> one dict per sample, as the webdataset
-package groups them.
+"""webdataset: archive members -> one dict per sample, keyed as torchdata's
+``webdataset()`` or as the webdataset package keys them.
 
 Consecutive members with the same key (the member path up to the first dot
-of its file name) form a sample: ``{"__key__": key, "__url__": archive,
-"jpg": b"...", "cls": b"..."}``. Field names are the rest of the file name
-after that dot, lowercased and without the leading dot ("jpg", "seg.png"),
-exactly as ``webdataset.WebDataset`` yields them, so handlers and code
-written for it work unchanged."""
+of its file name) form a sample. ``keys="torchdata"`` (the default, what
+torchdata's WebDataset yields): ``{"__key__": "<archive>/<key>", ".jpg":
+b"...", ".cls": b"..."}``, field names the rest of the file name from that
+dot, case kept. ``keys="webdataset"`` (``webdataset.WebDataset``'s, so its
+handlers and code work unchanged): ``{"__key__": key, "__url__": archive,
+"jpg": b"...", "cls": b"..."}``, field names lowercased without the dot."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ _META = re.compile(r"__[^/]*__($|/)")  # webdataset's skip_meta: "__index__", "_
 _REPLAY_EVERY = 32
 
 
+def split_key_torchdata(name: str) -> tuple[str | None, str]:
+    """``"dir/00001.Seg.png"`` -> ``("dir/00001", ".Seg.png")``; (None, "")
+    for a file name without a dot (torchdata's ``pathsplit``)."""
+    name = name.replace("\\", "/")
+    dot = name.find(".", name.rfind("/") + 1)
+    if dot < 0:
+        return None, ""
+    return name[:dot], name[dot:]
+
+
 def split_key(name: str) -> tuple[str | None, str]:
     """``"dir/00001.seg.png"`` -> ``("dir/00001", "seg.png")``; (None, "")
     for a name without an extension (webdataset's ``base_plus_ext``)."""
@@ -38,8 +49,8 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
     """Input: ``(path, data)`` pairs from load_from_tar/load_from_zip (``__url__``
     is the archive and ``__key__`` the key inside it; for other paths,
     ``__key__`` is the whole path up to the dot and ``__url__`` is None).
-    Members without an extension and webdataset's ``__meta__`` entries are
-    passed over. A key repeated within one sample is bad input: the whole
+    Members without an extension are passed over, and with
+    ``keys="webdataset"`` so are webdataset's ``__meta__`` entries. A key repeated within one sample is bad input: the whole
     sample is dropped under ``skip``/``warn``. So is a sample that the node
     reading the archive cut under its policy (a member dropped, or the
     archive cut while this sample was read: ``graph.dropped``); that skip was
@@ -53,6 +64,8 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
         super().setup()
         self._pulls = Tally()
         self._out = 0
+        self._torchdata = self.params["keys"] == "torchdata"
+        self._split = split_key_torchdata if self._torchdata else split_key
 
     def counted(self) -> tuple[int | None, int | None]:
         return self._pulls.value, self._out
@@ -71,6 +84,7 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
         sample: dict[str, Any] | None = None
         key = url = None
         bad = False
+        torchdata, split = self._torchdata, self._split
         while True:
             seq = replay.seq
             try:
@@ -85,12 +99,13 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
                 name, where = path.member, path.archive
             else:
                 name, where = path, None
-            if name[:2] == "__" and _META.match(name):
+            if name[:2] == "__" and not torchdata and _META.match(name):
                 continue
-            prefix, field = split_key(name)
+            prefix, field = split(name)
             if prefix is None:
                 continue
-            field = field.lower()
+            if not torchdata:
+                field = field.lower()
             if prefix != key or where != url:
                 if sample is not None and not (
                         dropped and self._cut(dropped, url, key, where != url)) and not bad:
@@ -99,7 +114,10 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
                     yield sample
                     replay.forget_before(seq)
                 key, url, bad = prefix, where, False
-                sample = {"__key__": prefix, "__url__": where}
+                if not torchdata:
+                    sample = {"__key__": prefix, "__url__": where}
+                else:
+                    sample = {"__key__": prefix if where is None else f"{where}/{prefix}"}
             elif bad:
                 continue
             if field in sample:
@@ -113,8 +131,7 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
             self._out += 1
             yield sample
 
-    @staticmethod
-    def _cut(dropped: dict[str, list[str | None]], url: str | None, key: str | None,
+    def _cut(self, dropped: dict[str, list[str | None]], url: str | None, key: str | None,
              last: bool) -> bool:
         """Did the node reading archive ``url`` drop a member of sample ``key``
         under its error policy? ``last``: the archive's last sample, which a
@@ -123,7 +140,7 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
         members = dropped.pop(url, None) if last else dropped.get(url)
         if not members:
             return False
-        return any(key == split_key(name)[0] if name is not None else last
+        return any(key == self._split(name)[0] if name is not None else last
                    for name in members)
 
     def live_state(self) -> dict:

@@ -39,7 +39,7 @@ class LoadFromZipNode(ExpandingNode):
     that cannot be opened (truncated, empty, not a zip) is bad input as a whole."""
 
     def expand(self, item: Any, at: Any) -> Iterator[Any]:
-        path, stream = self.split(item)
+        path, stream = self.split(item, binary=True)
         self._path = path
         archive = zipfile.ZipFile(seekable_copy(stream))
         self._index = at or 0

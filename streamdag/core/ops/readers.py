@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -11,9 +12,11 @@ from ..node import Node
 from ..params import check_bool, check_callable, check_choice, check_int, check_type
 from ..policy import ON_ERROR_PARAM
 from ..spec import REQUIRED, OpSpec, Param
+from ..streams import OPEN_MODES
 
 _RT = "streamdag.readers."
 MiB = 1 << 20
+DICT_KEYS = ("fieldnames", "restkey", "restval")  # csv.DictReader's own parameters
 
 
 def _strings(op: str, key: str, value: Any) -> None:
@@ -21,6 +24,14 @@ def _strings(op: str, key: str, value: Any) -> None:
     if not isinstance(values, (list, tuple)) or not values or not all(
             isinstance(v, str) for v in values):
         raise ParamError(f"{op}: {key} must be a str or a non-empty list of str, got {value!r}")
+
+
+def _masks(op: str, key: str, value: Any) -> None:
+    """fnmatch patterns: a str or a list of str ("" or []: every file, as torchdata)."""
+    if isinstance(value, str):
+        return
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ParamError(f"{op}: {key} must be a str or a list of str, got {value!r}")
 
 
 def _options(op: str, key: str, value: Any) -> None:
@@ -33,10 +44,21 @@ def _number(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be a number >= 0, got {value!r}")
 
 
-def _header(op: str, key: str, value: Any) -> None:
-    if value is not True and not (isinstance(value, (list, tuple)) and value
-                                  and all(isinstance(h, str) for h in value)):
-        raise ParamError(f"{op}: {key} must be True or a list of column names, got {value!r}")
+def _fmtparams(op: str, key: str, value: Any, own: tuple[str, ...] = ()) -> None:
+    """csv.reader's format parameters (``own``: keys of the op itself)."""
+    if value is None:
+        return
+    _options(op, key, value)
+    if "header" in value:
+        raise ParamError(
+            f"{op} takes no 'header': as torchdata's, parse_csv yields every record as a "
+            f"list, the header row included; for dicts keyed by the header row use "
+            f"parse_csv_as_dict() (fieldnames=[...] names the columns of a file without "
+            f"one), and skip_lines=1 drops a header row")
+    try:
+        csv.reader((), **{k: v for k, v in value.items() if k not in own})
+    except TypeError as exc:
+        raise ParamError(f"{op}: invalid csv format parameter: {exc}") from None
 
 
 def _optional_number(op: str, key: str, value: Any) -> None:
@@ -81,8 +103,19 @@ _OPTIONAL_FN = Param(None, partial(check_callable, optional=True))
 _HASH_TYPE = Param("sha256", partial(check_choice, choices=("sha256", "md5")))
 _ENCODING = Param("utf-8", partial(check_type, types=str, want="an encoding name"))
 _TEXT = {"encoding": _ENCODING, "return_path": _flag(False), "on_error": ON_ERROR_PARAM}
-_OPEN = {"mode": Param("rb", partial(check_choice, choices=("rb", "r"))),
-         "encoding": Param(None), "storage_options": _STORAGE, "on_error": ON_ERROR_PARAM}
+#: torchdata's text readers: lines to skip per file, decoding errors as bytes.decode's
+_TD_TEXT = {"skip_lines": _count(0, 0), "decode": _flag(True), **_TEXT,
+            "errors": Param("ignore", partial(check_type, types=str, want="an error handler"))}
+_OPEN = {"mode": Param("r", partial(check_choice, choices=OPEN_MODES)),
+         "encoding": Param(None, partial(check_type, types=(str, type(None)),
+                                         want="an encoding name or None")),
+         "storage_options": _STORAGE, "on_error": ON_ERROR_PARAM}
+
+
+def _check_open(params: Mapping[str, Any]) -> None:
+    if "b" in params["mode"] and params["encoding"] is not None:
+        raise ParamError(f"open_files: binary mode {params['mode']!r} takes no encoding "
+                         f"(got encoding={params['encoding']!r})")
 #: ranged, retried reads with read-ahead (``open_files(retry=...)``, docs/s3.md)
 RETRY = {"chunk_size": _count(8 * MiB, 1), "first_chunk": _count(MiB // 4, 1),
          "read_ahead": _count(2, 0), "shards_ahead": _count(1, 0),
@@ -91,24 +124,31 @@ RETRY = {"chunk_size": _count(8 * MiB, 1), "first_chunk": _count(MiB // 4, 1),
 
 SPECS = (
     OpSpec("file_lister", _RT + "file_lister:FileListerNode", inputs=(0, 0), params={
-        "root": Param(".", _strings), "masks": Param("*", _strings),
-        "recursive": _flag(False), "storage_options": _STORAGE}),
-    OpSpec("open_files", _RT + "open_files:OpenFilesNode", params=_OPEN),
+        "root": Param(".", _strings), "masks": Param("*", _masks),
+        "recursive": _flag(False), "storage_options": _STORAGE, "abspath": _flag(False)}),
+    OpSpec("open_files", _RT + "open_files:OpenFilesNode", params=_OPEN, check=_check_open),
     OpSpec("open_files_retrying", _RT + "open_files_retrying:RetryingOpenFilesNode",
-           params={**_OPEN, **RETRY}),
+           params={**_OPEN, **RETRY}, check=_check_open),
     OpSpec("load_from_tar", _RT + "tar_archive:LoadFromTarNode",
            params={"streams": _flag(False), "on_error": ON_ERROR_PARAM}),
     OpSpec("load_from_zip", _RT + "zip_archive:LoadFromZipNode",
            params={"streams": _flag(False), "on_error": ON_ERROR_PARAM}),
     OpSpec("readlines", _RT + "lines:ReadLinesNode", params={
-        "strip_newline": _flag(True), "decode": _flag(True), **_TEXT,
+        **_TD_TEXT, "strip_newline": _flag(True), "decode": _flag(False),
         "return_path": _flag(True), "line_numbers": _flag(False)}),
     OpSpec("parse_jsonl", _RT + "jsonl:ParseJsonlNode", params=_TEXT),
     OpSpec("parse_csv", _RT + "csv_rows:ParseCsvNode", params={
-        "header": Param(True, _header),
-        "delimiter": Param(",", partial(check_type, types=str, want="a str")),
-        "quotechar": Param('"', partial(check_type, types=str, want="a str")), **_TEXT}),
-    OpSpec("webdataset", _RT + "webdataset:WebDatasetNode", params={"on_error": ON_ERROR_PARAM}),
+        **_TD_TEXT, "as_tuple": _flag(False), "fmtparams": Param(None, _fmtparams)}),
+    OpSpec("webdataset", _RT + "webdataset:WebDatasetNode", params={
+        "keys": Param("torchdata", partial(check_choice, choices=("torchdata", "webdataset"))),
+        "on_error": ON_ERROR_PARAM}),
+    OpSpec("parse_csv_as_dict", _RT + "csv_rows:ParseCsvDictNode", params={
+        **_TD_TEXT, "fmtparams": Param(None, partial(_fmtparams, own=DICT_KEYS))}),
+    OpSpec("parse_json_files", _RT + "json_files:ParseJsonFilesNode",
+           params={"kwargs": Param(None, _options), "on_error": ON_ERROR_PARAM}),
+    OpSpec("list_files", _RT + "file_lister:ListFilesNode", params={
+        "masks": Param("", _masks), "recursive": _flag(False), "abspath": _flag(False),
+        "storage_options": _STORAGE, "on_error": ON_ERROR_PARAM}),
     # torchdata's HttpReader, HashChecker, TFRecordLoader, OnDiskCacheHolder, EndOnDiskCacheHolder
     OpSpec("read_from_http", _RT + "http:HttpReaderNode", params={
         "timeout": Param(None, _optional_number), "skip_on_error": _flag(False),

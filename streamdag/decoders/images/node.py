@@ -178,7 +178,7 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
             return "raw", None
         if isinstance(sample, Mapping):
             if self.field is not None:
-                return "dict", self.field
+                return "dict", _dict_field(sample, self.field)
             for key in sample:
                 if isinstance(key, str) and key.lower().rsplit(".", 1)[-1] in IMAGE_KEYS:
                     return "dict", key
@@ -188,3 +188,12 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
         raise TypeError(
             f"{OP}: samples must be encoded bytes, dicts or tuples; got {type(sample).__name__}"
         )
+
+
+def _dict_field(sample: Mapping[Any, Any], field: Any) -> Any:
+    """``field`` as given, or in webdataset()'s other key style ("jpg" for
+    ".jpg" and the reverse), whichever the sample has."""
+    if field in sample or not isinstance(field, str):
+        return field
+    other = field[1:] if field.startswith(".") else "." + field
+    return other if other in sample else field
