@@ -17,6 +17,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .datapipe import DataPipe, IterableWrapper, IterDataPipe, SampleMultiplexer, node_of
 from .file_lister import FileLister
+from .map_style import MapDataPipe
 from .torchdata_names import ITER, not_provided
 
 P = ParamSpec("P")
@@ -117,37 +118,108 @@ LineReader = _class_style("LineReader", DataPipe.readlines)
 CSVParser = _class_style("CSVParser", DataPipe.parse_csv)
 WebDataset = _class_style("WebDataset", DataPipe.webdataset)
 
+# -- reader behaviour as torchdata's ------------------------------------------------
+CSVDictParser = _class_style("CSVDictParser", DataPipe.parse_csv_as_dict)
+JsonParser = _class_style("JsonParser", DataPipe.parse_json_files)
+
+# -- downloads, caching, decompression, TFRecord, routed decoding -------------------
+RoutedDecoder = _class_style("RoutedDecoder", DataPipe.routed_decode)
+Extractor = _class_style("Extractor", DataPipe.extract)
+Bz2FileLoader = _class_style("Bz2FileLoader", DataPipe.load_from_bz2)
+XzFileLoader = _class_style("XzFileLoader", DataPipe.load_from_xz)
+TFRecordLoader = _class_style("TFRecordLoader", DataPipe.load_from_tfrecord)
+HttpReader = _class_style("HttpReader", DataPipe.read_from_http)
+HashChecker = _class_style("HashChecker", DataPipe.check_hash)
+OnDiskCacheHolder = _class_style("OnDiskCacheHolder", DataPipe.on_disk_cache)
+EndOnDiskCacheHolder = _class_style("EndOnDiskCacheHolder", DataPipe.end_caching)
+
+# -- the remaining transform names ---------------------------------------------
+MultiplexerLongest = _joined("MultiplexerLongest", DataPipe.mux_longest)
+ZipperLongest = _joined("ZipperLongest", DataPipe.zip_longest)
+Enumerator = _class_style("Enumerator", DataPipe.enumerate)
+IndexAdder = _class_style("IndexAdder", DataPipe.add_index)
+Slicer = _class_style("Slicer", DataPipe.slice)
+Dropper = _class_style("Dropper", DataPipe.drop)
+Flattener = _class_style("Flattener", DataPipe.flatten)
+Rows2Columnar = _class_style("Rows2Columnar", DataPipe.rows2columnar)
+ParagraphAggregator = _class_style("ParagraphAggregator", DataPipe.lines_to_paragraphs)
+Repeater = _class_style("Repeater", DataPipe.repeat)
+InBatchShuffler = _class_style("InBatchShuffler", DataPipe.in_batch_shuffle)
+IterKeyZipper = _class_style("IterKeyZipper", DataPipe.zip_with_iter)
+MapKeyZipper = _class_style("MapKeyZipper", DataPipe.zip_with_map)
+RoundRobinDemultiplexer = _class_style("RoundRobinDemultiplexer", DataPipe.round_robin_demux)
+UnZipper = _class_style("UnZipper", DataPipe.unzip)
+RandomSplitter = _class_style("RandomSplitter", DataPipe.random_split)
+LengthSetter = _class_style("LengthSetter", DataPipe.set_length)
+FullSync = _class_style("FullSync", DataPipe.fullsync)
+
+
+def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataPipe[Any]:  # noqa: N802
+    """torchdata's ``MapToIterConverter(datapipe, indices=None)``:
+    ``datapipe.to_iter_datapipe(indices)``."""
+    return datapipe.to_iter_datapipe(indices)
+
 __all__ = [
     "Batcher",
+    "Bz2FileLoader",
+    "CSVDictParser",
     "CSVParser",
     "Collator",
     "Concater",
     "Cycler",
     "Decompressor",
     "Demultiplexer",
+    "Dropper",
+    "EndOnDiskCacheHolder",
+    "Enumerator",
+    "Extractor",
     "FSSpecFileLister",
     "FSSpecFileOpener",
     "FileLister",
     "FileOpener",
     "Filter",
     "FlatMapper",
+    "Flattener",
     "Forker",
+    "FullSync",
+    "HashChecker",
     "Header",
+    "HttpReader",
+    "InBatchShuffler",
     "InMemoryCacheHolder",
+    "IndexAdder",
     "IterDataPipe",
+    "IterKeyZipper",
     "IterableWrapper",
+    "JsonParser",
+    "LengthSetter",
     "LineReader",
+    "MapKeyZipper",
+    "MapToIterConverter",
     "Mapper",
     "Multiplexer",
+    "MultiplexerLongest",
+    "OnDiskCacheHolder",
+    "ParagraphAggregator",
     "Prefetcher",
+    "RandomSplitter",
+    "Repeater",
+    "RoundRobinDemultiplexer",
+    "RoutedDecoder",
+    "Rows2Columnar",
     "SampleMultiplexer",
     "ShardingFilter",
     "Shuffler",
+    "Slicer",
+    "TFRecordLoader",
     "TarArchiveLoader",
     "UnBatcher",
+    "UnZipper",
     "WebDataset",
+    "XzFileLoader",
     "ZipArchiveLoader",
     "Zipper",
+    "ZipperLongest",
 ]
 
 
