@@ -6,6 +6,7 @@ unmaps every segment the loop no longer holds."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import gc
 
@@ -17,6 +18,7 @@ import streamdag as sd
 from streamdag.reading_service import worker
 from streamdag.reading_service.segments import MAX_FREE
 from tests.support.leaks import (  # noqa: F401 - fixture
+    alive,
     mapped_segments,
     no_leaks,
     segment_inodes,
@@ -46,6 +48,30 @@ def samples(batches):
 
 def segments_of(pids):
     return [mapped_segments(pid) for pid in pids]
+
+
+@contextlib.contextmanager
+def no_collection():
+    """The garbage collector off: a segment still mapped is held by something,
+    not merely waiting for a collection to break a reference cycle. What
+    earlier tests left to the collector goes first."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def persistent_loader(main_part=False):
+    """Two persistent workers that send chunks ahead, of the next epoch too;
+    with ``main_part``, a prefetch in the main process holds batches as well."""
+    dp = pipeline().main_process().prefetch(4) if main_part else pipeline()
+    service = sd.MultiProcessingReadingService(2, prefetch_factor=PREFETCH,
+                                               persistent_workers=True)
+    return sd.DataLoader2(dp, reading_service=service, seed=0)
 
 
 @pytest.mark.parametrize("keep", [False, True], ids=["drop", "keep_all_then_drop"])
@@ -80,6 +106,19 @@ def test_segments_mapped_between_epochs_stay_within_the_bound(persistent, keep, 
             )  # workers take segments back between two commands
             assert all(n <= per_worker for n in segments_of(workers)), segments_of(workers)
             assert mapped_segments() <= in_main, (mapped_segments(), segments_of(workers))
+
+
+def test_a_loader_dropped_without_shutdown_goes_at_once(monkeypatch):
+    """No reference cycle keeps a dropped loader's service alive: its workers
+    stop and its segments are unmapped without a garbage collection."""
+    monkeypatch.setattr(worker, "CHUNK_ITEMS", 1)
+    with no_collection():
+        loader = persistent_loader()
+        assert len(samples(loader)) == 4 * BATCHES
+        pids = loader.reading_service.worker_pids
+        del loader
+        assert mapped_segments() == 0
+        assert wait_until(lambda: not any(alive(pid) for pid in pids))
 
 
 _met = collections.Counter()  # per worker process: how often it met each element
