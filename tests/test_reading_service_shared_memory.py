@@ -1,7 +1,8 @@
 """Shared-memory segments between epochs: a worker keeps at most ``MAX_FREE``
 free segments besides those holding data (the chunks it made ahead, what the
 loop holds); workers that stop take theirs with them, and the main process
-unmaps every segment the loop no longer holds."""
+unmaps every segment the loop no longer holds, at the latest when the loader
+shuts down, without waiting for the garbage collector."""
 
 from __future__ import annotations
 
@@ -108,6 +109,28 @@ def test_segments_mapped_between_epochs_stay_within_the_bound(persistent, keep, 
             assert mapped_segments() <= in_main, (mapped_segments(), segments_of(workers))
 
 
+@pytest.mark.parametrize("main_part", [False, True], ids=["workers", "main_process_prefetch"])
+@pytest.mark.parametrize("when", ["mid_epoch", "after_an_epoch"])
+def test_shutdown_unmaps_every_segment_of_the_loader_at_once(when, main_part, monkeypatch):
+    """shutdown() in the loop, or leaving the ``with`` block after an epoch:
+    the chunks received ahead and the batches a main-process prefetch holds
+    are let go then, not at the next garbage collection. Once the loop drops
+    its batch, the main process maps no segment."""
+    monkeypatch.setattr(worker, "CHUNK_ITEMS", 1)
+    with no_collection():
+        with persistent_loader(main_part) as loader:
+            seen = []
+            for step, batch in enumerate(loader):
+                seen.extend(samples([batch]))
+                if when == "mid_epoch" and step == 3:
+                    loader.shutdown()
+                    break
+            assert len(seen) == 4 * (4 if when == "mid_epoch" else BATCHES)
+            assert mapped_segments() >= 1  # the batch the loop holds
+        del batch
+        assert mapped_segments() == 0
+
+
 def test_a_loader_dropped_without_shutdown_goes_at_once(monkeypatch):
     """No reference cycle keeps a dropped loader's service alive: its workers
     stop and its segments are unmapped without a garbage collection."""
@@ -165,6 +188,5 @@ def test_a_message_that_fails_to_pickle_leaves_segments_consistent(bad, monkeypa
                 assert (sample["image"] == sample["x"]).all()
                 got.append(sample["x"])
             assert got == list(range(8))
-    del info, sample, loader, service  # the error's traceback holds the loader's frames
-    gc.collect()  # the loader's objects hold each other, and the chunks made for epoch 3
-    assert mapped_segments() == 0
+    del info, sample  # the last sample, and the error's traceback (it holds the loop's frames)
+    assert mapped_segments() == 0  # the chunks made for epoch 3 went with shutdown
