@@ -131,6 +131,24 @@ def test_shutdown_unmaps_every_segment_of_the_loader_at_once(when, main_part, mo
         assert mapped_segments() == 0
 
 
+def test_an_iterator_kept_after_shutdown_holds_only_its_last_batch(monkeypatch):
+    """A trainer may keep the epoch's iterator past shutdown(): the epoch was
+    ended, so the iterator holds nothing but the batch it yielded last (the
+    loop's own), raises if used, and once dropped leaves nothing mapped."""
+    monkeypatch.setattr(worker, "CHUNK_ITEMS", 1)
+    with no_collection():
+        loader = persistent_loader(main_part=True)
+        it = iter(loader)
+        for _ in range(3):
+            batch = next(it)
+        loader.shutdown()
+        assert mapped_segments() == 1
+        with pytest.raises(RuntimeError, match="shut down"):
+            next(it)
+        del batch, it
+        assert mapped_segments() == 0
+
+
 def test_a_loader_dropped_without_shutdown_goes_at_once(monkeypatch):
     """No reference cycle keeps a dropped loader's service alive: its workers
     stop and its segments are unmapped without a garbage collection."""
