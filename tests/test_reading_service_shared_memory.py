@@ -1,11 +1,13 @@
 """Shared-memory segments between epochs: a worker keeps at most ``MAX_FREE``
 free segments besides those holding data (the chunks it made ahead, what the
 loop holds); workers that stop take theirs with them, and the main process
-unmaps every segment the loop no longer holds."""
+unmaps every segment the loop no longer holds, at the latest when the loader
+shuts down, without waiting for the garbage collector."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import gc
 
@@ -17,6 +19,7 @@ import streamdag as sd
 from streamdag.reading_service import worker
 from streamdag.reading_service.segments import MAX_FREE
 from tests.support.leaks import (  # noqa: F401 - fixture
+    alive,
     mapped_segments,
     no_leaks,
     segment_inodes,
@@ -46,6 +49,30 @@ def samples(batches):
 
 def segments_of(pids):
     return [mapped_segments(pid) for pid in pids]
+
+
+@contextlib.contextmanager
+def no_collection():
+    """The garbage collector off: a segment still mapped is held by something,
+    not merely waiting for a collection to break a reference cycle. What
+    earlier tests left to the collector goes first."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def persistent_loader(main_part=False):
+    """Two persistent workers that send chunks ahead, of the next epoch too;
+    with ``main_part``, a prefetch in the main process holds batches as well."""
+    dp = pipeline().main_process().prefetch(4) if main_part else pipeline()
+    service = sd.MultiProcessingReadingService(2, prefetch_factor=PREFETCH,
+                                               persistent_workers=True)
+    return sd.DataLoader2(dp, reading_service=service, seed=0)
 
 
 @pytest.mark.parametrize("keep", [False, True], ids=["drop", "keep_all_then_drop"])
@@ -80,6 +107,59 @@ def test_segments_mapped_between_epochs_stay_within_the_bound(persistent, keep, 
             )  # workers take segments back between two commands
             assert all(n <= per_worker for n in segments_of(workers)), segments_of(workers)
             assert mapped_segments() <= in_main, (mapped_segments(), segments_of(workers))
+
+
+@pytest.mark.parametrize("main_part", [False, True], ids=["workers", "main_process_prefetch"])
+@pytest.mark.parametrize("when", ["mid_epoch", "after_an_epoch"])
+def test_shutdown_unmaps_every_segment_of_the_loader_at_once(when, main_part, monkeypatch):
+    """shutdown() in the loop, or leaving the ``with`` block after an epoch:
+    the chunks received ahead and the batches a main-process prefetch holds
+    are let go then, not at the next garbage collection. Once the loop drops
+    its batch, the main process maps no segment."""
+    monkeypatch.setattr(worker, "CHUNK_ITEMS", 1)
+    with no_collection():
+        with persistent_loader(main_part) as loader:
+            seen = []
+            for step, batch in enumerate(loader):
+                seen.extend(samples([batch]))
+                if when == "mid_epoch" and step == 3:
+                    loader.shutdown()
+                    break
+            assert len(seen) == 4 * (4 if when == "mid_epoch" else BATCHES)
+            assert mapped_segments() >= 1  # the batch the loop holds
+        del batch
+        assert mapped_segments() == 0
+
+
+def test_an_iterator_kept_after_shutdown_holds_only_its_last_batch(monkeypatch):
+    """A trainer may keep the epoch's iterator past shutdown(): the epoch was
+    ended, so the iterator holds nothing but the batch it yielded last (the
+    loop's own), raises if used, and once dropped leaves nothing mapped."""
+    monkeypatch.setattr(worker, "CHUNK_ITEMS", 1)
+    with no_collection():
+        loader = persistent_loader(main_part=True)
+        it = iter(loader)
+        for _ in range(3):
+            batch = next(it)
+        loader.shutdown()
+        assert mapped_segments() == 1
+        with pytest.raises(RuntimeError, match="shut down"):
+            next(it)
+        del batch, it
+        assert mapped_segments() == 0
+
+
+def test_a_loader_dropped_without_shutdown_goes_at_once(monkeypatch):
+    """No reference cycle keeps a dropped loader's service alive: its workers
+    stop and its segments are unmapped without a garbage collection."""
+    monkeypatch.setattr(worker, "CHUNK_ITEMS", 1)
+    with no_collection():
+        loader = persistent_loader()
+        assert len(samples(loader)) == 4 * BATCHES
+        pids = loader.reading_service.worker_pids
+        del loader
+        assert mapped_segments() == 0
+        assert wait_until(lambda: not any(alive(pid) for pid in pids))
 
 
 _met = collections.Counter()  # per worker process: how often it met each element
@@ -126,6 +206,5 @@ def test_a_message_that_fails_to_pickle_leaves_segments_consistent(bad, monkeypa
                 assert (sample["image"] == sample["x"]).all()
                 got.append(sample["x"])
             assert got == list(range(8))
-    del info, sample, loader, service  # the error's traceback holds the loader's frames
-    gc.collect()  # the loader's objects hold each other, and the chunks made for epoch 3
-    assert mapped_segments() == 0
+    del info, sample  # the last sample, and the error's traceback (it holds the loop's frames)
+    assert mapped_segments() == 0  # the chunks made for epoch 3 went with shutdown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Iterator
 from time import perf_counter
 from typing import Any, Generic, TypeVar
@@ -71,6 +73,7 @@ class DataLoader2(Generic[T]):
         self._pending: dict | None = None
         self._current: dict | None = None  # epoch, base seed, yielded, done
         self._drawn: tuple[int, int] | None = None  # (epoch, seed) drawn ahead
+        self._epoch_it: Any = None  # weak reference to the service's iterator of the epoch
         self._closed = False
 
     def seed(self, seed: int) -> None:
@@ -100,6 +103,7 @@ class DataLoader2(Generic[T]):
                    "graph": graph_state}
         self._current = current
         it = self.reading_service.epoch(base_seed, epoch, graph_state)
+        self._epoch_it = _weak(it)
         self._announce_next_epoch()
         it = self._run_timed(it, current) if self._stats is not None else self._run(it, current)
         return progress_bar(it, self, epoch) if self._progress else it
@@ -109,6 +113,8 @@ class DataLoader2(Generic[T]):
             current["yielded"] += 1
             current["graph"] = _LIVE
             yield item
+        if self._closed:  # the service's iterator was closed by shutdown()
+            raise RuntimeError("DataLoader2 was shut down during this epoch")
         if self._current is current:
             current["done"] = True
 
@@ -190,10 +196,22 @@ class DataLoader2(Generic[T]):
         self._current = None
 
     def shutdown(self) -> None:
-        """Stop workers and threads. Idempotent."""
+        """Stop workers and threads, and end the current epoch: whatever its
+        iterator holds (elements read ahead, open files) is let go now, even
+        if the loop still holds the iterator, which raises if used again.
+        Idempotent."""
         if not self._closed:
             self._closed = True
-            self.reading_service.shutdown()
+            self.reading_service.shutdown()  # first: it stops what the iterator may wait on
+            self._close_epoch()
+
+    def _close_epoch(self) -> None:
+        it = self._epoch_it() if self._epoch_it is not None else None
+        self._epoch_it = None
+        close = getattr(it, "close", None)
+        if close is not None:
+            with contextlib.suppress(ValueError):  # running (another thread): it ends itself
+                close()
 
     def __enter__(self) -> DataLoader2[T]:
         return self
@@ -203,3 +221,12 @@ class DataLoader2(Generic[T]):
 
 
 _LIVE = object()  # the graph state must be read from the running service
+
+
+def _weak(it: Iterator[Any]) -> weakref.ref | None:
+    """A weak reference to a service's epoch iterator, where it takes one:
+    the loader must not keep an iterator the loop has dropped."""
+    try:
+        return weakref.ref(it)
+    except TypeError:
+        return None

@@ -71,6 +71,11 @@ class Inbox:
                 mine.append(message)
         return mine
 
+    def clear(self) -> None:
+        """Drop the messages read ahead for later passes (their elements may
+        view shared memory): no pass will read them."""
+        self._early.clear()
+
 
 class _Worker:
     """What the main process knows about one worker during a pass."""
@@ -116,6 +121,15 @@ class Merge:
         """Every worker starts this (fresh) pass when its current one ends."""
         for index in range(len(self.workers)):
             self.inbox.send(index, (THEN, self.gen, base_seed, epoch, prefetch))
+
+    def drop_chunks(self) -> None:
+        """Let go of the chunks received and not taken, once nothing reads
+        this cancelled pass (no receive-ahead thread): their elements may
+        view shared memory. The position stays: it is still the state of an
+        epoch left early."""
+        for worker in self.workers:
+            worker.queue.clear()
+            worker.items, worker.pos, worker.chunk = [], 0, None
 
     @property
     def finished(self) -> bool:
@@ -191,8 +205,7 @@ class Merge:
 
     def _take(self, index: int, worker: _Worker) -> Any:
         if self.cancelled:
-            raise RuntimeError("this epoch's iterator was ended by a newer iter() on the same "
-                               "loader (or by shutdown); iterate the new one")
+            raise _cancelled()
         item = worker.items[worker.pos]
         worker.pos += 1
         worker.skip += 1
@@ -218,6 +231,8 @@ class Merge:
 
     def _receive(self, waiting_for: int | None = None) -> None:
         """Wait for messages of this pass (older passes' are dropped)."""
+        if self.cancelled:  # not read again: its chunks may have been dropped
+            raise _cancelled()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -231,6 +246,11 @@ class Merge:
                 msg = (f"no element from {who} within timeout={self.timeout} s (a node is "
                        "stuck or very slow; raise the timeout or find the slow node)")
                 raise WorkerTimeoutError(msg)
+
+
+def _cancelled() -> RuntimeError:
+    return RuntimeError("this epoch's iterator was ended by a newer iter() on the same "
+                        "loader (or by shutdown); iterate the new one")
 
 
 def _worker_error(info: dict) -> WorkerError:

@@ -151,6 +151,7 @@ class ProcessPool:
         self._conns: list[Connection] = []
         self._socks: list[Any] = []
         self._views: list[SegmentViews] = []
+        self._read: list[tuple] = []  # messages read while giving segments back
         self._finalizer = weakref.finalize(self, _stop_all, self._procs, self._conns, self._socks,
                                            self._views)
         fork = mp_context.get_start_method() == "fork"
@@ -177,7 +178,6 @@ class ProcessPool:
             raise
         self._socks.extend(transport.socket_of(conn) for conn in self._conns)
         self._views.extend(SegmentViews() for _ in self._conns)
-        self._read: list[tuple] = []  # messages read while giving segments back
         self._waitables = {conn: i for i, conn in enumerate(self._conns)}
         self._waitables.update({proc.sentinel: i for i, proc in enumerate(self._procs)})
 
@@ -248,8 +248,11 @@ class ProcessPool:
                               exitcode=code)
 
     def stop(self) -> None:
-        """Ask every worker to exit, then terminate the ones that do not. Idempotent."""
+        """Ask every worker to exit, then terminate the ones that do not. The
+        messages read and not delivered are dropped: no pass takes them, and
+        their elements may view shared memory. Idempotent."""
         self._finalizer()
+        self._read.clear()
 
 
 @contextlib.contextmanager

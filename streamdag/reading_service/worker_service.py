@@ -114,9 +114,14 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
     def shutdown(self) -> None:
         self._end_epoch()
         self._stop_pool()
-        for graph in (self._main, self._inline):
-            if graph is not None:
-                graph.close()
+        for graph in self._graphs():
+            graph.close()
+        # what the workers sent ahead goes now, not when the loader is garbage
+        # (its elements may view shared memory); no thread reads it any more
+        if self._merge is not None:
+            self._merge.drop_chunks()
+        if self._inbox is not None:
+            self._inbox.clear()
         if self._sampler is not None:
             self._sampler = None
             sampler.release()

@@ -37,5 +37,6 @@ class WorkerStreamNode(ResumableNode):
         source = self.graph.stream
         if source is None:
             raise RuntimeError(f"{self.label}: this graph was compiled without the reading "
-                               "service that feeds it (RuntimeGraph(..., stream=service))")
+                               "service that feeds it (RuntimeGraph(..., stream=service)), "
+                               "or that service is gone")
         return source

@@ -6,6 +6,7 @@ running it there says what to install)."""
 from __future__ import annotations
 
 import importlib
+import weakref
 from collections.abc import Iterator, Mapping
 from functools import cache, partial
 from types import CodeType, FrameType, TracebackType
@@ -58,8 +59,7 @@ class RuntimeGraph:
     def __init__(self, output: Node, worker: WorkerContext | None = None, *,
                  stream: StreamSource | None = None) -> None:
         self.worker = worker or WorkerContext()
-        #: where a ``_worker_stream`` source of this graph pulls its elements
-        self.stream = stream
+        self._stream = None if stream is None else weakref.ref(stream)
         self.base_seed = 0
         self.epoch = 0
         #: inputs dropped in part this epoch under on_error="skip"/"warn": path ->
@@ -88,6 +88,14 @@ class RuntimeGraph:
             for node in self.nodes.values() for fn in node.user_functions()
             if code_of(fn) is not None
         }
+
+    @property
+    def stream(self) -> StreamSource | None:
+        """Where a ``_worker_stream`` source of this graph pulls its elements.
+        Held weakly: the service that owns this graph is its stream, and a
+        reference cycle would keep the service (its workers, the chunks they
+        sent ahead) alive until the garbage collector runs."""
+        return None if self._stream is None else self._stream()
 
     def start_epoch(self, base_seed: int, epoch: int) -> None:
         self.base_seed = base_seed

@@ -26,8 +26,9 @@ class _Failure:
 class PrefetchNode(ResumableNode):
     """The thread runs ahead of the consumer; the state is the consumer's
     position plus an input checkpoint within ``n`` elements of it. The thread
-    starts on the first ``next`` and is stopped and joined when the iterator
-    is closed, garbage-collected, or the epoch is torn down."""
+    starts on the first ``next`` and is stopped and joined, and the elements
+    it read ahead dropped, when the iterator is closed, garbage-collected, or
+    the epoch is torn down."""
 
     def setup(self) -> None:
         super().setup()
@@ -97,7 +98,9 @@ class PrefetchNode(ResumableNode):
         if thread is None:
             return
         self._stop.set()
-        while thread.is_alive():
+        # unblock the thread, then drop what it read ahead (in the main process
+        # of a worker service: batches on shared memory), which no one will take
+        while thread.is_alive() or not self._queue.empty():
             try:
                 self._queue.get_nowait()
             except queue.Empty:
