@@ -71,9 +71,11 @@ def _streamdag_loader(workload: str, n: int, batch: int, kind: str):
 
     fn = image_sample if workload == "images" else small_sample
     dp = sd.IterableWrapper(range(n)).sharding_filter().map(fn).batch(batch).collate(collate)
-    service = {"sd-processes": lambda: sd.MultiProcessingReadingService(2),
-               "sd-threads": lambda: sd.MultiThreadingReadingService(2),
-               "sd-in-process": lambda: None}[kind]()
+    service = {
+        "sd-processes": lambda: sd.MultiProcessingReadingService(2),
+        "sd-threads": lambda: sd.MultiThreadingReadingService(2),
+        "sd-in-process": lambda: None,
+    }[kind]()
     return sd.DataLoader2(dp, reading_service=service, seed=0)
 
 
@@ -113,14 +115,28 @@ def main() -> None:
         results: dict[str, list[dict]] = {c: [] for c in CONTENDERS}
         for _ in range(args.reps):
             for contender in CONTENDERS:  # interleaved, a fresh process each
-                out = subprocess.run([sys.executable, "-m", "benchmarks.reading_services",
-                                      "--n", str(args.n), "--one", contender, workload],
-                                     capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.reading_services",
+                        "--n",
+                        str(args.n),
+                        "--one",
+                        contender,
+                        workload,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 results[contender].append(json.loads(out.stdout))
         for contender, reps in results.items():
             med = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
-            print(f"| {workload} | {contender} | {med['per_s']:,.0f} | "
-                  f"{med['first_s'] * 1000:.0f} ms | {med['cpu_us']:.1f} |")
+            print(
+                f"| {workload} | {contender} | {med['per_s']:,.0f} | "
+                f"{med['first_s'] * 1000:.0f} ms | {med['cpu_us']:.1f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,14 @@ from streamdag.datapipes import WorkerContext
 class SqliteRows:
     """Rows of ``table`` as dicts, in rowid order, ``batch_rows`` per query."""
 
-    def __init__(self, ctx: sd.ReaderContext, path: str, table: str,
-                 columns: list[str] | None = None, batch_rows: int = 256) -> None:
+    def __init__(
+        self,
+        ctx: sd.ReaderContext,
+        path: str,
+        table: str,
+        columns: list[str] | None = None,
+        batch_rows: int = 256,
+    ) -> None:
         for name in [table, *(columns or [])]:
             if not name.isidentifier():
                 raise ValueError(f"not a plain SQL identifier: {name!r}")
@@ -41,8 +47,10 @@ class SqliteRows:
         con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         with closing(con):
             cols = ", ".join(self.columns) if self.columns else "*"
-            query = (f"SELECT rowid, {cols} FROM {self.table} WHERE rowid > ? "
-                     "AND rowid % ? = ? ORDER BY rowid LIMIT ?")
+            query = (
+                f"SELECT rowid, {cols} FROM {self.table} WHERE rowid > ? "
+                "AND rowid % ? = ? ORDER BY rowid LIMIT ?"
+            )
             while True:
                 cursor = con.execute(query, (self.last, self.shards, self.shard, self.batch_rows))
                 names = [d[0] for d in cursor.description][1:]
@@ -68,8 +76,9 @@ sqlite_rows = sd.reader("sqlite_rows", shardable=True)(SqliteRows)
 def make_database(path: Path, rows: int = 1000) -> None:
     with sqlite3.connect(path) as con:
         con.execute("CREATE TABLE items (name TEXT, label INTEGER)")
-        con.executemany("INSERT INTO items VALUES (?, ?)",
-                        [(f"item-{i}", i % 10) for i in range(rows)])
+        con.executemany(
+            "INSERT INTO items VALUES (?, ?)", [(f"item-{i}", i % 10) for i in range(rows)]
+        )
 
 
 @sd.register_function("custom_reader.label_of")  # saved by name: this file may be __main__
@@ -96,12 +105,16 @@ def main() -> dict[str, Any]:
         resumed = sd.DataLoader2(dp, seed=7)
         resumed.load_state_dict(json.loads(saved))
         exact = head + list(resumed) == full
-        print(f"stopped after 6 batches, resumed from {len(saved)} bytes of JSON: "
-              f"{'identical' if exact else 'DIFFERENT'} epoch")
+        print(
+            f"stopped after 6 batches, resumed from {len(saved)} bytes of JSON: "
+            f"{'identical' if exact else 'DIFFERENT'} epoch"
+        )
 
         shares = []
         for worker in range(2):
-            service = sd.InProcessReadingService(worker=WorkerContext(worker_id=worker, num_workers=2))
+            service = sd.InProcessReadingService(
+                worker=WorkerContext(worker_id=worker, num_workers=2)
+            )
             rows = sqlite_rows(path=str(db), table="items")
             shares.append(len(list(sd.DataLoader2(rows, reading_service=service, seed=7))))
         print(f"two workers read {shares[0]} + {shares[1]} rows of 1000")
@@ -109,10 +122,16 @@ def main() -> dict[str, Any]:
         graph_file = Path(tmp) / "pipeline.json"
         sd.save(dp, graph_file)
         reloaded = list(sd.DataLoader2(sd.load(graph_file), seed=7))
-        print(f"saved to and loaded from {graph_file.name}: "
-              f"{'same' if reloaded == full else 'DIFFERENT'} batches")
-        return {"batches": len(full), "exact_resume": exact, "shares": shares,
-                "reloaded_same": reloaded == full}
+        print(
+            f"saved to and loaded from {graph_file.name}: "
+            f"{'same' if reloaded == full else 'DIFFERENT'} batches"
+        )
+        return {
+            "batches": len(full),
+            "exact_resume": exact,
+            "shares": shares,
+            "reloaded_same": reloaded == full,
+        }
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ import streamdag as sd
 def make_samples(count: int = 1000) -> list[dict]:
     """Synthetic 'images' (8x8x3 uint8) with labels, made deterministically."""
     rng = np.random.default_rng(0)
-    return [{"image": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8).tolist(), "label": i % 10}
-            for i in range(count)]
+    return [
+        {"image": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8).tolist(), "label": i % 10}
+        for i in range(count)
+    ]
 
 
 def to_tensor_pair(sample: dict) -> tuple[np.ndarray, int]:
@@ -31,12 +33,14 @@ def is_not_label_9(pair: tuple[np.ndarray, int]) -> bool:
 
 
 def build_pipeline(samples: list[dict]) -> sd.DataPipe:
-    return (sd.IterableWrapper(samples, name="samples")
-            .shuffle(buffer_size=256, name="shuffle")
-            .map(to_tensor_pair, name="to_tensor")
-            .filter(is_not_label_9, name="drop_9")
-            .batch(64, name="batch")
-            .collate(name="collate"))
+    return (
+        sd.IterableWrapper(samples, name="samples")
+        .shuffle(buffer_size=256, name="shuffle")
+        .map(to_tensor_pair, name="to_tensor")
+        .filter(is_not_label_9, name="drop_9")
+        .batch(64, name="batch")
+        .collate(name="collate")
+    )
 
 
 def main() -> None:
@@ -45,8 +49,10 @@ def main() -> None:
     for epoch in range(2):
         batches = list(loader)
         images, labels = batches[0]
-        print(f"epoch {epoch}: {len(batches)} batches; first batch images {tuple(images.shape)} "
-              f"{images.dtype}, labels {labels[:8].tolist()}")
+        print(
+            f"epoch {epoch}: {len(batches)} batches; first batch images {tuple(images.shape)} "
+            f"{images.dtype}, labels {labels[:8].tolist()}"
+        )
     print(loader.stats().table())  # per node: elements in/out, CPU time, the bottleneck
 
     # Stop after 5 batches, save the state as JSON, resume in a fresh loader.
@@ -60,8 +66,10 @@ def main() -> None:
     reference.set_epoch(2)
     full = list(reference)
     same = all(a[1].equal(b[1]) for a, b in zip(head + tail, full, strict=True))
-    print(f"resumed after 5 batches from a {len(saved)}-byte JSON state: "
-          f"{len(head)} + {len(tail)} batches, identical to an uninterrupted epoch: {same}")
+    print(
+        f"resumed after 5 batches from a {len(saved)}-byte JSON state: "
+        f"{len(head)} + {len(tail)} batches, identical to an uninterrupted epoch: {same}"
+    )
     for each in (loader, resumed, reference):
         each.shutdown()
 

@@ -33,9 +33,11 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -54,8 +56,9 @@ def make_shard(index: int) -> bytes:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for i in range(PER_SHARD):
             label = int(rng.integers(0, 10))
-            image = np.full((8, 8, 3), label * 25, np.uint8) + rng.integers(0, 20, (8, 8, 3),
-                                                                              dtype=np.uint8)
+            image = np.full((8, 8, 3), label * 25, np.uint8) + rng.integers(
+                0, 20, (8, 8, 3), dtype=np.uint8
+            )
             npy = io.BytesIO()
             np.save(npy, image)
             for ext, data in (("npy", npy.getvalue()), ("cls", str(label).encode())):
@@ -82,8 +85,12 @@ def main() -> None:
 
     proc, endpoint = (None, args.endpoint) if args.endpoint else start_moto()
     try:
-        opts = {"key": args.key, "secret": args.secret,
-                "client_kwargs": {"endpoint_url": endpoint}, "use_listings_cache": False}
+        opts = {
+            "key": args.key,
+            "secret": args.secret,
+            "client_kwargs": {"endpoint_url": endpoint},
+            "use_listings_cache": False,
+        }
         fs = s3fs.S3FileSystem(skip_instance_cache=True, **opts)
         bucket = f"streamdag-example-{uuid.uuid4().hex[:8]}"
         fs.mkdir(bucket)
@@ -91,15 +98,23 @@ def main() -> None:
             fs.pipe_file(f"{bucket}/train/shard-{i:04d}.tar", make_shard(i))
         print(f"uploaded {SHARDS} shards to s3://{bucket}/train/ on {endpoint}")
 
-        shards = (sd.FileLister(f"s3://{bucket}/train/", "*.tar", storage_options=opts)
-                  .shuffle(buffer_size=SHARDS).sharding_filter())
+        shards = (
+            sd.FileLister(f"s3://{bucket}/train/", "*.tar", storage_options=opts)
+            .shuffle(buffer_size=SHARDS)
+            .sharding_filter()
+        )
         # retrying, read-ahead ranged reads (docs/s3.md); storage_options from the lister
-        batches = (shards.open_files(mode="b", retry={"chunk_size": 1 << 20})
-                   .load_from_tar().webdataset()
-                   .decode().map(to_example)
-                   # buffers the samples still encoded; they are decoded as they leave it
-                   .shuffle(buffer_size=256)
-                   .batch(32, drop_last=True).collate())
+        batches = (
+            shards.open_files(mode="b", retry={"chunk_size": 1 << 20})
+            .load_from_tar()
+            .webdataset()
+            .decode()
+            .map(to_example)
+            # buffers the samples still encoded; they are decoded as they leave it
+            .shuffle(buffer_size=256)
+            .batch(32, drop_last=True)
+            .collate()
+        )
 
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 3, 10))
         optim = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -115,8 +130,10 @@ def main() -> None:
                     optim.step()
                     step += 1
                     if step % 5 == 0 or step == 1:
-                        print(f"step {step:3d}  loss {loss.item():.3f}  "
-                              f"batch {tuple(images.shape)}  {time.perf_counter() - t0:.2f}s")
+                        print(
+                            f"step {step:3d}  loss {loss.item():.3f}  "
+                            f"batch {tuple(images.shape)}  {time.perf_counter() - t0:.2f}s"
+                        )
                     if step >= args.steps:
                         break
         finally:

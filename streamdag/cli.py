@@ -217,8 +217,9 @@ def _profile(args: argparse.Namespace, quiet: bool) -> tuple[Node, PipelineStats
 
     output = _load(args)
     service = _service(args.workers)
-    with DataLoader2(DataPipe(output), reading_service=service, seed=args.seed,
-                     stats=True) as loader:
+    with DataLoader2(
+        DataPipe(output), reading_service=service, seed=args.seed, stats=True
+    ) as loader:
         items = islice(loader, args.limit) if args.limit is not None else iter(loader)
         if args.progress:
             items = progress_bar(items, loader, total=args.limit, disable=None)
@@ -238,8 +239,10 @@ def _profile(args: argparse.Namespace, quiet: bool) -> tuple[Node, PipelineStats
         stats = loader.stats()
     rate = count / elapsed if elapsed > 0 else float("inf")
     stopped = " (interrupted)" if args.interrupted else ""
-    print(f"{count} elements in {elapsed:.3f} s ({rate:,.1f} elements/s){stopped}",
-          file=sys.stderr if quiet else sys.stdout)
+    print(
+        f"{count} elements in {elapsed:.3f} s ({rate:,.1f} elements/s){stopped}",
+        file=sys.stderr if quiet else sys.stdout,
+    )
     return output, stats
 
 

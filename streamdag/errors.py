@@ -21,8 +21,15 @@ class NodeError(StreamdagError, RuntimeError):
     exception with its traceback. ``source`` says which element it failed on
     (a sample's key and archive, a file's path, a short repr), where known."""
 
-    def __init__(self, message: str, *, op: str = "", name: str | None = None,
-                 node_id: str = "", source: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        op: str = "",
+        name: str | None = None,
+        node_id: str = "",
+        source: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.op = op
         self.name = name
@@ -33,8 +40,9 @@ class NodeError(StreamdagError, RuntimeError):
         return (_rebuild_node_error, (str(self), self.op, self.name, self.node_id, self.source))
 
 
-def _rebuild_node_error(message: str, op: str, name: str | None, node_id: str,
-                        source: str | None = None) -> NodeError:
+def _rebuild_node_error(
+    message: str, op: str, name: str | None, node_id: str, source: str | None = None
+) -> NodeError:
     return NodeError(message, op=op, name=name, node_id=node_id, source=source)
 
 

@@ -24,8 +24,7 @@ LAZY_EDGES = {("streamdag.datapipes.datapipe", "streamdag.reading_service.datalo
 def test_layers_contract_holds() -> None:
     """lint-imports checks the layers contract of pyproject.toml."""
     script = Path(sys.executable).with_name("lint-imports")
-    result = subprocess.run([str(script)], cwd=ROOT, capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([str(script)], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "1 kept, 0 broken" in result.stdout
 
@@ -37,23 +36,29 @@ def test_no_import_cycle() -> None:
     for importer, imported in LAZY_EDGES:
         graph.remove_import(importer=importer, imported=imported)
     cycles = [
-        (a, b) for a in graph.modules for b in graph.find_modules_directly_imported_by(a)
+        (a, b)
+        for a in graph.modules
+        for b in graph.find_modules_directly_imported_by(a)
         if graph.chain_exists(importer=b, imported=a)
     ]
     assert not cycles, cycles[:5]
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
 
 
 def test_a_dali_graph_loads_shows_edits_and_saves_without_dali(tmp_path: Path) -> None:
     """With DALI unimportable, the graph is plain data: loaded, shown, edited and
     saved, importing neither torch nor any optional backend; running it says
     what to install."""
-    pipe = sd.IterableWrapper([b"not a jpeg"]).batch(2).decode_images(
-        backend="dali", size=8, name="dec")
+    pipe = (
+        sd.IterableWrapper([b"not a jpeg"])
+        .batch(2)
+        .decode_images(backend="dali", size=8, name="dec")
+    )
     sd.save(pipe, tmp_path / "g.json")
     code = f"""
 import sys
@@ -87,18 +92,25 @@ def test_import_streamdag_imports_no_torch() -> None:
     assert result.stdout.strip() == "False", result.stderr
 
 
-FACADE = {"iterable_wrapper": sd.IterableWrapper, "file_lister": sd.FileLister,
-          "sample_multiplexer": sd.SampleMultiplexer}
+FACADE = {
+    "iterable_wrapper": sd.IterableWrapper,
+    "file_lister": sd.FileLister,
+    "sample_multiplexer": sd.SampleMultiplexer,
+}
 #: built by other facade methods: fork/demux make branches, open_files(retry=...)
 #: takes the retry params as a dict and leaves their defaults to the spec
 NO_METHOD = {"branch", "open_files_retrying", "_worker_stream"}
 
 
-@pytest.mark.parametrize("spec", [s for s in BUILTIN if s.name not in NO_METHOD],
-                         ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "spec", [s for s in BUILTIN if s.name not in NO_METHOD], ids=lambda s: s.name
+)
 def test_facade_defaults_are_the_spec_defaults(spec) -> None:
     """Every default a facade method's signature shows is its op spec's."""
     method = FACADE.get(spec.name) or getattr(sd.DataPipe, spec.name)
-    shown = {k: p.default for k, p in inspect.signature(method).parameters.items()
-             if p.default is not inspect.Parameter.empty and k in spec.params}
+    shown = {
+        k: p.default
+        for k, p in inspect.signature(method).parameters.items()
+        if p.default is not inspect.Parameter.empty and k in spec.params
+    }
     assert shown == {k: spec.params[k].default for k in shown}

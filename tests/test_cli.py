@@ -297,8 +297,12 @@ def _profiled_graph(tmp_path: Path) -> Path:
     from tests.support.rs_functions import burn, square
 
     path = tmp_path / "p.json"
-    dp = (sd.IterableWrapper(range(300)).map(square, name="cheap").map(burn, name="heavy")
-          .batch(10, name="batch"))
+    dp = (
+        sd.IterableWrapper(range(300))
+        .map(square, name="cheap")
+        .map(burn, name="heavy")
+        .batch(10, name="batch")
+    )
     sd.save(dp, path)
     return path
 
@@ -307,7 +311,7 @@ def _profiled_graph(tmp_path: Path) -> Path:
 def test_run_profile_prints_nodes_and_names_the_bottleneck(tmp_path: Path, workers: str) -> None:
     path = _profiled_graph(tmp_path)
     out = ok("run", str(path), "--profile", "--workers", workers, "--trust", "tests.support")
-    table = out[out.index("node "):].splitlines()
+    table = out[out.index("node ") :].splitlines()
     rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line) for line in table[2:6])}
     copies = int(workers) or 1  # unsharded: every worker reads all 300
     assert rows["map 'cheap'"][:2] == [f"{300 * copies:,}"] * 2  # in, out

@@ -38,8 +38,9 @@ class RunningSum(sd.ResumableNode):
 
 
 def summed(n: int = 20, start: int = 0) -> sd.DataPipe[int]:
-    return sd.IterableWrapper(range(n)).shuffle(buffer_size=5).apply("test_running_sum",
-                                                                    start=start)
+    return (
+        sd.IterableWrapper(range(n)).shuffle(buffer_size=5).apply("test_running_sum", start=start)
+    )
 
 
 def test_apply_chains_the_op_with_its_defaults_filled_in() -> None:

@@ -34,7 +34,8 @@ def _image(h: int, w: int, seed: int, fmt: str = "JPEG") -> bytes:
         a[(y - cy) ** 2 + (x - cx) ** 2 < r**2] = rng.integers(0, 255, 3)
     buf = io.BytesIO()
     Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(
-        buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        buf, fmt, **({"quality": 90} if fmt == "JPEG" else {})
+    )
     return buf.getvalue()
 
 
@@ -69,18 +70,30 @@ def mad(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # -- construction and registration ---------------------------------------
 def test_registered_on_import_without_loading_dali() -> None:
-    code = ("import sys, streamdag\n"
-            "from streamdag.datapipes import registered_ops\n"
-            "assert 'decode_images' in registered_ops\n"
-            "assert 'nvidia.dali' not in sys.modules\n"
-            "assert hasattr(streamdag.IterableWrapper([]), 'decode_images')\n")
+    code = (
+        "import sys, streamdag\n"
+        "from streamdag.datapipes import registered_ops\n"
+        "assert 'decode_images' in registered_ops\n"
+        "assert 'nvidia.dali' not in sys.modules\n"
+        "assert hasattr(streamdag.IterableWrapper([]), 'decode_images')\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("kw", [{"backend": "opencv"}, {"device": "tpu"}, {"size": 0},
-                                {"crop": [1, 2, 3]}, {"mean": MEAN}, {"std": [1, 0, 1],
-                                                                      "mean": MEAN},
-                                {"layout": "NHWC"}, {"field": 1.5}, {"num_threads": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"backend": "opencv"},
+        {"device": "tpu"},
+        {"size": 0},
+        {"crop": [1, 2, 3]},
+        {"mean": MEAN},
+        {"std": [1, 0, 1], "mean": MEAN},
+        {"layout": "NHWC"},
+        {"field": 1.5},
+        {"num_threads": 0},
+    ],
+)
 def test_bad_params_name_the_op(kw: dict[str, Any]) -> None:
     with pytest.raises(ParamError, match="decode_images"):
         sd.IterableWrapper([]).decode_images(**kw)
@@ -106,8 +119,11 @@ def test_gpu_without_cuda_is_a_clear_error(jpegs: list[bytes]) -> None:
 
 
 def test_graph_saves_and_loads(tmp_path: Any) -> None:
-    dp = sd.IterableWrapper([b"x"]).batch(2).decode_images(size=(32, 40), crop=32,
-                                                           mean=MEAN, std=STD)
+    dp = (
+        sd.IterableWrapper([b"x"])
+        .batch(2)
+        .decode_images(size=(32, 40), crop=32, mean=MEAN, std=STD)
+    )
     sd.save(dp, tmp_path / "g.json")
     node = sd.load(tmp_path / "g.json").node
     assert node.op == "decode_images"
@@ -146,8 +162,15 @@ def test_pillow_corrupt_image_names_node_and_index(jpegs: list[bytes]) -> None:
 # -- DALI CPU path vs Pillow ------------------------------------------------
 @pytest.mark.dali
 @needs_dali
-@pytest.mark.parametrize("kw", [{"size": 64, "crop": 56}, {"size": [50, 70]}, {"crop": 48},
-                                {"size": 40, "crop": [32, 36], "layout": "HWC"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"size": 64, "crop": 56},
+        {"size": [50, 70]},
+        {"crop": 48},
+        {"size": 40, "crop": [32, 36], "layout": "HWC"},
+    ],
+)
 def test_dali_cpu_matches_pillow(jpegs: list[bytes], kw: dict[str, Any]) -> None:
     d = run(jpegs, backend="dali", device="cpu", **kw)
     p = run(jpegs, backend="pillow", device="cpu", **kw)
@@ -194,15 +217,19 @@ def test_dali_labels_and_fields_stay_aligned(jpegs: list[bytes]) -> None:
 @pytest.mark.dali
 @needs_dali
 def test_dali_batches_larger_than_the_pipeline_built_ahead(
-        jpegs: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    jpegs: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The pipeline built before the first batch (no batch node tells the
     size) is rebuilt for a larger batch."""
     monkeypatch.setattr(dali_mod, "AHEAD_BATCH", 2)
     batches = [(jpegs * 2)[:7], (jpegs * 2)[7:]]
 
     def decoded(backend: str) -> list[Any]:
-        return list(sd.IterableWrapper(batches).decode_images(
-            backend=backend, device="cpu", size=48, crop=40))
+        return list(
+            sd.IterableWrapper(batches).decode_images(
+                backend=backend, device="cpu", size=48, crop=40
+            )
+        )
 
     d, p = decoded("dali"), decoded("pillow")
     assert [t.shape[0] for t in d] == [7, 3]
@@ -213,7 +240,8 @@ def test_dali_batches_larger_than_the_pipeline_built_ahead(
 @needs_dali
 @pytest.mark.parametrize("threads", [0, 2])
 def test_dali_pipeline_is_built_once_for_the_upstream_batch_size(
-        jpegs: list[bytes], threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    jpegs: list[bytes], threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The batch node upstream (through maps and the worker boundary) sizes the
     pipeline built ahead: no second build once the first batch shows its size."""
     sizes: list[int] = []
@@ -224,8 +252,13 @@ def test_dali_pipeline_is_built_once_for_the_upstream_batch_size(
         return build(self, batch_size)
 
     monkeypatch.setattr(dali_mod.DaliBackend, "_build", counting_build)
-    dp = (sd.IterableWrapper(jpegs * 3).sharding_filter().batch(5).map(list)
-          .decode_images(backend="dali", device="cpu", crop=32))
+    dp = (
+        sd.IterableWrapper(jpegs * 3)
+        .sharding_filter()
+        .batch(5)
+        .map(list)
+        .decode_images(backend="dali", device="cpu", crop=32)
+    )
     service = sd.MultiThreadingReadingService(threads) if threads else None
     with sd.DataLoader2(dp, reading_service=service, seed=0) as loader:
         assert sum(t.shape[0] for t in loader) == 3 * len(jpegs)
@@ -238,8 +271,12 @@ def test_dali_after_worker_processes_over_two_epochs(jpegs: list[bytes]) -> None
     """Workers read and batch, DALI decodes in the main process: every sample
     once per epoch, images aligned with their labels, in both epochs of one loader."""
     samples = [(jpegs[i % len(jpegs)], i) for i in range(24)]
-    dp = (sd.IterableWrapper(samples).sharding_filter().batch(4)
-          .decode_images(backend="dali", device="cpu", crop=32))
+    dp = (
+        sd.IterableWrapper(samples)
+        .sharding_filter()
+        .batch(4)
+        .decode_images(backend="dali", device="cpu", crop=32)
+    )
     pil = run(jpegs, batch=len(jpegs), backend="pillow", device="cpu", crop=32)[0]
     loader = sd.DataLoader2(dp, sd.MultiProcessingReadingService(num_workers=2), seed=1)
     try:
@@ -247,8 +284,10 @@ def test_dali_after_worker_processes_over_two_epochs(jpegs: list[bytes]) -> None
             labels = []
             for images, ids in loader:
                 labels += ids
-                assert all(mad(img, pil[i % len(jpegs)]) <= TOLERANCE
-                           for img, i in zip(images, ids, strict=True))
+                assert all(
+                    mad(img, pil[i % len(jpegs)]) <= TOLERANCE
+                    for img, i in zip(images, ids, strict=True)
+                )
             assert sorted(labels) == list(range(24))
     finally:
         loader.shutdown()
@@ -289,8 +328,9 @@ loader.shutdown()
 @needs_dali
 @pytest.mark.timeout(120)
 def test_forked_workers_never_destroy_the_parents_dali_pipelines() -> None:
-    proc = subprocess.run([sys.executable, "-c", _DALI_GARBAGE_AT_FORK], capture_output=True,
-                          text=True, timeout=100)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DALI_GARBAGE_AT_FORK], capture_output=True, text=True, timeout=100
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-1] == str(list(range(8)))
 
@@ -300,8 +340,7 @@ def test_forked_workers_never_destroy_the_parents_dali_pipelines() -> None:
 def test_dali_epoch_left_early_does_not_leak_into_the_next(jpegs: list[bytes]) -> None:
     """Batches queued in DALI when an epoch is abandoned are not handed to the next one."""
     samples = [(jpegs[i % len(jpegs)], i) for i in range(20)]
-    dp = sd.IterableWrapper(samples).batch(4).decode_images(backend="dali", device="cpu",
-                                                            crop=32)
+    dp = sd.IterableWrapper(samples).batch(4).decode_images(backend="dali", device="cpu", crop=32)
     pil = run(jpegs, batch=len(jpegs), backend="pillow", device="cpu", crop=32)[0]
     loader = sd.DataLoader2(dp)
     first = next(iter(loader))
@@ -309,8 +348,9 @@ def test_dali_epoch_left_early_does_not_leak_into_the_next(jpegs: list[bytes]) -
     batches = list(loader)
     assert [ids for _, ids in batches] == [list(range(i, i + 4)) for i in range(0, 20, 4)]
     for images, ids in batches:
-        assert all(mad(img, pil[i % len(jpegs)]) <= TOLERANCE
-                   for img, i in zip(images, ids, strict=True))
+        assert all(
+            mad(img, pil[i % len(jpegs)]) <= TOLERANCE for img, i in zip(images, ids, strict=True)
+        )
 
 
 @pytest.mark.dali
@@ -318,8 +358,11 @@ def test_dali_epoch_left_early_does_not_leak_into_the_next(jpegs: list[bytes]) -
 @pytest.mark.parametrize("n", [3, 7])
 def test_dali_epochs_of_one_batch_through_one_loader(jpegs: list[bytes], n: int) -> None:
     """Epochs shorter than DALI's queue (one batch) run one after another in a loader."""
-    dp = sd.IterableWrapper((jpegs * 2)[:n]).batch(8).decode_images(
-        backend="dali", device="cpu", crop=32)
+    dp = (
+        sd.IterableWrapper((jpegs * 2)[:n])
+        .batch(8)
+        .decode_images(backend="dali", device="cpu", crop=32)
+    )
     pil = run((jpegs * 2)[:n], batch=8, backend="pillow", device="cpu", crop=32)[0]
     loader = sd.DataLoader2(dp)
     for _ in range(3):
@@ -329,16 +372,18 @@ def test_dali_epochs_of_one_batch_through_one_loader(jpegs: list[bytes], n: int)
 
 @pytest.mark.dali
 @needs_dali
-@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu,
-                                                                      needs_gpu])])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, needs_gpu])])
 def test_dali_corrupt_jpeg_in_a_later_batch(jpegs: list[bytes], device: str) -> None:
     """Batches before the corrupt one are handed on; the error names the sample."""
     bad = jpegs[:4] * 3
     bad[6] = bad[6][:60] + b"\xff" * 50
     got = []
     with pytest.raises(NodeError, match=r"dec.*image 2 of the batch"):
-        for b in sd.IterableWrapper(bad).batch(4).decode_images(
-                name="dec", backend="dali", device=device, crop=32):
+        for b in (
+            sd.IterableWrapper(bad)
+            .batch(4)
+            .decode_images(name="dec", backend="dali", device=device, crop=32)
+        ):
             got.append(b)
     assert len(got) == 1
 
@@ -425,8 +470,12 @@ def test_gpu_corrupt_jpeg_names_node_and_index(jpegs: list[bytes], backend: str)
 @needs_dali
 def test_dali_resume_is_exact_with_a_batch_in_flight(jpegs: list[bytes]) -> None:
     samples = [{"jpg": jpegs[i % len(jpegs)], "cls": i} for i in range(22)]
-    dp = sd.IterableWrapper(samples).shuffle(buffer_size=8).batch(3).decode_images(
-        backend="dali", device="cpu", crop=32)
+    dp = (
+        sd.IterableWrapper(samples)
+        .shuffle(buffer_size=8)
+        .batch(3)
+        .decode_images(backend="dali", device="cpu", crop=32)
+    )
     full = [b["cls"] for b in sd.DataLoader2(dp, seed=5)]
     loader = sd.DataLoader2(dp, seed=5)
     it = iter(loader)

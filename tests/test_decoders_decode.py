@@ -72,7 +72,7 @@ def test_a_graph_with_an_image_handler_saves_and_loads(tmp_path):
     """The handler is a partial of a module function: no closure to refuse."""
     dp = sd.IterableWrapper([("a.jpg", jpeg_bytes(32, 24))]).decode(image_handler(size=(16, 8)))
     sd.save(dp, tmp_path / "g.sdag")
-    (path, image), = list(sd.load(tmp_path / "g.sdag"))
+    ((path, image),) = list(sd.load(tmp_path / "g.sdag"))
     assert path == "a.jpg" and image.shape == (8, 16, 3)
 
 
@@ -83,11 +83,19 @@ def sample_with_every_type():
     pth = io.BytesIO()
     torch.save({"w": torch.ones(2)}, pth)
     return {
-        "__key__": "k", "__url__": "u",
-        "jpg": jpeg_bytes(32, 16), "png": jpeg_bytes(8, 8, fmt="PNG"),
-        "webp": jpeg_bytes(8, 8, fmt="WEBP"), "bmp": jpeg_bytes(8, 8, fmt="BMP"),
-        "txt": "héllo".encode(), "cls": b" 7\n", "index": b"3", "json": b'{"a": [1, 2]}',
-        "npy": npy.getvalue(), "msgpack": msgpack.packb({"m": 1}), "pth": pth.getvalue(),
+        "__key__": "k",
+        "__url__": "u",
+        "jpg": jpeg_bytes(32, 16),
+        "png": jpeg_bytes(8, 8, fmt="PNG"),
+        "webp": jpeg_bytes(8, 8, fmt="WEBP"),
+        "bmp": jpeg_bytes(8, 8, fmt="BMP"),
+        "txt": "héllo".encode(),
+        "cls": b" 7\n",
+        "index": b"3",
+        "json": b'{"a": [1, 2]}',
+        "npy": npy.getvalue(),
+        "msgpack": msgpack.packb({"m": 1}),
+        "pth": pth.getvalue(),
         "bin": b"\x00raw",
     }
 
@@ -112,8 +120,9 @@ def test_handler_order_by_ext_then_handlers_then_builtins():
         return None
 
     sample = {"__key__": "k", "txt": b"abc", "cls": b"5", "seg.png": b"raw", "jpg": b"j"}
-    dp = sd.IterableWrapper([sample]).decode(never, shout, by_ext={"png": len, "cls": bytes.hex},
-                                             image="bytes")
+    dp = sd.IterableWrapper([sample]).decode(
+        never, shout, by_ext={"png": len, "cls": bytes.hex}, image="bytes"
+    )
     (out,) = list(dp)
     assert out == {"__key__": "k", "txt": "ABC", "cls": "35", "seg.png": 3, "jpg": b"j"}
 
@@ -152,33 +161,54 @@ def test_pth_refused_unless_weights_only():
 def corrupt_jpeg_shard(tmp_path):
     good = jpeg_bytes(16, 16)
     truncated = good[: len(good) // 3]
-    return write_tar(tmp_path / "img.tar", [
-        ("0.jpg", good), ("0.cls", b"0"),
-        ("1.jpg", b"\xff\xd8 definitely not a jpeg"), ("1.cls", b"1"),
-        ("2.jpg", truncated), ("2.cls", b"2"),
-        ("3.jpg", good), ("3.cls", b"3"),
-    ])
+    return write_tar(
+        tmp_path / "img.tar",
+        [
+            ("0.jpg", good),
+            ("0.cls", b"0"),
+            ("1.jpg", b"\xff\xd8 definitely not a jpeg"),
+            ("1.cls", b"1"),
+            ("2.jpg", truncated),
+            ("2.cls", b"2"),
+            ("3.jpg", good),
+            ("3.cls", b"3"),
+        ],
+    )
 
 
 @pytest.mark.parametrize("policy", ["skip", "warn"])
 def test_corrupt_jpegs_drop_their_samples(tmp_path, policy):
-    dp = (sd.IterableWrapper([str(corrupt_jpeg_shard(tmp_path))]).open_files(mode="b").load_from_tar()
-          .webdataset(keys="webdataset").decode(on_error=policy))
+    dp = (
+        sd.IterableWrapper([str(corrupt_jpeg_shard(tmp_path))])
+        .open_files(mode="b")
+        .load_from_tar()
+        .webdataset(keys="webdataset")
+        .decode(on_error=policy)
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
     assert [s["cls"] for s in out] == [0, 3]
     assert stats["decode"]["skipped"] == 2
     assert len([w for w in caught if issubclass(w.category, sd.SkippedInputWarning)]) == (
-        2 if policy == "warn" else 0)
+        2 if policy == "warn" else 0
+    )
 
 
 def test_corrupt_jpeg_raises_naming_sample_archive_and_field(tmp_path):
     shard = corrupt_jpeg_shard(tmp_path)
-    dp = (sd.IterableWrapper([str(shard)]).open_files(mode="b").load_from_tar().webdataset(keys="webdataset")
-          .decode(name="dec"))
-    with pytest.raises(NodeError, match=r"decode node 'dec' failed on sample '1' of "
-                                        r"'.*img\.tar', field 'jpg'"):
+    dp = (
+        sd.IterableWrapper([str(shard)])
+        .open_files(mode="b")
+        .load_from_tar()
+        .webdataset(keys="webdataset")
+        .decode(name="dec")
+    )
+    with pytest.raises(
+        NodeError,
+        match=r"decode node 'dec' failed on sample '1' of "
+        r"'.*img\.tar', field 'jpg'",
+    ):
         run_epoch(dp)
 
 

@@ -184,7 +184,12 @@ def test_zstd_bomb_decompresses_in_bounded_memory(tmp_path):
     still comes in bounded pieces, never 64 MiB at once."""
     path = tmp_path / "zeros.zst"
     path.write_bytes(zstandard.ZstdCompressor(write_checksum=True).compress(bytes(64 << 20)))
-    dp = sd.IterableWrapper([str(path)]).open_files(mode="b").decompress(verify_limit=0).map(read_size)
+    dp = (
+        sd.IterableWrapper([str(path)])
+        .open_files(mode="b")
+        .decompress(verify_limit=0)
+        .map(read_size)
+    )
     count, peak = count_with_peak_memory(dp.filter(partial(int.__eq__, 64 << 20)))
     assert count == 1 and peak < 8_000_000, f"peak {peak} bytes"
 

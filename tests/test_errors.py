@@ -38,8 +38,12 @@ def test_error_in_builtin_function_is_attributed():
 
 
 def test_error_is_attributed_to_the_right_one_of_several_nodes():
-    dp = (sd.IterableWrapper(range(5)).map(abs, name="first").filter(bool, name="keep")
-          .map(explode_on_three, name="second"))
+    dp = (
+        sd.IterableWrapper(range(5))
+        .map(abs, name="first")
+        .filter(bool, name="keep")
+        .map(explode_on_three, name="second")
+    )
     with pytest.raises(sd.NodeError, match="map node 'second'"):
         list(dp)
 
@@ -114,18 +118,25 @@ def check_class(sample):
 
 def test_map_error_names_the_sample_key_and_its_archive():
     dp = sd.IterableWrapper(samples_of("/data/shard-3.tar", [0, 1, "x", 3])).map(
-        check_class, name="check")
+        check_class, name="check"
+    )
     with pytest.raises(sd.NodeError) as info:
         list(dp)
-    assert str(info.value) == ("map node 'check' raised ValueError: bad class 'x' "
-                               "(on sample '000002' of '/data/shard-3.tar')")
+    assert str(info.value) == (
+        "map node 'check' raised ValueError: bad class 'x' "
+        "(on sample '000002' of '/data/shard-3.tar')"
+    )
 
 
 def test_error_names_the_path_of_a_path_and_data_pair():
     dp = sd.IterableWrapper([("/data/a.txt", "1"), ("/data/b.txt", "x")]).map(
-        lambda pair: int(pair[1]), name="parse")
-    with pytest.raises(sd.NodeError, match=r"map node 'parse' raised ValueError: .* "
-                                           r"\(on element \('/data/b.txt', \.\.\.\)\)$"):
+        lambda pair: int(pair[1]), name="parse"
+    )
+    with pytest.raises(
+        sd.NodeError,
+        match=r"map node 'parse' raised ValueError: .* "
+        r"\(on element \('/data/b.txt', \.\.\.\)\)$",
+    ):
         list(dp)
 
 
@@ -135,8 +146,10 @@ def test_default_collate_error_names_the_collate_node_and_the_batch():
         list(dp)
     err = info.value
     assert (err.op, err.name) == ("collate", "coll")
-    assert str(err) == ("collate node 'coll' raised RuntimeError: each element in list of "
-                        "batch should be of equal size (on a list of 2: [1, 2], [1, 2, 3])")
+    assert str(err) == (
+        "collate node 'coll' raised RuntimeError: each element in list of "
+        "batch should be of equal size (on a list of 2: [1, 2], [1, 2, 3])"
+    )
     assert isinstance(err.__cause__, RuntimeError)
 
 
@@ -147,7 +160,8 @@ def test_collate_error_names_the_samples_of_the_batch():
         list(dp)
     assert str(info.value).endswith(
         "(on a list of 4: sample '000000' of '/data/shard-0.tar', sample '000001' of "
-        "'/data/shard-0.tar', sample '000002' of '/data/shard-0.tar', ...)")
+        "'/data/shard-0.tar', sample '000002' of '/data/shard-0.tar', ...)"
+    )
 
 
 def add(a, b):
@@ -162,15 +176,20 @@ def test_function_called_with_the_wrong_arguments_names_its_node(tail):
     with pytest.raises(sd.NodeError) as info:
         list(dp)
     assert (info.value.op, info.value.name) == ("map", "pair")
-    assert str(info.value) == ("map node 'pair' raised TypeError: test_function_called_with_"
-                               "the_wrong_arguments_names_its_node.<locals>.<lambda>() missing 1 "
-                               "required positional argument: 'b' (on element 0)")
+    assert str(info.value) == (
+        "map node 'pair' raised TypeError: test_function_called_with_"
+        "the_wrong_arguments_names_its_node.<locals>.<lambda>() missing 1 "
+        "required positional argument: 'b' (on element 0)"
+    )
 
 
 def test_filter_and_column_functions_with_the_wrong_arguments_name_their_node():
     with pytest.raises(sd.NodeError, match=r"^filter node 'keep' raised TypeError: .*takes 0 "):
         list(sd.IterableWrapper(range(3)).filter(lambda: True, name="keep").batch(2))
     dp = sd.IterableWrapper([(1, 2, 3)]).map(add, input_col=[0, 1, 2], name="cols").batch(2)
-    with pytest.raises(sd.NodeError, match=r"^map node 'cols' raised TypeError: add\(\) takes 2 "
-                                           r"positional arguments but 3 were given"):
+    with pytest.raises(
+        sd.NodeError,
+        match=r"^map node 'cols' raised TypeError: add\(\) takes 2 "
+        r"positional arguments but 3 were given",
+    ):
         list(dp)

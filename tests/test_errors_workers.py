@@ -29,22 +29,26 @@ def run(dp, service):
 
 
 def samples(lengths):
-    return [{"__key__": f"{i:06d}", "__url__": "/data/shard-0.tar", "x": [0] * n}
-            for i, n in enumerate(lengths)]
+    return [
+        {"__key__": f"{i:06d}", "__url__": "/data/shard-0.tar", "x": [0] * n}
+        for i, n in enumerate(lengths)
+    ]
 
 
 def test_collate_error_in_a_worker_names_worker_node_and_samples():
     """Worker 0 gets samples 0, 2, ...: its first batch is ragged."""
-    dp = (sd.IterableWrapper(samples([2, 2, 3, 2])).sharding_filter().batch(2)
-          .collate(name="coll"))
+    dp = sd.IterableWrapper(samples([2, 2, 3, 2])).sharding_filter().batch(2).collate(name="coll")
     with pytest.raises(sd.WorkerError) as info:
         run(dp, MP(2))
     err = info.value
     assert (err.worker_id, err.op, err.name) == (0, "collate", "coll")
-    assert re.match(r"worker 0 \(rank 0, pid \d+\): collate node 'coll' raised RuntimeError: "
-                    r"each element in list of batch should be of equal size \(on a list of 2: "
-                    r"sample '000000' of '/data/shard-0.tar', sample '000002' of "
-                    r"'/data/shard-0.tar'\)\n", str(err))
+    assert re.match(
+        r"worker 0 \(rank 0, pid \d+\): collate node 'coll' raised RuntimeError: "
+        r"each element in list of batch should be of equal size \(on a list of 2: "
+        r"sample '000000' of '/data/shard-0.tar', sample '000002' of "
+        r"'/data/shard-0.tar'\)\n",
+        str(err),
+    )
     assert err.source.startswith("a list of 2: sample '000000'")
 
 
@@ -60,9 +64,10 @@ def lambda_on_3(x):
     return (lambda: x) if x == 3 else x
 
 
-@pytest.mark.parametrize(("fn", "kind"), [(generator_on_3, "generator"),
-                                          (open_on_3, "TextIOWrapper"),
-                                          (lambda_on_3, "lambda")])
+@pytest.mark.parametrize(
+    ("fn", "kind"),
+    [(generator_on_3, "generator"), (open_on_3, "TextIOWrapper"), (lambda_on_3, "lambda")],
+)
 def test_element_that_cannot_be_pickled_names_worker_node_and_element(fn, kind):
     """Worker 1 yields 1, 3, 5: 0, 1, 2 arrive, then the error; the worker
     survives it and the next epoch fails the same way."""
@@ -77,9 +82,11 @@ def test_element_that_cannot_be_pickled_names_worker_node_and_element(fn, kind):
             err = info.value
             assert got == [0, 1, 2]
             assert (err.worker_id, err.op, err.name) == (1, "map", "lazy")
-            assert re.match(r"worker 1 \(rank 0, pid \d+\): map node 'lazy' yielded an element "
-                            r"that cannot be pickled to send it to the main process: \w+: .*"
-                            + kind, str(err))
+            assert re.match(
+                r"worker 1 \(rank 0, pid \d+\): map node 'lazy' yielded an element "
+                r"that cannot be pickled to send it to the main process: \w+: .*" + kind,
+                str(err),
+            )
             assert f"(on element <{'function' if kind == 'lambda' else ''}" in str(err)
             assert "Yield plain data" in str(err)
 
@@ -94,8 +101,12 @@ def with_missing(tmp_path, good, missing):
     write_files(tmp_path, [f"good-{i}.txt" for i in range(good)])
     paths = [str(tmp_path / f"good-{i}.txt") for i in range(good)]
     paths += [str(tmp_path / f"missing-{i}.txt") for i in range(missing)]
-    return (sd.IterableWrapper(paths).sharding_filter()
-            .open_files(on_error="warn", name="opener").readlines())
+    return (
+        sd.IterableWrapper(paths)
+        .sharding_filter()
+        .open_files(on_error="warn", name="opener")
+        .readlines()
+    )
 
 
 def skipped(record):
@@ -108,8 +119,11 @@ def test_skipped_input_warning_reaches_the_main_process(tmp_path, service):
     with pytest.warns(sd.SkippedInputWarning) as record:
         out = run(dp, SERVICES[service]())
     assert sorted(line for _, line in out) == ["good-0.txt", "good-1.txt", "good-2.txt"]
-    expected = [rf"open_files node 'opener' failed on '{tmp_path}/missing-{i}\.txt': "
-                r"FileNotFoundError: .* \(skipped\)" for i in range(2)]
+    expected = [
+        rf"open_files node 'opener' failed on '{tmp_path}/missing-{i}\.txt': "
+        r"FileNotFoundError: .* \(skipped\)"
+        for i in range(2)
+    ]
     messages = sorted(skipped(record))
     assert len(messages) == 2
     for pattern, message in zip(expected, messages, strict=True):
@@ -128,8 +142,9 @@ def test_skipped_input_warnings_are_limited_per_node_per_epoch(tmp_path, service
             messages = skipped(record)
             assert len(messages) == LIMIT + 1
             assert all("failed on" in m and "missing-" in m for m in messages[:LIMIT])
-            assert messages[-1].startswith("open_files node 'opener': 15 more inputs skipped "
-                                           "in this epoch")
+            assert messages[-1].startswith(
+                "open_files node 'opener': 15 more inputs skipped in this epoch"
+            )
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -137,6 +152,7 @@ def test_skipped_input_warning_as_error_names_node_and_file(tmp_path, service):
     dp = with_missing(tmp_path, good=2, missing=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", sd.SkippedInputWarning)
-        with pytest.raises(sd.SkippedInputWarning,
-                           match=r"^open_files node 'opener' failed on '.*/missing-0\.txt'"):
+        with pytest.raises(
+            sd.SkippedInputWarning, match=r"^open_files node 'opener' failed on '.*/missing-0\.txt'"
+        ):
             run(dp, SERVICES[service]())

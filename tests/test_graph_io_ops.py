@@ -78,7 +78,9 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     "parse_jsonl": lambda d: files(d, "*.jsonl").open_files().parse_jsonl(),
     "parse_csv": lambda d: files(d, "*.csv").open_files().parse_csv(delimiter=","),
     "decompress": lambda d: files(d, "*.gz").open_files(mode="b").decompress().readlines(),
-    "load_from_tar": lambda d: files(d, "*.tar").open_files(mode="b").load_from_tar().map(fns.first),
+    "load_from_tar": lambda d: (
+        files(d, "*.tar").open_files(mode="b").load_from_tar().map(fns.first)
+    ),
     "load_from_zip": lambda d: files(d, "*.zip").open_files(mode="b").load_from_zip(),
     "webdataset": lambda d: (
         files(d, "*.tar").open_files(mode="b").load_from_tar().webdataset().map(fns.keys)
@@ -102,21 +104,24 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
         )
         .map(fns.field_png)
     ),
-    "open_files_retrying": lambda d: files(d, "*.txt")
-    .open_files(retry={"chunk_size": 4})
-    .readlines(),
+    "open_files_retrying": lambda d: (
+        files(d, "*.txt").open_files(retry={"chunk_size": 4}).readlines()
+    ),
     "main_process": lambda d: files(d, "*.txt").main_process(),
     "test_graph_io.countdown": lambda d: fns.countdown(start=7, step=2).shuffle(3),
     # reader/IO ops ported from torchdata (files: tests/support/td_io.py)
     "routed_decode": lambda d: files(d, "*.txt").open_files("rb").routed_decode(),
     "extract": lambda d: files(io_files(d), "*.bz2").open_files("rb").extract().readlines(),
-    "load_from_bz2": lambda d: files(io_files(d), "*.bz2").open_files("rb").load_from_bz2()
-    .readlines(),
-    "load_from_xz": lambda d: files(io_files(d), "*.xz").open_files("rb").load_from_xz()
-    .readlines(),
+    "load_from_bz2": lambda d: (
+        files(io_files(d), "*.bz2").open_files("rb").load_from_bz2().readlines()
+    ),
+    "load_from_xz": lambda d: (
+        files(io_files(d), "*.xz").open_files("rb").load_from_xz().readlines()
+    ),
     "load_from_tfrecord": lambda d: tfrecords(d).load_from_tfrecord().map(fns.tensors_as_lists),
-    "check_hash": lambda d: files(d, "*.txt").open_files("rb")
-    .check_hash(hashes(d, "*.txt"), "md5").readlines(),
+    "check_hash": lambda d: (
+        files(d, "*.txt").open_files("rb").check_hash(hashes(d, "*.txt"), "md5").readlines()
+    ),
     "read_from_http": lambda d: sd.IterableWrapper(urls(d)).read_from_http().readlines(),
     "on_disk_cache": lambda d: cached_download(d),
     "end_caching": lambda d: cached_download(d),

@@ -68,8 +68,12 @@ def test_a_hand_written_node_may_leave_out_params_with_defaults(tmp_path: Path) 
     """Unknown keys are refused, missing optional ones still take their default."""
     path = edited(tmp_path, lambda doc: node_doc(doc, "shuf")["params"].pop("initial"))
     graph = sd.Graph.load(path)
-    assert dict(graph.node("shuf").params) == {"buffer_size": 4, "decode_late": True,
-                                               "enabled": True, "seed": None}
+    assert dict(graph.node("shuf").params) == {
+        "buffer_size": 4,
+        "decode_late": True,
+        "enabled": True,
+        "seed": None,
+    }
     edited_graph = graph.set_param("shuf", "initial", 2)  # a declared param it did not have
     assert edited_graph.node("shuf").params["initial"] == 2
 

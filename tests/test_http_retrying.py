@@ -101,8 +101,13 @@ def _url(server: _Server, name: str = "data.bin") -> str:
 def test_http_exact_bytes_through_cuts_and_503(http_server: _Server) -> None:
     http_server.faults += ["cut", "503", "503", "cut"]
     fs, path = make_fs(_url(http_server))
-    r = RetryingReader(fs, path, chunk_size=CHUNK, read_ahead=0,
-                       policy=RetryPolicy(backoff_base=0.01, backoff_max=0.02))
+    r = RetryingReader(
+        fs,
+        path,
+        chunk_size=CHUNK,
+        read_ahead=0,
+        policy=RetryPolicy(backoff_base=0.01, backoff_max=0.02),
+    )
     out = bytearray()
     while chunk := r.read(5000):
         out += chunk
@@ -110,9 +115,13 @@ def test_http_exact_bytes_through_cuts_and_503(http_server: _Server) -> None:
     assert r.retries == 4
     # a cut keeps the half received: the retry asks for the other half only
     half, end = CHUNK // 2, CHUNK - 1
-    assert http_server.ranges[:5] == [f"bytes=0-{end}", f"bytes={half}-{end}",
-                                      f"bytes={half}-{end}", f"bytes={half}-{end}",
-                                      f"bytes={half + half // 2}-{end}"]
+    assert http_server.ranges[:5] == [
+        f"bytes=0-{end}",
+        f"bytes={half}-{end}",
+        f"bytes={half}-{end}",
+        f"bytes={half}-{end}",
+        f"bytes={half + half // 2}-{end}",
+    ]
     assert len(http_server.ranges) == -(-len(DATA) // CHUNK) + 4
     assert r.stats.bytes_fetched == len(DATA)
 
@@ -154,9 +163,14 @@ def test_close_interrupts_a_backoff(http_server: _Server) -> None:
     """close() wakes a fetch thread sleeping in a backoff (of ten minutes here)."""
     http_server.faults += ["503"] * 50
     fs, path = make_fs(_url(http_server))
-    r = RetryingReader(fs, path, chunk_size=CHUNK, read_ahead=1,
-                       policy=RetryPolicy(max_retries=20, backoff_base=600.0, backoff_max=600.0),
-                       seed=0)  # its first backoff is 8 minutes
+    r = RetryingReader(
+        fs,
+        path,
+        chunk_size=CHUNK,
+        read_ahead=1,
+        policy=RetryPolicy(max_retries=20, backoff_base=600.0, backoff_max=600.0),
+        seed=0,
+    )  # its first backoff is 8 minutes
     while r.retries == 0:  # the test's timeout bounds this wait
         time.sleep(0.01)
     threads = list(r._pool._threads) if r._pool else []
@@ -184,7 +198,7 @@ def test_local_edge_cases(tmp_path: Any) -> None:
             assert r.read() == DATA[-5:]
             r.seek(1500)
             got = r.read(2000)  # raw read: up to the end of one chunk
-            assert got and got == DATA[1500:1500 + len(got)]
+            assert got and got == DATA[1500 : 1500 + len(got)]
             assert r.tell() == 1500 + len(got)
     with pytest.raises(ValueError):
         RetryingReader(fs, str(full), chunk_size=0)

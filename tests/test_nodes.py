@@ -56,7 +56,9 @@ def test_map_columns_on_tuples_and_dicts():
     assert list(tuples.map(max, input_col=[0, 1])) == [(10,), (20,)]
     dicts = sd.IterableWrapper([{"a": 1}, {"a": 5}])
     assert list(dicts.map(double, input_col="a", output_col="b")) == [
-        {"a": 1, "b": 2}, {"a": 5, "b": 10}]
+        {"a": 1, "b": 2},
+        {"a": 5, "b": 10},
+    ]
     assert list(dicts.filter(is_odd, input_col="a")) == [{"a": 1}, {"a": 5}]
 
 
@@ -74,8 +76,10 @@ def test_batch_and_unbatch():
 
 
 def test_collate_default_and_custom():
-    samples = [{"x": np.array([1, 2], dtype=np.uint8), "y": 3}, {"x": np.array([3, 4],
-               dtype=np.uint8), "y": 4}]
+    samples = [
+        {"x": np.array([1, 2], dtype=np.uint8), "y": 3},
+        {"x": np.array([3, 4], dtype=np.uint8), "y": 4},
+    ]
     (batch,) = list(sd.IterableWrapper(samples).batch(2).collate())
     assert batch["x"].dtype == torch.uint8
     assert batch["x"].tolist() == [[1, 2], [3, 4]]
@@ -123,7 +127,9 @@ def test_demux_routes_and_checks_classifier():
     a, b, c = sd.IterableWrapper(range(9)).demux(3, parity)
     assert list(a.mux(b, c)) == list(range(9))
     bad = sd.IterableWrapper([1, 2]).demux(2, double)[0]
-    with pytest.raises(sd.NodeError, match=r"classifier_fn returned 2 .*expected an int in \[0, 2\)"):
+    with pytest.raises(
+        sd.NodeError, match=r"classifier_fn returned 2 .*expected an int in \[0, 2\)"
+    ):
         list(bad)
 
 
@@ -162,19 +168,22 @@ def test_sample_multiplexer_yields_everything_once_in_weighted_order():
     assert run_epoch(sd.SampleMultiplexer({a: 9.0, b: 1.0}, seed=3)) == out
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda dp: dp.batch(0), "batch: batch_size must be an int >= 1, got 0"),
-    (lambda dp: dp.batch("4"), "batch: batch_size must be an int, got '4'"),
-    (lambda dp: dp.shuffle(-1), "shuffle: buffer_size must be an int >= 1, got -1"),
-    (lambda dp: dp.shuffle(10, initial=0), "shuffle: initial must be an int >= 1, got 0"),
-    (lambda dp: dp.map(3), "map: fn must be callable, got 3"),
-    (lambda dp: dp.map(double, output_col=1), "map: output_col needs input_col"),
-    (lambda dp: dp.fork(0), "fork: num_instances must be an int >= 1"),
-    (lambda dp: dp.header(-2), "header: limit must be an int >= 0"),
-    (lambda dp: dp.prefetch(0), "prefetch: buffer_size must be an int >= 1"),
-    (lambda dp: dp.zip([1, 2]), "zip: inputs must be DataPipes"),
-    (lambda dp: sd.SampleMultiplexer({dp: 0}), "sample_multiplexer: weights must be positive"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda dp: dp.batch(0), "batch: batch_size must be an int >= 1, got 0"),
+        (lambda dp: dp.batch("4"), "batch: batch_size must be an int, got '4'"),
+        (lambda dp: dp.shuffle(-1), "shuffle: buffer_size must be an int >= 1, got -1"),
+        (lambda dp: dp.shuffle(10, initial=0), "shuffle: initial must be an int >= 1, got 0"),
+        (lambda dp: dp.map(3), "map: fn must be callable, got 3"),
+        (lambda dp: dp.map(double, output_col=1), "map: output_col needs input_col"),
+        (lambda dp: dp.fork(0), "fork: num_instances must be an int >= 1"),
+        (lambda dp: dp.header(-2), "header: limit must be an int >= 0"),
+        (lambda dp: dp.prefetch(0), "prefetch: buffer_size must be an int >= 1"),
+        (lambda dp: dp.zip([1, 2]), "zip: inputs must be DataPipes"),
+        (lambda dp: sd.SampleMultiplexer({dp: 0}), "sample_multiplexer: weights must be positive"),
+    ],
+)
 def test_invalid_params_fail_at_construction_naming_the_op(build, message):
     with pytest.raises(sd.ParamError) as info:
         build(sd.IterableWrapper(range(3)))

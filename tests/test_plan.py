@@ -42,10 +42,19 @@ def image_shards(tmp_path, shards: int = 3, per_shard: int = 20) -> list[str]:
 
 
 def image_pipeline(shards: list[str], decode_late: bool = True, **decode: object) -> sd.DataPipe:
-    return (sd.IterableWrapper(shards).shuffle().sharding_filter().open_files(mode="b").load_from_tar()
-            .webdataset(keys="webdataset").decode(name="dec", **decode).map(to_pair, name="pair")
-            .shuffle(buffer_size=25, initial=5, decode_late=decode_late, name="shuf")
-            .batch(4).collate())
+    return (
+        sd.IterableWrapper(shards)
+        .shuffle()
+        .sharding_filter()
+        .open_files(mode="b")
+        .load_from_tar()
+        .webdataset(keys="webdataset")
+        .decode(name="dec", **decode)
+        .map(to_pair, name="pair")
+        .shuffle(buffer_size=25, initial=5, decode_late=decode_late, name="shuf")
+        .batch(4)
+        .collate()
+    )
 
 
 AS_WRITTEN = ["webdataset", "dec", "pair", "shuf", "batch", "collate"]
@@ -78,8 +87,9 @@ def test_same_batches_as_the_graph_as_written(tmp_path, service):
     """Decoding after the shuffle changes no element and no position."""
     shards = image_shards(tmp_path)
     late = as_lists(run_epoch(image_pipeline(shards), seed=3, reading_service=service))
-    written = as_lists(run_epoch(image_pipeline(shards, decode_late=False), seed=3,
-                                 reading_service=service))
+    written = as_lists(
+        run_epoch(image_pipeline(shards, decode_late=False), seed=3, reading_service=service)
+    )
     assert late == written
     assert sorted(label for _, labels in late for label in labels) == list(range(60))
 
@@ -112,16 +122,28 @@ def test_a_decode_read_by_two_consumers_is_not_moved():
 
 def test_only_one_to_one_nodes_are_crossed():
     """The shuffle stops above the farthest decode; a filter ends the chain."""
-    dp = (sd.IterableWrapper([{"cls": b"1"}]).decode(name="d1").filter(bool, name="f")
-          .decode(name="d2").map(dict, name="m").shuffle(name="s"))
+    dp = (
+        sd.IterableWrapper([{"cls": b"1"}])
+        .decode(name="d1")
+        .filter(bool, name="f")
+        .decode(name="d2")
+        .map(dict, name="m")
+        .shuffle(name="s")
+    )
     assert planned_ops(dp) == ["iterable_wrapper", "d1", "f", "s", "d2", "m"]
 
 
 def test_taking_the_first_sample_decodes_one_not_a_buffer(tmp_path):
     """The buffer holds encoded samples: decodes follow what is taken."""
     shards = image_shards(tmp_path, shards=1)
-    dp = (sd.IterableWrapper(shards).open_files(mode="b").load_from_tar().webdataset(keys="webdataset")
-          .decode(by_ext={"jpg": counting_jpeg}).shuffle(buffer_size=25, initial=10))
+    dp = (
+        sd.IterableWrapper(shards)
+        .open_files(mode="b")
+        .load_from_tar()
+        .webdataset(keys="webdataset")
+        .decode(by_ext={"jpg": counting_jpeg})
+        .shuffle(buffer_size=25, initial=10)
+    )
     DECODED.clear()
     it = iter(dp)
     next(it)
@@ -135,16 +157,26 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_resume_is_exact_in_worker_processes(tmp_path):
-    assert_resumes(image_pipeline(image_shards(tmp_path)).map(plain), stops=[2, 7],
-                   reading_service=partial(sd.MultiProcessingReadingService, 2))
+    assert_resumes(
+        image_pipeline(image_shards(tmp_path)).map(plain),
+        stops=[2, 7],
+        reading_service=partial(sd.MultiProcessingReadingService, 2),
+    )
 
 
 def test_a_corrupt_image_names_the_decode_node_sample_and_archive(tmp_path):
-    members = [("000000.jpg", jpeg_bytes(16, 12)), ("000000.cls", b"0"),
-               ("000001.jpg", b"\xff\xd8 not a jpeg"), ("000001.cls", b"1")]
+    members = [
+        ("000000.jpg", jpeg_bytes(16, 12)),
+        ("000000.cls", b"0"),
+        ("000001.jpg", b"\xff\xd8 not a jpeg"),
+        ("000001.cls", b"1"),
+    ]
     shard = str(write_tar(tmp_path / "bad.tar", members))
-    with pytest.raises(NodeError, match=r"decode node 'dec' failed on sample '000001' of "
-                                        r"'.*bad\.tar', field 'jpg'"):
+    with pytest.raises(
+        NodeError,
+        match=r"decode node 'dec' failed on sample '000001' of "
+        r"'.*bad\.tar', field 'jpg'",
+    ):
         run_epoch(image_pipeline([shard]))
 
 

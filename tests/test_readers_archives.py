@@ -88,7 +88,7 @@ def test_tar_from_non_seekable_stream(tmp_path):
 
         def readinto(self, b):
             data = self.buf.read(min(len(b), 1000))
-            b[:len(data)] = data
+            b[: len(data)] = data
             return len(data)
 
     dp = sd.IterableWrapper([0]).map(lambda_free_open_pipe(Pipe)).load_from_tar()
@@ -111,7 +111,7 @@ def test_tar_member_streams_read_partially(tmp_path):
 
 @pytest.mark.parametrize("mode", ["w", "w:gz"])
 def test_tar_resumes_exactly(tmp_path, mode):
-    paths = [write_tar(tmp_path / f"{k}.tar", MEMBERS[k * 4:k * 4 + 4], mode) for k in range(3)]
+    paths = [write_tar(tmp_path / f"{k}.tar", MEMBERS[k * 4 : k * 4 + 4], mode) for k in range(3)]
     full = assert_resumes(tar_pipe(*paths).map(second), stops=list(range(13)))
     assert full == [d for _, d in MEMBERS]
 
@@ -152,6 +152,7 @@ def test_large_tar_member_streams_in_bounded_memory(tmp_path):
 
 # -- bad archives ------------------------------------------------------------
 
+
 def truncated_tar(tmp_path):
     raw = write_tar(tmp_path / "t.tar", MEMBERS[:6]).read_bytes()
     cut = raw.index(MEMBERS[3][1]) + 10  # inside the 4th member's data
@@ -185,11 +186,14 @@ def test_bad_tars_skipped_with_exact_counts(tmp_path, policy):
     assert len(caught) == (3 if policy == "warn" else 0)
 
 
-@pytest.mark.parametrize(("index", "pattern"), [
-    (0, r"load_from_tar node .*/t\.tar' after member 3 .*'dir/003.bin' is truncated"),
-    (1, r"empty\.tar.*empty file"),
-    (2, r"garbage\.tar.*checksum"),
-])
+@pytest.mark.parametrize(
+    ("index", "pattern"),
+    [
+        (0, r"load_from_tar node .*/t\.tar' after member 3 .*'dir/003.bin' is truncated"),
+        (1, r"empty\.tar.*empty file"),
+        (2, r"garbage\.tar.*checksum"),
+    ],
+)
 def test_bad_tar_raises_naming_node_file_and_member(tmp_path, index, pattern):
     dp = tar_pipe(bad_archives(tmp_path)[index])
     with pytest.raises(NodeError, match=pattern):
@@ -198,7 +202,7 @@ def test_bad_tar_raises_naming_node_file_and_member(tmp_path, index, pattern):
 
 def test_corrupt_gzip_tar(tmp_path):
     raw = bytearray(write_tar(tmp_path / "c.tar.gz", MEMBERS, "w:gz").read_bytes())
-    raw[len(raw) // 2:len(raw) // 2 + 20] = bytes(20)
+    raw[len(raw) // 2 : len(raw) // 2 + 20] = bytes(20)
     (tmp_path / "c.tar.gz").write_bytes(bytes(raw))
     with pytest.raises(NodeError, match=r"load_from_tar node .*c\.tar\.gz"):
         run_epoch(tar_pipe(tmp_path / "c.tar.gz"))
@@ -207,6 +211,7 @@ def test_corrupt_gzip_tar(tmp_path):
 
 
 # -- zip ------------------------------------------------------------------------
+
 
 def write_zip(path, members):
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -227,7 +232,7 @@ def test_zip_members_and_streams(tmp_path):
 
 
 def test_zip_resumes(tmp_path):
-    paths = [write_zip(tmp_path / f"{k}.zip", MEMBERS[k * 6:k * 6 + 6]) for k in range(2)]
+    paths = [write_zip(tmp_path / f"{k}.zip", MEMBERS[k * 6 : k * 6 + 6]) for k in range(2)]
     assert assert_resumes(zip_pipe(*paths).map(second)) == [d for _, d in MEMBERS]
 
 
@@ -239,7 +244,7 @@ def test_zip_bad_member_and_bad_archives(tmp_path):
         info = zf.getinfo("a.txt")
     raw = bytearray(path.read_bytes())
     start = info.header_offset + 30 + len("a.txt")
-    raw[start:start + 4] = b"\x00\xff\x00\xff"  # corrupt the deflate stream of a.txt
+    raw[start : start + 4] = b"\x00\xff\x00\xff"  # corrupt the deflate stream of a.txt
     path.write_bytes(bytes(raw))
     truncated = tmp_path / "trunc.zip"
     truncated.write_bytes(write_zip(tmp_path / "full.zip", MEMBERS).read_bytes()[:300])

@@ -132,8 +132,9 @@ def test_shardable_reader_splits_and_seeds_per_worker():
     assert orders[0] != orders[1]  # the shuffle after it draws a seed per worker
 
 
-@pytest.mark.parametrize("service", [sd.MultiThreadingReadingService,
-                                     sd.MultiProcessingReadingService])
+@pytest.mark.parametrize(
+    "service", [sd.MultiThreadingReadingService, sd.MultiProcessingReadingService]
+)
 def test_shardable_reader_under_workers_is_split_without_a_warning(service):
     """The reader is the sharding point: no "duplicates" warning, each element once."""
     import warnings
@@ -162,8 +163,9 @@ def lambda_free_reserved(ctx, name):
     yield name
 
 
-@pytest.mark.parametrize(("policy", "expected", "skipped"), [("skip", [0, 1, 2], 1),
-                                                            ("warn", [0, 1, 2], 1)])
+@pytest.mark.parametrize(
+    ("policy", "expected", "skipped"), [("skip", [0, 1, 2], 1), ("warn", [0, 1, 2], 1)]
+)
 def test_reader_error_policy(policy, expected, skipped):
     with pytest.warns(sd.SkippedInputWarning) if policy == "warn" else _nothing():
         out, stats = run_with_stats(flaky(fail_at=3, on_error=policy))
@@ -185,15 +187,18 @@ def test_entry_point_reader_found_by_name(tmp_path, monkeypatch):
     first time a graph names it."""
     pkg = tmp_path / "sd_plugin_demo"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent("""
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
         def squares(ctx, n):
             yield from (i * i for i in range(n))
-    """))
+    """)
+    )
     dist = tmp_path / "sd_plugin_demo-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sd-plugin-demo\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[streamdag.readers]\nplugin_squares = sd_plugin_demo:squares\n")
+        "[streamdag.readers]\nplugin_squares = sd_plugin_demo:squares\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "sd_plugin_demo", raising=False)
     assert "plugin_squares" in available_readers()
@@ -208,8 +213,9 @@ def load_example():
     """examples/custom_reader.py, imported once under one module name."""
     module = sys.modules.get("custom_reader_example")
     if module is None:
-        spec = importlib.util.spec_from_file_location("custom_reader_example",
-                                                      ROOT / "examples" / "custom_reader.py")
+        spec = importlib.util.spec_from_file_location(
+            "custom_reader_example", ROOT / "examples" / "custom_reader.py"
+        )
         module = importlib.util.module_from_spec(spec)
         sys.modules["custom_reader_example"] = module
         spec.loader.exec_module(module)
@@ -218,8 +224,12 @@ def load_example():
 
 def test_sqlite_example_runs():
     result = load_example().main()
-    assert result == {"batches": 20, "exact_resume": True, "shares": [500, 500],
-                      "reloaded_same": True}
+    assert result == {
+        "batches": 20,
+        "exact_resume": True,
+        "shares": [500, 500],
+        "reloaded_same": True,
+    }
 
 
 class TestSqliteExampleConforms(ReaderConformance):
@@ -242,5 +252,12 @@ class TestWebDatasetChainConforms(ReaderConformance):
 
         for k in range(4):
             samples_tar(tmp_path / f"{k}.tar", 5, start=5 * k)
-        return (sd.FileLister(str(tmp_path), masks="*.tar").shuffle().sharding_filter()
-                .open_files(mode="b").load_from_tar().webdataset().decode())
+        return (
+            sd.FileLister(str(tmp_path), masks="*.tar")
+            .shuffle()
+            .sharding_filter()
+            .open_files(mode="b")
+            .load_from_tar()
+            .webdataset()
+            .decode()
+        )

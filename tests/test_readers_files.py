@@ -85,8 +85,9 @@ def test_open_files_inherits_lister_storage_options(tree):
 
 
 def test_open_files_text_mode(tree):
-    out = list(sd.FileLister(str(tree), masks="a.txt").open_files(mode="r", encoding="utf-8")
-               .readlines())
+    out = list(
+        sd.FileLister(str(tree), masks="a.txt").open_files(mode="r", encoding="utf-8").readlines()
+    )
     assert out == [(str(tree / "a.txt"), "a.txt")]
 
 
@@ -96,8 +97,7 @@ def test_open_files_alias_and_pathlike(tree):
     assert path == str(tree / "a.txt")
 
 
-@pytest.mark.parametrize(("policy", "yielded", "skipped"),
-                         [("skip", 2, 1), ("warn", 2, 1)])
+@pytest.mark.parametrize(("policy", "yielded", "skipped"), [("skip", 2, 1), ("warn", 2, 1)])
 def test_missing_file_skipped_and_counted(tree, policy, yielded, skipped):
     paths = [str(tree / "a.txt"), str(tree / "missing.txt"), str(tree / "b.txt")]
     dp = sd.IterableWrapper(paths).open_files(on_error=policy).readlines()
@@ -107,7 +107,8 @@ def test_missing_file_skipped_and_counted(tree, policy, yielded, skipped):
     assert len(out) == yielded
     assert stats["open_files"]["skipped"] == skipped
     assert len([w for w in caught if issubclass(w.category, sd.SkippedInputWarning)]) == (
-        skipped if policy == "warn" else 0)
+        skipped if policy == "warn" else 0
+    )
 
 
 def test_missing_file_raises_with_node_and_path(tree):
@@ -137,11 +138,13 @@ def test_s3_listing_and_reading(tmp_path, s3_fs, s3_bucket, s3_storage_options):
     from tests.support.readers import samples_tar
 
     for k in (1, 0):
-        s3_fs.put_file(str(samples_tar(tmp_path / f"{k}.tar", 4, start=4 * k)),
-                       f"{s3_bucket}/shards/{k}.tar")
+        s3_fs.put_file(
+            str(samples_tar(tmp_path / f"{k}.tar", 4, start=4 * k)), f"{s3_bucket}/shards/{k}.tar"
+        )
     s3_fs.pipe_file(f"{s3_bucket}/shards/notes.txt", b"x")
-    lister = sd.FileLister(f"s3://{s3_bucket}/shards", masks="*.tar",
-                           storage_options=s3_storage_options)
+    lister = sd.FileLister(
+        f"s3://{s3_bucket}/shards", masks="*.tar", storage_options=s3_storage_options
+    )
     assert list(lister) == [f"s3://{s3_bucket}/shards/{k}.tar" for k in (0, 1)]
     dp = lister.open_files(mode="b").load_from_tar().webdataset(keys="webdataset")
     full = assert_resumes(dp, stops=[0, 3, 8])
@@ -157,8 +160,10 @@ def test_s3_listing_a_prefix_is_one_request(s3_fs, s3_bucket, s3_proxy):
 
     for name in ("b.tar", "a.tar", "notes.txt"):
         s3_fs.pipe_file(f"{s3_bucket}/shards/{name}", b"x")
-    lister = sd.FileLister(f"s3://{s3_bucket}/shards/", masks="*.tar",
-                           storage_options=storage_options(s3_proxy.endpoint,
-                                                           skip_instance_cache=True))
+    lister = sd.FileLister(
+        f"s3://{s3_bucket}/shards/",
+        masks="*.tar",
+        storage_options=storage_options(s3_proxy.endpoint, skip_instance_cache=True),
+    )
     assert list(lister) == [f"s3://{s3_bucket}/shards/{k}.tar" for k in "ab"]
     assert [r.method for r in s3_proxy.requests] == ["GET"]

@@ -22,8 +22,11 @@ from tests.support.readers import count_with_peak_memory, run_with_stats
 
 TEXT = "".join(f"line {i}\n" for i in range(50)).encode()
 COMPRESSORS = {
-    "gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
-    "zst": zstandard.ZstdCompressor().compress, "lz4": lz4.frame.compress,
+    "gz": gzip.compress,
+    "bz2": bz2.compress,
+    "xz": lzma.compress,
+    "zst": zstandard.ZstdCompressor().compress,
+    "lz4": lz4.frame.compress,
 }
 
 
@@ -63,13 +66,18 @@ def test_readlines_paths_and_line_numbers(tmp_path):
     dp = sd.IterableWrapper([str(tmp_path / "a.txt")]).open_files()
     path = str(tmp_path / "a.txt")
     assert list(dp.readlines()) == [(path, "x"), (path, "y"), (path, "z")]
-    assert list(dp.readlines(line_numbers=True)) == [(path, 1, "x"), (path, 2, "y"),
-                                                     (path, 3, "z")]
-    assert list(dp.readlines(return_path=False, line_numbers=True)) == [(1, "x"), (2, "y"),
-                                                                        (3, "z")]
+    assert list(dp.readlines(line_numbers=True)) == [(path, 1, "x"), (path, 2, "y"), (path, 3, "z")]
+    assert list(dp.readlines(return_path=False, line_numbers=True)) == [
+        (1, "x"),
+        (2, "y"),
+        (3, "z"),
+    ]
     binary = sd.IterableWrapper([path]).open_files(mode="b")
     assert list(binary.readlines(strip_newline=False, return_path=False)) == [
-        b"x\r\n", b"y\n", b"z"]
+        b"x\r\n",
+        b"y\n",
+        b"z",
+    ]
 
 
 @pytest.mark.parametrize("suffix", ["txt", "txt.gz", "txt.zst"])
@@ -101,9 +109,10 @@ def test_decompressed_stream_memory_is_bounded(tmp_path):
 
 # -- bad compressed input -------------------------------------------------------
 
+
 def corrupt(data: bytes) -> bytes:
     mid = len(data) // 2
-    return data[:mid] + bytes(32) + data[mid + 32:]
+    return data[:mid] + bytes(32) + data[mid + 32 :]
 
 
 def bad_compressed_files(tmp_path):
@@ -136,12 +145,15 @@ def test_corrupt_compressed_files_counted(tmp_path, policy):
     assert len(caught) == (4 if policy == "warn" else 0)
 
 
-@pytest.mark.parametrize(("name", "pattern"), [
-    ("corrupt.gz", r"decompress node .*corrupt\.gz' at byte \d+"),
-    ("truncated.gz", r"truncated\.gz.*EOFError"),
-    ("corrupt.zst", r"corrupt\.zst"),
-    ("empty.gz", r"empty\.gz.*empty file"),
-])
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        ("corrupt.gz", r"decompress node .*corrupt\.gz' at byte \d+"),
+        ("truncated.gz", r"truncated\.gz.*EOFError"),
+        ("corrupt.zst", r"corrupt\.zst"),
+        ("empty.gz", r"empty\.gz.*empty file"),
+    ],
+)
 def test_corrupt_compressed_file_raises(tmp_path, name, pattern):
     bad_compressed_files(tmp_path)
     dp = lines_of(tmp_path / name)
@@ -151,6 +163,7 @@ def test_corrupt_compressed_file_raises(tmp_path, name, pattern):
 
 # -- bad lines ------------------------------------------------------------------
 
+
 def bad_jsonl(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_bytes(b'{"a": 1}\n\n{"a": 2}\n{"a": \xff}\n{not json}\n{"a": 3}\n')
@@ -159,8 +172,11 @@ def bad_jsonl(tmp_path):
 
 @pytest.mark.parametrize("policy", ["skip", "warn"])
 def test_invalid_and_non_utf8_json_lines_skipped(tmp_path, policy):
-    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))]).open_files(mode="b").parse_jsonl(
-        on_error=policy)
+    dp = (
+        sd.IterableWrapper([str(bad_jsonl(tmp_path))])
+        .open_files(mode="b")
+        .parse_jsonl(on_error=policy)
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
@@ -173,36 +189,54 @@ def test_invalid_and_non_utf8_json_lines_skipped(tmp_path, policy):
 
 
 def test_invalid_json_line_raises_with_line_number(tmp_path):
-    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))]).open_files(mode="b").parse_jsonl(
-        name="rows")
-    with pytest.raises(NodeError, match=r"parse_jsonl node 'rows' .*rows\.jsonl' line 4: "
-                                        r"UnicodeDecodeError"):
+    dp = (
+        sd.IterableWrapper([str(bad_jsonl(tmp_path))]).open_files(mode="b").parse_jsonl(name="rows")
+    )
+    with pytest.raises(
+        NodeError,
+        match=r"parse_jsonl node 'rows' .*rows\.jsonl' line 4: "
+        r"UnicodeDecodeError",
+    ):
         run_epoch(dp)
 
 
 def test_jsonl_resume_across_skipped_lines(tmp_path):
-    dp = sd.IterableWrapper([str(bad_jsonl(tmp_path))] * 2).open_files(mode="b").parse_jsonl(
-        on_error="skip", return_path=True)
+    dp = (
+        sd.IterableWrapper([str(bad_jsonl(tmp_path))] * 2)
+        .open_files(mode="b")
+        .parse_jsonl(on_error="skip", return_path=True)
+    )
     full = assert_resumes(dp, stops=list(range(7)))
     assert [v for _, v in full] == [{"a": 1}, {"a": 2}, {"a": 3}] * 2
 
 
-@pytest.mark.parametrize(("policy", "expected", "skipped"), [
-    ("skip", [(1, "good"), (3, "also good")], 1),
-    ("warn", [(1, "good"), (3, "also good")], 1),
-])
+@pytest.mark.parametrize(
+    ("policy", "expected", "skipped"),
+    [
+        ("skip", [(1, "good"), (3, "also good")], 1),
+        ("warn", [(1, "good"), (3, "also good")], 1),
+    ],
+)
 def test_non_utf8_line_in_readlines(tmp_path, policy, expected, skipped):
     (tmp_path / "t.txt").write_bytes(b"good\n\xff\xfe bad\nalso good\n")
-    dp = sd.IterableWrapper([str(tmp_path / "t.txt")]).open_files(mode="b").readlines(
-        return_path=False, line_numbers=True, decode=True, errors="strict", on_error=policy)
+    dp = (
+        sd.IterableWrapper([str(tmp_path / "t.txt")])
+        .open_files(mode="b")
+        .readlines(
+            return_path=False, line_numbers=True, decode=True, errors="strict", on_error=policy
+        )
+    )
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
     assert out == expected
     assert stats["readlines"]["skipped"] == skipped
     with pytest.raises(NodeError, match=r"t\.txt' line 2: UnicodeDecodeError"):
-        run_epoch(sd.IterableWrapper([str(tmp_path / "t.txt")]).open_files(mode="b")
-                  .readlines(decode=True, errors="strict"))
+        run_epoch(
+            sd.IterableWrapper([str(tmp_path / "t.txt")])
+            .open_files(mode="b")
+            .readlines(decode=True, errors="strict")
+        )
 
 
 @pytest.mark.parametrize("mode", ["rb", "r"])
@@ -215,15 +249,17 @@ def test_jsonl_byte_order_mark_opening_the_file_is_dropped(tmp_path, mode):
 
 def test_a_bad_first_jsonl_line_is_skipped_alone(tmp_path):
     (tmp_path / "r.jsonl").write_bytes(b'{bad\n{"a": 1}\n')
-    out, stats = run_with_stats(sd.IterableWrapper([str(tmp_path / "r.jsonl")]).open_files()
-                                .parse_jsonl(on_error="skip"))
+    out, stats = run_with_stats(
+        sd.IterableWrapper([str(tmp_path / "r.jsonl")]).open_files().parse_jsonl(on_error="skip")
+    )
     assert out == [{"a": 1}] and stats["parse_jsonl"]["skipped"] == 1
 
 
 def test_empty_file_has_no_lines(tmp_path):
     (tmp_path / "e.jsonl").write_bytes(b"")
-    out, stats = run_with_stats(sd.IterableWrapper([str(tmp_path / "e.jsonl")]).open_files()
-                                .parse_jsonl())
+    out, stats = run_with_stats(
+        sd.IterableWrapper([str(tmp_path / "e.jsonl")]).open_files().parse_jsonl()
+    )
     assert out == [] and stats["parse_jsonl"]["skipped"] == 0
 
 
@@ -237,10 +273,12 @@ def test_parse_csv_as_dict_rows_as_csv_dictreader_makes_them(tmp_path):
     with None (csv.DictReader's restval), as torchdata's CSVDictParser."""
     (tmp_path / "t.csv").write_text(CSV)
     dp = sd.IterableWrapper([str(tmp_path / "t.csv")]).open_files().parse_csv_as_dict()
-    assert list(dp) == [{"id": "1", "name": "a", "note": "multi\nline"},
-                        {"id": "2", "name": "b", "note": "plain"},
-                        {"id": "3", "name": "c", "note": None},
-                        {"id": "4", "name": "d", "note": "x,y"}]
+    assert list(dp) == [
+        {"id": "1", "name": "a", "note": "multi\nline"},
+        {"id": "2", "name": "b", "note": "plain"},
+        {"id": "3", "name": "c", "note": None},
+        {"id": "4", "name": "d", "note": "x,y"},
+    ]
 
 
 def test_parse_csv_bad_record_is_bad_input(tmp_path):
@@ -254,10 +292,15 @@ def test_parse_csv_bad_record_is_bad_input(tmp_path):
 
 
 def test_parse_csv_given_fieldnames_delimiter_and_resume(tmp_path):
-    (tmp_path / "t.tsv.gz").write_bytes(gzip.compress(b"".join(
-        f"{i}\t{i * i}\n".encode() for i in range(9))))
-    dp = (sd.IterableWrapper([str(tmp_path / "t.tsv.gz")] * 2).open_files(mode="b").decompress()
-          .parse_csv_as_dict(fieldnames=["n", "sq"], delimiter="\t", return_path=True))
+    (tmp_path / "t.tsv.gz").write_bytes(
+        gzip.compress(b"".join(f"{i}\t{i * i}\n".encode() for i in range(9)))
+    )
+    dp = (
+        sd.IterableWrapper([str(tmp_path / "t.tsv.gz")] * 2)
+        .open_files(mode="b")
+        .decompress()
+        .parse_csv_as_dict(fieldnames=["n", "sq"], delimiter="\t", return_path=True)
+    )
     full = assert_resumes(dp, stops=list(range(19)))
     assert full[3][1] == {"n": "3", "sq": "9"} and len(full) == 18
     headed = sd.IterableWrapper([str(tmp_path / "t.tsv.gz")]).open_files(mode="b").decompress()

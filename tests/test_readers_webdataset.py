@@ -28,10 +28,18 @@ def wds_pipe(*paths, **kwargs):
 
 
 def test_groups_consecutive_members(tmp_path):
-    path = write_tar(tmp_path / "s.tar", [
-        ("a/001.jpg", b"J1"), ("a/001.seg.PNG", b"S1"), ("a/001.cls", b"1"),
-        ("a/002.jpg", b"J2"), ("noext", b"?"), ("__meta__", b"m"), ("a/002.cls", b"2"),
-    ])
+    path = write_tar(
+        tmp_path / "s.tar",
+        [
+            ("a/001.jpg", b"J1"),
+            ("a/001.seg.PNG", b"S1"),
+            ("a/001.cls", b"1"),
+            ("a/002.jpg", b"J2"),
+            ("noext", b"?"),
+            ("__meta__", b"m"),
+            ("a/002.cls", b"2"),
+        ],
+    )
     out = list(wds_pipe(path))
     assert out == [
         {"__key__": "a/001", "__url__": str(path), "jpg": b"J1", "seg.png": b"S1", "cls": b"1"},
@@ -52,21 +60,37 @@ def test_interop_with_webdataset_writer(tmp_path):
     rng = np.random.default_rng(0)
     with wds.ShardWriter(pattern, maxcount=7) as sink:
         for i in range(20):
-            sink.write({"__key__": f"sample{i:04d}", "txt": f"caption {i}", "cls": i % 3,
-                        "npy": rng.random((2, 3)), "json": {"i": i}, "bin": bytes([i]) * i})
+            sink.write(
+                {
+                    "__key__": f"sample{i:04d}",
+                    "txt": f"caption {i}",
+                    "cls": i % 3,
+                    "npy": rng.random((2, 3)),
+                    "json": {"i": i},
+                    "bin": bytes([i]) * i,
+                }
+            )
     shards = sorted(str(p) for p in tmp_path.glob("shard-*.tar"))
     assert len(shards) == 3
     theirs = list(wds.WebDataset(shards, shardshuffle=False, empty_check=False))
-    ours = list(sd.FileLister(str(tmp_path), masks="shard-*.tar").open_files(mode="b").load_from_tar()
-                .webdataset(keys="webdataset"))
+    ours = list(
+        sd.FileLister(str(tmp_path), masks="shard-*.tar")
+        .open_files(mode="b")
+        .load_from_tar()
+        .webdataset(keys="webdataset")
+    )
     assert len(ours) == len(theirs) == 20
     for mine, other in zip(ours, theirs, strict=True):
         other = {k: v for k, v in other.items() if k != "__local_path__"}
         assert mine == other
-    decoded = list(sd.FileLister(str(tmp_path), masks="shard-*.tar").open_files(mode="b")
-                   .load_from_tar().webdataset(keys="webdataset").decode())
-    theirs_decoded = list(wds.WebDataset(shards, shardshuffle=False, empty_check=False)
-                          .decode())
+    decoded = list(
+        sd.FileLister(str(tmp_path), masks="shard-*.tar")
+        .open_files(mode="b")
+        .load_from_tar()
+        .webdataset(keys="webdataset")
+        .decode()
+    )
+    theirs_decoded = list(wds.WebDataset(shards, shardshuffle=False, empty_check=False).decode())
     for mine, other in zip(decoded, theirs_decoded, strict=True):
         assert mine["txt"] == other["txt"] and mine["cls"] == other["cls"]
         assert mine["json"] == other["json"] and np.array_equal(mine["npy"], other["npy"])
@@ -79,7 +103,8 @@ def test_tar_writer_single_shard(tmp_path):
             sink.write({"__key__": f"{i:03d}", "txt": f"t{i}", "cls": i})
     out = list(wds_pipe(path))
     assert [(s["__key__"], s["txt"], s["cls"]) for s in out] == [
-        (f"{i:03d}", f"t{i}".encode(), str(i).encode()) for i in range(5)]
+        (f"{i:03d}", f"t{i}".encode(), str(i).encode()) for i in range(5)
+    ]
 
 
 def test_webdataset_resumes_exactly(tmp_path):
@@ -91,19 +116,32 @@ def test_webdataset_resumes_exactly(tmp_path):
 
 def test_webdataset_resumes_behind_shuffles(tmp_path):
     shards = [samples_tar(tmp_path / f"{k}.tar", 25, start=25 * k) for k in range(4)]
-    dp = (sd.FileLister(str(tmp_path), masks="*.tar").shuffle().open_files(mode="b").load_from_tar()
-          .webdataset(keys="webdataset").shuffle(buffer_size=16))
+    dp = (
+        sd.FileLister(str(tmp_path), masks="*.tar")
+        .shuffle()
+        .open_files(mode="b")
+        .load_from_tar()
+        .webdataset(keys="webdataset")
+        .shuffle(buffer_size=16)
+    )
     full = assert_resumes(dp, stops=[0, 7, 33, 50, 99, 100])
     assert sorted(s["__key__"] for s in full) == [f"{i:06d}" for i in range(100)]
     assert len(shards) == 4
 
 
 def repeated_key_tar(tmp_path):
-    return write_tar(tmp_path / "dup.tar", [
-        ("001.jpg", b"a"), ("001.cls", b"1"),
-        ("002.jpg", b"b"), ("002.jpg", b"b again"), ("002.cls", b"2"),
-        ("003.jpg", b"c"), ("003.cls", b"3"),
-    ])
+    return write_tar(
+        tmp_path / "dup.tar",
+        [
+            ("001.jpg", b"a"),
+            ("001.cls", b"1"),
+            ("002.jpg", b"b"),
+            ("002.jpg", b"b again"),
+            ("002.cls", b"2"),
+            ("003.jpg", b"c"),
+            ("003.cls", b"3"),
+        ],
+    )
 
 
 @pytest.mark.parametrize("policy", ["skip", "warn"])
@@ -118,8 +156,11 @@ def test_repeated_key_drops_that_sample(tmp_path, policy):
 
 
 def test_repeated_key_raises_naming_archive_and_member(tmp_path):
-    with pytest.raises(NodeError, match=r"webdataset node .*dup\.tar' member '002\.jpg': "
-                                        r"ValueError: field 'jpg' appears twice"):
+    with pytest.raises(
+        NodeError,
+        match=r"webdataset node .*dup\.tar' member '002\.jpg': "
+        r"ValueError: field 'jpg' appears twice",
+    ):
         run_epoch(wds_pipe(repeated_key_tar(tmp_path)))
 
 
@@ -142,25 +183,34 @@ def classes(keys):
     return [(f"{i:06d}", str(i % 10).encode()) for i in keys]
 
 
-@pytest.mark.parametrize(("member", "where", "kept"), [
-    ("000005.cls", "data", range(5)),     # sample 5 lost its cls: dropped
-    ("000005.txt", "data", range(5)),     # sample 4 was whole: kept
-    ("000005.cls", "header", range(5)),   # no member known: the last sample goes
-])
+@pytest.mark.parametrize(
+    ("member", "where", "kept"),
+    [
+        ("000005.cls", "data", range(5)),  # sample 5 lost its cls: dropped
+        ("000005.txt", "data", range(5)),  # sample 4 was whole: kept
+        ("000005.cls", "header", range(5)),  # no member known: the last sample goes
+    ],
+)
 @pytest.mark.parametrize("policy", ["skip", "warn"])
 def test_truncated_tar_drops_the_sample_it_cut(tmp_path, member, where, kept, policy):
     """Only whole samples reach the user's map; the cut counts one skip, on
     load_from_tar (warned there under warn), none on webdataset."""
     good = samples_tar(tmp_path / "good.tar", 3, start=100)
-    dp = (sd.IterableWrapper([str(cut_shard(tmp_path, member, where)), str(good)]).open_files(mode="b")
-          .load_from_tar(on_error=policy).webdataset(keys="webdataset").map(KEY_AND_CLASS))
+    dp = (
+        sd.IterableWrapper([str(cut_shard(tmp_path, member, where)), str(good)])
+        .open_files(mode="b")
+        .load_from_tar(on_error=policy)
+        .webdataset(keys="webdataset")
+        .map(KEY_AND_CLASS)
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, stats = run_with_stats(dp)
     assert out == classes([*kept, 100, 101, 102])
     assert stats["load_from_tar"]["skipped"] == 1 and stats["webdataset"]["skipped"] == 0
     assert [str(w.message).split(" failed on ")[0] for w in caught] == (
-        ["load_from_tar node " + dp.node.inputs[0].inputs[0].id] if policy == "warn" else [])
+        ["load_from_tar node " + dp.node.inputs[0].inputs[0].id] if policy == "warn" else []
+    )
 
 
 def test_stream_cut_by_decompress_drops_the_partial_sample(tmp_path):
@@ -173,8 +223,14 @@ def test_stream_cut_by_decompress_drops_the_partial_sample(tmp_path):
     second = bytearray(gzip.compress(raw[split:], mtime=0))
     second[20:30] = bytes(10)
     (tmp_path / "s.tar.gz").write_bytes(gzip.compress(raw[:split], mtime=0) + bytes(second))
-    dp = (sd.IterableWrapper([str(tmp_path / "s.tar.gz")]).open_files(mode="b")
-          .decompress(on_error="skip").load_from_tar().webdataset(keys="webdataset").map(KEY_AND_CLASS))
+    dp = (
+        sd.IterableWrapper([str(tmp_path / "s.tar.gz")])
+        .open_files(mode="b")
+        .decompress(on_error="skip")
+        .load_from_tar()
+        .webdataset(keys="webdataset")
+        .map(KEY_AND_CLASS)
+    )
     out, stats = run_with_stats(dp)
     assert out == classes(range(5))
     assert stats["decompress"]["skipped"] == 1
@@ -189,9 +245,14 @@ def test_zip_member_failing_its_crc_drops_its_sample(tmp_path):
             zf.writestr(f"{i:06d}.cls", str(i))
     raw = path.read_bytes()
     at = raw.index(b"text 3")
-    path.write_bytes(raw[:at] + b"TEXT 3" + raw[at + 6:])
-    dp = (sd.IterableWrapper([str(path)]).open_files(mode="b").load_from_zip(on_error="skip")
-          .webdataset(keys="webdataset").map(KEY_AND_CLASS))
+    path.write_bytes(raw[:at] + b"TEXT 3" + raw[at + 6 :])
+    dp = (
+        sd.IterableWrapper([str(path)])
+        .open_files(mode="b")
+        .load_from_zip(on_error="skip")
+        .webdataset(keys="webdataset")
+        .map(KEY_AND_CLASS)
+    )
     out, stats = run_with_stats(dp)
     assert out == classes([0, 1, 2, 4])
     assert stats["load_from_zip"]["skipped"] == 1 and stats["webdataset"]["skipped"] == 0
@@ -200,8 +261,14 @@ def test_zip_member_failing_its_crc_drops_its_sample(tmp_path):
 def cut_pipe(tmp_path):
     good = [samples_tar(tmp_path / f"g{k}.tar", 4, start=100 * (k + 1)) for k in range(2)]
     paths = [str(cut_shard(tmp_path, "000005.cls")), *map(str, good)]
-    return (sd.IterableWrapper(paths).sharding_filter().open_files(mode="b")
-            .load_from_tar(on_error="skip").webdataset(keys="webdataset").map(KEY_AND_CLASS))
+    return (
+        sd.IterableWrapper(paths)
+        .sharding_filter()
+        .open_files(mode="b")
+        .load_from_tar(on_error="skip")
+        .webdataset(keys="webdataset")
+        .map(KEY_AND_CLASS)
+    )
 
 
 def test_cut_sample_dropped_exactly_on_resume(tmp_path):
@@ -210,9 +277,11 @@ def test_cut_sample_dropped_exactly_on_resume(tmp_path):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("service", [sd.MultiThreadingReadingService,
-                                     sd.MultiProcessingReadingService])
+@pytest.mark.parametrize(
+    "service", [sd.MultiThreadingReadingService, sd.MultiProcessingReadingService]
+)
 def test_cut_sample_dropped_in_workers_and_on_resume(tmp_path, service):
-    full = assert_resumes(cut_pipe(tmp_path), stops=[0, 3, 6, 13],
-                          reading_service=partial(service, 2))
+    full = assert_resumes(
+        cut_pipe(tmp_path), stops=[0, 3, 6, 13], reading_service=partial(service, 2)
+    )
     assert sorted(full) == classes([*range(5), *range(100, 104), *range(200, 204)])

@@ -39,16 +39,20 @@ def _pipeline(n=N):
 
 def _samples(datadir):
     """One sample per line of 5 uneven jsonl files, split by file."""
-    return (sd.FileLister(datadir, masks="*.jsonl").shuffle().sharding_filter().open_files()
-            .parse_jsonl())
+    return (
+        sd.FileLister(datadir, masks="*.jsonl")
+        .shuffle()
+        .sharding_filter()
+        .open_files()
+        .parse_jsonl()
+    )
 
 
 def _services(even=True, sync_every=1, workers=2, **mp_kwargs):
     dist = sd.DistributedReadingService(even_batches=even, sync_every=sync_every)
     if workers == 0:
         return dist
-    return sd.SequentialReadingService(dist, sd.MultiProcessingReadingService(workers,
-                                                                              **mp_kwargs))
+    return sd.SequentialReadingService(dist, sd.MultiProcessingReadingService(workers, **mp_kwargs))
 
 
 def _run(dp, service, seed=None, stop=None):
@@ -75,8 +79,16 @@ def _epochs(dp, service, epochs=2):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 items = list(loader)
-            runs.append([items, [str(w.message) for w in caught
-                                 if issubclass(w.category, sd.UnevenShardsWarning)]])
+            runs.append(
+                [
+                    items,
+                    [
+                        str(w.message)
+                        for w in caught
+                        if issubclass(w.category, sd.UnevenShardsWarning)
+                    ],
+                ]
+            )
         stats = loader.stats(all_ranks=True)
     return {"epochs": runs, "stats": [stats.even_batches_dropped, stats.even_batches_repeated]}
 
@@ -86,22 +98,29 @@ def _even_batches_scenarios(out, datadir):
     out["pad"] = _epochs(_samples(datadir).batch(16), _services("pad", sync_every=3))
     full = out["pad"]["epochs"][0][0]
     stop = len(full) - 3  # both ranks yield as many batches: the short one is repeating
-    prefix, rest = _resumed(_samples(datadir).batch(16), lambda: _services("pad", sync_every=3),
-                            seed=5, stop=stop)
+    prefix, rest = _resumed(
+        _samples(datadir).batch(16), lambda: _services("pad", sync_every=3), seed=5, stop=stop
+    )
     out["pad_resume"] = [stop, prefix, rest]
     cycled = sd.IterableWrapper(range(10)).sharding_filter().flatmap(repeat_evens)
     for sync_every in (1, 2):
+
         def services(sync_every=sync_every):
             return _services("pad", sync_every=sync_every, workers=0)
+
         full, _ = _run(cycled, services(), seed=0)
-        out[f"pad_cycle_{sync_every}"] = [full, [[stop, *_resumed(cycled, services, 0, stop)]
-                                                 for stop in STOPS]]
+        out[f"pad_cycle_{sync_every}"] = [
+            full,
+            [[stop, *_resumed(cycled, services, 0, stop)] for stop in STOPS],
+        ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         endless = sd.IterableWrapper(range(1)).sharding_filter().cycle()  # rank 1's is empty
         items, _ = _run(endless, _services(workers=0), seed=0)
-    out["endless"] = [items, [str(w.message) for w in caught
-                              if issubclass(w.category, sd.UnevenShardsWarning)]]
+    out["endless"] = [
+        items,
+        [str(w.message) for w in caught if issubclass(w.category, sd.UnevenShardsWarning)],
+    ]
     try:
         _run(sd.IterableWrapper(range(1)).sharding_filter(), _services("pad", workers=0), seed=0)
     except Exception as exc:  # noqa: BLE001 - recorded for the assertions
@@ -111,8 +130,9 @@ def _even_batches_scenarios(out, datadir):
 def _rank_main(rank, port, outdir, datadir):
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=WORLD)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
     out = {}
     # no seed given: each rank draws its own, rank 0's is broadcast
     out["random_seed"], state = _run(_pipeline().map(tag_random), _services(even=False))
@@ -127,13 +147,18 @@ def _rank_main(rank, port, outdir, datadir):
         rest = list(loader)
     out["resume"] = [full, prefix, rest]
     out["epoch_end"] = _resume_at_the_end_of_an_epoch()
-    with sd.DataLoader2(_pipeline(), reading_service=_services(even=False), seed=1,
-                        stats=True) as loader:
+    with sd.DataLoader2(
+        _pipeline(), reading_service=_services(even=False), seed=1, stats=True
+    ) as loader:
         list(loader)
         stats = loader.stats(all_ranks=True)
         shard = next(n for n in stats.nodes if n.op == "sharding_filter")
-        out["stats"] = [stats.nodes[0].elements_out, stats.nodes[0].copies, shard.elements_out,
-                        stats.processes]
+        out["stats"] = [
+            stats.nodes[0].elements_out,
+            stats.nodes[0].copies,
+            shard.elements_out,
+            stats.processes,
+        ]
     try:
         _run(sd.IterableWrapper(range(40)).sharding_filter().map(fail_on_7), _services(), seed=0)
     except Exception as exc:  # noqa: BLE001 - recorded for the assertions
@@ -148,6 +173,7 @@ def _resume_at_the_end_of_an_epoch():
     """Three epochs uninterrupted; and the state saved after the last element of
     epoch 0 (before StopIteration), loaded and run for three epochs, in workers
     slow to start (so that they read the next epochs' commands together)."""
+
     def loader(**mp_kwargs):
         service = _services(persistent_workers=True, **mp_kwargs)
         return sd.DataLoader2(_pipeline(), reading_service=service, seed=2)
@@ -176,8 +202,13 @@ def ranks(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    tmp.start_processes(_rank_main, args=(port, str(outdir), str(datadir)), nprocs=WORLD,
-                        join=True, start_method="spawn")
+    tmp.start_processes(
+        _rank_main,
+        args=(port, str(outdir), str(datadir)),
+        nprocs=WORLD,
+        join=True,
+        start_method="spawn",
+    )
     return [json.loads((outdir / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
 
@@ -293,8 +324,9 @@ def test_pad_cycles_a_short_rank_and_resumes_anywhere(ranks, sync_every):
 
 def test_pad_fails_on_every_rank_when_a_rank_has_nothing_to_repeat(ranks):
     """One element over 2 ranks: rank 1 has none of its own to repeat."""
-    assert ranks[0]["pad_empty"].startswith("RuntimeError") and "another rank" in ranks[0][
-        "pad_empty"]
+    assert (
+        ranks[0]["pad_empty"].startswith("RuntimeError") and "another rank" in ranks[0]["pad_empty"]
+    )
     assert ranks[1]["pad_empty"].startswith("RuntimeError")
     assert "rank 1" in ranks[1]["pad_empty"] and "nothing to repeat" in ranks[1]["pad_empty"]
 
@@ -313,5 +345,6 @@ def test_needs_an_initialized_process_group():
 
 def test_sequential_accepts_one_distributed_and_one_executor():
     with pytest.raises(sd.ParamError):
-        sd.SequentialReadingService(sd.MultiProcessingReadingService(2),
-                                    sd.MultiThreadingReadingService(2))
+        sd.SequentialReadingService(
+            sd.MultiProcessingReadingService(2), sd.MultiThreadingReadingService(2)
+        )

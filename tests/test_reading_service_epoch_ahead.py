@@ -144,5 +144,6 @@ def test_a_loaded_state_is_not_replaced_by_the_announced_epoch(service):
         state = loader.state_dict()
         list(it)  # epoch 0 ends: epoch 1 starts ahead
         loader.load_state_dict(state)
-        assert head + list(loader) == run_epoch(pipeline(), seed=1, epoch=0,
-                                                reading_service=service)
+        assert head + list(loader) == run_epoch(
+            pipeline(), seed=1, epoch=0, reading_service=service
+        )

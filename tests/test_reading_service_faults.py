@@ -178,8 +178,13 @@ _ORPHAN_SCRIPT = textwrap.dedent("""
 
 
 def test_workers_exit_when_the_main_process_is_killed():
-    proc = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT], capture_output=True,
-                          text=True, timeout=30, cwd=os.getcwd())
+    proc = subprocess.run(
+        [sys.executable, "-c", _ORPHAN_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=os.getcwd(),
+    )
     pids = [int(p) for p in proc.stdout.split()]
     assert len(pids) == 2, proc.stderr
     assert wait_until(lambda: not any(alive(pid) for pid in pids), timeout=5)

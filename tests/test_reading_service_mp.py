@@ -70,8 +70,12 @@ def test_out_of_order_mode_yields_every_element_once():
 @pytest.mark.parametrize("persistent", [False, True])
 def test_resume_mid_epoch_equals_the_uninterrupted_run(persistent):
     dp = sharded(60).shuffle(buffer_size=5).batch(4)
-    full = assert_resumes(dp, stops=[0, 1, 4, 7, 14, 15], seed=5,
-                          reading_service=partial(MP, 2, persistent_workers=persistent))
+    full = assert_resumes(
+        dp,
+        stops=[0, 1, 4, 7, 14, 15],
+        seed=5,
+        reading_service=partial(MP, 2, persistent_workers=persistent),
+    )
     assert sorted(x for b in full for x in b) == [i * i for i in range(60)]
 
 
@@ -110,8 +114,15 @@ def test_state_between_epochs_loads_into_any_number_of_workers():
 
 def test_main_process_part_runs_over_the_merged_stream():
     """Nodes after main_process() run once, in the main process."""
-    dp = (sd.IterableWrapper(range(30)).sharding_filter().map(square).main_process()
-          .map(with_pid).shuffle(buffer_size=6).batch(5))
+    dp = (
+        sd.IterableWrapper(range(30))
+        .sharding_filter()
+        .map(square)
+        .main_process()
+        .map(with_pid)
+        .shuffle(buffer_size=6)
+        .batch(5)
+    )
     full = assert_resumes(dp, stops=[0, 2, 3], reading_service=partial(MP, 2))
     assert {pid for batch in full for _, pid in batch} == {os.getpid()}
     assert sorted(x for batch in full for x, _ in batch) == [i * i for i in range(30)]
@@ -157,7 +168,11 @@ def test_a_main_op_with_receive_ahead_gets_the_stream_through_a_prefetch_thread(
     assert sorted(x for batch, _ in full for x in batch) == [i * i for i in range(24)]
     spec, upstream = _MainAhead.inputs_seen[0]
     assert (spec.op, spec.name, spec.params["buffer_size"], upstream) == (
-        "prefetch", "receive ahead", 3, "_worker_stream")
+        "prefetch",
+        "receive ahead",
+        3,
+        "_worker_stream",
+    )
 
 
 def test_main_part_must_start_at_one_point():
@@ -202,14 +217,19 @@ def test_several_sharding_points_split_each_input():
     a = sd.IterableWrapper(range(10)).sharding_filter()
     b = sd.IterableWrapper(range(100, 110)).sharding_filter()
     assert sorted(run_epoch(a.zip(b), reading_service=partial(MP, 2))) == [
-        (i, 100 + i) for i in range(10)]
+        (i, 100 + i) for i in range(10)
+    ]
 
 
 def test_seeds_upstream_agree_and_downstream_differ_per_worker():
     """The pre-sharding shuffle gives one order (split without loss); global
     RNGs are seeded per worker, reproducibly, and differently each epoch."""
-    dp = sd.IterableWrapper(range(16)).shuffle(buffer_size=16).sharding_filter().map(
-        add_global_random)
+    dp = (
+        sd.IterableWrapper(range(16))
+        .shuffle(buffer_size=16)
+        .sharding_filter()
+        .map(add_global_random)
+    )
     factory = partial(MP, 2, persistent_workers=True)
     with sd.DataLoader2(dp, reading_service=factory(), seed=11) as loader:
         epoch0, epoch1 = list(loader), list(loader)
@@ -250,8 +270,11 @@ def test_tensors_and_arrays_cross_through_shared_memory():
 
 
 def _big_sample(i):
-    return (torch.full((64, 3, 32, 32), i, dtype=torch.uint8),
-            np.full((300, 100), i, dtype=np.float32), torch.tensor([i, i]))
+    return (
+        torch.full((64, 3, 32, 32), i, dtype=torch.uint8),
+        np.full((300, 100), i, dtype=np.float32),
+        torch.tensor([i, i]),
+    )
 
 
 def test_reused_shared_memory_never_overwrites_what_the_loop_keeps():
@@ -284,8 +307,9 @@ def test_small_elements_travel_in_chunks(monkeypatch):
         return messages
 
     monkeypatch.setattr(processes.ProcessPool, "recv", counting)
-    out = run_epoch(sd.IterableWrapper(range(5000)).sharding_filter(),
-                    reading_service=partial(MP, 2))
+    out = run_epoch(
+        sd.IterableWrapper(range(5000)).sharding_filter(), reading_service=partial(MP, 2)
+    )
     assert out == list(range(5000))
     assert len(counted) <= 5000 // 50
 
@@ -318,13 +342,21 @@ def test_bad_parameters_fail_at_construction():
         MP(2, multiprocessing_context="threads")
 
 
-@pytest.mark.parametrize("service", [partial(MP, 2, persistent_workers=True),
-                                     partial(sd.MultiThreadingReadingService, 2)])
+@pytest.mark.parametrize(
+    "service",
+    [partial(MP, 2, persistent_workers=True), partial(sd.MultiThreadingReadingService, 2)],
+)
 def test_cycle_in_the_main_process_resumes_in_every_pass(service):
     """Each pass re-runs the workers' graphs (new shuffle order); a resume in
     the second pass restores the end of the first and starts the next."""
-    dp = sd.IterableWrapper(range(10)).shuffle(buffer_size=4).sharding_filter().map(
-        square).main_process().cycle(2)
+    dp = (
+        sd.IterableWrapper(range(10))
+        .shuffle(buffer_size=4)
+        .sharding_filter()
+        .map(square)
+        .main_process()
+        .cycle(2)
+    )
     full = assert_resumes(dp, stops=[0, 5, 9, 10, 11, 19], seed=1, reading_service=service)
     assert sorted(full[:10]) == [i * i for i in range(10)]
     assert full[:10] != full[10:]

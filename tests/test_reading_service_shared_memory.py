@@ -70,8 +70,7 @@ def persistent_loader(main_part=False):
     """Two persistent workers that send chunks ahead, of the next epoch too;
     with ``main_part``, a prefetch in the main process holds batches as well."""
     dp = pipeline().main_process().prefetch(4) if main_part else pipeline()
-    service = sd.MultiProcessingReadingService(2, prefetch_factor=PREFETCH,
-                                               persistent_workers=True)
+    service = sd.MultiProcessingReadingService(2, prefetch_factor=PREFETCH, persistent_workers=True)
     return sd.DataLoader2(dp, reading_service=service, seed=0)
 
 
@@ -188,8 +187,11 @@ def test_a_message_that_fails_to_pickle_leaves_segments_consistent(bad, monkeypa
     whole, and the worker maps no segment the main process does not."""
     monkeypatch.setattr(worker, "CHUNK_ITEMS", 2)  # forked workers too
     monkeypatch.setattr(worker, "CHUNK_SECONDS", 60.0)  # chunks of exactly 2
-    dp = sd.IterableWrapper(range(8)).sharding_filter().map(
-        functools.partial(unpicklable_once, bad=bad), name="lazy")
+    dp = (
+        sd.IterableWrapper(range(8))
+        .sharding_filter()
+        .map(functools.partial(unpicklable_once, bad=bad), name="lazy")
+    )
     service = sd.MultiProcessingReadingService(2, persistent_workers=True)
     with sd.DataLoader2(dp, reading_service=service, seed=0) as loader:
         got = []
@@ -199,7 +201,9 @@ def test_a_message_that_fails_to_pickle_leaves_segments_consistent(bad, monkeypa
         assert got == list(range(bad))  # in turn: worker 0's, then worker 1's before ``bad``
         one = service.worker_pids[1]
         assert wait_until(lambda: segment_inodes(one) <= segment_inodes(), timeout=10), (
-            segment_inodes(one), segment_inodes())
+            segment_inodes(one),
+            segment_inodes(),
+        )
         for _ in range(2):
             got.clear()
             for sample in loader:

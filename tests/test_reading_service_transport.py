@@ -127,8 +127,9 @@ def test_arrays_held_by_the_main_process_are_never_overwritten(link):
         link.send({"image": batch(i), "array": np.full(100_000, i, dtype=np.int32)})
         held.append(link.receive())
         link.give_back()
-    assert all(torch.equal(m["image"], batch(i)) and (m["array"] == i).all()
-               for i, m in enumerate(held))
+    assert all(
+        torch.equal(m["image"], batch(i)) and (m["array"] == i).all() for i, m in enumerate(held)
+    )
 
 
 def test_free_segments_beyond_the_cap_are_unmapped_on_both_sides(link):

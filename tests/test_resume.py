@@ -25,9 +25,12 @@ def first_of(x):
 
 
 STEPS = st.lists(
-    st.sampled_from(["map", "filter", "shuffle", "batch", "unbatch", "forkzip", "prefetch",
-                     "header", "flatmap"]),
-    min_size=1, max_size=5)
+    st.sampled_from(
+        ["map", "filter", "shuffle", "batch", "unbatch", "forkzip", "prefetch", "header", "flatmap"]
+    ),
+    min_size=1,
+    max_size=5,
+)
 
 
 def build(length: int, steps: list[str], sizes: list[int]) -> sd.DataPipe:
@@ -61,9 +64,13 @@ def lambda_free_repeat(x):
 
 
 @settings(max_examples=40, deadline=None)
-@given(length=st.integers(0, 60), steps=STEPS,
-       sizes=st.lists(st.integers(1, 9), min_size=5, max_size=5),
-       stop_frac=st.floats(0, 1), seed=st.integers(0, 2**31))
+@given(
+    length=st.integers(0, 60),
+    steps=STEPS,
+    sizes=st.lists(st.integers(1, 9), min_size=5, max_size=5),
+    stop_frac=st.floats(0, 1),
+    seed=st.integers(0, 2**31),
+)
 def test_prefix_plus_resumed_suffix_equals_uninterrupted(length, steps, sizes, stop_frac, seed):
     """Random pipelines, random stop points: prefix + resumed rest == full run."""
     dp = build(length, steps, sizes)

@@ -80,8 +80,11 @@ def test_shuffle_emits_from_initial_then_grows_to_buffer_size():
 
 def test_seeds_agree_upstream_of_sharding_and_differ_downstream():
     dp = sd.IterableWrapper(range(10)).shuffle(4).sharding_filter().map(abs).shuffle(2)
-    workers = [WorkerContext(rank=r, world_size=2, worker_id=w, num_workers=2)
-               for r in range(2) for w in range(2)]
+    workers = [
+        WorkerContext(rank=r, world_size=2, worker_id=w, num_workers=2)
+        for r in range(2)
+        for w in range(2)
+    ]
     graphs = [RuntimeGraph(dp.node, w) for w in workers]
     upstream, downstream = set(), set()
     for graph in graphs:

@@ -59,8 +59,9 @@ def test_a_shardable_reader_after_a_sharding_filter_fails():
 
 
 def test_inserting_a_second_sharding_filter_into_a_graph_fails():
-    graph = sd.Graph(sd.IterableWrapper(range(8)).sharding_filter(name="first").map(square,
-                                                                                     name="sq"))
+    graph = sd.Graph(
+        sd.IterableWrapper(range(8)).sharding_filter(name="first").map(square, name="sq")
+    )
     with pytest.raises(sd.ParamError, match="'first'"):
         graph.insert_after("sq", "sharding_filter", name="again")
 
@@ -83,8 +84,15 @@ def _doubly_sharded_file(tmp_path):
     path = tmp_path / "twice.json"
     sd.save(sd.IterableWrapper(list(range(100))).sharding_filter(name="first").batch(3), path)
     doc = json.loads(path.read_text())
-    doc["nodes"].append({"id": "second-1", "op": "sharding_filter", "params": {},
-                         "inputs": [doc["output"]], "name": "second"})
+    doc["nodes"].append(
+        {
+            "id": "second-1",
+            "op": "sharding_filter",
+            "params": {},
+            "inputs": [doc["output"]],
+            "name": "second",
+        }
+    )
     doc["output"] = "second-1"
     path.write_text(json.dumps(doc))
     return path

@@ -44,8 +44,12 @@ def pipeline(n=100, shard=False):
     dp = sd.IterableWrapper(range(n))
     if shard:
         dp = dp.sharding_filter()
-    return (dp.map(plus_one, name="plus").filter(is_even, name="even")
-            .batch(8, name="batch").collate(name="collate"))
+    return (
+        dp.map(plus_one, name="plus")
+        .filter(is_even, name="even")
+        .batch(8, name="batch")
+        .collate(name="collate")
+    )
 
 
 def run(dp, service=None, epochs=1, **kwargs):
@@ -57,15 +61,23 @@ def run(dp, service=None, epochs=1, **kwargs):
 def test_counts_in_process_are_exact():
     _, stats = run(pipeline())
     assert counts(stats, "plus", "even", "batch", "collate") == [
-        (100, 100), (100, 50), (50, 7), (7, 7)]
+        (100, 100),
+        (100, 50),
+        (50, 7),
+        (7, 7),
+    ]
     assert stats.nodes[0].op == "iterable_wrapper" and stats.nodes[0].elements_out == 100
     assert [n.copies for n in stats.nodes] == [1] * 5
 
 
-@pytest.mark.parametrize("service", [
-    lambda: sd.MultiProcessingReadingService(2),
-    lambda: sd.MultiThreadingReadingService(2),
-], ids=["processes", "threads"])
+@pytest.mark.parametrize(
+    "service",
+    [
+        lambda: sd.MultiProcessingReadingService(2),
+        lambda: sd.MultiThreadingReadingService(2),
+    ],
+    ids=["processes", "threads"],
+)
 def test_counts_are_summed_over_workers(service):
     """Each worker reads the whole source and keeps its shard: the source
     reports 2 x 100 read, every node after the sharding point 100 in all."""
@@ -78,11 +90,15 @@ def test_counts_are_summed_over_workers(service):
     assert stats.node("collate").elements_out == batches.elements_out
 
 
-@pytest.mark.parametrize("service", [
-    lambda: None,
-    lambda: sd.MultiProcessingReadingService(0),
-    lambda: sd.MultiProcessingReadingService(2, persistent_workers=False),
-], ids=["in_process", "inline", "new_workers_each_epoch"])
+@pytest.mark.parametrize(
+    "service",
+    [
+        lambda: None,
+        lambda: sd.MultiProcessingReadingService(0),
+        lambda: sd.MultiProcessingReadingService(2, persistent_workers=False),
+    ],
+    ids=["in_process", "inline", "new_workers_each_epoch"],
+)
 def test_counts_add_up_over_epochs(service):
     """Workers stopped after an epoch keep their part in the totals."""
     _, stats = run(pipeline(shard=True), service(), epochs=3)
@@ -118,8 +134,13 @@ def test_reader_bytes_and_skips(tmp_path):
         if shard == 1:
             members.append(("bad.jpg", b"not a jpeg"))
         sizes.append(write_tar(tmp_path / f"{shard}.tar", members))
-    dp = (sd.FileLister(str(tmp_path), masks="*.tar").open_files(mode="b").load_from_tar(name="tar")
-          .webdataset(name="samples").decode(on_error="skip", name="decode"))
+    dp = (
+        sd.FileLister(str(tmp_path), masks="*.tar")
+        .open_files(mode="b")
+        .load_from_tar(name="tar")
+        .webdataset(name="samples")
+        .decode(on_error="skip", name="decode")
+    )
     (out,), stats = run(dp)
     assert len(out) == 6
     tar = stats.node("tar")
@@ -129,16 +150,25 @@ def test_reader_bytes_and_skips(tmp_path):
     assert stats.node("decode").skipped == 1
 
 
-@pytest.mark.parametrize("service", [
-    lambda: None,
-    lambda: sd.MultiProcessingReadingService(2),
-    lambda: sd.MultiThreadingReadingService(2),
-], ids=["in_process", "processes", "threads"])
+@pytest.mark.parametrize(
+    "service",
+    [
+        lambda: None,
+        lambda: sd.MultiProcessingReadingService(2),
+        lambda: sd.MultiThreadingReadingService(2),
+    ],
+    ids=["in_process", "processes", "threads"],
+)
 def test_cpu_time_is_charged_to_the_node_that_spends_it(service):
     """``burn`` does 20,000 steps per element, ``light`` none: the sampler
     must find the time in ``burn``'s node, whichever thread or process runs it."""
-    dp = (sd.IterableWrapper(range(400)).sharding_filter().map(light, name="light")
-          .map(burn, name="burn").batch(10))
+    dp = (
+        sd.IterableWrapper(range(400))
+        .sharding_filter()
+        .map(light, name="light")
+        .map(burn, name="burn")
+        .batch(10)
+    )
     _, stats = run(dp, service())
     assert stats.bottleneck().name == "burn"
     assert stats.node("burn").busy_s > 10 * stats.node("light").busy_s
@@ -173,11 +203,14 @@ def test_a_loader_never_shut_down_does_not_kill_the_exit():
     import subprocess
     import sys
 
-    code = ("import streamdag as sd\n"
-            "from tests.test_stats import pipeline\n"
-            "loader = sd.DataLoader2(pipeline(2000), stats=True)\n"
-            "print(len(list(loader)))\n"
-            "sum(range(3_000_000))  # CPU time while exiting: ticks keep coming\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
+    code = (
+        "import streamdag as sd\n"
+        "from tests.test_stats import pipeline\n"
+        "loader = sd.DataLoader2(pipeline(2000), stats=True)\n"
+        "print(len(list(loader)))\n"
+        "sum(range(3_000_000))  # CPU time while exiting: ticks keep coming\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert (done.returncode, done.stdout) == (0, "125\n"), done.stderr

@@ -19,8 +19,9 @@ def loader_epochs(inputs: Inputs, **loader_options: bool) -> Callable[[], Iterat
         dp = (
             sd.IterableWrapper(range(inputs.n_ints)).map(inc).filter(is_even).batch(inputs.w1_batch)
         )
-        loader = sd.DataLoader2(dp, reading_service=sd.InProcessReadingService(), seed=inputs.seed,
-                                **loader_options)
+        loader = sd.DataLoader2(
+            dp, reading_service=sd.InProcessReadingService(), seed=inputs.seed, **loader_options
+        )
         try:
             yield from loader
         finally:

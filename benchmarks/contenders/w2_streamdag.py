@@ -38,13 +38,15 @@ def to_pair(sample: dict) -> tuple:
 
 def image_batches(opened: Any, inputs: Inputs) -> Any:
     """The W2/W3 chain after the shard files are opened: samples -> batches."""
-    return (opened.load_from_tar()
-            .webdataset()
-            .decode(decode_field)
-            .map(to_pair)
-            .shuffle(buffer_size=inputs.shuffle_buffer)
-            .batch(inputs.image_batch)
-            .collate(collate_images))
+    return (
+        opened.load_from_tar()
+        .webdataset()
+        .decode(decode_field)
+        .map(to_pair)
+        .shuffle(buffer_size=inputs.shuffle_buffer)
+        .batch(inputs.image_batch)
+        .collate(collate_images)
+    )
 
 
 def run_in_workers(dp: Any, inputs: Inputs, threads: bool = False) -> Iterator:
@@ -78,7 +80,6 @@ def make(inputs: Inputs, threads: bool = False) -> Callable[[], Iterator]:
 
     def epoch() -> Iterator:
         shards = sd.FileLister(inputs.shard_dir, masks="*.tar").shuffle().sharding_filter()
-        return run_in_workers(image_batches(shards.open_files(mode="rb"), inputs), inputs,
-                              threads)
+        return run_in_workers(image_batches(shards.open_files(mode="rb"), inputs), inputs, threads)
 
     return epoch

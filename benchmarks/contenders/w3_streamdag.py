@@ -31,9 +31,12 @@ def _start_moto() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     atexit.register(_stop, proc)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -57,8 +60,12 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _options(endpoint: str) -> dict[str, Any]:
-    return {"key": "bench", "secret": "bench", "client_kwargs": {"endpoint_url": endpoint},
-            "use_listings_cache": False}
+    return {
+        "key": "bench",
+        "secret": "bench",
+        "client_kwargs": {"endpoint_url": endpoint},
+        "use_listings_cache": False,
+    }
 
 
 def make(inputs: Inputs) -> Callable[[], Iterator]:

@@ -24,7 +24,8 @@ def param_choices(key: str, known: Collection[str]) -> str:
     """The end of an unknown-param error: what the op takes and the closest."""
     hint = did_you_mean(key, known)
     return f"{key!r} (its params: {', '.join(sorted(known)) or 'none'})" + (
-        f"; {hint}" if hint else "")
+        f"; {hint}" if hint else ""
+    )
 
 
 def check_known(op: str, params: Iterable[str], known: Collection[str]) -> None:
@@ -39,8 +40,9 @@ def _fail(op: str, key: str, want: str, value: Any) -> None:
     raise ParamError(f"{op}: {key} must be {want}, got {value!r}")
 
 
-def check_int(op: str, key: str, value: Any, *, minimum: int | None = None,
-              optional: bool = False) -> None:
+def check_int(
+    op: str, key: str, value: Any, *, minimum: int | None = None, optional: bool = False
+) -> None:
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int):
@@ -70,8 +72,11 @@ def check_col(op: str, key: str, value: Any) -> None:
     """Column selectors: an int index, a str key, or a list/tuple of those."""
     if value is None or isinstance(value, (int, str)) and not isinstance(value, bool):
         return
-    if isinstance(value, (list, tuple)) and value and all(
-            isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value)
+    ):
         return
     _fail(op, key, "None, an int or str column, or a non-empty list of them", value)
 
@@ -79,5 +84,3 @@ def check_col(op: str, key: str, value: Any) -> None:
 def check_type(op: str, key: str, value: Any, types: type | tuple[type, ...], want: str) -> None:
     if not isinstance(value, types):
         _fail(op, key, want, value)
-
-

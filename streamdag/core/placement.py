@@ -44,15 +44,18 @@ def find_boundary(output: Node) -> Node | None:
     for node in nodes:
         if runs_in_main(node) or any(i.id in main_ids for i in node.inputs):
             main_ids.add(node.id)
-    starts = {i.id: i for node in nodes if runs_in_main(node)
-              for i in node.inputs if i.id not in main_ids}
+    starts = {
+        i.id: i for node in nodes if runs_in_main(node) for i in node.inputs if i.id not in main_ids
+    }
     if not starts:
         return None
     if len(starts) > 1:
         names = ", ".join(sorted(n.label for n in starts.values()))
-        msg = (f"the main-process part must start at one point, but it takes the outputs of "
-               f"{names}: join those branches (zip/concat/mux) and put one .main_process() "
-               "after the join")
+        msg = (
+            f"the main-process part must start at one point, but it takes the outputs of "
+            f"{names}: join those branches (zip/concat/mux) and put one .main_process() "
+            "after the join"
+        )
         raise ParamError(msg)
     return next(iter(starts.values()))
 
@@ -68,9 +71,13 @@ class MainProcessPart:
     def apply(self, output: Node) -> Node:
         boundary = self.boundary
         worker_ids = {n.id for n in walk(boundary)}
-        stream = Node(STREAM_OP, {"boundary": boundary.id,
-                                  "batch_size": upstream_batch_size(boundary)}, (),
-                      id=f"{STREAM_OP}-{boundary.id}", name="worker stream")
+        stream = Node(
+            STREAM_OP,
+            {"boundary": boundary.id, "batch_size": upstream_batch_size(boundary)},
+            (),
+            id=f"{STREAM_OP}-{boundary.id}",
+            name="worker stream",
+        )
         rebuilt: dict[str, Node] = {boundary.id: stream}
         for node in walk(output):
             if node.id in rebuilt or node.id in worker_ids:
@@ -78,10 +85,12 @@ class MainProcessPart:
             inputs = []
             for i in node.inputs:
                 if i.id not in rebuilt:
-                    msg = (f"{i.label} is needed both in the workers (upstream of "
-                           f"{boundary.label}) and in the main process (by {node.label}); "
-                           "give the main process its own copy of that branch or move the "
-                           ".main_process() boundary")
+                    msg = (
+                        f"{i.label} is needed both in the workers (upstream of "
+                        f"{boundary.label}) and in the main process (by {node.label}); "
+                        "give the main process its own copy of that branch or move the "
+                        ".main_process() boundary"
+                    )
                     raise ParamError(msg)
                 inputs.append(rebuilt[i.id])
             rebuilt[node.id] = node.evolve(inputs=tuple(inputs))
@@ -99,13 +108,19 @@ class ReceiveAhead:
         if not ahead or stream is None:
             return output
         boundary = stream.params["boundary"]
-        prefetch = Node(PREFETCH_OP, {"buffer_size": ahead}, (stream,),
-                        id=f"_receive_ahead-{boundary}", name="receive ahead")
+        prefetch = Node(
+            PREFETCH_OP,
+            {"buffer_size": ahead},
+            (stream,),
+            id=f"_receive_ahead-{boundary}",
+            name="receive ahead",
+        )
         rebuilt: dict[str, Node] = {stream.id: prefetch}
         for node in nodes:
             if node.id not in rebuilt:
-                rebuilt[node.id] = node.evolve(inputs=tuple(rebuilt.get(i.id, i)
-                                                             for i in node.inputs))
+                rebuilt[node.id] = node.evolve(
+                    inputs=tuple(rebuilt.get(i.id, i) for i in node.inputs)
+                )
         return rebuilt[output.id]
 
 
@@ -137,10 +152,12 @@ def warn_if_unsharded(output: Node, total_workers: int, who: str) -> None:
     if not sources:
         return
     names = ", ".join(n.label for n in sources)
-    msg = (f"{who}: {total_workers} workers each run the pipeline, but the elements of "
-           f"{names} reach the output without a sharding_filter, so every worker yields "
-           "them (duplicates). Add .sharding_filter() after listing/shuffling the shard "
-           "files (splitting files, not samples).")
+    msg = (
+        f"{who}: {total_workers} workers each run the pipeline, but the elements of "
+        f"{names} reach the output without a sharding_filter, so every worker yields "
+        "them (duplicates). Add .sharding_filter() after listing/shuffling the shard "
+        "files (splitting files, not samples)."
+    )
     warnings.warn(msg, ShardingWarning, stacklevel=4)
 
 
@@ -153,8 +170,10 @@ def upstream_batch_size(node: Node) -> int | None:
             return node.params["batch_size"]
         if node.op == STREAM_OP:
             return node.params["batch_size"]
-        if len(node.inputs) == 1 and (node.op == PREFETCH_OP  # one for one, counts lag
-                                      or get_op(node.op).passthrough):
+        if len(node.inputs) == 1 and (
+            node.op == PREFETCH_OP  # one for one, counts lag
+            or get_op(node.op).passthrough
+        ):
             node = node.inputs[0]
         else:
             return None

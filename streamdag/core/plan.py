@@ -82,7 +82,7 @@ def _decode_after(shuffle: Node, consumers: Counter[str]) -> Node:
     decodes = [i for i, n in enumerate(chain) if get_op(n.op).decodes]
     if not decodes:
         return shuffle
-    crossed = chain[:decodes[-1] + 1]
+    crossed = chain[: decodes[-1] + 1]
     top = shuffle.evolve(inputs=crossed[-1].inputs)
     for node in reversed(crossed):
         top = node.evolve(inputs=(top,))

@@ -31,29 +31,37 @@ class ReaderDef:
     signature: inspect.Signature
 
     @classmethod
-    def of(cls, name: str, target: Callable[..., Any], inputs: int = 0,
-           shardable: bool = False) -> ReaderDef:
+    def of(
+        cls, name: str, target: Callable[..., Any], inputs: int = 0, shardable: bool = False
+    ) -> ReaderDef:
         if inputs not in (0, 1):
-            raise ParamError(f"reader {name!r}: inputs must be 0 (a source) or 1, got "
-                             f"{inputs!r}")
+            raise ParamError(f"reader {name!r}: inputs must be 0 (a source) or 1, got {inputs!r}")
         signature = inspect.signature(target)
         clash = RESERVED.intersection(signature.parameters)
         if clash:
-            raise ParamError(f"reader {name!r}: parameter names {sorted(clash)} are reserved "
-                             "for the node (rename them)")
+            raise ParamError(
+                f"reader {name!r}: parameter names {sorted(clash)} are reserved "
+                "for the node (rename them)"
+            )
         return cls(name, target, inputs, shardable, signature)
 
     @property
     def has_state(self) -> bool:
         return isinstance(self.target, type) and all(
-            callable(getattr(self.target, m, None)) for m in ("state_dict", "load_state_dict"))
+            callable(getattr(self.target, m, None)) for m in ("state_dict", "load_state_dict")
+        )
 
 
 def reader_spec(definition: ReaderDef) -> OpSpec:
-    return OpSpec(definition.name, RUNTIME, params=None,
-                  inputs=(definition.inputs, definition.inputs),
-                  check=partial(_check, definition), splits_data=definition.shardable,
-                  definition=definition)
+    return OpSpec(
+        definition.name,
+        RUNTIME,
+        params=None,
+        inputs=(definition.inputs, definition.inputs),
+        check=partial(_check, definition),
+        splits_data=definition.shardable,
+        definition=definition,
+    )
 
 
 def _check(definition: ReaderDef, params: Mapping[str, Any]) -> None:
@@ -63,5 +71,5 @@ def _check(definition: ReaderDef, params: Mapping[str, Any]) -> None:
     try:
         definition.signature.bind(*fixed, **args)
     except TypeError as exc:
-        expected = ", ".join(list(definition.signature.parameters)[len(fixed):])
+        expected = ", ".join(list(definition.signature.parameters)[len(fixed) :])
         raise ParamError(f"{definition.name}: {exc} (the reader takes: {expected})") from None

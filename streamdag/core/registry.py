@@ -24,6 +24,7 @@ T = TypeVar("T", bound=type)
 _OPS: dict[str, OpSpec] = {spec.name: spec for spec in BUILTIN}
 registered_ops: Mapping[str, OpSpec] = MappingProxyType(_OPS)
 
+
 def register(spec: OpSpec, *, replace: bool = False) -> OpSpec:
     """Add ``spec``; a different op under a taken name needs ``replace``."""
     old = _OPS.get(spec.name)
@@ -33,9 +34,14 @@ def register(spec: OpSpec, *, replace: bool = False) -> OpSpec:
     return spec
 
 
-def register_op(name: str, *, inputs: int | tuple[int, int | None] = 1,
-                params: Mapping[str, Any] | Iterable[str] | None = None,
-                replace: bool = False, **traits: Any) -> Callable[[T], T]:
+def register_op(
+    name: str,
+    *,
+    inputs: int | tuple[int, int | None] = 1,
+    params: Mapping[str, Any] | Iterable[str] | None = None,
+    replace: bool = False,
+    **traits: Any,
+) -> Callable[[T], T]:
     """Class decorator for a third-party runtime class: registers the op
     ``name`` with the class as its runtime.
 
@@ -48,8 +54,9 @@ def register_op(name: str, *, inputs: int | tuple[int, int | None] = 1,
 
     def deco(cls: T) -> T:
         validate = getattr(cls, "validate", None)
-        register(OpSpec(name, cls, _params(params), (lo, hi), check=validate, **traits),
-                 replace=replace)
+        register(
+            OpSpec(name, cls, _params(params), (lo, hi), check=validate, **traits), replace=replace
+        )
         return cls
 
     return deco
@@ -71,10 +78,12 @@ def get_op(name: str) -> OpSpec:
     if load_entry_point(name):
         return _OPS[name]
     hint = did_you_mean(name, _OPS)
-    msg = (f"unknown op {name!r}{f' ({hint})' if hint else ''}: no implementation is "
-           "registered under that name. Import the module that defines it (or install "
-           "the package that provides it through the 'streamdag.readers' entry point) "
-           "before building or loading the graph.")
+    msg = (
+        f"unknown op {name!r}{f' ({hint})' if hint else ''}: no implementation is "
+        "registered under that name. Import the module that defines it (or install "
+        "the package that provides it through the 'streamdag.readers' entry point) "
+        "before building or loading the graph."
+    )
     raise ParamError(msg)
 
 

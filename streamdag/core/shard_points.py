@@ -40,9 +40,13 @@ def _twice(first: Node, second: Node) -> str:
         reader = first if filters[0] is second else second
         fix = f"remove the sharding_filter: {reader.op!r} yields each worker's share by itself"
     else:
-        fix = ("remove one of them (usually the later one: splitting the shard files, not "
-               "the samples, spares each worker reading what it would discard)")
-    return (f"sharding twice on one path: {second.label} would split again what "
-            f"{first.label} has already split between the workers, so each of n workers "
-            "(ranks x workers per rank) would keep 1/n² of the data and the rest would be "
-            f"lost. Shard once on each path from a source to the output: {fix}")
+        fix = (
+            "remove one of them (usually the later one: splitting the shard files, not "
+            "the samples, spares each worker reading what it would discard)"
+        )
+    return (
+        f"sharding twice on one path: {second.label} would split again what "
+        f"{first.label} has already split between the workers, so each of n workers "
+        "(ranks x workers per rank) would keep 1/n² of the data and the rest would be "
+        f"lost. Shard once on each path from a source to the output: {fix}"
+    )

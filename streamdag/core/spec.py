@@ -104,8 +104,11 @@ class OpSpec:
 
     def defaults(self) -> dict[str, Any]:
         """The params a node gets when it gives none."""
-        return {k: p.default for k, p in (self.params or {}).items()
-                if p.default is not REQUIRED and p.default is not UNSET}
+        return {
+            k: p.default
+            for k, p in (self.params or {}).items()
+            if p.default is not REQUIRED and p.default is not UNSET
+        }
 
     @property
     def origin(self) -> str | None:
@@ -144,6 +147,5 @@ class OpSpec:
     def check_inputs(self, count: int) -> None:
         lo, hi = self.inputs
         if count < lo or (hi is not None and count > hi):
-            want = (str(lo) if lo == hi else f"{lo} or more" if hi is None
-                    else f"{lo} to {hi}")
+            want = str(lo) if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
             raise ParamError(f"{self.name}: expects {want} inputs, got {count}")

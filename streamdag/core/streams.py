@@ -65,8 +65,10 @@ def is_text(data: Any) -> bool:
 
 
 def text_stream_error(op: str) -> TypeError:
-    return TypeError(f"{op} reads bytes but got a text stream: open the files in binary "
-                     f"mode, open_files(mode=\"b\")")
+    return TypeError(
+        f"{op} reads bytes but got a text stream: open the files in binary "
+        f'mode, open_files(mode="b")'
+    )
 
 
 def as_stream(data: Any) -> Any:

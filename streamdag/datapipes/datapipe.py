@@ -18,8 +18,9 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
-def make_node(op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (),
-              name: str | None = None) -> Node:
+def make_node(
+    op: str, params: Mapping[str, Any], inputs: Iterable[Node] = (), name: str | None = None
+) -> Node:
     """A validated spec node: bad params fail here, naming the op; so does a
     second sharding point on a path (only sharding points walk their upstream)."""
     opdef = get_op(op)
@@ -55,13 +56,15 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
     def __repr__(self) -> str:
         return f"DataPipe({self.node.label})"
 
-    def _then(self, op: str, params: Mapping[str, Any], *others: DataPipe[Any],
-              name: str | None = None) -> DataPipe[Any]:
+    def _then(
+        self, op: str, params: Mapping[str, Any], *others: DataPipe[Any], name: str | None = None
+    ) -> DataPipe[Any]:
         nodes = [self.node, *(node_of(op, other) for other in others)]
         return DataPipe(make_node(op, params, nodes, name))
 
-    def apply(self, op: str, *others: DataPipe[Any], name: str | None = None,
-              **params: Any) -> DataPipe[Any]:
+    def apply(
+        self, op: str, *others: DataPipe[Any], name: str | None = None, **params: Any
+    ) -> DataPipe[Any]:
         """A node of the registered ``op`` (a custom op: ``@sd.register_op``)
         reading this pipe (and ``others``), with ``params``: how a pipeline
         chains an op that has no method of its own."""
@@ -69,31 +72,53 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
 
     # -- per element ----------------------------------------------------
     @overload
-    def map(self, fn: Callable[[T], U], input_col: None = None, output_col: None = None, *,
-            name: str | None = None) -> DataPipe[U]: ...
+    def map(
+        self,
+        fn: Callable[[T], U],
+        input_col: None = None,
+        output_col: None = None,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[U]: ...
     @overload
-    def map(self, fn: Callable[..., Any], input_col: Col = None, output_col: Col = None, *,
-            name: str | None = None) -> DataPipe[Any]: ...
+    def map(
+        self,
+        fn: Callable[..., Any],
+        input_col: Col = None,
+        output_col: Col = None,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]: ...
 
-    def map(self, fn: Callable[..., Any], input_col: Col = None, output_col: Col = None, *,
-            name: str | None = None) -> DataPipe[Any]:
+    def map(
+        self,
+        fn: Callable[..., Any],
+        input_col: Col = None,
+        output_col: Col = None,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
         """Apply ``fn`` to each element (or to ``input_col`` of it)."""
-        return self._then("map", {"fn": fn, "input_col": input_col, "output_col": output_col},
-                          name=name)
+        return self._then(
+            "map", {"fn": fn, "input_col": input_col, "output_col": output_col}, name=name
+        )
 
-    def filter(self, fn: Callable[..., bool], input_col: Col = None, *,
-               name: str | None = None) -> DataPipe[T]:
+    def filter(
+        self, fn: Callable[..., bool], input_col: Col = None, *, name: str | None = None
+    ) -> DataPipe[T]:
         """Keep the elements for which ``fn`` is true."""
         return self._then("filter", {"fn": fn, "input_col": input_col}, name=name)
 
-    def flatmap(self, fn: Callable[[T], Iterable[U]] | None = None, *,
-                name: str | None = None) -> DataPipe[U]:
+    def flatmap(
+        self, fn: Callable[[T], Iterable[U]] | None = None, *, name: str | None = None
+    ) -> DataPipe[U]:
         """Replace each element by the elements of ``fn(element)``."""
         return self._then("flatmap", {"fn": fn}, name=name)
 
     # -- grouping -------------------------------------------------------
-    def batch(self, batch_size: int, drop_last: bool = False, *,
-              name: str | None = None) -> DataPipe[list[T]]:
+    def batch(
+        self, batch_size: int, drop_last: bool = False, *, name: str | None = None
+    ) -> DataPipe[list[T]]:
         """Lists of ``batch_size`` elements; the last may be shorter unless ``drop_last``."""
         return self._then("batch", {"batch_size": batch_size, "drop_last": drop_last}, name=name)
 
@@ -103,29 +128,44 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         where a batch is expected is an error, as in torchdata."""
         return self._then("unbatch", {"unbatch_level": unbatch_level}, name=name)
 
-    def collate(self, conversion: Callable[[Any], Any] | None = None,
-                collate_fn: Callable[[Any], Any] | None = None, *,
-                name: str | None = None) -> DataPipe[Any]:
+    def collate(
+        self,
+        conversion: Callable[[Any], Any] | None = None,
+        collate_fn: Callable[[Any], Any] | None = None,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
         """Batches to tensors with ``collate_fn`` if given, else ``conversion``
         (torchdata's two arguments; None: torch's ``default_collate``)."""
         if isinstance(conversion, Mapping):
-            raise ParamError("collate: a dict of per-column conversions is torchdata's "
-                             "DataFrame (torcharrow) collation, which streamdag does not "
-                             "support; pass one function")
+            raise ParamError(
+                "collate: a dict of per-column conversions is torchdata's "
+                "DataFrame (torcharrow) collation, which streamdag does not "
+                "support; pass one function"
+            )
         fn = collate_fn if collate_fn is not None else conversion
         return self._then("collate", {"fn": fn}, name=name)
 
     # -- order and splitting --------------------------------------------
-    def shuffle(self, buffer_size: int = 10000, initial: int = 100, *,
-                decode_late: bool = True, unbatch_level: int = 0,
-                name: str | None = None) -> DataPipe[T]:
+    def shuffle(
+        self,
+        buffer_size: int = 10000,
+        initial: int = 100,
+        *,
+        decode_late: bool = True,
+        unbatch_level: int = 0,
+        name: str | None = None,
+    ) -> DataPipe[T]:
         """Seeded buffer shuffle; a new order each epoch; emits from ``initial`` buffered on.
         ``decode_late``: after a decode (and maps), buffer the samples still encoded and
         decode them as they leave: the same output, several times less memory.
         ``unbatch_level``: unbatch that many levels first (torchdata's argument)."""
         pipe: DataPipe[Any] = self.unbatch(unbatch_level) if unbatch_level else self
-        return pipe._then("shuffle", {"buffer_size": buffer_size, "initial": initial,
-                                      "decode_late": decode_late}, name=name)
+        return pipe._then(
+            "shuffle",
+            {"buffer_size": buffer_size, "initial": initial, "decode_late": decode_late},
+            name=name,
+        )
 
     def sharding_filter(self, *, name: str | None = None) -> DataPipe[T]:
         """Keep every n-th element for this worker (n = ranks x workers)."""
@@ -156,27 +196,50 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         elements of a partial round are dropped, as in torchdata)."""
         return self._then("mux", {}, *others, name=name)
 
-    def fork(self, num_instances: int, buffer_size: int = 1000,
-             copy: Literal["shallow", "deep"] | None = None, *,
-             name: str | None = None) -> Any:
+    def fork(
+        self,
+        num_instances: int,
+        buffer_size: int = 1000,
+        copy: Literal["shallow", "deep"] | None = None,
+        *,
+        name: str | None = None,
+    ) -> Any:
         """A list of ``num_instances`` pipes that each see every element (this
         pipe itself for 1, as torchdata). Outputs may drift at most
         ``buffer_size`` elements apart (-1: no bound), else ``BufferError``.
         ``copy``: each output gets a shallow or deep copy of each element."""
-        hub = make_node("fork", {"num_instances": num_instances, "buffer_size": buffer_size,
-                                 "copy": copy}, [self.node], name)
+        hub = make_node(
+            "fork",
+            {"num_instances": num_instances, "buffer_size": buffer_size, "copy": copy},
+            [self.node],
+            name,
+        )
         return self if num_instances == 1 else _branches(hub, num_instances, name)
 
-    def demux(self, num_instances: int, classifier_fn: Callable[[Any], int | None],
-              drop_none: bool = False, buffer_size: int = 1000, *,
-              name: str | None = None) -> list[DataPipe[T]]:
+    def demux(
+        self,
+        num_instances: int,
+        classifier_fn: Callable[[Any], int | None],
+        drop_none: bool = False,
+        buffer_size: int = 1000,
+        *,
+        name: str | None = None,
+    ) -> list[DataPipe[T]]:
         """A list of ``num_instances`` pipes: each element goes to output
         ``classifier_fn(element)`` (dropped if None and ``drop_none``). The
         outputs not being read may hold ``buffer_size`` elements together
         (-1: no bound), else ``BufferError``."""
-        hub = make_node("demux", {"num_instances": num_instances, "classifier_fn": classifier_fn,
-                                  "drop_none": drop_none, "buffer_size": buffer_size},
-                        [self.node], name)
+        hub = make_node(
+            "demux",
+            {
+                "num_instances": num_instances,
+                "classifier_fn": classifier_fn,
+                "drop_none": drop_none,
+                "buffer_size": buffer_size,
+            },
+            [self.node],
+            name,
+        )
         return _branches(hub, num_instances, name)
 
     # -- execution helpers ----------------------------------------------
@@ -191,8 +254,9 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         """Produce up to ``buffer_size`` elements ahead in a background thread."""
         return self._then("prefetch", {"buffer_size": buffer_size}, name=name)
 
-    def in_memory_cache(self, max_items: int | None = None, *,
-                        name: str | None = None) -> DataPipe[T]:
+    def in_memory_cache(
+        self, max_items: int | None = None, *, name: str | None = None
+    ) -> DataPipe[T]:
         """Serve epochs after the first from memory."""
         return self._then("in_memory_cache", {"max_items": max_items}, name=name)
 
@@ -216,8 +280,10 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
     def _shuffle_with(self, method: str, **params: Any) -> DataPipe[Any]:
         node = self.node
         if node.op != "shuffle":
-            raise ParamError(f"{method}: applies to a shuffle pipe, got {node.label}; call it "
-                             "right after .shuffle(...)")
+            raise ParamError(
+                f"{method}: applies to a shuffle pipe, got {node.label}; call it "
+                "right after .shuffle(...)"
+            )
         return DataPipe(make_node("shuffle", {**node.params, **params}, node.inputs, node.name))
 
 
@@ -229,20 +295,27 @@ def IterableWrapper(iterable: Iterable[T], *, name: str | None = None) -> DataPi
     return DataPipe(make_node("iterable_wrapper", {"iterable": iterable}, (), name))
 
 
-def SampleMultiplexer(pipes_to_weights: Mapping[DataPipe[Any], float],  # noqa: N802
-                      seed: int | None = None, *, name: str | None = None) -> DataPipe[Any]:
+def SampleMultiplexer(
+    pipes_to_weights: Mapping[DataPipe[Any], float],  # noqa: N802
+    seed: int | None = None,
+    *,
+    name: str | None = None,
+) -> DataPipe[Any]:
     """Mix pipelines at random by weight; inputs that end drop out and the
     rest continue until all have ended."""
     pipes = list(pipes_to_weights)
     weights = [pipes_to_weights[p] for p in pipes]
     nodes = [node_of("sample_multiplexer", p) for p in pipes]
-    return DataPipe(make_node("sample_multiplexer", {"weights": weights, "seed": seed},
-                              nodes, name))
+    return DataPipe(
+        make_node("sample_multiplexer", {"weights": weights, "seed": seed}, nodes, name)
+    )
 
 
 def _branches(hub: Node, count: int, name: str | None) -> list[DataPipe[Any]]:
-    return [DataPipe(make_node("branch", {"index": i}, [hub], f"{name}.{i}" if name else None))
-            for i in range(count)]
+    return [
+        DataPipe(make_node("branch", {"index": i}, [hub], f"{name}.{i}" if name else None))
+        for i in range(count)
+    ]
 
 
 def node_of(op: str, pipe: Any) -> Node:

@@ -9,9 +9,14 @@ from .datapipe import DataPipe, make_node
 
 
 def FileLister(  # noqa: N802 - torchdata's name
-    root: str | Sequence[str] | DataPipe[str] = ".", masks: str | Sequence[str] = "*", recursive: bool = False,
-    *, abspath: bool = False, non_deterministic: bool = False,
-    storage_options: Mapping[str, Any] | None = None, name: str | None = None,
+    root: str | Sequence[str] | DataPipe[str] = ".",
+    masks: str | Sequence[str] = "*",
+    recursive: bool = False,
+    *,
+    abspath: bool = False,
+    non_deterministic: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    name: str | None = None,
 ) -> DataPipe[str]:
     """Paths of the files under ``root`` (a directory, a file or a glob; a
     local path or any fsspec URL; or a list of them) whose names match one of
@@ -25,9 +30,14 @@ def FileLister(  # noqa: N802 - torchdata's name
     endpoint); ``open_files`` downstream reuses them unless given its own."""
     del non_deterministic
     if isinstance(root, DataPipe):  # torchdata's FileLister(datapipe_of_roots)
-        return root.list_files(masks, recursive=recursive, abspath=abspath,
-                               storage_options=storage_options, name=name)
-    params = {"root": root, "masks": masks, "recursive": recursive,
-              "storage_options": dict(storage_options) if storage_options else None,
-              "abspath": abspath}
+        return root.list_files(
+            masks, recursive=recursive, abspath=abspath, storage_options=storage_options, name=name
+        )
+    params = {
+        "root": root,
+        "masks": masks,
+        "recursive": recursive,
+        "storage_options": dict(storage_options) if storage_options else None,
+        "abspath": abspath,
+    }
     return DataPipe(make_node("file_lister", params, (), name))

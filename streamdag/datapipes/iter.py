@@ -159,6 +159,7 @@ def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataP
     ``datapipe.to_iter_datapipe(indices)``."""
     return datapipe.to_iter_datapipe(indices)
 
+
 __all__ = [
     "Batcher",
     "Bz2FileLoader",

@@ -43,8 +43,13 @@ class Reader:
     def name(self) -> str:
         return self.definition.name
 
-    def __call__(self, *inputs: DataPipe[Any], name: str | None = None,
-                 on_error: str = "raise", **params: Any) -> DataPipe[Any]:
+    def __call__(
+        self,
+        *inputs: DataPipe[Any],
+        name: str | None = None,
+        on_error: str = "raise",
+        **params: Any,
+    ) -> DataPipe[Any]:
         nodes = [node_of(self.name, pipe) for pipe in inputs]
         return DataPipe(make_node(self.name, {**params, "on_error": on_error}, nodes, name))
 
@@ -52,8 +57,9 @@ class Reader:
         return f"<streamdag reader {self.name!r} ({self.definition.target!r})>"
 
 
-def reader(name: str, *, inputs: int = 0, shardable: bool = False,
-           replace: bool = False) -> Callable[[Callable[..., Any]], Reader]:
+def reader(
+    name: str, *, inputs: int = 0, shardable: bool = False, replace: bool = False
+) -> Callable[[Callable[..., Any]], Reader]:
     """Register a generator function or a class as the reader op ``name``.
 
     ``inputs=0``: a source, called once per epoch as ``fn(ctx, **params)``;
@@ -80,7 +86,9 @@ def _reloaded(name: str, target: Any) -> bool:
     op = registered_ops.get(name)
     old = op.definition if op else None
     return isinstance(old, ReaderDef) and (old.target.__module__, old.target.__qualname__) == (
-        target.__module__, target.__qualname__)
+        target.__module__,
+        target.__qualname__,
+    )
 
 
 def _is_reader(name: str) -> bool:
@@ -93,9 +101,11 @@ def get_reader(name: str) -> Reader:
     if not _is_reader(name):
         load_entry_point(name)
     if not _is_reader(name):
-        raise ParamError(f"no reader named {name!r}: decorate it with @sd.reader({name!r}) or "
-                         f"install a package that declares it under the {ENTRY_POINT_GROUP!r} "
-                         "entry-point group")
+        raise ParamError(
+            f"no reader named {name!r}: decorate it with @sd.reader({name!r}) or "
+            f"install a package that declares it under the {ENTRY_POINT_GROUP!r} "
+            "entry-point group"
+        )
     return Reader(registered_ops[name].definition)
 
 

@@ -23,15 +23,19 @@ from .units import UNIT_NAMES, ZERO_PADDED, unit_decoder
 
 STEP = 4 * CHUNK  # decompressed bytes per decompressor call (zstd: up to 128 KiB more)
 
-MAGIC = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
-         (b"\x04\x22\x4d\x18", "lz4"))
+MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
 _BZ2_BLOCK = b"1AY&SY"  # bz2: "BZh" + level digit + the first block's magic (not just "BZh",
-                         # which a tar's first file name may start with)
+# which a tar's first file name may start with)
 
 
 def format_by_suffix(path: str) -> str | None:
     dot = path.rfind(".")
-    return SUFFIXES.get(path[dot + 1:].lower()) if dot > path.rfind("/") else None
+    return SUFFIXES.get(path[dot + 1 :].lower()) if dot > path.rfind("/") else None
 
 
 def format_by_magic(head: bytes) -> str | None:
@@ -56,9 +60,13 @@ class Decompressing(io.RawIOBase):
     passed on stays, and a reader drops the element it was reading instead
     of taking a partial one for whole."""
 
-    def __init__(self, fmt: str, source: Any,
-                 fail: Callable[[BaseException, str], None] | None = None,
-                 verify_limit: int = VERIFY_LIMIT) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        source: Any,
+        fail: Callable[[BaseException, str], None] | None = None,
+        verify_limit: int = VERIFY_LIMIT,
+    ) -> None:
         self._fmt = fmt
         self._source = source
         self._new_unit = unit_decoder(fmt)
@@ -114,8 +122,9 @@ class Decompressing(io.RawIOBase):
         elif unit.needs_input:
             data = self._input or self._read_chunk()
             if not data:
-                raise EOFError(f"the file ends inside {UNIT_NAMES[self._fmt]} {self._units} "
-                               "(truncated)")
+                raise EOFError(
+                    f"the file ends inside {UNIT_NAMES[self._fmt]} {self._units} (truncated)"
+                )
         else:
             data = b""
         self._input = b""
@@ -158,13 +167,19 @@ class Decompressing(io.RawIOBase):
 
     def _damaged(self, exc: Exception) -> None:
         unit = UNIT_NAMES[self._fmt]
-        unchecked = f", {self._unchecked} of them unchecked from this {unit.split()[1]}" \
-            if self._unchecked else ""
-        where = (f"at byte {self._read} (in {unit} {self._units} from byte {self._start}; "
-                 f"{self.position} bytes delivered before it{unchecked})")
+        unchecked = (
+            f", {self._unchecked} of them unchecked from this {unit.split()[1]}"
+            if self._unchecked
+            else ""
+        )
+        where = (
+            f"at byte {self._read} (in {unit} {self._units} from byte {self._start}; "
+            f"{self.position} bytes delivered before it{unchecked})"
+        )
         self._held.clear()
-        self._cut = (f"the stream was cut {where} by the damage found there "
-                     f"({type(exc).__name__}: {exc})")
+        self._cut = (
+            f"the stream was cut {where} by the damage found there ({type(exc).__name__}: {exc})"
+        )
         if self._fail is None:
             raise exc
         self._fail(exc, where)
@@ -178,9 +193,13 @@ class Decompressing(io.RawIOBase):
         super().close()
 
 
-def decompressed(stream: Any, path: str | None, file_type: str | None = None,
-                 fail: Callable[[BaseException, str], None] | None = None,
-                 verify_limit: int = VERIFY_LIMIT) -> Any:
+def decompressed(
+    stream: Any,
+    path: str | None,
+    file_type: str | None = None,
+    fail: Callable[[BaseException, str], None] | None = None,
+    verify_limit: int = VERIFY_LIMIT,
+) -> Any:
     """``stream`` decompressed (buffered, peekable) if ``file_type``, else the
     suffix of ``path`` (None: magic bytes only), else the magic bytes say it
     is compressed; else ``stream``. An empty file that claims a compression
@@ -214,9 +233,13 @@ class DecompressNode(ErrorPolicy, RuntimeNode):
             self.reraise(text_stream_error("decompress"), repr(path))
         p = self.params
         try:
-            return path, decompressed(as_stream(stream), path, p["file_type"],
-                                      lambda exc, where: self.fail(exc, f"{path!r} {where}"),
-                                      p["verify_limit"])
+            return path, decompressed(
+                as_stream(stream),
+                path,
+                p["file_type"],
+                lambda exc, where: self.fail(exc, f"{path!r} {where}"),
+                p["verify_limit"],
+            )
         except Exception as exc:
             close_quietly(stream)
             self.fail(exc, repr(path))

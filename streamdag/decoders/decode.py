@@ -26,9 +26,9 @@ from .image import IMAGE_EXTENSIONS, decode_image
 def field_of(path: str) -> str:
     """The field name of a file path: its name after the first dot, lowercased."""
     name = path.member if type(path) is MemberPath else path
-    name = name[name.rfind("/") + 1:]
+    name = name[name.rfind("/") + 1 :]
     dot = name.find(".")
-    return name[dot + 1:].lower() if dot > 0 else ""
+    return name[dot + 1 :].lower() if dot > 0 else ""
 
 
 class DecodeNode(ErrorPolicy, RuntimeNode):
@@ -45,8 +45,7 @@ class DecodeNode(ErrorPolicy, RuntimeNode):
             self._builtin.update(BUILTIN)
             image = p["image"]
             if image != "bytes":
-                decode = partial(decode_image, mode=p["mode"], size=p["size"],
-                                 to=image)
+                decode = partial(decode_image, mode=p["mode"], size=p["size"], to=image)
                 self._builtin.update(dict.fromkeys(IMAGE_EXTENSIONS, decode))
         self._routes: dict[str, tuple[Any, ...]] = {}  # key -> (by_ext, builtin, field)
 
@@ -58,7 +57,7 @@ class DecodeNode(ErrorPolicy, RuntimeNode):
 
     def _route(self, key: str) -> tuple[Any, ...]:
         field = key.lower().removeprefix(".")
-        ext = field[field.rfind(".") + 1:]
+        ext = field[field.rfind(".") + 1 :]
         route = (self._by_ext.get(field) or self._by_ext.get(ext), self._builtin.get(ext), field)
         self._routes[key] = route
         return route
@@ -85,8 +84,10 @@ class DecodeNode(ErrorPolicy, RuntimeNode):
                     out[key] = value if key[:2] == "__" else self._field(key, value)
             except Exception as exc:
                 url = sample.get("__url__")
-                where = (f"sample {sample.get('__key__')!r}"
-                         f"{'' if url is None else f' of {url!r}'}, field {key!r}")
+                where = (
+                    f"sample {sample.get('__key__')!r}"
+                    f"{'' if url is None else f' of {url!r}'}, field {key!r}"
+                )
                 self.fail(exc, where)
                 return SKIP
             return out

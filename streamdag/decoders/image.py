@@ -15,15 +15,17 @@ from ..core.ops.decoders import IMAGE_MODES, IMAGE_OUTPUTS, target_size
 
 MODES = dict(zip(IMAGE_MODES, ("RGB", "RGBA", "L"), strict=True))
 OUTPUTS = IMAGE_OUTPUTS
-IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "ppm", "pgm", "pbm",
-                              "pnm", "tif", "tiff"})
+IMAGE_EXTENSIONS = frozenset(
+    {"jpg", "jpeg", "png", "webp", "bmp", "ppm", "pgm", "pbm", "pnm", "tif", "tiff"}
+)
 # Pillow's names for those formats: the only ones opened, whatever the bytes
 # say. Others are not needed, and one (EPS) runs the Ghostscript program.
 PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "PPM", "TIFF")
 
 
-def decode_image(data: bytes, mode: str = "rgb", size: int | Sequence[int] | None = None,
-                 to: str = "numpy") -> Any:
+def decode_image(
+    data: bytes, mode: str = "rgb", size: int | Sequence[int] | None = None, to: str = "numpy"
+) -> Any:
     """Encoded image bytes -> uint8 ``HxWxC`` numpy array (``to="numpy"``,
     C = 3, 4 or 1 for rgb, rgba, l), ``CxHxW`` torch tensor (``"torch"``)
     or a PIL image (``"pil"``), resized to ``size`` (width, height) if given."""
@@ -65,8 +67,9 @@ def _loaded(img: Any) -> Any:
     return img
 
 
-def image_handler(mode: str = "rgb", size: int | Sequence[int] | None = None,
-                  to: str = "numpy") -> Callable[[str, bytes], Any]:
+def image_handler(
+    mode: str = "rgb", size: int | Sequence[int] | None = None, to: str = "numpy"
+) -> Callable[[str, bytes], Any]:
     """A webdataset-style ``handler(key, data)`` decoding image extensions
     (jpg, jpeg, png, webp, bmp, ppm, tif...) and returning None for the rest.
     A ``functools.partial`` of a module function, so a graph using it saves."""
@@ -76,9 +79,14 @@ def image_handler(mode: str = "rgb", size: int | Sequence[int] | None = None,
     return partial(decode_image_field, mode=mode, size=size, to=to)
 
 
-def decode_image_field(key: str, data: bytes, mode: str = "rgb",
-                       size: int | Sequence[int] | None = None, to: str = "numpy") -> Any:
+def decode_image_field(
+    key: str,
+    data: bytes,
+    mode: str = "rgb",
+    size: int | Sequence[int] | None = None,
+    to: str = "numpy",
+) -> Any:
     """``decode_image`` for keys with an image extension, None for others."""
-    if key[key.rfind(".") + 1:].lower() in IMAGE_EXTENSIONS:
+    if key[key.rfind(".") + 1 :].lower() in IMAGE_EXTENSIONS:
         return decode_image(data, mode, size, to)
     return None

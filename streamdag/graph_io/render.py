@@ -64,8 +64,11 @@ def functions_table(uses: list[FunctionUse]) -> str:
     )
 
 
-def to_dot(nodes: tuple[Node, ...] | list[Node], output: Node,
-           notes: dict[str, tuple[str, bool]] | None = None) -> str:
+def to_dot(
+    nodes: tuple[Node, ...] | list[Node],
+    output: Node,
+    notes: dict[str, tuple[str, bool]] | None = None,
+) -> str:
     """Graphviz DOT text: a box per node (name, op, params), edges from inputs
     to consumers (numbered where the order of inputs matters); the output has
     a double border. ``notes`` (``streamdag.stats.profile_notes``) add a line per node

@@ -14,8 +14,10 @@ def check_node(node: Node) -> None:
     try:
         opdef = get_op(node.op)
         if opdef.runtime_only:
-            raise ParamError(f"{node.op}: this node is made by worker reading services while a "
-                             "graph runs and cannot be written in a graph")
+            raise ParamError(
+                f"{node.op}: this node is made by worker reading services while a "
+                "graph runs and cannot be written in a graph"
+            )
         opdef.check_inputs(len(node.inputs))
         opdef.complete(node.params)
     except ParamError as exc:

@@ -42,7 +42,6 @@ class ReaderContext:
         return self.world_size * self.num_workers
 
 
-
 class CustomReaderNode(ExpandingNode):
     """The runtime of every ``@sd.reader`` op: calls the reader its spec
     defines (``opspec.definition``)."""
@@ -53,8 +52,9 @@ class CustomReaderNode(ExpandingNode):
 
     def context(self) -> ReaderContext:
         w = self.graph.worker
-        return ReaderContext(w.rank, w.world_size, w.worker_id, w.num_workers, self.seed(),
-                             self.graph.epoch)
+        return ReaderContext(
+            w.rank, w.world_size, w.worker_id, w.num_workers, self.seed(), self.graph.epoch
+        )
 
     def expand(self, item: Any, at: Any) -> Iterator[Any]:
         d = self.definition

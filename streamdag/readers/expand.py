@@ -129,8 +129,10 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
         text stream where ``binary`` bytes are needed, is a wiring mistake,
         not bad data: it raises whatever the policy."""
         if type(item) is not tuple or len(item) != 2:
-            msg = (f"expects (path, stream) pairs as open_files() yields them, "
-                   f"got {type(item).__name__}")
+            msg = (
+                f"expects (path, stream) pairs as open_files() yields them, "
+                f"got {type(item).__name__}"
+            )
             self.reraise(TypeError(msg), f"element {str(item)[:80]!r}")
         if binary and is_text(item[1]):
             self.reraise(text_stream_error(self.spec.op), repr(item[0]))

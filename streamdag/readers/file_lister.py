@@ -32,9 +32,14 @@ def matches(name: str, masks: list[str]) -> bool:
     return not masks or any(fnmatch.fnmatch(name, m) for m in masks)
 
 
-def list_files(roots: list[str], masks: list[str], recursive: bool,
-               storage_options: Mapping[str, Any] | None,
-               on_retry: Callable[[], None] = lambda: None, abspath: bool = False) -> list[str]:
+def list_files(
+    roots: list[str],
+    masks: list[str],
+    recursive: bool,
+    storage_options: Mapping[str, Any] | None,
+    on_retry: Callable[[], None] = lambda: None,
+    abspath: bool = False,
+) -> list[str]:
     """The matching files of each root, in torchdata's order: a directory's
     files sorted by name, then its subdirectories, sorted, depth first.
     Local roots are walked as given (a relative root gives relative paths,
@@ -53,8 +58,13 @@ def list_files(roots: list[str], masks: list[str], recursive: bool,
         if isinstance(fs, LocalFileSystem):
             out.extend(_local(path, masks, recursive, abspath))
             continue
-        found = retry_transient(partial(_matching, fs, root, path, masks, recursive), root,
-                                RetryPolicy(), rng=random.Random(), on_retry=on_retry)
+        found = retry_transient(
+            partial(_matching, fs, root, path, masks, recursive),
+            root,
+            RetryPolicy(),
+            rng=random.Random(),
+            on_retry=on_retry,
+        )
         out.extend(fs.unstrip_protocol(p) for p in found)
     return out
 
@@ -109,7 +119,7 @@ def _listed(fs: Any, top: str, masks: list[str], recursive: bool) -> list[str]:
 def _walk_order(top: str, path: str) -> list[tuple[int, str]]:
     """The sort key of ``path`` under ``top`` that gives os.walk's order in
     torchdata: at each level, files (0) before directories (1), by name."""
-    parts = path[len(top.rstrip("/")):].strip("/").split("/")
+    parts = path[len(top.rstrip("/")) :].strip("/").split("/")
     return [(1, d) for d in parts[:-1]] + [(0, parts[-1])]
 
 
@@ -117,8 +127,9 @@ def _files_under(fs: Any, top: str, masks: list[str], recursive: bool) -> list[s
     """A directory's files that match a mask, or ``top`` itself, whatever its
     name, if it is a file. One listing: on an object store, asking first
     whether ``top`` exists and is a directory costs two more round trips."""
-    files = fs.find(top, maxdepth=None if recursive else 1,
-                    **_raise_errors(fs, s3_lists_flat=recursive))
+    files = fs.find(
+        top, maxdepth=None if recursive else 1, **_raise_errors(fs, s3_lists_flat=recursive)
+    )
     if files == [top]:
         return files
     return [p for p in files if matches(posixpath.basename(p), masks)]
@@ -155,12 +166,19 @@ class FileListerNode(CountsRetries, SequenceSource):
     def iterator(self) -> Iterator[str]:
         p = self.params
         try:
-            paths = list_files(_strings(p["root"]), _strings(p["masks"]), p["recursive"],
-                               p["storage_options"], self._count_retry, p["abspath"])
+            paths = list_files(
+                _strings(p["root"]),
+                _strings(p["masks"]),
+                p["recursive"],
+                p["storage_options"],
+                self._count_retry,
+                p["abspath"],
+            )
         except Exception as exc:
             msg = f"{self.label} cannot list {p['root']!r}: {type(exc).__name__}: {exc}"
-            raise NodeError(msg, op=self.spec.op, name=self.spec.name,
-                            node_id=self.spec.id) from exc
+            raise NodeError(
+                msg, op=self.spec.op, name=self.spec.name, node_id=self.spec.id
+            ) from exc
         return self.iterate_sequence(paths)
 
 
@@ -175,8 +193,14 @@ class ListFilesNode(CountsRetries, ExpandingNode):
             msg = f"list_files expects paths (str), got {type(item).__name__}"
             self.reraise(TypeError(msg), f"element {str(item)[:80]!r}")
         p = self.params
-        paths = list_files([os.fspath(item)], _strings(p["masks"]), p["recursive"],
-                           p["storage_options"], self._count_retry, p["abspath"])
+        paths = list_files(
+            [os.fspath(item)],
+            _strings(p["masks"]),
+            p["recursive"],
+            p["storage_options"],
+            self._count_retry,
+            p["abspath"],
+        )
         self._listing = it = iter(paths)
         if at:
             it.__setstate__(at)

@@ -71,8 +71,9 @@ class ReadLinesNode(LineReader):
         p = self.params
         text = self._text
         if p["strip_newline"]:
-            lines = map(str.strip if text else bytes.strip, lines,
-                        repeat("\r\n" if text else b"\r\n"))
+            lines = map(
+                str.strip if text else bytes.strip, lines, repeat("\r\n" if text else b"\r\n")
+            )
         if p["decode"]:
             lines = self.decoded(lines, p["errors"])
         with_path = p["return_path"]

@@ -20,8 +20,12 @@ from ..runtime.policy import ErrorPolicy
 PARAMS = ("mode", "encoding", "storage_options", "on_error")
 
 
-def open_stream(path: str, mode: str = "r", encoding: str | None = None,
-                storage_options: Mapping[str, Any] | None = None) -> Any:
+def open_stream(
+    path: str,
+    mode: str = "r",
+    encoding: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
     """An open file object: the builtin ``open`` for local paths (fastest
     reads), fsspec for URLs; text unless ``mode`` has a "b"."""
     if "://" not in path and "::" not in path:
@@ -38,8 +42,12 @@ class OpenFilesNode(ErrorPolicy, RuntimeNode):
 
     def setup(self) -> None:
         p = self.params
-        self._open = partial(open_stream, mode=p["mode"], encoding=p["encoding"],
-                             storage_options=p["storage_options"])
+        self._open = partial(
+            open_stream,
+            mode=p["mode"],
+            encoding=p["encoding"],
+            storage_options=p["storage_options"],
+        )
         self._last: Any = None
 
     def iterator(self) -> Iterator[tuple[str, Any]]:

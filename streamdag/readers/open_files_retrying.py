@@ -33,13 +33,19 @@ class RetryingOpenFilesNode(OpenFilesNode):
         policy = RetryPolicy(
             max_retries=p["max_retries"],
             backoff_base=p["backoff_base"],
-            backoff_max=p["backoff_max"])
-        self._open = partial(open_retrying, mode=p["mode"], encoding=p["encoding"],
-                             storage_options=p["storage_options"],
-                             chunk_size=p["chunk_size"],
-                             first_chunk=p["first_chunk"],
-                             read_ahead=p["read_ahead"],
-                             policy=policy, stats=self.retry_stats)
+            backoff_max=p["backoff_max"],
+        )
+        self._open = partial(
+            open_retrying,
+            mode=p["mode"],
+            encoding=p["encoding"],
+            storage_options=p["storage_options"],
+            chunk_size=p["chunk_size"],
+            first_chunk=p["first_chunk"],
+            read_ahead=p["read_ahead"],
+            policy=policy,
+            stats=self.retry_stats,
+        )
         self.reset()
 
     def stats(self) -> dict[str, int]:

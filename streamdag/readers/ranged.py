@@ -42,8 +42,7 @@ Sink = Callable[[bytes], None]
 
 
 class Ranges(Protocol):
-    def get(self, start: int, end: int, etag: str | None, on_head: OnHead,
-            sink: Sink) -> None:
+    def get(self, start: int, end: int, etag: str | None, on_head: OnHead, sink: Sink) -> None:
         """One request for bytes ``[start, end)`` (fewer at the end of the
         object), conditional on ``etag`` when given."""
 
@@ -85,8 +84,9 @@ class S3Ranges:
 
         sync(self._fs.loop, self._get, start, end, etag, on_head, sink)
 
-    async def _get(self, start: int, end: int, etag: str | None, on_head: OnHead,
-                   sink: Sink) -> None:
+    async def _get(
+        self, start: int, end: int, etag: str | None, on_head: OnHead, sink: Sink
+    ) -> None:
         kw = {**self._kw, "Range": f"bytes={start}-{end - 1}"}
         if etag:
             kw["IfMatch"] = etag
@@ -135,8 +135,9 @@ class HTTPRanges:
 
         sync(self._fs.loop, self._get, start, end, etag, on_head, sink)
 
-    async def _get(self, start: int, end: int, etag: str | None, on_head: OnHead,
-                   sink: Sink) -> None:
+    async def _get(
+        self, start: int, end: int, etag: str | None, on_head: OnHead, sink: Sink
+    ) -> None:
         kw = dict(self._fs.kwargs)
         headers = dict(kw.pop("headers", None) or {})
         headers["Range"] = f"bytes={start}-{end - 1}"
@@ -152,8 +153,10 @@ class HTTPRanges:
                 raise FileNotFoundError(errno.ENOENT, "not found", self._url)
             r.raise_for_status()
             if r.status != 206:
-                msg = (f"{self._url}: the server ignored the Range header (status {r.status}); "
-                       "read it without retry=")
+                msg = (
+                    f"{self._url}: the server ignored the Range header (status {r.status}); "
+                    "read it without retry="
+                )
                 raise OSError(errno.EINVAL, msg)
             on_head(Head(_total(r.headers.get("Content-Range"), self._url), r.headers.get("ETag")))
             async for piece in r.content.iter_any():

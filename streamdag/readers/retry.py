@@ -34,7 +34,7 @@ class RetryPolicy:
     backoff_max: float = 5.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2 ** attempt)))
+        return rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**attempt)))
 
 
 @dataclass
@@ -51,8 +51,9 @@ class RetryStats:
     bytes_fetched: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, *, retries: int = 0, requests: int = 0, nbytes: int = 0,
-            fetched: int = 0) -> None:
+    def add(
+        self, *, retries: int = 0, requests: int = 0, nbytes: int = 0, fetched: int = 0
+    ) -> None:
         with self._lock:
             self.retries += retries
             self.requests += requests
@@ -60,12 +61,17 @@ class RetryStats:
             self.bytes_fetched += fetched
 
     def as_dict(self) -> dict[str, int]:
-        return {"retries": self.retries, "requests": self.requests, "bytes": self.bytes,
-                "bytes_fetched": self.bytes_fetched}
+        return {
+            "retries": self.retries,
+            "requests": self.requests,
+            "bytes": self.bytes,
+            "bytes_fetched": self.bytes_fetched,
+        }
 
 
-def make_fs(url: str, storage_options: Mapping[str, Any] | None = None,
-            *, inner_retries: bool = False) -> tuple[Any, str]:
+def make_fs(
+    url: str, storage_options: Mapping[str, Any] | None = None, *, inner_retries: bool = False
+) -> tuple[Any, str]:
     """``(filesystem, path)`` for ``url``. Unless ``inner_retries``, S3's
     botocore and s3fs retries are switched off so ``RetryPolicy`` is the only
     budget (otherwise 5 x 5 x ours requests per failure). FileLister lists
@@ -85,9 +91,15 @@ def make_fs(url: str, storage_options: Mapping[str, Any] | None = None,
     return fs, path
 
 
-def retry_transient(fn: Callable[[], T], url: str, policy: RetryPolicy, *,
-                    rng: random.Random, on_retry: Callable[[], None] = lambda: None,
-                    stop: threading.Event | None = None) -> T:
+def retry_transient(
+    fn: Callable[[], T],
+    url: str,
+    policy: RetryPolicy,
+    *,
+    rng: random.Random,
+    on_retry: Callable[[], None] = lambda: None,
+    stop: threading.Event | None = None,
+) -> T:
     """``fn()``, called again after each transient failure (backoff with
     jitter) up to ``policy.max_retries`` times; a permanent failure is raised
     at once with ``url`` in its message. Once ``stop`` is set (the stream was
@@ -105,8 +117,7 @@ def retry_transient(fn: Callable[[], T], url: str, policy: RetryPolicy, *,
             if not is_transient(exc):
                 raise with_url(exc, url) from exc
             if attempt >= policy.max_retries:
-                msg = (f"{url}: giving up after {attempt + 1} attempts: "
-                       f"{type(exc).__name__}: {exc}")
+                msg = f"{url}: giving up after {attempt + 1} attempts: {type(exc).__name__}: {exc}"
                 raise RetriesExhaustedError(errno.EIO, msg) from exc
             on_retry()
             if stop.wait(policy.delay(attempt, rng)):

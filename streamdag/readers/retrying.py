@@ -95,11 +95,20 @@ class RetryingReader(io.BufferedIOBase):
     (shared with a node) accumulates over streams. ``size`` waits for the
     first response (and raises what it failed with: missing, denied...)."""
 
-    def __init__(self, fs: Any, path: str, *, chunk_size: int = DEFAULT_CHUNK,
-                 first_chunk: int = DEFAULT_FIRST_CHUNK,
-                 read_ahead: int = DEFAULT_READ_AHEAD, policy: RetryPolicy | None = None,
-                 stats: RetryStats | None = None, url: str | None = None,
-                 seed: int | None = None, start: bool = True) -> None:
+    def __init__(
+        self,
+        fs: Any,
+        path: str,
+        *,
+        chunk_size: int = DEFAULT_CHUNK,
+        first_chunk: int = DEFAULT_FIRST_CHUNK,
+        read_ahead: int = DEFAULT_READ_AHEAD,
+        policy: RetryPolicy | None = None,
+        stats: RetryStats | None = None,
+        url: str | None = None,
+        seed: int | None = None,
+        start: bool = True,
+    ) -> None:
         if chunk_size < 1 or first_chunk < 1 or read_ahead < 0:
             raise ValueError("chunk_size and first_chunk must be >= 1 and read_ahead >= 0")
         super().__init__()
@@ -170,19 +179,23 @@ class RetryingReader(io.BufferedIOBase):
         def once() -> None:
             offset, had = start + len(buf), len(buf)
             try:
-                self._source.get(offset, end, self._etag,
-                                 partial(self._on_head, offset), buf.extend)
+                self._source.get(
+                    offset, end, self._etag, partial(self._on_head, offset), buf.extend
+                )
             except Exception as exc:
                 if precondition_failed(exc):
-                    raise self._changed(f"a read from byte {offset} was refused: 412 "
-                                        "Precondition Failed") from exc
+                    raise self._changed(
+                        f"a read from byte {offset} was refused: 412 Precondition Failed"
+                    ) from exc
                 raise
             finally:
                 self.stats.add(fetched=len(buf) - had)
             stop = min(end, self._size if self._size is not None else end)
             if start + len(buf) < stop:
-                raise ShortReadError(errno.EIO, f"bytes {offset}-{stop - 1}: the response "
-                                                f"ended at byte {start + len(buf)}")
+                raise ShortReadError(
+                    errno.EIO,
+                    f"bytes {offset}-{stop - 1}: the response ended at byte {start + len(buf)}",
+                )
 
         self._with_retries(once)
         return buf
@@ -196,18 +209,22 @@ class RetryingReader(io.BufferedIOBase):
                 self._submit()
                 return
         if head.size != self._size or (head.etag and self._etag and head.etag != self._etag):
-            raise self._changed(f"a read from byte {offset} got ETag {head.etag}, "
-                                f"{head.size} bytes")
+            raise self._changed(
+                f"a read from byte {offset} got ETag {head.etag}, {head.size} bytes"
+            )
 
     def _changed(self, detail: str) -> ObjectChangedError:
         return ObjectChangedError(
-            errno.ESTALE, f"{self.url}: the object was replaced while it was being read "
+            errno.ESTALE,
+            f"{self.url}: the object was replaced while it was being read "
             f"(opened as ETag {self._etag}, {self._size} bytes; {detail}); no byte of the "
-            "new version was passed on: read the file again from its start")
+            "new version was passed on: read the file again from its start",
+        )
 
     def _with_retries(self, fn: Callable[[], None]) -> None:
-        retry_transient(fn, self.url, self.policy, rng=self._rng, on_retry=self._count_retry,
-                        stop=self._stop)
+        retry_transient(
+            fn, self.url, self.policy, rng=self._rng, on_retry=self._count_retry, stop=self._stop
+        )
 
     def _count_retry(self) -> None:
         with self._lock:  # fetch threads retry concurrently
@@ -224,8 +241,9 @@ class RetryingReader(io.BufferedIOBase):
                 fut.set_exception(exc)
         else:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.read_ahead,
-                                                thread_name_prefix="streamdag-readahead")
+                self._pool = ThreadPoolExecutor(
+                    self.read_ahead, thread_name_prefix="streamdag-readahead"
+                )
             fut = self._pool.submit(self._fetch, start, end)
         fut.add_done_callback(partial(self._fetched, end))
         return fut
@@ -240,8 +258,13 @@ class RetryingReader(io.BufferedIOBase):
         """Keep ``read_ahead`` ranges requested beyond the one being consumed
         (once the size is known)."""
         with self._lock:
-            while (self.read_ahead and self._size is not None and not self._stop.is_set()
-                   and len(self._pending) < self.read_ahead and self._next < self._size):
+            while (
+                self.read_ahead
+                and self._size is not None
+                and not self._stop.is_set()
+                and len(self._pending) < self.read_ahead
+                and self._next < self._size
+            ):
                 start, end = self._next, min(self._next + self._grow(), self._size)
                 self._next = end
                 self._pending.append(_Fetch(start, end, self._start(start, end)))
@@ -337,7 +360,7 @@ class RetryingReader(io.BufferedIOBase):
         within = self._within()
         if within < 0:
             return memoryview(b"")
-        piece = self._chunk[within:within + n]
+        piece = self._chunk[within : within + n]
         self._pos += len(piece)
         self.stats.add(nbytes=len(piece))
         return piece
@@ -372,14 +395,14 @@ class RetryingReader(io.BufferedIOBase):
         out = memoryview(buffer).cast("B")
         done = 0
         while done < len(out) and (piece := self._take(len(out) - done)):
-            out[done:done + len(piece)] = piece
+            out[done : done + len(piece)] = piece
             done += len(piece)
         return done
 
     def readinto1(self, buffer: Any) -> int:
         out = memoryview(buffer).cast("B")
         piece = self._take(len(out))
-        out[:len(piece)] = piece
+        out[: len(piece)] = piece
         return len(piece)
 
     def peek(self, size: int = 0) -> bytes:
@@ -397,8 +420,7 @@ class RetryingReader(io.BufferedIOBase):
         self._pos = pos
         if not self._chunk_start <= pos < self._chunk_start + len(self._chunk):
             with self._lock:  # drop queued ranges unless the new position is in the next one
-                while self._pending and not (
-                        self._pending[0].start <= pos < self._pending[0].end):
+                while self._pending and not (self._pending[0].start <= pos < self._pending[0].end):
                     self._cancel(self._pending.popleft())
                 if not self._pending:
                     self._next = pos
@@ -426,12 +448,20 @@ def _unstrip(fs: Any, path: str) -> str:
         return path
 
 
-def open_retrying(path: str, mode: str = "rb", encoding: str | None = None,
-                  storage_options: Mapping[str, Any] | None = None, *,
-                  chunk_size: int = DEFAULT_CHUNK, first_chunk: int = DEFAULT_FIRST_CHUNK,
-                  read_ahead: int = DEFAULT_READ_AHEAD, policy: RetryPolicy | None = None,
-                  stats: RetryStats | None = None, inner_retries: bool = False,
-                  start: bool = True) -> Any:
+def open_retrying(
+    path: str,
+    mode: str = "rb",
+    encoding: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    first_chunk: int = DEFAULT_FIRST_CHUNK,
+    read_ahead: int = DEFAULT_READ_AHEAD,
+    policy: RetryPolicy | None = None,
+    stats: RetryStats | None = None,
+    inner_retries: bool = False,
+    start: bool = True,
+) -> Any:
     """Drop-in for ``open_files``'s ``open_stream``: local paths open with the
     builtin ``open`` (nothing to retry); URLs get a ``RetryingReader`` (in a
     ``TextIOWrapper`` in a text mode) whose first range is already requested
@@ -439,7 +469,15 @@ def open_retrying(path: str, mode: str = "rb", encoding: str | None = None,
     if "://" not in path and "::" not in path:
         return open_local(path, mode, encoding)
     fs, inner = make_fs(path, storage_options, inner_retries=inner_retries)
-    stream = RetryingReader(fs, inner, chunk_size=chunk_size, first_chunk=first_chunk,
-                            read_ahead=read_ahead, policy=policy, stats=stats, url=path,
-                            start=start)
+    stream = RetryingReader(
+        fs,
+        inner,
+        chunk_size=chunk_size,
+        first_chunk=first_chunk,
+        read_ahead=read_ahead,
+        policy=policy,
+        stats=stats,
+        url=path,
+        start=start,
+    )
     return in_mode(stream, mode, encoding)

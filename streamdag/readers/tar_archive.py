@@ -50,7 +50,7 @@ def _pax_records(data: bytes) -> dict[str, str]:
         if space < 0:
             break
         length = int(data[pos:space])
-        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
         pos += length
     return records
@@ -122,10 +122,12 @@ class LoadFromTarNode(ExpandingNode):
                         raise TarFormatError(f"truncated header at byte {offset}")
                 if header == _ZERO_BLOCK:
                     return
-                if sum(header) - sum(header[148:156]) + 256 != _octal(header[148:156],
-                                                                       "checksum", offset):
-                    raise TarFormatError(f"bad header checksum at byte {offset} "
-                                         "(corrupt data or not a tar archive)")
+                if sum(header) - sum(header[148:156]) + 256 != _octal(
+                    header[148:156], "checksum", offset
+                ):
+                    raise TarFormatError(
+                        f"bad header checksum at byte {offset} (corrupt data or not a tar archive)"
+                    )
                 size = _octal(header[124:136], "size", offset)
                 kind = header[156]
                 if "size" in pax:
@@ -149,7 +151,8 @@ class LoadFromTarNode(ExpandingNode):
                             if len(data) != size:
                                 raise TarFormatError(
                                     f"member {name!r} is truncated "
-                                    f"({size - len(data)} of {size} bytes missing)")
+                                    f"({size - len(data)} of {size} bytes missing)"
+                                )
                     except Exception:
                         self._damaged = name
                         raise

@@ -18,13 +18,27 @@ __all__ = [
 ]
 
 # ClientError codes (botocore, untranslated) that are transient.
-_TRANSIENT_CODES = frozenset({
-    "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
-    "ThrottlingException", "RequestTimeTooSkewed", "BadGateway", "GatewayTimeout",
-    "RequestLimitExceeded", "500", "502", "503", "504",
-})
-_PERMANENT_ERRNO = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR,
-                              errno.ENOTDIR, errno.EINVAL})
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeTooSkewed",
+        "BadGateway",
+        "GatewayTimeout",
+        "RequestLimitExceeded",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+_PERMANENT_ERRNO = frozenset(
+    {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EINVAL}
+)
 
 
 class RetriesExhaustedError(OSError):
@@ -39,8 +53,13 @@ class ObjectChangedError(OSError):
     """The object was replaced while it was read: permanent (message has the URL)."""
 
 
-_PERMANENT_OS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
-                 ObjectChangedError)
+_PERMANENT_OS = (
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    ObjectChangedError,
+)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -80,8 +99,12 @@ def _client_error_transient(status: int | None, code: str | None) -> bool:
     (403 AccessDenied, 404 NoSuchKey/NoSuchBucket); a throttling/server code
     or a 5xx is transient."""
     if code in _TRANSIENT_CODES or (status is not None and status >= 500):
-        return not (status is not None and 400 <= status < 500
-                    and status not in (408, 429) and code != "RequestTimeout")
+        return not (
+            status is not None
+            and 400 <= status < 500
+            and status not in (408, 429)
+            and code != "RequestTimeout"
+        )
     return False
 
 

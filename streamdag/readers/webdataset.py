@@ -42,7 +42,7 @@ def split_key(name: str) -> tuple[str | None, str]:
     dot = name.find(".", slash + 1)
     if dot <= slash + 1:
         return None, ""
-    return name[:dot], name[dot + 1:]
+    return name[:dot], name[dot + 1 :]
 
 
 class WebDatasetNode(ErrorPolicy, ResumableNode):
@@ -107,8 +107,11 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
             if not torchdata:
                 field = field.lower()
             if prefix != key or where != url:
-                if sample is not None and not (
-                        dropped and self._cut(dropped, url, key, where != url)) and not bad:
+                if (
+                    sample is not None
+                    and not (dropped and self._cut(dropped, url, key, where != url))
+                    and not bad
+                ):
                     self._next = seq
                     self._out += 1
                     yield sample
@@ -131,8 +134,9 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
             self._out += 1
             yield sample
 
-    def _cut(self, dropped: dict[str, list[str | None]], url: str | None, key: str | None,
-             last: bool) -> bool:
+    def _cut(
+        self, dropped: dict[str, list[str | None]], url: str | None, key: str | None, last: bool
+    ) -> bool:
         """Did the node reading archive ``url`` drop a member of sample ``key``
         under its error policy? ``last``: the archive's last sample, which a
         damage that hit no member's data (a header, a cut stream) may have cut
@@ -140,8 +144,7 @@ class WebDatasetNode(ErrorPolicy, ResumableNode):
         members = dropped.pop(url, None) if last else dropped.get(url)
         if not members:
             return False
-        return any(key == self._split(name)[0] if name is not None else last
-                   for name in members)
+        return any(key == self._split(name)[0] if name is not None else last for name in members)
 
     def live_state(self) -> dict:
         return {"next": self._next, "ckpt": self._replay.checkpoint(self._next)}

@@ -44,11 +44,16 @@ class DataLoader2(Generic[T]):
     shows a progress bar with elements/s and MB/s (and collects statistics).
     Both need a service that collects statistics (``CollectsStats``)."""
 
-    def __init__(self, datapipe: DataPipe[T],
-                 datapipe_adapter_fn: Adapters | ReadingService | None = None,
-                 reading_service: ReadingService | None = None,
-                 seed: int | None = None, *, stats: bool = False,
-                 progress: bool = False) -> None:
+    def __init__(
+        self,
+        datapipe: DataPipe[T],
+        datapipe_adapter_fn: Adapters | ReadingService | None = None,
+        reading_service: ReadingService | None = None,
+        seed: int | None = None,
+        *,
+        stats: bool = False,
+        progress: bool = False,
+    ) -> None:
         if not isinstance(datapipe, DataPipe):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
         if isinstance(datapipe_adapter_fn, ReadingService) and reading_service is None:
@@ -99,8 +104,13 @@ class DataLoader2(Generic[T]):
             base_seed = self._agree_seed(self._seed_of(epoch))
         self._drawn = None
         self._next_epoch = epoch + 1
-        current = {"epoch": epoch, "seed": base_seed, "yielded": yielded, "done": False,
-                   "graph": graph_state}
+        current = {
+            "epoch": epoch,
+            "seed": base_seed,
+            "yielded": yielded,
+            "done": False,
+            "graph": graph_state,
+        }
         self._current = current
         it = self.reading_service.epoch(base_seed, epoch, graph_state)
         self._epoch_it = _weak(it)
@@ -149,8 +159,9 @@ class DataLoader2(Generic[T]):
         rank's workers; with ``all_ranks``, over every rank (a collective:
         call it on every rank). Needs ``DataLoader2(..., stats=True)``."""
         if self._stats is None:
-            raise RuntimeError("statistics are off: create the loader with "
-                               "DataLoader2(..., stats=True)")
+            raise RuntimeError(
+                "statistics are off: create the loader with DataLoader2(..., stats=True)"
+            )
         output, service = self.datapipe.node, self.reading_service
         snapshots = self._stats.stats_snapshots()
         if all_ranks:  # nodes matched by position: each rank has ids of its own
@@ -176,22 +187,37 @@ class DataLoader2(Generic[T]):
         yielded and the graph's positions and RNG states."""
         current = self._current
         if current is None:
-            return {"format": STATE_FORMAT, "version": STATE_VERSION, "epoch": self._next_epoch - 1,
-                    "seed": None, "yielded": 0, "done": True, "graph": None}
+            return {
+                "format": STATE_FORMAT,
+                "version": STATE_VERSION,
+                "epoch": self._next_epoch - 1,
+                "seed": None,
+                "yielded": 0,
+                "done": True,
+                "graph": None,
+            }
         graph = current["graph"]
         if graph is _LIVE:
             graph = None if current["done"] else self.reading_service.state()
-        return {"format": STATE_FORMAT, "version": STATE_VERSION, "epoch": current["epoch"],
-                "seed": current["seed"], "yielded": current["yielded"],
-                "done": current["done"], "graph": graph}
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "epoch": current["epoch"],
+            "seed": current["seed"],
+            "yielded": current["yielded"],
+            "done": current["done"],
+            "graph": graph,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The next ``iter()`` continues from ``state``."""
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ResumeError(f"not a DataLoader2 state dict: {str(state)[:200]}")
         if state.get("version") != STATE_VERSION:
-            raise ResumeError(f"DataLoader2 state version {state.get('version')} is not "
-                              f"supported (this streamdag reads version {STATE_VERSION})")
+            raise ResumeError(
+                f"DataLoader2 state version {state.get('version')} is not "
+                f"supported (this streamdag reads version {STATE_VERSION})"
+            )
         self._pending = dict(state)
         self._current = None
 

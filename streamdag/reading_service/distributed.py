@@ -64,16 +64,19 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
     seeds and rounds wait for the other ranks, on the gloo group created when
     the default group uses another backend."""
 
-    def __init__(self, timeout: float = 1800, *, even_batches: bool | str = True,
-                 sync_every: int = 1) -> None:
+    def __init__(
+        self, timeout: float = 1800, *, even_batches: bool | str = True, sync_every: int = 1
+    ) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ParamError(f"timeout must be seconds > 0, got {timeout!r}")
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
             raise ParamError(f"sync_every must be an int >= 1, got {sync_every!r}")
         if not isinstance(even_batches, bool | str) or even_batches not in _MODES:
-            raise ParamError(f"even_batches must be True or 'drop' (stop with the shortest "
-                             f"rank), 'pad' (repeat to the longest) or False, got "
-                             f"{even_batches!r}")
+            raise ParamError(
+                f"even_batches must be True or 'drop' (stop with the shortest "
+                f"rank), 'pad' (repeat to the longest) or False, got "
+                f"{even_batches!r}"
+            )
         self.timeout = timeout
         self.even_batches = even_batches
         self.sync_every = sync_every
@@ -103,8 +106,7 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
         self._inner.set_rank(self.rank, self.world_size)
         self._endless = may_not_end(output)
         if isinstance(self._inner, InProcessReadingService):
-            warn_if_unsharded(find_boundary(output) or output, self.world_size,
-                              type(self).__name__)
+            warn_if_unsharded(find_boundary(output) or output, self.world_size, type(self).__name__)
         self._inner.initialize(output)
 
     def agree_seed(self, seed: int) -> int:
@@ -123,16 +125,20 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
         if state is not None:
             if not isinstance(state, dict) or state.get("world_size") != self.world_size:
                 saved = state.get("world_size") if isinstance(state, dict) else None
-                msg = (f"DistributedReadingService: the state was saved with world size "
-                       f"{saved}, this job has {self.world_size}; each rank resumes its own "
-                       "shard, so the world size must match (or start the next epoch with "
-                       "loader.set_epoch(state['epoch'] + 1))")
+                msg = (
+                    f"DistributedReadingService: the state was saved with world size "
+                    f"{saved}, this job has {self.world_size}; each rank resumes its own "
+                    "shard, so the world size must match (or start the next epoch with "
+                    "loader.set_epoch(state['epoch'] + 1))"
+                )
                 raise ResumeError(msg)
             inner_state, skip, number = state["inner"], state["skip"], state.get("pass", 0)
             if number and self._mode != "pad":
-                raise ResumeError("DistributedReadingService: the state was saved while this "
-                                  "rank repeated its elements under even_batches='pad'; "
-                                  "resume it with even_batches='pad'")
+                raise ResumeError(
+                    "DistributedReadingService: the state was saved while this "
+                    "rank repeated its elements under even_batches='pad'; "
+                    "resume it with even_batches='pad'"
+                )
         self._seed_epoch = (base_seed, epoch)
         own = None
         if number == 0:  # this rank's epoch, opened now (its workers start now)
@@ -174,13 +180,14 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
         """A run of this epoch through the inner service, from ``inner_state``."""
         return self._inner.epoch(*self._seed_epoch, inner_state)
 
-    def _run(self, own: _Pass | None, repeats: _Pass, skip: int,
-             token: object) -> Iterator[Any]:
+    def _run(self, own: _Pass | None, repeats: _Pass, skip: int, token: object) -> Iterator[Any]:
         source = own or repeats
         done = len(source.take(skip))
         if done < skip:
-            raise ResumeError(f"rank {self.rank}: the pipeline ended after {done} elements "
-                              f"while resuming to element {skip}")
+            raise ResumeError(
+                f"rank {self.rank}: the pipeline ended after {done} elements "
+                f"while resuming to element {skip}"
+            )
         self._at = (source, None, 0)
         if self._mode is None:
             yield from source.rest()
@@ -238,11 +245,13 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
         number = f"{dropped} element{'' if dropped == 1 else 's'}"
         if unfinished is not None:
             number = f"at least {number} ({unfinished})"
-        msg = (f"DistributedReadingService: rank {self.rank} dropped {number} at the end of "
-               f"epoch {self._seed_epoch[1]}: with even_batches=True every rank stops when "
-               "the shortest ends, so that all yield as many batches. even_batches='pad' "
-               "repeats the shorter ranks' own elements instead; even_batches=False yields "
-               "every rank's full shard (use DDP's join())")
+        msg = (
+            f"DistributedReadingService: rank {self.rank} dropped {number} at the end of "
+            f"epoch {self._seed_epoch[1]}: with even_batches=True every rank stops when "
+            "the shortest ends, so that all yield as many batches. even_batches='pad' "
+            "repeats the shorter ranks' own elements instead; even_batches=False yields "
+            "every rank's full shard (use DDP's join())"
+        )
         warnings.warn(msg, UnevenShardsWarning, stacklevel=4)
 
     def _check_current(self, token: object) -> None:
@@ -251,8 +260,10 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
 
     def _check(self, least: int) -> None:
         if least < 0:
-            raise RuntimeError(f"rank {self.rank}: another rank's data pipeline failed "
-                               "(see its error); stopping this rank's epoch as well")
+            raise RuntimeError(
+                f"rank {self.rank}: another rank's data pipeline failed "
+                "(see its error); stopping this rank's epoch as well"
+            )
 
     def _agree(self, count: int) -> tuple[int, int]:
         """The smallest and the largest ``count`` over all ranks (one
@@ -270,8 +281,13 @@ class _Pass:
     epoch; under ``even_batches="pad"``, passes 1, 2, ... run it again from
     its start to top up the rounds of a rank that has run out."""
 
-    def __init__(self, service: DistributedReadingService, number: int, state: Any,
-                 it: Iterator[Any] | None = None) -> None:
+    def __init__(
+        self,
+        service: DistributedReadingService,
+        number: int,
+        state: Any,
+        it: Iterator[Any] | None = None,
+    ) -> None:
         self._service = service
         self.number = number
         self._state = state  # where it starts (None: the start of the epoch)
@@ -298,7 +314,8 @@ class _Pass:
                 raise RuntimeError(
                     f"rank {self._service.rank}: even_batches='pad' has nothing to repeat: "
                     f"this rank's share of epoch {self._service._seed_epoch[1]} is empty. "
-                    "Use more shards than ranks x workers, or even_batches=True")
+                    "Use more shards than ranks x workers, or even_batches=True"
+                )
             self.number, self._state, self._it, self._taken = self.number + 1, None, None, 0
         return out
 
@@ -326,7 +343,8 @@ def may_not_end(output: Node) -> bool:
     for node in walk(output):
         forever = node.op == "cycle" and node.params.get("count") is None
         endless[node.id] = node.op != "header" and (
-            forever or any(endless[i.id] for i in node.inputs))
+            forever or any(endless[i.id] for i in node.inputs)
+        )
     return endless[output.id]
 
 
@@ -334,8 +352,10 @@ def _distributed() -> Any:
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        msg = ("DistributedReadingService needs torch.distributed: call "
-               "torch.distributed.init_process_group(...) on every rank before creating "
-               "the DataLoader2")
+        msg = (
+            "DistributedReadingService needs torch.distributed: call "
+            "torch.distributed.init_process_group(...) on every rank before creating "
+            "the DataLoader2"
+        )
         raise RuntimeError(msg)
     return dist

@@ -14,32 +14,73 @@ class WorkerError(NodeError):
     (``.traceback``); ``__cause__`` is the original exception when it could be
     sent back."""
 
-    def __init__(self, message: str, *, op: str = "", name: str | None = None,
-                 node_id: str = "", source: str | None = None, worker_id: int = 0,
-                 rank: int = 0, traceback: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        op: str = "",
+        name: str | None = None,
+        node_id: str = "",
+        source: str | None = None,
+        worker_id: int = 0,
+        rank: int = 0,
+        traceback: str = "",
+    ) -> None:
         super().__init__(message, op=op, name=name, node_id=node_id, source=source)
         self.worker_id = worker_id
         self.rank = rank
         self.traceback = traceback
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_worker_error, (str(self), self.op, self.name, self.node_id,
-                                        self.worker_id, self.rank, self.traceback, self.source))
+        return (
+            _rebuild_worker_error,
+            (
+                str(self),
+                self.op,
+                self.name,
+                self.node_id,
+                self.worker_id,
+                self.rank,
+                self.traceback,
+                self.source,
+            ),
+        )
 
 
-def _rebuild_worker_error(message: str, op: str, name: str | None, node_id: str,
-                          worker_id: int, rank: int, traceback: str,
-                          source: str | None = None) -> WorkerError:
-    return WorkerError(message, op=op, name=name, node_id=node_id, source=source,
-                       worker_id=worker_id, rank=rank, traceback=traceback)
+def _rebuild_worker_error(
+    message: str,
+    op: str,
+    name: str | None,
+    node_id: str,
+    worker_id: int,
+    rank: int,
+    traceback: str,
+    source: str | None = None,
+) -> WorkerError:
+    return WorkerError(
+        message,
+        op=op,
+        name=name,
+        node_id=node_id,
+        source=source,
+        worker_id=worker_id,
+        rank=rank,
+        traceback=traceback,
+    )
 
 
 class WorkerDiedError(StreamdagError, RuntimeError):
     """A worker process exited while the epoch ran (killed by a signal, such
     as the OOM killer's SIGKILL, or crashed in native code)."""
 
-    def __init__(self, message: str, *, worker_id: int = 0, pid: int | None = None,
-                 exitcode: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        worker_id: int = 0,
+        pid: int | None = None,
+        exitcode: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.worker_id = worker_id
         self.pid = pid
@@ -49,8 +90,9 @@ class WorkerDiedError(StreamdagError, RuntimeError):
         return (_rebuild_died, (str(self), self.worker_id, self.pid, self.exitcode))
 
 
-def _rebuild_died(message: str, worker_id: int, pid: int | None,
-                  exitcode: int | None) -> WorkerDiedError:
+def _rebuild_died(
+    message: str, worker_id: int, pid: int | None, exitcode: int | None
+) -> WorkerDiedError:
     return WorkerDiedError(message, worker_id=worker_id, pid=pid, exitcode=exitcode)
 
 

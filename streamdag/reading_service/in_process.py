@@ -30,9 +30,14 @@ class InProcessReadingService(ReadingService, Ranked, CollectsStats):
     the graph runs with (e.g. to run one worker's shard); given first, as
     before torchdata's arguments came, it is still taken as ``worker``."""
 
-    def __init__(self, prefetch_cnt: int = 0, init_fn: InitFn | None = None,
-                 reset_fn: Callable[..., Any] | None = None, *,
-                 worker: WorkerContext | None = None) -> None:
+    def __init__(
+        self,
+        prefetch_cnt: int = 0,
+        init_fn: InitFn | None = None,
+        reset_fn: Callable[..., Any] | None = None,
+        *,
+        worker: WorkerContext | None = None,
+    ) -> None:
         if isinstance(prefetch_cnt, WorkerContext) and worker is None:
             prefetch_cnt, worker = 0, prefetch_cnt
         if isinstance(prefetch_cnt, bool) or not isinstance(prefetch_cnt, int) or prefetch_cnt < 0:

@@ -97,8 +97,16 @@ class Merge:
     """``skip_warnings``: the main process's, where the skipped-input warnings
     a worker sends with a chunk are issued when the loop starts on that chunk."""
 
-    def __init__(self, inbox: Inbox, gen: int, saved: dict | None, *, in_order: bool,
-                 timeout: float | None, skip_warnings: SkipWarnings) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        gen: int,
+        saved: dict | None,
+        *,
+        in_order: bool,
+        timeout: float | None,
+        skip_warnings: SkipWarnings,
+    ) -> None:
         self.inbox = inbox
         self.skip_warnings = skip_warnings
         self.gen = gen
@@ -114,8 +122,20 @@ class Merge:
         their nodes right for a later pass (e.g. under cycle); what they send
         is never read."""
         for index, worker in enumerate(self.workers):
-            self.inbox.send(index, (RUN, self.gen, base_seed, epoch, fresh, worker.state,
-                                    worker.skip, worker.next_pass, prefetch))
+            self.inbox.send(
+                index,
+                (
+                    RUN,
+                    self.gen,
+                    base_seed,
+                    epoch,
+                    fresh,
+                    worker.state,
+                    worker.skip,
+                    worker.next_pass,
+                    prefetch,
+                ),
+            )
 
     def start_behind(self, base_seed: int, epoch: int, prefetch: int) -> None:
         """Every worker starts this (fresh) pass when its current one ends."""
@@ -137,14 +157,23 @@ class Merge:
         return all(w.ended for w in self.workers)
 
     def state(self) -> dict:
-        return {"turn": self.turn,
-                "workers": [{"state": w.state, "skip": w.skip, "ended": w.ended,
-                             "next_pass": w.next_pass} for w in self.workers]}
+        return {
+            "turn": self.turn,
+            "workers": [
+                {"state": w.state, "skip": w.skip, "ended": w.ended, "next_pass": w.next_pass}
+                for w in self.workers
+            ],
+        }
 
     def next_pass(self) -> dict:
         """The saved form of "every worker starts its next pass" (after this one ended)."""
-        return {"turn": 0, "workers": [{"state": w.state, "skip": 0, "ended": False,
-                                        "next_pass": True} for w in self.workers]}
+        return {
+            "turn": 0,
+            "workers": [
+                {"state": w.state, "skip": 0, "ended": False, "next_pass": True}
+                for w in self.workers
+            ],
+        }
 
     def __iter__(self) -> Iterator[Any]:
         return self._ordered() if self.in_order else self._any_order()
@@ -243,23 +272,41 @@ class Merge:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 who = "any worker" if waiting_for is None else f"worker {waiting_for}"
-                msg = (f"no element from {who} within timeout={self.timeout} s (a node is "
-                       "stuck or very slow; raise the timeout or find the slow node)")
+                msg = (
+                    f"no element from {who} within timeout={self.timeout} s (a node is "
+                    "stuck or very slow; raise the timeout or find the slow node)"
+                )
                 raise WorkerTimeoutError(msg)
 
 
 def _cancelled() -> RuntimeError:
-    return RuntimeError("this epoch's iterator was ended by a newer iter() on the same "
-                        "loader (or by shutdown); iterate the new one")
+    return RuntimeError(
+        "this epoch's iterator was ended by a newer iter() on the same "
+        "loader (or by shutdown); iterate the new one"
+    )
 
 
 def _worker_error(info: dict) -> WorkerError:
-    where = (f"{info['op']} node {info['name']!r}" if info["name"]
-             else f"{info['op']} node {info['node_id']}" if info["op"] else "its pipeline")
-    msg = (f"worker {info['worker']} (rank {info['rank']}, pid {info['pid']}): {where} "
-           f"{info['event']}\n\nOriginal traceback in the worker:\n{info['traceback']}")
-    err = WorkerError(msg, op=info["op"], name=info["name"], node_id=info["node_id"],
-                      source=info["source"], worker_id=info["worker"], rank=info["rank"],
-                      traceback=info["traceback"])
+    where = (
+        f"{info['op']} node {info['name']!r}"
+        if info["name"]
+        else f"{info['op']} node {info['node_id']}"
+        if info["op"]
+        else "its pipeline"
+    )
+    msg = (
+        f"worker {info['worker']} (rank {info['rank']}, pid {info['pid']}): {where} "
+        f"{info['event']}\n\nOriginal traceback in the worker:\n{info['traceback']}"
+    )
+    err = WorkerError(
+        msg,
+        op=info["op"],
+        name=info["name"],
+        node_id=info["node_id"],
+        source=info["source"],
+        worker_id=info["worker"],
+        rank=info["rank"],
+        traceback=info["traceback"],
+    )
     err.__cause__ = info["exc"]
     return err

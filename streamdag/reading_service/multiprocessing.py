@@ -52,13 +52,20 @@ class MultiProcessingReadingService(WorkerService):
     from (base seed, epoch, global worker), so user functions that draw from
     them are reproducible per seed."""
 
-    def __init__(self, num_workers: int = 0,
-                 multiprocessing_context: str | BaseContext | None = "fork",
-                 worker_prefetch_cnt: int = 10, main_prefetch_cnt: int = 10,
-                 worker_init_fn: InitFn | None = None,
-                 worker_reset_fn: Callable[..., Any] | None = None, *,
-                 prefetch_factor: int = 2, in_order: bool = True,
-                 timeout: float | None = None, persistent_workers: bool = False) -> None:
+    def __init__(
+        self,
+        num_workers: int = 0,
+        multiprocessing_context: str | BaseContext | None = "fork",
+        worker_prefetch_cnt: int = 10,
+        main_prefetch_cnt: int = 10,
+        worker_init_fn: InitFn | None = None,
+        worker_reset_fn: Callable[..., Any] | None = None,
+        *,
+        prefetch_factor: int = 2,
+        in_order: bool = True,
+        timeout: float | None = None,
+        persistent_workers: bool = False,
+    ) -> None:
         super().__init__(num_workers, prefetch_factor, in_order, timeout)
         check_int("worker_prefetch_cnt", worker_prefetch_cnt, 0)
         check_int("main_prefetch_cnt", main_prefetch_cnt, 0)

@@ -26,8 +26,13 @@ class MultiThreadingReadingService(WorkerService):
     numpy, torch) are shared by all threads of a process, so they are not
     seeded per thread: user functions should use their own seeded generators."""
 
-    def __init__(self, num_threads: int = 2, prefetch_factor: int = 2, in_order: bool = True,
-                 timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        num_threads: int = 2,
+        prefetch_factor: int = 2,
+        in_order: bool = True,
+        timeout: float | None = None,
+    ) -> None:
         super().__init__(num_threads, prefetch_factor, in_order, timeout)
 
     def _start_pool(self, spec: Node, contexts: list[WorkerContext]) -> WorkerPool:
@@ -53,9 +58,14 @@ class ThreadPool:
         self._out: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._cmds: list[queue.SimpleQueue[tuple]] = [queue.SimpleQueue() for _ in contexts]
         self._threads = [
-            threading.Thread(target=_serve, args=(spec, context, cmds, self._out), daemon=True,
-                             name=f"streamdag-thread-{context.worker_id}")
-            for context, cmds in zip(contexts, self._cmds, strict=True)]
+            threading.Thread(
+                target=_serve,
+                args=(spec, context, cmds, self._out),
+                daemon=True,
+                name=f"streamdag-thread-{context.worker_id}",
+            )
+            for context, cmds in zip(contexts, self._cmds, strict=True)
+        ]
         for thread in self._threads:
             thread.start()
         self._finalizer = weakref.finalize(self, _stop_all, self._cmds, self._threads)
@@ -94,8 +104,12 @@ class ThreadPool:
         self._finalizer()
 
 
-def _serve(spec: Node, context: WorkerContext, cmds: queue.SimpleQueue[tuple],
-           out: queue.SimpleQueue[tuple]) -> None:
+def _serve(
+    spec: Node,
+    context: WorkerContext,
+    cmds: queue.SimpleQueue[tuple],
+    out: queue.SimpleQueue[tuple],
+) -> None:
     set_worker_info(context)
 
     def recv(block: bool) -> tuple | None:
@@ -114,8 +128,7 @@ def _serve(spec: Node, context: WorkerContext, cmds: queue.SimpleQueue[tuple],
             capped = one_torch_thread()
         out.put(message)
 
-    WorkerLoop(context, lambda: RuntimeGraph(spec, context), send, recv,
-               seed_globals=False).serve()
+    WorkerLoop(context, lambda: RuntimeGraph(spec, context), send, recv, seed_globals=False).serve()
 
 
 def _stop_all(cmds: list[queue.SimpleQueue[tuple]], threads: list[threading.Thread]) -> None:

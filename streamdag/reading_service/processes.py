@@ -49,9 +49,14 @@ _STOP_GRACE_S = 1.0
 RELEASE = "release"
 
 
-def process_main(spec: Node, context: WorkerContext, conn: Connection,
-                 worker_init_fn: InitFn | None,
-                 inherited: list[Connection], collect: bool) -> None:
+def process_main(
+    spec: Node,
+    context: WorkerContext,
+    conn: Connection,
+    worker_init_fn: InitFn | None,
+    inherited: list[Connection],
+    collect: bool,
+) -> None:
     """Entry point of a worker process. ``collect``: whether the main process
     had automatic garbage collection on (it is paused across a fork)."""
     # What a fork inherits is never collected here: garbage of the main process (a
@@ -70,8 +75,7 @@ def process_main(spec: Node, context: WorkerContext, conn: Connection,
 
     def build() -> RuntimeGraph:
         one_torch_thread()
-        graph = RuntimeGraph(run_init_fn(worker_init_fn, spec, context, "worker_init_fn"),
-                             context)
+        graph = RuntimeGraph(run_init_fn(worker_init_fn, spec, context, "worker_init_fn"), context)
         one_torch_thread()  # building the graph may have imported torch
         return graph
 
@@ -95,8 +99,7 @@ class _Channel:
         self.torch_capped = False
         self.segments = SegmentPool()
         self.outbox: queue.SimpleQueue[transport.Encoded | None] = queue.SimpleQueue()
-        self.sender = threading.Thread(target=self._send_loop, daemon=True,
-                                       name="streamdag-sender")
+        self.sender = threading.Thread(target=self._send_loop, daemon=True, name="streamdag-sender")
         self.sender.start()
 
     def send(self, message: tuple) -> None:
@@ -143,8 +146,13 @@ def _exit_now() -> None:
 class ProcessPool:
     """The main side of ``num_workers`` worker processes."""
 
-    def __init__(self, spec: Node, contexts: list[WorkerContext], mp_context: BaseContext,
-                 worker_init_fn: InitFn | None) -> None:
+    def __init__(
+        self,
+        spec: Node,
+        contexts: list[WorkerContext],
+        mp_context: BaseContext,
+        worker_init_fn: InitFn | None,
+    ) -> None:
         self.size = len(contexts)
         self.broken = False
         self._procs: list[Any] = []
@@ -152,8 +160,9 @@ class ProcessPool:
         self._socks: list[Any] = []
         self._views: list[SegmentViews] = []
         self._read: list[tuple] = []  # messages read while giving segments back
-        self._finalizer = weakref.finalize(self, _stop_all, self._procs, self._conns, self._socks,
-                                           self._views)
+        self._finalizer = weakref.finalize(
+            self, _stop_all, self._procs, self._conns, self._socks, self._views
+        )
         fork = mp_context.get_start_method() == "fork"
         collect = gc.isenabled()
         try:
@@ -163,7 +172,9 @@ class ProcessPool:
                 proc = mp_context.Process(
                     target=process_main,
                     args=(spec, context, theirs, worker_init_fn, inherited, collect),
-                    name=f"streamdag-worker-{context.worker_id}", daemon=True)
+                    name=f"streamdag-worker-{context.worker_id}",
+                    daemon=True,
+                )
                 self._conns.append(ours)
                 try:
                     with _collection_paused():
@@ -222,8 +233,7 @@ class ProcessPool:
         for conn in ready:
             worker = self._waitables[conn]
             try:
-                messages.append(transport.receive(conn, self._socks[worker],
-                                                  self._views[worker]))
+                messages.append(transport.receive(conn, self._socks[worker], self._views[worker]))
             except (EOFError, OSError):
                 self._died(worker)
         return messages
@@ -238,14 +248,20 @@ class ProcessPool:
             how = f"was killed by signal {signal.Signals(-code).name}"
         else:
             how = f"exited with code {code}"
-        hint = (" (the kernel's OOM killer sends SIGKILL when memory runs out: use fewer "
-                "workers, a smaller prefetch_factor or smaller buffers)"
-                if code == -signal.SIGKILL else "")
+        hint = (
+            " (the kernel's OOM killer sends SIGKILL when memory runs out: use fewer "
+            "workers, a smaller prefetch_factor or smaller buffers)"
+            if code == -signal.SIGKILL
+            else ""
+        )
         self.broken = True
         self.stop()
-        raise WorkerDiedError(f"worker {worker} (pid {proc.pid}) {how} while the epoch "
-                              f"was running{hint}", worker_id=worker, pid=proc.pid,
-                              exitcode=code)
+        raise WorkerDiedError(
+            f"worker {worker} (pid {proc.pid}) {how} while the epoch was running{hint}",
+            worker_id=worker,
+            pid=proc.pid,
+            exitcode=code,
+        )
 
     def stop(self) -> None:
         """Ask every worker to exit, then terminate the ones that do not. The
@@ -269,8 +285,9 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _stop_all(procs: list[Any], conns: list[Connection], socks: list[Any],
-              views: list[SegmentViews]) -> None:
+def _stop_all(
+    procs: list[Any], conns: list[Connection], socks: list[Any], views: list[SegmentViews]
+) -> None:
     for conn in conns:
         with contextlib.suppress(OSError, ValueError):
             conn.send((SHUTDOWN,))
@@ -297,15 +314,19 @@ def _now() -> float:
 def _explain_unpicklable(spec: Node, worker_init_fn: Any, method: str, exc: Exception) -> None:
     """Name the node whose parameter cannot be sent to a spawned worker."""
     if worker_init_fn is not None and not _picklable(worker_init_fn):
-        msg = (f"worker_init_fn {worker_init_fn!r} cannot be pickled for {method!r} worker "
-               "processes: use a module-level function, or multiprocessing_context='fork'")
+        msg = (
+            f"worker_init_fn {worker_init_fn!r} cannot be pickled for {method!r} worker "
+            "processes: use a module-level function, or multiprocessing_context='fork'"
+        )
         raise ParamError(msg) from exc
     for node in walk(spec):
         for key, value in node.params.items():
             if not _picklable(value):
-                msg = (f"{node.label}: {key}={value!r} cannot be pickled for {method!r} worker "
-                       "processes; use a module-level function (not a lambda or closure) "
-                       "or register it, or multiprocessing_context='fork'")
+                msg = (
+                    f"{node.label}: {key}={value!r} cannot be pickled for {method!r} worker "
+                    "processes; use a module-level function (not a lambda or closure) "
+                    "or register it, or multiprocessing_context='fork'"
+                )
                 raise ParamError(msg) from exc
 
 
@@ -321,6 +342,7 @@ def get_context(method: str | BaseContext | None) -> BaseContext:
     if isinstance(method, BaseContext):
         return method
     if method not in (None, "fork", "spawn", "forkserver"):
-        raise ParamError(f"multiprocessing_context must be 'fork', 'spawn' or 'forkserver', "
-                         f"got {method!r}")
+        raise ParamError(
+            f"multiprocessing_context must be 'fork', 'spawn' or 'forkserver', got {method!r}"
+        )
     return multiprocessing.get_context(method or "fork")

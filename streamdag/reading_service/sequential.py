@@ -28,9 +28,11 @@ class SequentialReadingService(ReadingService):
         dists = [s for s in services if isinstance(s, DistributedReadingService)]
         others = [s for s in services if not isinstance(s, DistributedReadingService)]
         if not services or len(dists) > 1 or len(others) > 1:
-            msg = ("SequentialReadingService composes at most one DistributedReadingService "
-                   "with at most one executing service (InProcess, MultiProcessing or "
-                   f"MultiThreading), got {[type(s).__name__ for s in services]}")
+            msg = (
+                "SequentialReadingService composes at most one DistributedReadingService "
+                "with at most one executing service (InProcess, MultiProcessing or "
+                f"MultiThreading), got {[type(s).__name__ for s in services]}"
+            )
             raise ParamError(msg)
         if dists and others:
             dists[0].wrap(others[0])

@@ -71,7 +71,7 @@ def decode(data: memoryview | bytes, fds: list[int], views: SegmentViews) -> Any
     and the descriptors always closed."""
     _incoming.fds, _incoming.views = fds, views
     try:
-        retired, obj = pickle.loads(memoryview(data)[_HEADER.size:])
+        retired, obj = pickle.loads(memoryview(data)[_HEADER.size :])
     finally:
         _incoming.fds = _incoming.views = None
         for fd in fds:
@@ -86,7 +86,7 @@ def send(conn: Connection, sock: socket.socket, message: Encoded) -> None:
         conn.send_bytes(message.data)
         fds = message.fds
         for start in range(0, len(fds), _FDS_PER_MSG):
-            sendfds(sock, fds[start:start + _FDS_PER_MSG])
+            sendfds(sock, fds[start : start + _FDS_PER_MSG])
     finally:
         message.close()
 
@@ -158,8 +158,12 @@ class _Pickler(pickle.Pickler):
 
     def _reduce_tensor(self, tensor: Any) -> Any:
         torch = sys.modules["torch"]
-        if (tensor.device.type != "cpu" or tensor.requires_grad or tensor.is_quantized
-                or tensor.layout != torch.strided):
+        if (
+            tensor.device.type != "cpu"
+            or tensor.requires_grad
+            or tensor.is_quantized
+            or tensor.layout != torch.strided
+        ):
             return NotImplemented
         nbytes = tensor.numel() * tensor.element_size()
         if nbytes < SHM_MIN_BYTES:
@@ -182,13 +186,11 @@ def _bytes_of(where: tuple[int, int, int, int]) -> Any:
     return views.array(segment_id, nbytes)
 
 
-def _rebuild_array(where: tuple[int, int, int, int], dtype: Any,
-                   shape: tuple[int, ...]) -> Any:
+def _rebuild_array(where: tuple[int, int, int, int], dtype: Any, shape: tuple[int, ...]) -> Any:
     return _bytes_of(where).view(dtype).reshape(shape)
 
 
-def _rebuild_tensor(where: tuple[int, int, int, int], dtype: Any,
-                    shape: tuple[int, ...]) -> Any:
+def _rebuild_tensor(where: tuple[int, int, int, int], dtype: Any, shape: tuple[int, ...]) -> Any:
     import torch
 
     return torch.from_numpy(_bytes_of(where)).view(dtype).view(shape)

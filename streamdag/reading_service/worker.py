@@ -80,8 +80,9 @@ def global_rng_seed(base_seed: int, epoch: int, context: WorkerContext) -> int:
     return derive_seed(base_seed, epoch, _GLOBAL_RNG_SALT, context.shard_index + 1)
 
 
-def describe(exc: BaseException, context: WorkerContext,
-             event: str | None = None) -> dict[str, Any]:
+def describe(
+    exc: BaseException, context: WorkerContext, event: str | None = None
+) -> dict[str, Any]:
     """Plain data about an error, to raise it again in the main process.
     ``event``: what the node did, after its name (default: "raised" the error
     on its element)."""
@@ -91,10 +92,16 @@ def describe(exc: BaseException, context: WorkerContext,
         on = f" (on {source})" if source else ""
         event = f"raised {type(original).__name__}: {original}{on}"
     info: dict[str, Any] = {
-        "worker": context.worker_id, "rank": context.rank, "pid": os.getpid(),
-        "op": getattr(exc, "op", ""), "name": getattr(exc, "name", None),
-        "node_id": getattr(exc, "node_id", ""), "source": source, "event": event,
-        "traceback": "".join(traceback.format_exception(original)), "exc": None,
+        "worker": context.worker_id,
+        "rank": context.rank,
+        "pid": os.getpid(),
+        "op": getattr(exc, "op", ""),
+        "name": getattr(exc, "name", None),
+        "node_id": getattr(exc, "node_id", ""),
+        "source": source,
+        "event": event,
+        "traceback": "".join(traceback.format_exception(original)),
+        "exc": None,
     }
     try:
         pickle.loads(pickle.dumps(original))
@@ -110,9 +117,14 @@ class WorkerLoop:
     blocking and none is waiting. ``build`` makes the graph on first use, so
     that a failure there is reported like any node error."""
 
-    def __init__(self, context: WorkerContext, build: Callable[[], RuntimeGraph],
-                 send: Callable[[tuple], None], recv: Callable[[bool], tuple | None],
-                 seed_globals: bool) -> None:
+    def __init__(
+        self,
+        context: WorkerContext,
+        build: Callable[[], RuntimeGraph],
+        send: Callable[[tuple], None],
+        recv: Callable[[bool], tuple | None],
+        seed_globals: bool,
+    ) -> None:
         self.context = context
         self._build = build
         self._graph: RuntimeGraph | None = None
@@ -205,8 +217,9 @@ class WorkerLoop:
             if bad is None or graph is None:  # not an element's fault
                 raise
         index, error = bad
-        self.send((ERROR, gen, worker, items[:index],
-                   self._unpicklable(graph, items[index], error), held))
+        self.send(
+            (ERROR, gen, worker, items[:index], self._unpicklable(graph, items[index], error), held)
+        )
         return False
 
     def _unpicklable(self, graph: RuntimeGraph, item: Any, error: Exception) -> dict[str, Any]:
@@ -216,11 +229,13 @@ class WorkerLoop:
         source = describe_element(item)
         exc = NodeError(str(error), op=spec.op, name=spec.name, node_id=spec.id, source=source)
         exc.__cause__ = error
-        event = (f"yielded an element that cannot be pickled to send it to the main process: "
-                 f"{type(error).__name__}: {error} (on {source}). Yield plain data (numbers, "
-                 "strings, bytes, lists, dicts, arrays, tensors): read files and consume "
-                 "generators inside the node, or run it in MultiThreadingReadingService, "
-                 "which does not pickle")
+        event = (
+            f"yielded an element that cannot be pickled to send it to the main process: "
+            f"{type(error).__name__}: {error} (on {source}). Yield plain data (numbers, "
+            "strings, bytes, lists, dicts, arrays, tensors): read files and consume "
+            "generators inside the node, or run it in MultiThreadingReadingService, "
+            "which does not pickle"
+        )
         return describe(exc, self.context, event)
 
     def _failed(self) -> tuple | None:
@@ -235,8 +250,9 @@ class WorkerLoop:
             self._queued.clear()
         return cmd
 
-    def _start(self, base_seed: int, epoch: int, fresh: bool, state: Any, skip: int,
-               next_pass: bool) -> Iterator[Any]:
+    def _start(
+        self, base_seed: int, epoch: int, fresh: bool, state: Any, skip: int, next_pass: bool
+    ) -> Iterator[Any]:
         if self._graph is None:
             if self._seed_globals:
                 seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
@@ -260,9 +276,11 @@ class WorkerLoop:
         it = graph.iterate()
         for done in range(skip):
             if next(it, _END) is _END:
-                msg = (f"worker {self.context.worker_id}: its pipeline ended after {done} "
-                       f"elements while resuming to element {skip}; the pipeline or its data "
-                       "changed since the state was saved, or is not deterministic")
+                msg = (
+                    f"worker {self.context.worker_id}: its pipeline ended after {done} "
+                    f"elements while resuming to element {skip}; the pipeline or its data "
+                    "changed since the state was saved, or is not deterministic"
+                )
                 raise ResumeError(msg)
         graph.skip_warnings.take_held()  # issued already, or of an abandoned pass
         return it

@@ -53,8 +53,9 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
 
     persistent = True
 
-    def __init__(self, num_workers: int, prefetch_factor: int, in_order: bool,
-                 timeout: float | None) -> None:
+    def __init__(
+        self, num_workers: int, prefetch_factor: int, in_order: bool, timeout: float | None
+    ) -> None:
         check_int("num_workers", num_workers, 0)
         check_int("prefetch_factor", prefetch_factor, 1)
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
@@ -85,8 +86,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
     def initialize(self, output: Node) -> None:
         self.shutdown()
         worker_spec = find_boundary(output) or output
-        warn_if_unsharded(worker_spec, self._world * max(1, self.num_workers),
-                          type(self).__name__)
+        warn_if_unsharded(worker_spec, self._world * max(1, self.num_workers), type(self).__name__)
         spec = apply_rules(output, (MainProcessPart(worker_spec), ReceiveAhead()))
         self._main = RuntimeGraph(spec, WorkerContext(self._rank, self._world), stream=self)
         if has_sharding(worker_spec):  # the main part is downstream of the sharding point
@@ -108,8 +108,11 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         return self._iterate(token, graph.iterate())
 
     def state(self) -> Any:
-        return {"num_workers": self.num_workers, "world_size": self._world,
-                "graph": self._require_graph().state()}
+        return {
+            "num_workers": self.num_workers,
+            "world_size": self._world,
+            "graph": self._require_graph().state(),
+        }
 
     def shutdown(self) -> None:
         self._end_epoch()
@@ -137,12 +140,14 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
     def stats_snapshots(self) -> list[dict[str, Any]]:
         if self._sampler is None:
             return []
-        return [snapshot(self._graphs(), self._sampler), *self._retired_stats,
-                *self._worker_stats.values()]
+        return [
+            snapshot(self._graphs(), self._sampler),
+            *self._retired_stats,
+            *self._worker_stats.values(),
+        ]
 
     # -- the stream source of the main-process graph -----------------------
-    def open_stream(self, base_seed: int, epoch: int, fresh: bool,
-                    restored: Any) -> Iterator[Any]:
+    def open_stream(self, base_seed: int, epoch: int, fresh: bool, restored: Any) -> Iterator[Any]:
         if self._inline is not None:
             return _inline_pass(self._inline, base_seed, epoch, fresh, restored)
         previous = self._merge
@@ -151,8 +156,14 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             if not fresh and restored is None:  # the next pass of this epoch (cycle)
                 restored = previous.next_pass()
         behind, self._behind = self._behind, None
-        if (behind is not None and behind[0] == (base_seed, epoch) and fresh
-                and restored is None and previous is not None and previous.finished):
+        if (
+            behind is not None
+            and behind[0] == (base_seed, epoch)
+            and fresh
+            and restored is None
+            and previous is not None
+            and previous.finished
+        ):
             merge = behind[1]  # started by each worker when its previous pass ended
         else:  # a pass queued for another epoch, if any, is abandoned by the new RUN
             merge = self._start_pass(base_seed, epoch, fresh, restored)
@@ -179,23 +190,39 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             return
         (base_seed, epoch), self._next = self._next, None
         self._gen += 1
-        merge = Merge(self._inbox, self._gen, None, in_order=self.in_order, timeout=self.timeout,
-                      skip_warnings=self._require_graph().skip_warnings)
+        merge = Merge(
+            self._inbox,
+            self._gen,
+            None,
+            in_order=self.in_order,
+            timeout=self.timeout,
+            skip_warnings=self._require_graph().skip_warnings,
+        )
         merge.start_behind(base_seed, epoch, self.prefetch_factor)
         self._behind = ((base_seed, epoch), merge)
 
     def _start_pass(self, base_seed: int, epoch: int, fresh: bool, restored: Any) -> Merge:
         if self._pool is None:
-            self._pool = self._start_pool(self._require_spec(), [
-                WorkerContext(self._rank, self._world, i, self.num_workers)
-                for i in range(self.num_workers)])
+            self._pool = self._start_pool(
+                self._require_spec(),
+                [
+                    WorkerContext(self._rank, self._world, i, self.num_workers)
+                    for i in range(self.num_workers)
+                ],
+            )
             self._inbox = Inbox(self._pool, self._worker_stats)
             if self._sampler is not None:
                 for worker in range(self.num_workers):
                     self._pool.send(worker, (STATS, STATS_EVERY_S, os.getpid()))
         self._gen += 1
-        merge = Merge(self._inbox, self._gen, restored, in_order=self.in_order,
-                      timeout=self.timeout, skip_warnings=self._require_graph().skip_warnings)
+        merge = Merge(
+            self._inbox,
+            self._gen,
+            restored,
+            in_order=self.in_order,
+            timeout=self.timeout,
+            skip_warnings=self._require_graph().skip_warnings,
+        )
         merge.start(base_seed, epoch, fresh, self.prefetch_factor)
         return merge
 
@@ -220,8 +247,10 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             for item in it:
                 yield item
                 if self._token is not token:
-                    raise RuntimeError("this epoch's iterator was ended by a newer iter() on "
-                                       "the same loader; iterate the new one")
+                    raise RuntimeError(
+                        "this epoch's iterator was ended by a newer iter() on "
+                        "the same loader; iterate the new one"
+                    )
         except WorkerTimeoutError:
             if self._pool is not None:
                 self._pool.broken = True
@@ -258,17 +287,20 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
 
     def _unwrap(self, state: Any) -> Any:
         if not isinstance(state, dict) or "num_workers" not in state:
-            raise ResumeError(f"{self._label}: not a state saved by a worker reading service: "
-                              f"{str(state)[:200]}")
+            raise ResumeError(
+                f"{self._label}: not a state saved by a worker reading service: {str(state)[:200]}"
+            )
         saved = (state["num_workers"], state.get("world_size", 1))
         if saved != (self.num_workers, self._world):
-            msg = (f"{self._label}: the state was saved with num_workers={saved[0]} and "
-                   f"world size {saved[1]}, this service has num_workers={self.num_workers} "
-                   f"and world size {self._world}. Each worker resumes its own shard, so "
-                   "exact resume mid-epoch needs the same numbers. Use them, or skip the "
-                   "rest of the saved epoch with loader.set_epoch(state['epoch'] + 1) "
-                   "instead of load_state_dict (a state saved between epochs loads into "
-                   "any number of workers).")
+            msg = (
+                f"{self._label}: the state was saved with num_workers={saved[0]} and "
+                f"world size {saved[1]}, this service has num_workers={self.num_workers} "
+                f"and world size {self._world}. Each worker resumes its own shard, so "
+                "exact resume mid-epoch needs the same numbers. Use them, or skip the "
+                "rest of the saved epoch with loader.set_epoch(state['epoch'] + 1) "
+                "instead of load_state_dict (a state saved between epochs loads into "
+                "any number of workers)."
+            )
             raise ResumeError(msg)
         return state["graph"]
 
@@ -283,8 +315,9 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         return self._worker_spec
 
 
-def _inline_pass(graph: RuntimeGraph, base_seed: int, epoch: int, fresh: bool,
-                 restored: Any) -> Iterator[Any]:
+def _inline_pass(
+    graph: RuntimeGraph, base_seed: int, epoch: int, fresh: bool, restored: Any
+) -> Iterator[Any]:
     if fresh:
         graph.close()
         graph.start_epoch(base_seed, epoch)

@@ -27,8 +27,7 @@ class WorkerStreamNode(ResumableNode):
     def iterator(self) -> Iterator[Any]:
         restored = self.take_restored()
         fresh, self._fresh = self._fresh, False
-        return self._source().open_stream(self.graph.base_seed, self.graph.epoch, fresh,
-                                          restored)
+        return self._source().open_stream(self.graph.base_seed, self.graph.epoch, fresh, restored)
 
     def live_state(self) -> Any:
         return self._source().stream_state()
@@ -36,7 +35,9 @@ class WorkerStreamNode(ResumableNode):
     def _source(self) -> StreamSource:
         source = self.graph.stream
         if source is None:
-            raise RuntimeError(f"{self.label}: this graph was compiled without the reading "
-                               "service that feeds it (RuntimeGraph(..., stream=service)), "
-                               "or that service is gone")
+            raise RuntimeError(
+                f"{self.label}: this graph was compiled without the reading "
+                "service that feeds it (RuntimeGraph(..., stream=service)), "
+                "or that service is gone"
+            )
         return source

@@ -16,8 +16,9 @@ from .node import RuntimeNode
 from .sources import describe
 
 
-def node_of_frame(frame: FrameType,
-                  code_owners: Mapping[CodeType, RuntimeNode]) -> RuntimeNode | None:
+def node_of_frame(
+    frame: FrameType, code_owners: Mapping[CodeType, RuntimeNode]
+) -> RuntimeNode | None:
     """The node a frame runs for: a user function a node calls, or a runtime
     node's own code (``self``, or ``_sd_node`` in ``framed``)."""
     node = code_owners.get(frame.f_code)
@@ -32,19 +33,23 @@ def node_of_frame(frame: FrameType,
 UNKNOWN: Any = object()  # the element an error happened on is not known
 
 
-def node_error(exc: BaseException, node: RuntimeNode | None,
-               element: Any = UNKNOWN) -> NodeError:
+def node_error(exc: BaseException, node: RuntimeNode | None, element: Any = UNKNOWN) -> NodeError:
     where = node.label if node else "an unknown node"
     source = None if element is UNKNOWN else describe(element)
     on = f" (on {source})" if source else ""
-    err = NodeError(f"{where} raised {type(exc).__name__}: {exc}{on}",
-                    op=node.spec.op if node else "", name=node.spec.name if node else None,
-                    node_id=node.spec.id if node else "", source=source)
+    err = NodeError(
+        f"{where} raised {type(exc).__name__}: {exc}{on}",
+        op=node.spec.op if node else "",
+        name=node.spec.name if node else None,
+        node_id=node.spec.id if node else "",
+        source=source,
+    )
     return err
 
 
-def framed(fn: Callable[..., Any], node: RuntimeNode, nargs: int = 1, *,
-           always: bool = False) -> Callable[..., Any]:
+def framed(
+    fn: Callable[..., Any], node: RuntimeNode, nargs: int = 1, *, always: bool = False
+) -> Callable[..., Any]:
     """``fn`` itself when it is Python code that takes ``nargs`` positional
     arguments; else a thin Python wrapper, so that an error is attributed to
     ``node`` even where no frame of ``fn`` shows it: raised inside a C
@@ -80,8 +85,9 @@ def argument_of(frame: FrameType, node: RuntimeNode) -> Any:
         args = local["args"]
         return args[0] if len(args) == 1 else args
     code = frame.f_code
-    if code.co_argcount and any(isinstance(fn, FunctionType) and fn.__code__ is code
-                                for fn in node.user_functions()):
+    if code.co_argcount and any(
+        isinstance(fn, FunctionType) and fn.__code__ is code for fn in node.user_functions()
+    ):
         return local.get(code.co_varnames[0], UNKNOWN)
     return UNKNOWN
 

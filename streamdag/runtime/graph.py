@@ -28,8 +28,9 @@ class StreamSource(Protocol):
     """What a worker service offers the ``_worker_stream`` source of a
     main-process graph: the workers' merged output, and its state."""
 
-    def open_stream(self, base_seed: int, epoch: int, fresh: bool,
-                    restored: Any) -> Iterator[Any]: ...
+    def open_stream(
+        self, base_seed: int, epoch: int, fresh: bool, restored: Any
+    ) -> Iterator[Any]: ...
 
     def stream_state(self) -> Any: ...
 
@@ -37,8 +38,7 @@ class StreamSource(Protocol):
 def runtime_class(opspec: OpSpec) -> type[RuntimeNode]:
     """The class ``opspec.runtime`` names, imported on first use."""
     runtime = opspec.runtime
-    return runtime if isinstance(runtime, type) else _import(runtime, opspec.name,
-                                                             opspec.install)
+    return runtime if isinstance(runtime, type) else _import(runtime, opspec.name, opspec.install)
 
 
 @cache
@@ -56,8 +56,13 @@ class RuntimeGraph:
     """The compiled graph for one worker: runtime nodes shared where the spec
     shares nodes, so every source is read once per epoch."""
 
-    def __init__(self, output: Node, worker: WorkerContext | None = None, *,
-                 stream: StreamSource | None = None) -> None:
+    def __init__(
+        self,
+        output: Node,
+        worker: WorkerContext | None = None,
+        *,
+        stream: StreamSource | None = None,
+    ) -> None:
         self.worker = worker or WorkerContext()
         self._stream = None if stream is None else weakref.ref(stream)
         self.base_seed = 0
@@ -77,15 +82,17 @@ class RuntimeGraph:
             opspec = get_op(spec.op)
             inputs = [self.nodes[i.id] for i in spec.inputs]
             per_worker = spec.id in downstream_of_shard and not splits
-            self.nodes[spec.id] = runtime_class(opspec)(spec, inputs, self, position[spec.id],
-                                                        per_worker, opspec)
+            self.nodes[spec.id] = runtime_class(opspec)(
+                spec, inputs, self, position[spec.id], per_worker, opspec
+            )
         self.output = self.nodes[output.id]
         self.counting = False  # statistics: count the elements leaving the graph
         self._delivered = Tally()
         self.skip_warnings = SkipWarnings()  # nodes with on_error="warn" report here
         self._code_owner = {
             code_of(fn): node
-            for node in self.nodes.values() for fn in node.user_functions()
+            for node in self.nodes.values()
+            for fn in node.user_functions()
             if code_of(fn) is not None
         }
 

@@ -51,8 +51,15 @@ class RuntimeNode:
     implement ``state()``/``restore()``. ``params`` has the op's defaults
     filled in, so ``self.params[key]`` needs no default of its own."""
 
-    def __init__(self, spec: Node, inputs: list[RuntimeNode], graph: RuntimeGraph,
-                 index: int, per_worker_seed: bool, opspec: OpSpec) -> None:
+    def __init__(
+        self,
+        spec: Node,
+        inputs: list[RuntimeNode],
+        graph: RuntimeGraph,
+        index: int,
+        per_worker_seed: bool,
+        opspec: OpSpec,
+    ) -> None:
         self.spec = spec
         self.opspec = opspec
         self.inputs = inputs
@@ -146,5 +153,3 @@ class ResumableNode(RuntimeNode):
 
     def live_state(self) -> Any:
         raise NotImplementedError
-
-

@@ -99,9 +99,11 @@ class Replayer:
         try:
             return self.pull()
         except StopIteration:
-            msg = (f"{who}: input ended at item {self.seq} while replaying to item {target}; "
-                   "the pipeline upstream is not deterministic (a user function with "
-                   "unseeded randomness, or data that changed since the state was saved)")
+            msg = (
+                f"{who}: input ended at item {self.seq} while replaying to item {target}; "
+                "the pipeline upstream is not deterministic (a user function with "
+                "unseeded randomness, or data that changed since the state was saved)"
+            )
             raise ResumeError(msg) from None
 
     def skip_to(self, seq: int, who: str) -> None:

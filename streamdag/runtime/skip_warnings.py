@@ -64,7 +64,9 @@ class SkipWarnings:
             return
         for label, count in counts.items():
             if count > LIMIT:
-                msg = (f"{label}: {count - LIMIT} more inputs skipped in this epoch (a node "
-                       f"warns about its first {LIMIT} per epoch; its skipped statistic "
-                       "counts them all)")
+                msg = (
+                    f"{label}: {count - LIMIT} more inputs skipped in this epoch (a node "
+                    f"warns about its first {LIMIT} per epoch; its skipped statistic "
+                    "counts them all)"
+                )
                 warnings.warn(msg, SkippedInputWarning, stacklevel=3)

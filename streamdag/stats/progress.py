@@ -18,13 +18,24 @@ class HasStats(Protocol):
     def stats(self, all_ranks: bool = False) -> PipelineStats: ...
 
 
-def progress_bar(items: Iterator[T], loader: HasStats, epoch: int | None = None,
-                 total: int | None = None, disable: bool | None = False) -> Iterator[T]:
+def progress_bar(
+    items: Iterator[T],
+    loader: HasStats,
+    epoch: int | None = None,
+    total: int | None = None,
+    disable: bool | None = False,
+) -> Iterator[T]:
     from tqdm import tqdm
 
     desc = None if epoch is None else f"epoch {epoch}"
-    with tqdm(total=total, desc=desc, unit="el", dynamic_ncols=True, disable=disable,
-              mininterval=REFRESH_S) as bar:
+    with tqdm(
+        total=total,
+        desc=desc,
+        unit="el",
+        dynamic_ncols=True,
+        disable=disable,
+        mininterval=REFRESH_S,
+    ) as bar:
         before = _totals(loader.stats())
         since, due = perf_counter(), perf_counter() + REFRESH_S
         for item in items:
@@ -33,8 +44,9 @@ def progress_bar(items: Iterator[T], loader: HasStats, epoch: int | None = None,
             now = perf_counter()
             if now >= due:
                 due = now + REFRESH_S
-                bar.set_postfix_str(_rates(before, _totals(loader.stats()), now - since),
-                                    refresh=False)
+                bar.set_postfix_str(
+                    _rates(before, _totals(loader.stats()), now - since), refresh=False
+                )
         bar.set_postfix_str(_rates(before, _totals(loader.stats()), perf_counter() - since))
 
 

@@ -75,19 +75,34 @@ class PipelineStats:
 
     def table(self) -> str:
         total = sum(n.busy_s for n in self.nodes) or 1.0
-        rows = [("node", "in", "out", "out/s", "time s", "time %", "MB read", "skipped",
-                 "retries")]
+        rows = [("node", "in", "out", "out/s", "time s", "time %", "MB read", "skipped", "retries")]
         for n in self.nodes:
-            rate = (f"{n.elements_out / self.wall_s:,.1f}"
-                    if n.elements_out is not None and self.wall_s > 0 else "?")
-            rows.append((n.label, _count(n.elements_in), _count(n.elements_out), rate,
-                         f"{n.busy_s:.2f}", f"{100 * n.busy_s / total:.1f}",
-                         f"{n.bytes_read / 1e6:.1f}" if n.bytes_read else "",
-                         str(n.skipped or ""), str(n.retries or "")))
+            rate = (
+                f"{n.elements_out / self.wall_s:,.1f}"
+                if n.elements_out is not None and self.wall_s > 0
+                else "?"
+            )
+            rows.append(
+                (
+                    n.label,
+                    _count(n.elements_in),
+                    _count(n.elements_out),
+                    rate,
+                    f"{n.busy_s:.2f}",
+                    f"{100 * n.busy_s / total:.1f}",
+                    f"{n.bytes_read / 1e6:.1f}" if n.bytes_read else "",
+                    str(n.skipped or ""),
+                    str(n.retries or ""),
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                           for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
-                 for row in rows]
+        lines = [
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in rows
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join([*lines, "", self.summary()])
 
@@ -96,23 +111,33 @@ class PipelineStats:
         lines = [f"{self.wall_s:.2f} s, {self.processes} process(es)"]
         if slow is not None:
             share = slow.busy_s / (sum(n.busy_s for n in self.nodes) or 1.0)
-            lines.append(f"bottleneck: {slow.label} ({100 * share:.0f}% of pipeline time, "
-                         f"{slow.copies} cop{'y' if slow.copies == 1 else 'ies'})")
+            lines.append(
+                f"bottleneck: {slow.label} ({100 * share:.0f}% of pipeline time, "
+                f"{slow.copies} cop{'y' if slow.copies == 1 else 'ies'})"
+            )
         if self.even_batches_dropped or self.even_batches_repeated:
-            lines.append(f"even batches over ranks: {self.even_batches_dropped:,} elements "
-                         f"dropped, {self.even_batches_repeated:,} repeated")
+            lines.append(
+                f"even batches over ranks: {self.even_batches_dropped:,} elements "
+                f"dropped, {self.even_batches_repeated:,} repeated"
+            )
         if self.waited_s or self.outside_s:
             seen = self.waited_s + self.outside_s
-            lines.append(f"the loop over the loader waited for data "
-                         f"{100 * self.waited_s / seen:.0f}% of its time")
+            lines.append(
+                f"the loop over the loader waited for data "
+                f"{100 * self.waited_s / seen:.0f}% of its time"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def build(output: Node, snapshots: Iterable[Mapping[str, Any]], waited_s: float = 0.0,
-          outside_s: float = 0.0) -> PipelineStats:
+def build(
+    output: Node,
+    snapshots: Iterable[Mapping[str, Any]],
+    waited_s: float = 0.0,
+    outside_s: float = 0.0,
+) -> PipelineStats:
     """Sum the snapshots of every process (and rank) over ``output``'s nodes."""
     snapshots = list(snapshots)
     specs = walk(output)
@@ -126,21 +151,33 @@ def build(output: Node, snapshots: Iterable[Mapping[str, Any]], waited_s: float 
             for key, value in part.items():
                 if key not in ("in", "out", *_TIMES):
                     counters[key] = counters.get(key, 0) + value
-        nodes.append(NodeStats(
-            id=spec.id, op=spec.op, name=spec.name,
-            elements_in=_total(p["in"] for p in counted),
-            elements_out=_total(p["out"] for p in counted),
-            busy_s=sum(p.get("busy_s", 0.0) for p in parts),
-            bytes_read=counters.get("bytes", 0), skipped=counters.get("skipped", 0),
-            retries=counters.get("retries", 0), copies=len(counted) or 1,
-            reads_storage=spec.id in first_readers, counters=counters))
+        nodes.append(
+            NodeStats(
+                id=spec.id,
+                op=spec.op,
+                name=spec.name,
+                elements_in=_total(p["in"] for p in counted),
+                elements_out=_total(p["out"] for p in counted),
+                busy_s=sum(p.get("busy_s", 0.0) for p in parts),
+                bytes_read=counters.get("bytes", 0),
+                skipped=counters.get("skipped", 0),
+                retries=counters.get("retries", 0),
+                copies=len(counted) or 1,
+                reads_storage=spec.id in first_readers,
+                counters=counters,
+            )
+        )
     timed = [s for s in snapshots if "wall_s" in s]
     even = [s["even_batches"] for s in snapshots if "even_batches" in s]
     return PipelineStats(
-        nodes=tuple(nodes), wall_s=max((s["wall_s"] for s in timed), default=0.0),
-        waited_s=waited_s, outside_s=outside_s, processes=len(timed),
+        nodes=tuple(nodes),
+        wall_s=max((s["wall_s"] for s in timed), default=0.0),
+        waited_s=waited_s,
+        outside_s=outside_s,
+        processes=len(timed),
         even_batches_dropped=sum(e["dropped"] for e in even),
-        even_batches_repeated=sum(e["repeated"] for e in even))
+        even_batches_repeated=sum(e["repeated"] for e in even),
+    )
 
 
 def _first_byte_counters(specs: list[Node], snapshots: list[Mapping[str, Any]]) -> set[str]:
@@ -175,7 +212,10 @@ def profile_notes(stats: PipelineStats) -> dict[str, tuple[str, bool]]:
     slow = stats.bottleneck()
     notes = {}
     for n in stats.nodes:
-        rate = ("? el/s" if n.elements_out is None or stats.wall_s <= 0
-                else f"{n.elements_out / stats.wall_s:,.0f} el/s")
+        rate = (
+            "? el/s"
+            if n.elements_out is None or stats.wall_s <= 0
+            else f"{n.elements_out / stats.wall_s:,.0f} el/s"
+        )
         notes[n.id] = (f"{rate}, {100 * n.busy_s / total:.0f}% time", n is slow)
     return notes

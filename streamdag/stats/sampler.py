@@ -113,8 +113,9 @@ def _disarm() -> None:
     signal.signal(signal.SIGPROF, signal.SIG_IGN)
 
 
-def _innermost_node(frame: FrameType | None,
-                    codes: dict[CodeType, RuntimeNode]) -> RuntimeNode | None:
+def _innermost_node(
+    frame: FrameType | None, codes: dict[CodeType, RuntimeNode]
+) -> RuntimeNode | None:
     while frame is not None:
         node = node_of_frame(frame, codes)
         if node is not None:

@@ -33,12 +33,15 @@ def by_position(snapshots: list[dict[str, Any]], output: Node) -> list[dict[str,
     """Snapshots keyed by each node's position in ``output``'s graph instead of
     its id: ranks build the same pipeline, but with ids of their own."""
     position = {spec.id: str(i) for i, spec in enumerate(walk(output))}
-    return [{**s, "nodes": {position[k]: v for k, v in s["nodes"].items() if k in position}}
-            for s in snapshots]
+    return [
+        {**s, "nodes": {position[k]: v for k, v in s["nodes"].items() if k in position}}
+        for s in snapshots
+    ]
 
 
 def by_id(snapshots: list[dict[str, Any]], output: Node) -> list[dict[str, Any]]:
     """The inverse of ``by_position`` for this rank's ``output``."""
     ids = {str(i): spec.id for i, spec in enumerate(walk(output))}
-    return [{**s, "nodes": {ids[k]: v for k, v in s["nodes"].items() if k in ids}}
-            for s in snapshots]
+    return [
+        {**s, "nodes": {ids[k]: v for k, v in s["nodes"].items() if k in ids}} for s in snapshots
+    ]

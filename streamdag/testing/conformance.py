@@ -46,8 +46,9 @@ class OpConformance:
         self._resumes(tmp_path, "processes")
 
     def _resumes(self, tmp_path: Any, service: str) -> None:
-        assert_resumes(self.make_pipe(tmp_path), self.resume_stops,
-                       reading_service=SERVICES[service])
+        assert_resumes(
+            self.make_pipe(tmp_path), self.resume_stops, reading_service=SERVICES[service]
+        )
 
     def test_op_graph_round_trips(self, tmp_path: Any) -> None:
         assert_round_trips(self.make_pipe(tmp_path), self.trusted_modules, epochs=1)
@@ -69,6 +70,7 @@ class ReaderConformance(OpConformance):
         parts: list[Any] = []
         for worker in range(2):
             context = WorkerContext(worker_id=worker, num_workers=2)
-            parts += plain(run_epoch(pipe, reading_service=lambda c=context:
-                                     InProcessReadingService(worker=c)))
+            parts += plain(
+                run_epoch(pipe, reading_service=lambda c=context: InProcessReadingService(worker=c))
+            )
         assert sorted(parts, key=repr) == sorted(whole, key=repr)

@@ -26,12 +26,15 @@ SERVICES: dict[str, ServiceFactory | None] = {
 }
 
 
-def loader(pipe: DataPipe[Any], seed: int, reading_service: ServiceFactory | None
-           ) -> DataLoader2[Any]:
+def loader(
+    pipe: DataPipe[Any], seed: int, reading_service: ServiceFactory | None
+) -> DataLoader2[Any]:
     """A loader with a fresh service from the factory (in process for None)."""
     if isinstance(reading_service, ReadingService):
-        raise TypeError("pass a factory of reading services (e.g. functools.partial("
-                        "MultiProcessingReadingService, 2)): each loader needs its own")
+        raise TypeError(
+            "pass a factory of reading services (e.g. functools.partial("
+            "MultiProcessingReadingService, 2)): each loader needs its own"
+        )
     service = reading_service() if reading_service is not None else None
     return DataLoader2(pipe, reading_service=service, seed=seed)
 
@@ -57,23 +60,36 @@ def take(it: Iterator[Any], count: int) -> list[Any]:
     return list(islice(it, count))
 
 
-def run_epochs(pipe: DataPipe[Any], epochs: int = 1, seed: int = 0,
-               reading_service: ServiceFactory | None = None) -> list[list[Any]]:
+def run_epochs(
+    pipe: DataPipe[Any],
+    epochs: int = 1,
+    seed: int = 0,
+    reading_service: ServiceFactory | None = None,
+) -> list[list[Any]]:
     """Epochs 0 .. epochs-1 of one uninterrupted loader."""
     with loader(pipe, seed, reading_service) as it:
         return [list(it) for _ in range(epochs)]
 
 
-def run_epoch(pipe: DataPipe[Any], seed: int = 0, epoch: int = 0,
-              reading_service: ServiceFactory | None = None) -> list[Any]:
+def run_epoch(
+    pipe: DataPipe[Any],
+    seed: int = 0,
+    epoch: int = 0,
+    reading_service: ServiceFactory | None = None,
+) -> list[Any]:
     """One epoch of a fresh loader."""
     with loader(pipe, seed, reading_service) as it:
         it.set_epoch(epoch)
         return list(it)
 
 
-def resumed_epoch(pipe: DataPipe[Any], stop: int, seed: int = 0, epoch: int = 0,
-                  reading_service: ServiceFactory | None = None) -> tuple[list[Any], list[Any]]:
+def resumed_epoch(
+    pipe: DataPipe[Any],
+    stop: int,
+    seed: int = 0,
+    epoch: int = 0,
+    reading_service: ServiceFactory | None = None,
+) -> tuple[list[Any], list[Any]]:
     """The first ``stop`` elements, then the rest from a fresh loader that
     loaded the state saved after them."""
     with loader(pipe, seed, reading_service) as first:

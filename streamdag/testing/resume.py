@@ -14,8 +14,13 @@ from ..datapipes.datapipe import DataPipe
 from .loaders import ServiceFactory, loader, plain, run_epochs, saved, take
 
 
-def assert_resumes(pipe: DataPipe[Any], stops: Iterable[int] | None = None, *, seed: int = 0,
-                   reading_service: ServiceFactory | None = None) -> list[Any]:
+def assert_resumes(
+    pipe: DataPipe[Any],
+    stops: Iterable[int] | None = None,
+    *,
+    seed: int = 0,
+    reading_service: ServiceFactory | None = None,
+) -> list[Any]:
     """Run the four phases for ``pipe`` under ``reading_service`` (a factory;
     None: in process). ``stops`` are the element counts after which a state is
     taken (default: 0, 1, a third, half, all but one, all). Returns the
@@ -23,8 +28,9 @@ def assert_resumes(pipe: DataPipe[Any], stops: Iterable[int] | None = None, *, s
     full, following = run_epochs(pipe, 2, seed, reading_service)
     expected, expected_next = plain(full), plain(following)
     count = len(full)
-    points = sorted({0, 1, count // 3, count // 2, max(count - 1, 0), count}
-                    if stops is None else set(stops))
+    points = sorted(
+        {0, 1, count // 3, count // 2, max(count - 1, 0), count} if stops is None else set(stops)
+    )
     if points and not 0 <= points[0] <= points[-1] <= count:
         raise ValueError(f"stops must be within the epoch's {count} elements, got {points}")
 
@@ -32,8 +38,9 @@ def assert_resumes(pipe: DataPipe[Any], stops: Iterable[int] | None = None, *, s
         with loader(pipe, seed, reading_service) as second:
             second.load_state_dict(saved(state))
             got = plain(list(second))
-            assert got == rest, f"{what}: the resumed epoch differs ({len(got)} elements, " \
-                                f"{len(rest)} expected)"
+            assert got == rest, (
+                f"{what}: the resumed epoch differs ({len(got)} elements, {len(rest)} expected)"
+            )
             got = plain(list(second))
             assert got == expected_next, f"{what}: the epoch after the resumed one differs"
 
@@ -49,8 +56,9 @@ def assert_resumes(pipe: DataPipe[Any], stops: Iterable[int] | None = None, *, s
         initial = first.state_dict()
         take(iter(first), count // 2)
         first.load_state_dict(saved(initial))
-        assert plain(list(first)) == expected, \
+        assert plain(list(first)) == expected, (
             "the initial state loaded part-way through an epoch does not restart it"
+        )
     resume_from(initial, "initial state", expected)
 
     with loader(pipe, seed, reading_service) as first:
@@ -58,13 +66,19 @@ def assert_resumes(pipe: DataPipe[Any], stops: Iterable[int] | None = None, *, s
         finished = first.state_dict()
     with loader(pipe, seed, reading_service) as second:
         second.load_state_dict(saved(finished))
-        assert plain(list(second)) == expected_next, \
+        assert plain(list(second)) == expected_next, (
             "state of a finished epoch: the next iter() is not the next epoch"
+        )
     return full
 
 
-def assert_deterministic(pipe: DataPipe[Any], *, seed: int = 0, epochs: int = 2,
-                         reading_service: ServiceFactory | None = None) -> list[list[Any]]:
+def assert_deterministic(
+    pipe: DataPipe[Any],
+    *,
+    seed: int = 0,
+    epochs: int = 2,
+    reading_service: ServiceFactory | None = None,
+) -> list[list[Any]]:
     """Two loaders with the same seed yield the same epochs; the pipe yields
     something. Returns the epochs."""
     first = run_epochs(pipe, epochs, seed, reading_service)

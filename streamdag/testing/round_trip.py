@@ -12,9 +12,14 @@ from ..graph_io.files import dumps, loads_node
 from .loaders import ServiceFactory, plain, run_epochs
 
 
-def assert_round_trips(pipe: DataPipe[Any], trusted_modules: Iterable[str] = (), *,
-                       seed: int = 0, epochs: int = 2,
-                       reading_service: ServiceFactory | None = None) -> DataPipe[Any]:
+def assert_round_trips(
+    pipe: DataPipe[Any],
+    trusted_modules: Iterable[str] = (),
+    *,
+    seed: int = 0,
+    epochs: int = 2,
+    reading_service: ServiceFactory | None = None,
+) -> DataPipe[Any]:
     """Save ``pipe`` as msgpack and as JSON, load each back and assert that
     the document is unchanged by the trip and that the loaded pipeline yields
     exactly the original's elements for ``seed`` over ``epochs`` epochs.

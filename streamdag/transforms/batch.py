@@ -15,8 +15,9 @@ class BatchNode(RuntimeNode):
         self._in = self._out = 0  # statistics: counted per batch, not per element
 
     def iterator(self) -> Iterator[list[Any]]:
-        return self._batches(self.inputs[0].iterator(), self.params["batch_size"],
-                             self.params["drop_last"])
+        return self._batches(
+            self.inputs[0].iterator(), self.params["batch_size"], self.params["drop_last"]
+        )
 
     def _batches(self, it: Iterator[Any], size: int, drop_last: bool) -> Iterator[list[Any]]:
         while True:

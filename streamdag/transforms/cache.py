@@ -44,8 +44,11 @@ class InMemoryCacheNode(ResumableNode):
             if kept is not None:
                 kept.append(item)
                 if limit is not None and len(kept) > limit:
-                    warnings.warn(f"{self.label}: more than max_items={limit} elements; "
-                                  "not caching this input", stacklevel=2)
+                    warnings.warn(
+                        f"{self.label}: more than max_items={limit} elements; "
+                        "not caching this input",
+                        stacklevel=2,
+                    )
                     kept = None
             if index >= skip:
                 yield item

@@ -57,8 +57,9 @@ class MuxLongestNode(ResumableNode):
 
     def iterator(self) -> Iterator[Any]:
         restored = self.take_restored()
-        self._turn, self._done = (0, set()) if restored is None else (
-            restored["turn"], set(restored["done"]))
+        self._turn, self._done = (
+            (0, set()) if restored is None else (restored["turn"], set(restored["done"]))
+        )
         return self._run([node.iterator() for node in self.inputs])
 
     def _run(self, its: list[Iterator[Any]]) -> Iterator[Any]:
@@ -77,8 +78,11 @@ class MuxLongestNode(ResumableNode):
             self._turn = 0
 
     def live_state(self) -> dict:
-        return {"turn": self._turn, "done": sorted(self._done),
-                "in": [node.state() for node in self.inputs]}
+        return {
+            "turn": self._turn,
+            "done": sorted(self._done),
+            "in": [node.state() for node in self.inputs],
+        }
 
     def restore(self, state: dict | None) -> None:
         super().restore(state)
@@ -112,8 +116,9 @@ class MuxNode(ResumableNode):
             replay.start(ckpt)
         self._replay_to(self._rounds)
         if pending:
-            self._round = iter([replay.replay(self._rounds + 1, self.label)
-                                for replay in self._replays])
+            self._round = iter(
+                [replay.replay(self._rounds + 1, self.label) for replay in self._replays]
+            )
             self._rounds += 1
             next(islice(self._round, taken, taken), None)
         return self._run()
@@ -144,8 +149,11 @@ class MuxNode(ResumableNode):
         count = len(self.inputs)
         taken = position_of(self._round, count)
         needed = self._rounds - (taken < count)
-        return {"rounds": self._rounds, "taken": taken,
-                "ckpt": [replay.checkpoint(needed) for replay in self._replays]}
+        return {
+            "rounds": self._rounds,
+            "taken": taken,
+            "ckpt": [replay.checkpoint(needed) for replay in self._replays],
+        }
 
     def restore(self, state: dict | None) -> None:
         super().restore(state)

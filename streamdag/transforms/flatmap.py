@@ -64,8 +64,11 @@ class FlatMapNode(ResumableNode):
 
     def live_state(self) -> dict:
         item = self._replay.seq
-        return {"item": item, "offset": position_of(self._part, self._part_len),
-                "ckpt": self._replay.checkpoint(max(item - 1, 0))}
+        return {
+            "item": item,
+            "offset": position_of(self._part, self._part_len),
+            "ckpt": self._replay.checkpoint(max(item - 1, 0)),
+        }
 
     def restore(self, state: dict | None) -> None:
         super().restore(state)
@@ -103,7 +106,9 @@ def _dive(element: Any, left: int, level: int, out: list[Any]) -> None:
         for item in element:
             _dive(item, left - 1 if left > 0 else left, level, out)
     else:
-        msg = (f"unbatch_level {level} exceeds the depth of the data: found "
-               f"{type(element).__name__} {element!r:.80} where a batch was expected "
-               "(only lists are batches; a tuple is an element)")
+        msg = (
+            f"unbatch_level {level} exceeds the depth of the data: found "
+            f"{type(element).__name__} {element!r:.80} where a batch was expected "
+            "(only lists are batches; a tuple is an element)"
+        )
         raise IndexError(msg)

@@ -63,8 +63,10 @@ class HubNode(RuntimeNode):
         if not self.started:
             self.start()
         if index in self._opened:
-            msg = (f"{self.label}: branch {index} was iterated twice in one epoch (is it under "
-                   "cycle()? put cycle() before the fork/demux)")
+            msg = (
+                f"{self.label}: branch {index} was iterated twice in one epoch (is it under "
+                "cycle()? put cycle() before the fork/demux)"
+            )
             raise RuntimeError(msg)
         self._opened.add(index)
         return self._drain(index)
@@ -106,17 +108,22 @@ class HubNode(RuntimeNode):
         return BufferOverflowError(
             f"{self.label}: {what} more than buffer_size={size} elements (as torchdata's "
             f"BufferError). Consume the outputs in step (e.g. zip them), raise buffer_size, "
-            f"or pass buffer_size=-1 for no bound")
+            f"or pass buffer_size=-1 for no bound"
+        )
 
     def _oldest_needed(self) -> int:
         """The number of the oldest element some branch has yet to take."""
-        return min((q[0][0] if q else self._replay.seq for q in self._queues.values()),
-                   default=self._replay.seq)
+        return min(
+            (q[0][0] if q else self._replay.seq for q in self._queues.values()),
+            default=self._replay.seq,
+        )
 
     def state(self) -> dict:
         needed = self._oldest_needed()
-        return {"last": {str(i): v for i, v in self._last.items()},
-                "ckpt": self._replay.checkpoint(needed)}
+        return {
+            "last": {str(i): v for i, v in self._last.items()},
+            "ckpt": self._replay.checkpoint(needed),
+        }
 
     def request_restore(self, index: int, state: dict) -> None:
         """Branches ask one by one; the hub restores when first iterated, from
@@ -124,8 +131,10 @@ class HubNode(RuntimeNode):
         an older one than its sibling)."""
         if self.started:
             if self._replay.seq != self._start_seq or any(self._queues.values()):
-                msg = (f"{self.label}: output {index} asked to be restored after the hub had "
-                       "started pulling; nested fork/demux graphs of this shape cannot resume")
+                msg = (
+                    f"{self.label}: output {index} asked to be restored after the hub had "
+                    "started pulling; nested fork/demux graphs of this shape cannot resume"
+                )
                 raise ResumeError(msg)
             self.started = False  # nothing pulled yet: start again with every request
         self._requests.append((index, state))
@@ -160,11 +169,16 @@ class DemuxNode(HubNode):
         branch = self._classify(item)
         if branch is None and self.params["drop_none"]:
             return ()
-        if isinstance(branch, bool) or not isinstance(branch, int) or not (
-                0 <= branch < self.params["num_instances"]):
-            msg = (f"{self.label}: classifier_fn returned {branch!r} for {item!r:.200}; "
-                   f"expected an int in [0, {self.params['num_instances']})"
-                   + (" or None (drop_none=True)" if self.params["drop_none"] else ""))
+        if (
+            isinstance(branch, bool)
+            or not isinstance(branch, int)
+            or not (0 <= branch < self.params["num_instances"])
+        ):
+            msg = (
+                f"{self.label}: classifier_fn returned {branch!r} for {item!r:.200}; "
+                f"expected an int in [0, {self.params['num_instances']})"
+                + (" or None (drop_none=True)" if self.params["drop_none"] else "")
+            )
             raise ValueError(msg)
         return (branch,)
 
@@ -187,8 +201,10 @@ class BranchNode(RuntimeNode):
             raise ParamError(f"{self.label}: input must be a fork or demux node, got {hub.label}")
         outputs = hub.opspec.outputs(hub.params)
         if self.params["index"] >= outputs:
-            raise ParamError(f"{self.label}: index {self.params['index']} is out of range for "
-                             f"{hub.label} with {outputs} outputs")
+            raise ParamError(
+                f"{self.label}: index {self.params['index']} is out of range for "
+                f"{hub.label} with {outputs} outputs"
+            )
         hub.branches[self.params["index"]] = self
         self.hub = hub
         self._restored = None

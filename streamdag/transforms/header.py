@@ -25,8 +25,10 @@ class HeaderNode(ResumableNode):
 
     def live_state(self) -> dict:
         left = len(range(self._taken, self.params["limit"]))
-        return {"taken": self._taken + position_of(self._counter, left),
-                "in": self.inputs[0].state()}
+        return {
+            "taken": self._taken + position_of(self._counter, left),
+            "in": self.inputs[0].state(),
+        }
 
     def restore(self, state: dict | None) -> None:
         super().restore(state)

@@ -11,7 +11,6 @@ from .columns import arity, selecting, with_columns
 
 
 class MapNode(RuntimeNode):
-
     def setup(self) -> None:
         col = self.params["input_col"]
         fn = framed(self.params["fn"], self, arity(col))

@@ -32,8 +32,11 @@ class SampleMultiplexerNode(ResumableNode):
         if restored is None:
             self._alive = list(range(len(self.inputs)))
             fixed = self.params["seed"]
-            seed = (self.seed(self._pass) if fixed is None
-                    else derive_seed(fixed, self.graph.epoch, self._pass))
+            seed = (
+                self.seed(self._pass)
+                if fixed is None
+                else derive_seed(fixed, self.graph.epoch, self._pass)
+            )
             self._rng.seed(seed)
             self._pass += 1
         else:
@@ -63,6 +66,9 @@ class SampleMultiplexerNode(ResumableNode):
 
     def live_state(self) -> dict:
         version, internal, gauss = self._rng.getstate()
-        return {"pass": self._pass, "alive": list(self._alive),
-                "rng": [version, list(internal), gauss],
-                "in": [node.state() for node in self.inputs]}
+        return {
+            "pass": self._pass,
+            "alive": list(self._alive),
+            "rng": [version, list(internal), gauss],
+            "in": [node.state() for node in self.inputs],
+        }

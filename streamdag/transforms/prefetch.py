@@ -73,8 +73,11 @@ class PrefetchNode(ResumableNode):
     def _consume(self) -> Iterator[Any]:
         out, stop = self._queue, self._stop
         self._thread = thread = threading.Thread(
-            target=self._produce, args=(out, stop), daemon=True,
-            name=f"streamdag-prefetch-{self.spec.id}")
+            target=self._produce,
+            args=(out, stop),
+            daemon=True,
+            name=f"streamdag-prefetch-{self.spec.id}",
+        )
         thread.start()
         try:
             while True:

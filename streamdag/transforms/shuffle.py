@@ -144,9 +144,14 @@ class ShuffleNode(ResumableNode):
     def live_state(self) -> dict:
         seqs = list(self._seqs)
         version, internal, gauss = self._rng.getstate()
-        return {"pass": self._pass, "rng": [version, list(internal), gauss], "seqs": seqs,
-                "draining": self._draining, "next": self._replay.seq,
-                "ckpt": self._replay.checkpoint(min(seqs, default=self._replay.seq))}
+        return {
+            "pass": self._pass,
+            "rng": [version, list(internal), gauss],
+            "seqs": seqs,
+            "draining": self._draining,
+            "next": self._replay.seq,
+            "ckpt": self._replay.checkpoint(min(seqs, default=self._replay.seq)),
+        }
 
     def state(self) -> Any:
         return super().state() if self._enabled else self.inputs[0].state()

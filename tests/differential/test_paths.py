@@ -141,18 +141,28 @@ PIPELINES: dict[str, Any] = {
 #: (tests/differential/test_io.py, test_newops.py, test_readers.py); here each
 #: must construct its functional method
 BY_FUNCTIONAL_NAME = {
-    "RoutedDecoder": "routed_decode", "Extractor": "extract", "Bz2FileLoader": "load_from_bz2",
-    "XzFileLoader": "load_from_xz", "TFRecordLoader": "load_from_tfrecord",
-    "HttpReader": "read_from_http", "HashChecker": "check_hash",
-    "OnDiskCacheHolder": "on_disk_cache", "EndOnDiskCacheHolder": "end_caching",
-    "JsonParser": "parse_json_files", "ParagraphAggregator": "lines_to_paragraphs",
-    "InBatchShuffler": "in_batch_shuffle", "IterKeyZipper": "zip_with_iter",
-    "MapKeyZipper": "zip_with_map", "RandomSplitter": "random_split", "FullSync": "fullsync",
+    "RoutedDecoder": "routed_decode",
+    "Extractor": "extract",
+    "Bz2FileLoader": "load_from_bz2",
+    "XzFileLoader": "load_from_xz",
+    "TFRecordLoader": "load_from_tfrecord",
+    "HttpReader": "read_from_http",
+    "HashChecker": "check_hash",
+    "OnDiskCacheHolder": "on_disk_cache",
+    "EndOnDiskCacheHolder": "end_caching",
+    "JsonParser": "parse_json_files",
+    "ParagraphAggregator": "lines_to_paragraphs",
+    "InBatchShuffler": "in_batch_shuffle",
+    "IterKeyZipper": "zip_with_iter",
+    "MapKeyZipper": "zip_with_map",
+    "RandomSplitter": "random_split",
+    "FullSync": "fullsync",
 }
 
 
 def as_dict(x: int) -> dict[str, int]:
     return {"x": x}
+
 
 UNORDERED = {"Shuffler", "SampleMultiplexer"}  # random: compared as multisets
 
@@ -209,8 +219,10 @@ def test_csv_parser_and_webdataset_rows(files: Path) -> None:
 
     def samples(ns: ModuleType) -> list[Any]:
         tar = ns.TarArchiveLoader(ns.FileOpener(ns.FileLister(str(files), "*.tar"), "rb"))
-        return [{k: v if isinstance(v, str) else _read(v) for k, v in s.items()}
-                for s in ns.WebDataset(tar)]
+        return [
+            {k: v if isinstance(v, str) else _read(v) for k, v in s.items()}
+            for s in ns.WebDataset(tar)
+        ]
 
     assert rows(sd_iter) == rows(td_iter)
     assert samples(sd_iter) == samples(td_iter)

@@ -47,8 +47,9 @@ def write_tar(path: Path, members: list[tuple[str, bytes]], mode: str = "w") -> 
     return path
 
 
-def jpeg_bytes(width: int = 64, height: int = 48, seed: int = 0, fmt: str = "JPEG",
-               mode: str = "RGB") -> bytes:
+def jpeg_bytes(
+    width: int = 64, height: int = 48, seed: int = 0, fmt: str = "JPEG", mode: str = "RGB"
+) -> bytes:
     from PIL import Image
 
     rng = np.random.default_rng(seed)

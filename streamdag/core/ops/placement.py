@@ -7,9 +7,18 @@ from __future__ import annotations
 from ..spec import OpSpec, Param
 
 SPECS = (
-    OpSpec("main_process", "streamdag.transforms.main_process:MainProcessNode", params={},
-           passthrough=True, placement="main"),
-    OpSpec("_worker_stream", "streamdag.reading_service.worker_stream:WorkerStreamNode",
-           inputs=(0, 0), params={"boundary": Param(), "batch_size": Param(None)},
-           runtime_only=True),
+    OpSpec(
+        "main_process",
+        "streamdag.transforms.main_process:MainProcessNode",
+        params={},
+        passthrough=True,
+        placement="main",
+    ),
+    OpSpec(
+        "_worker_stream",
+        "streamdag.reading_service.worker_stream:WorkerStreamNode",
+        inputs=(0, 0),
+        params={"boundary": Param(), "batch_size": Param(None)},
+        runtime_only=True,
+    ),
 )

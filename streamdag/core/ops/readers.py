@@ -21,8 +21,11 @@ DICT_KEYS = ("fieldnames", "restkey", "restval")  # csv.DictReader's own paramet
 
 def _strings(op: str, key: str, value: Any) -> None:
     values = [value] if isinstance(value, str) else value
-    if not isinstance(values, (list, tuple)) or not values or not all(
-            isinstance(v, str) for v in values):
+    if (
+        not isinstance(values, (list, tuple))
+        or not values
+        or not all(isinstance(v, str) for v in values)
+    ):
         raise ParamError(f"{op}: {key} must be a str or a non-empty list of str, got {value!r}")
 
 
@@ -54,7 +57,8 @@ def _fmtparams(op: str, key: str, value: Any, own: tuple[str, ...] = ()) -> None
             f"{op} takes no 'header': as torchdata's, parse_csv yields every record as a "
             f"list, the header row included; for dicts keyed by the header row use "
             f"parse_csv_as_dict() (fieldnames=[...] names the columns of a file without "
-            f"one), and skip_lines=1 drops a header row")
+            f"one), and skip_lines=1 drops a header row"
+        )
     try:
         csv.reader((), **{k: v for k, v in value.items() if k not in own})
     except TypeError as exc:
@@ -67,8 +71,10 @@ def _optional_number(op: str, key: str, value: Any) -> None:
 
 
 def _hashes(op: str, key: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+    if value is not None and (
+        not isinstance(value, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
         raise ParamError(f"{op}: {key} must map file paths to hex digests (str), got {value!r}")
 
 
@@ -78,9 +84,13 @@ def _tfrecord_spec(op: str, key: str, value: Any) -> None:
     if value is None:
         return
     ok = isinstance(value, Mapping) and all(
-        isinstance(k, str) and isinstance(v, (list, tuple)) and len(v) == 2
+        isinstance(k, str)
+        and isinstance(v, (list, tuple))
+        and len(v) == 2
         and (v[0] is None or isinstance(v[0], (list, tuple)))
-        and (v[1] is None or isinstance(v[1], str)) for k, v in value.items())
+        and (v[1] is None or isinstance(v[1], str))
+        for k, v in value.items()
+    )
     if not ok:
         raise ParamError(f"{op}: {key} must map feature names to (shape, dtype), got {value!r}")
 
@@ -104,70 +114,172 @@ _HASH_TYPE = Param("sha256", partial(check_choice, choices=("sha256", "md5")))
 _ENCODING = Param("utf-8", partial(check_type, types=str, want="an encoding name"))
 _TEXT = {"encoding": _ENCODING, "return_path": _flag(False), "on_error": ON_ERROR_PARAM}
 #: torchdata's text readers: lines to skip per file, decoding errors as bytes.decode's
-_TD_TEXT = {"skip_lines": _count(0, 0), "decode": _flag(True), **_TEXT,
-            "errors": Param("ignore", partial(check_type, types=str, want="an error handler"))}
-_OPEN = {"mode": Param("r", partial(check_choice, choices=OPEN_MODES)),
-         "encoding": Param(None, partial(check_type, types=(str, type(None)),
-                                         want="an encoding name or None")),
-         "storage_options": _STORAGE, "on_error": ON_ERROR_PARAM}
+_TD_TEXT = {
+    "skip_lines": _count(0, 0),
+    "decode": _flag(True),
+    **_TEXT,
+    "errors": Param("ignore", partial(check_type, types=str, want="an error handler")),
+}
+_OPEN = {
+    "mode": Param("r", partial(check_choice, choices=OPEN_MODES)),
+    "encoding": Param(
+        None, partial(check_type, types=(str, type(None)), want="an encoding name or None")
+    ),
+    "storage_options": _STORAGE,
+    "on_error": ON_ERROR_PARAM,
+}
 
 
 def _check_open(params: Mapping[str, Any]) -> None:
     if "b" in params["mode"] and params["encoding"] is not None:
-        raise ParamError(f"open_files: binary mode {params['mode']!r} takes no encoding "
-                         f"(got encoding={params['encoding']!r})")
+        raise ParamError(
+            f"open_files: binary mode {params['mode']!r} takes no encoding "
+            f"(got encoding={params['encoding']!r})"
+        )
+
+
 #: ranged, retried reads with read-ahead (``open_files(retry=...)``, docs/s3.md)
-RETRY = {"chunk_size": _count(8 * MiB, 1), "first_chunk": _count(MiB // 4, 1),
-         "read_ahead": _count(2, 0), "shards_ahead": _count(1, 0),
-         "max_retries": _count(5, 0), "backoff_base": Param(0.1, _number),
-         "backoff_max": Param(5.0, _number)}
+RETRY = {
+    "chunk_size": _count(8 * MiB, 1),
+    "first_chunk": _count(MiB // 4, 1),
+    "read_ahead": _count(2, 0),
+    "shards_ahead": _count(1, 0),
+    "max_retries": _count(5, 0),
+    "backoff_base": Param(0.1, _number),
+    "backoff_max": Param(5.0, _number),
+}
 
 SPECS = (
-    OpSpec("file_lister", _RT + "file_lister:FileListerNode", inputs=(0, 0), params={
-        "root": Param(".", _strings), "masks": Param("*", _masks),
-        "recursive": _flag(False), "storage_options": _STORAGE, "abspath": _flag(False)}),
+    OpSpec(
+        "file_lister",
+        _RT + "file_lister:FileListerNode",
+        inputs=(0, 0),
+        params={
+            "root": Param(".", _strings),
+            "masks": Param("*", _masks),
+            "recursive": _flag(False),
+            "storage_options": _STORAGE,
+            "abspath": _flag(False),
+        },
+    ),
     OpSpec("open_files", _RT + "open_files:OpenFilesNode", params=_OPEN, check=_check_open),
-    OpSpec("open_files_retrying", _RT + "open_files_retrying:RetryingOpenFilesNode",
-           params={**_OPEN, **RETRY}, check=_check_open),
-    OpSpec("load_from_tar", _RT + "tar_archive:LoadFromTarNode",
-           params={"streams": _flag(False), "on_error": ON_ERROR_PARAM}),
-    OpSpec("load_from_zip", _RT + "zip_archive:LoadFromZipNode",
-           params={"streams": _flag(False), "on_error": ON_ERROR_PARAM}),
-    OpSpec("readlines", _RT + "lines:ReadLinesNode", params={
-        **_TD_TEXT, "strip_newline": _flag(True), "decode": _flag(False),
-        "return_path": _flag(True), "line_numbers": _flag(False)}),
+    OpSpec(
+        "open_files_retrying",
+        _RT + "open_files_retrying:RetryingOpenFilesNode",
+        params={**_OPEN, **RETRY},
+        check=_check_open,
+    ),
+    OpSpec(
+        "load_from_tar",
+        _RT + "tar_archive:LoadFromTarNode",
+        params={"streams": _flag(False), "on_error": ON_ERROR_PARAM},
+    ),
+    OpSpec(
+        "load_from_zip",
+        _RT + "zip_archive:LoadFromZipNode",
+        params={"streams": _flag(False), "on_error": ON_ERROR_PARAM},
+    ),
+    OpSpec(
+        "readlines",
+        _RT + "lines:ReadLinesNode",
+        params={
+            **_TD_TEXT,
+            "strip_newline": _flag(True),
+            "decode": _flag(False),
+            "return_path": _flag(True),
+            "line_numbers": _flag(False),
+        },
+    ),
     OpSpec("parse_jsonl", _RT + "jsonl:ParseJsonlNode", params=_TEXT),
-    OpSpec("parse_csv", _RT + "csv_rows:ParseCsvNode", params={
-        **_TD_TEXT, "as_tuple": _flag(False), "fmtparams": Param(None, _fmtparams)}),
-    OpSpec("webdataset", _RT + "webdataset:WebDatasetNode", params={
-        "keys": Param("torchdata", partial(check_choice, choices=("torchdata", "webdataset"))),
-        "on_error": ON_ERROR_PARAM}),
-    OpSpec("parse_csv_as_dict", _RT + "csv_rows:ParseCsvDictNode", params={
-        **_TD_TEXT, "fmtparams": Param(None, partial(_fmtparams, own=DICT_KEYS))}),
-    OpSpec("parse_json_files", _RT + "json_files:ParseJsonFilesNode",
-           params={"kwargs": Param(None, _options), "on_error": ON_ERROR_PARAM}),
-    OpSpec("list_files", _RT + "file_lister:ListFilesNode", params={
-        "masks": Param("", _masks), "recursive": _flag(False), "abspath": _flag(False),
-        "storage_options": _STORAGE, "on_error": ON_ERROR_PARAM}),
+    OpSpec(
+        "parse_csv",
+        _RT + "csv_rows:ParseCsvNode",
+        params={**_TD_TEXT, "as_tuple": _flag(False), "fmtparams": Param(None, _fmtparams)},
+    ),
+    OpSpec(
+        "webdataset",
+        _RT + "webdataset:WebDatasetNode",
+        params={
+            "keys": Param("torchdata", partial(check_choice, choices=("torchdata", "webdataset"))),
+            "on_error": ON_ERROR_PARAM,
+        },
+    ),
+    OpSpec(
+        "parse_csv_as_dict",
+        _RT + "csv_rows:ParseCsvDictNode",
+        params={**_TD_TEXT, "fmtparams": Param(None, partial(_fmtparams, own=DICT_KEYS))},
+    ),
+    OpSpec(
+        "parse_json_files",
+        _RT + "json_files:ParseJsonFilesNode",
+        params={"kwargs": Param(None, _options), "on_error": ON_ERROR_PARAM},
+    ),
+    OpSpec(
+        "list_files",
+        _RT + "file_lister:ListFilesNode",
+        params={
+            "masks": Param("", _masks),
+            "recursive": _flag(False),
+            "abspath": _flag(False),
+            "storage_options": _STORAGE,
+            "on_error": ON_ERROR_PARAM,
+        },
+    ),
     # torchdata's HttpReader, HashChecker, TFRecordLoader, OnDiskCacheHolder, EndOnDiskCacheHolder
-    OpSpec("read_from_http", _RT + "http:HttpReaderNode", params={
-        "timeout": Param(None, _optional_number), "skip_on_error": _flag(False),
-        "kwargs": Param({}, _options), "on_error": ON_ERROR_PARAM}),
-    OpSpec("check_hash", _RT + "hash_check:CheckHashNode", passthrough=True, params={
-        "hash_dict": Param(REQUIRED, _hashes), "hash_type": _HASH_TYPE,
-        "rewind": _flag(True), "on_error": ON_ERROR_PARAM}),
-    OpSpec("load_from_tfrecord", _RT + "tfrecord:LoadFromTfrecordNode",
-           install="pip install 'streamdag[tfrecord]'", params={
-               "spec": Param(None, _tfrecord_spec),
-               "length": Param(-1, partial(check_int, minimum=-1)), "on_error": ON_ERROR_PARAM}),
-    OpSpec("on_disk_cache", _RT + "disk_cache:OnDiskCacheNode", params={
-        "filepath_fn": _OPTIONAL_FN, "hash_dict": Param(None, _hashes),
-        "hash_type": _HASH_TYPE, "extra_check_fn": _OPTIONAL_FN}),
-    OpSpec("end_caching", _RT + "disk_cache:EndCachingNode", inputs=(2, 2),
-           check=_one_filepath_fn, params={
-               "mode": Param("wb", partial(check_choice, choices=("w", "wb", "wt", "b", "t"))),
-               "filepath_fn": _OPTIONAL_FN, "same_filepath_fn": _flag(False),
-               "skip_read": _flag(False), "timeout": Param(300, _number)}),
+    OpSpec(
+        "read_from_http",
+        _RT + "http:HttpReaderNode",
+        params={
+            "timeout": Param(None, _optional_number),
+            "skip_on_error": _flag(False),
+            "kwargs": Param({}, _options),
+            "on_error": ON_ERROR_PARAM,
+        },
+    ),
+    OpSpec(
+        "check_hash",
+        _RT + "hash_check:CheckHashNode",
+        passthrough=True,
+        params={
+            "hash_dict": Param(REQUIRED, _hashes),
+            "hash_type": _HASH_TYPE,
+            "rewind": _flag(True),
+            "on_error": ON_ERROR_PARAM,
+        },
+    ),
+    OpSpec(
+        "load_from_tfrecord",
+        _RT + "tfrecord:LoadFromTfrecordNode",
+        install="pip install 'streamdag[tfrecord]'",
+        params={
+            "spec": Param(None, _tfrecord_spec),
+            "length": Param(-1, partial(check_int, minimum=-1)),
+            "on_error": ON_ERROR_PARAM,
+        },
+    ),
+    OpSpec(
+        "on_disk_cache",
+        _RT + "disk_cache:OnDiskCacheNode",
+        params={
+            "filepath_fn": _OPTIONAL_FN,
+            "hash_dict": Param(None, _hashes),
+            "hash_type": _HASH_TYPE,
+            "extra_check_fn": _OPTIONAL_FN,
+        },
+    ),
+    OpSpec(
+        "end_caching",
+        _RT + "disk_cache:EndCachingNode",
+        inputs=(2, 2),
+        check=_one_filepath_fn,
+        params={
+            "mode": Param("wb", partial(check_choice, choices=("w", "wb", "wt", "b", "t"))),
+            "filepath_fn": _OPTIONAL_FN,
+            "same_filepath_fn": _flag(False),
+            "skip_read": _flag(False),
+            "timeout": Param(300, _number),
+        },
+    ),
 )
 
 

@@ -38,13 +38,18 @@ def _iterable(op: str, key: str, value: Any) -> None:
     if not hasattr(value, "__iter__"):
         raise ParamError(f"{op}: {key} must be iterable, got {value!r}")
     if isinstance(value, Iterator):
-        raise ParamError(f"{op}: got a one-shot iterator (e.g. a generator), which can be "
-                         "read only once; pass a list, a range or a re-iterable object instead")
+        raise ParamError(
+            f"{op}: got a one-shot iterator (e.g. a generator), which can be "
+            "read only once; pass a list, a range or a re-iterable object instead"
+        )
 
 
 def _weights(op: str, key: str, value: Any) -> None:
-    if not isinstance(value, (list, tuple)) or not value or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in value):
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in value)
+    ):
         raise ParamError(f"{op}: {key} must be positive numbers, got {value!r}")
 
 
@@ -68,8 +73,9 @@ def _indices(op: str, key: str, value: Any) -> None:
     try:
         hash(value)
     except TypeError:
-        raise ParamError(f"{op}: {key} must be an index, a key or a list of them, "
-                         f"got {value!r}") from None
+        raise ParamError(
+            f"{op}: {key} must be an index, a key or a list of them, got {value!r}"
+        ) from None
 
 
 def _unlimited_or_positive(op: str, key: str, value: Any) -> None:
@@ -86,27 +92,42 @@ def _repeat_times(op: str, key: str, value: Any) -> None:
 
 def _lookup(op: str, key: str, value: Any) -> None:
     if not hasattr(value, "__getitem__"):
-        raise ParamError(f"{op}: {key} must be a MapDataPipe, a mapping or a sequence, "
-                         f"got {type(value).__name__}")
+        raise ParamError(
+            f"{op}: {key} must be a MapDataPipe, a mapping or a sequence, "
+            f"got {type(value).__name__}"
+        )
 
 
 def _split_weights(op: str, key: str, value: Any) -> None:
-    if not isinstance(value, list) or not value or not all(
-            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[1], (int, float))
-            and not isinstance(p[1], bool) and p[1] >= 0 for p in value):
-        raise ParamError(f"{op}: {key} must be [[key, weight], ...] with weights >= 0, "
-                         f"got {value!r}")
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(
+            isinstance(p, (list, tuple))
+            and len(p) == 2
+            and isinstance(p[1], (int, float))
+            and not isinstance(p[1], bool)
+            and p[1] >= 0
+            for p in value
+        )
+    ):
+        raise ParamError(
+            f"{op}: {key} must be [[key, weight], ...] with weights >= 0, got {value!r}"
+        )
     if sum(p[1] for p in value) <= 0:
         raise ParamError(f"{op}: {key} must not all be 0")
 
 
 def _split_target(params: Mapping[str, Any]) -> None:
     if params["total_length"] is None:
-        raise ParamError("random_split: total_length must be given (the DataPipe method "
-                         "takes it from len() of its input)")
+        raise ParamError(
+            "random_split: total_length must be given (the DataPipe method "
+            "takes it from len() of its input)"
+        )
     if params["target"] not in [key for key, _ in params["weights"]]:
-        raise ParamError(f"random_split: target={params['target']!r} does not match any key "
-                         "in weights")
+        raise ParamError(
+            f"random_split: target={params['target']!r} does not match any key in weights"
+        )
 
 
 def unzip_columns(params: Mapping[str, Any]) -> list[int]:
@@ -117,98 +138,230 @@ def unzip_columns(params: Mapping[str, Any]) -> list[int]:
 
 def _unzip_columns(params: Mapping[str, Any]) -> None:
     skip = params["columns_to_skip"]
-    if skip is not None and (not isinstance(skip, (list, tuple)) or not all(
-            isinstance(c, int) and not isinstance(c, bool) for c in skip)):
+    if skip is not None and (
+        not isinstance(skip, (list, tuple))
+        or not all(isinstance(c, int) and not isinstance(c, bool) for c in skip)
+    ):
         raise ParamError(f"unzip: columns_to_skip must be a list of ints, got {skip!r}")
     if not unzip_columns(params):
-        raise ParamError("unzip: all instances are filtered out; check sequence_length "
-                         "and columns_to_skip")
+        raise ParamError(
+            "unzip: all instances are filtered out; check sequence_length and columns_to_skip"
+        )
 
 
 def _unzip_outputs(params: Mapping[str, Any]) -> int:
     return len(unzip_columns(params))
 
+
 SPECS = (
-    OpSpec("iterable_wrapper", _RT + "iterable_wrapper:IterableWrapperNode", inputs=(0, 0),
-           params={"iterable": Param(check=_iterable)}),
-    OpSpec("map", _RT + "map:MapNode", passthrough=True, elementwise=_always,
-           params={"fn": _FN, "input_col": _COL, "output_col": _COL}, check=_map_columns),
+    OpSpec(
+        "iterable_wrapper",
+        _RT + "iterable_wrapper:IterableWrapperNode",
+        inputs=(0, 0),
+        params={"iterable": Param(check=_iterable)},
+    ),
+    OpSpec(
+        "map",
+        _RT + "map:MapNode",
+        passthrough=True,
+        elementwise=_always,
+        params={"fn": _FN, "input_col": _COL, "output_col": _COL},
+        check=_map_columns,
+    ),
     OpSpec("filter", _RT + "map:FilterNode", params={"fn": _FN, "input_col": _COL}),
     OpSpec("collate", _RT + "map:CollateNode", passthrough=True, params={"fn": _OPTIONAL_FN}),
     OpSpec("flatmap", _RT + "flatmap:FlatMapNode", params={"fn": _OPTIONAL_FN}),
-    OpSpec("unbatch", _RT + "flatmap:UnbatchNode",
-           params={"unbatch_level": Param(1, _int(-1))}),
-    OpSpec("batch", _RT + "batch:BatchNode",
-           params={"batch_size": Param(check=_int(1)), "drop_last": _BOOL[False]}),
-    OpSpec("shuffle", _RT + "shuffle:ShuffleNode", params={
-        "buffer_size": Param(10000, _int(1)), "initial": Param(100, _int(1, optional=True)),
-        "decode_late": _BOOL[True], "enabled": _BOOL[True],
-        "seed": Param(None, partial(check_int, optional=True))}),
-    OpSpec("sharding_filter", _RT + "sharding:ShardingFilterNode", params={},
-           splits_data=True),
+    OpSpec("unbatch", _RT + "flatmap:UnbatchNode", params={"unbatch_level": Param(1, _int(-1))}),
+    OpSpec(
+        "batch",
+        _RT + "batch:BatchNode",
+        params={"batch_size": Param(check=_int(1)), "drop_last": _BOOL[False]},
+    ),
+    OpSpec(
+        "shuffle",
+        _RT + "shuffle:ShuffleNode",
+        params={
+            "buffer_size": Param(10000, _int(1)),
+            "initial": Param(100, _int(1, optional=True)),
+            "decode_late": _BOOL[True],
+            "enabled": _BOOL[True],
+            "seed": Param(None, partial(check_int, optional=True)),
+        },
+    ),
+    OpSpec("sharding_filter", _RT + "sharding:ShardingFilterNode", params={}, splits_data=True),
     OpSpec("header", _RT + "header:HeaderNode", params={"limit": Param(10, _int(0))}),
-    OpSpec("cycle", _RT + "cycle:CycleNode",
-           params={"count": Param(None, _int(0, optional=True))}),
+    OpSpec("cycle", _RT + "cycle:CycleNode", params={"count": Param(None, _int(0, optional=True))}),
     OpSpec("zip", _RT + "combine:ZipNode", inputs=(2, None), params={}),
-    OpSpec("concat", _RT + "combine:ConcatNode", inputs=(2, None), params={},
-           passthrough=True),
+    OpSpec("concat", _RT + "combine:ConcatNode", inputs=(2, None), params={}, passthrough=True),
     OpSpec("mux", _RT + "combine:MuxNode", inputs=(2, None), params={}, passthrough=True),
-    OpSpec("fork", _RT + "fork:ForkNode", hub=True, params={
-        "num_instances": Param(check=_int(1)), "buffer_size": _HUB_BUFFER,
-        "copy": Param(None, partial(check_choice, choices=(None, "shallow", "deep")))}),
-    OpSpec("demux", _RT + "fork:DemuxNode", hub=True, params={
-        "num_instances": Param(check=_int(1)), "classifier_fn": _FN,
-        "drop_none": _BOOL[False], "buffer_size": _HUB_BUFFER}),
+    OpSpec(
+        "fork",
+        _RT + "fork:ForkNode",
+        hub=True,
+        params={
+            "num_instances": Param(check=_int(1)),
+            "buffer_size": _HUB_BUFFER,
+            "copy": Param(None, partial(check_choice, choices=(None, "shallow", "deep"))),
+        },
+    ),
+    OpSpec(
+        "demux",
+        _RT + "fork:DemuxNode",
+        hub=True,
+        params={
+            "num_instances": Param(check=_int(1)),
+            "classifier_fn": _FN,
+            "drop_none": _BOOL[False],
+            "buffer_size": _HUB_BUFFER,
+        },
+    ),
     OpSpec("branch", _RT + "fork:BranchNode", params={"index": Param(check=_int(0))}),
-    OpSpec("sample_multiplexer", _RT + "multiplexer:SampleMultiplexerNode", inputs=(1, None),
-           params={"weights": Param(check=_weights),
-                   "seed": Param(None, partial(check_int, optional=True))}),
-    OpSpec("prefetch", _RT + "prefetch:PrefetchNode",
-           params={"buffer_size": Param(10, _int(1))}),
-    OpSpec("in_memory_cache", _RT + "cache:InMemoryCacheNode",
-           params={"max_items": Param(None, _int(1, optional=True))}),
+    OpSpec(
+        "sample_multiplexer",
+        _RT + "multiplexer:SampleMultiplexerNode",
+        inputs=(1, None),
+        params={
+            "weights": Param(check=_weights),
+            "seed": Param(None, partial(check_int, optional=True)),
+        },
+    ),
+    OpSpec("prefetch", _RT + "prefetch:PrefetchNode", params={"buffer_size": Param(10, _int(1))}),
+    OpSpec(
+        "in_memory_cache",
+        _RT + "cache:InMemoryCacheNode",
+        params={"max_items": Param(None, _int(1, optional=True))},
+    ),
     # -- torchdata's remaining transform names ---------------------------------
-    OpSpec("enumerate", _RT + "counted:EnumerateNode", passthrough=True,
-           params={"starting_index": Param(0, partial(check_int))}),
-    OpSpec("add_index", _RT + "counted:AddIndexNode", passthrough=True,
-           params={"index_name": Param("index")}),
-    OpSpec("in_batch_shuffle", _RT + "counted:InBatchShuffleNode", passthrough=True,
-           params={}),
-    OpSpec("slice", _RT + "reshape:SliceNode", passthrough=True, elementwise=_always,
-           params={"index": Param(check=_indices), "stop": _OPTIONAL_INT,
-                   "step": _OPTIONAL_INT}),
-    OpSpec("drop", _RT + "reshape:DropNode", passthrough=True, elementwise=_always,
-           params={"indices": Param(check=_indices)}),
-    OpSpec("flatten", _RT + "reshape:FlattenNode", passthrough=True, elementwise=_always,
-           params={"indices": Param(None, _indices)}),
-    OpSpec("rows2columnar", _RT + "reshape:Rows2ColumnarNode", passthrough=True,
-           params={"column_names": Param(None, partial(check_type, types=(list, tuple, type(None)),
-                                                       want="a list of names or None"))}),
-    OpSpec("lines_to_paragraphs", _RT + "paragraphs:LinesToParagraphsNode",
-           params={"joiner": _OPTIONAL_FN}),
+    OpSpec(
+        "enumerate",
+        _RT + "counted:EnumerateNode",
+        passthrough=True,
+        params={"starting_index": Param(0, partial(check_int))},
+    ),
+    OpSpec(
+        "add_index",
+        _RT + "counted:AddIndexNode",
+        passthrough=True,
+        params={"index_name": Param("index")},
+    ),
+    OpSpec("in_batch_shuffle", _RT + "counted:InBatchShuffleNode", passthrough=True, params={}),
+    OpSpec(
+        "slice",
+        _RT + "reshape:SliceNode",
+        passthrough=True,
+        elementwise=_always,
+        params={"index": Param(check=_indices), "stop": _OPTIONAL_INT, "step": _OPTIONAL_INT},
+    ),
+    OpSpec(
+        "drop",
+        _RT + "reshape:DropNode",
+        passthrough=True,
+        elementwise=_always,
+        params={"indices": Param(check=_indices)},
+    ),
+    OpSpec(
+        "flatten",
+        _RT + "reshape:FlattenNode",
+        passthrough=True,
+        elementwise=_always,
+        params={"indices": Param(None, _indices)},
+    ),
+    OpSpec(
+        "rows2columnar",
+        _RT + "reshape:Rows2ColumnarNode",
+        passthrough=True,
+        params={
+            "column_names": Param(
+                None,
+                partial(
+                    check_type, types=(list, tuple, type(None)), want="a list of names or None"
+                ),
+            )
+        },
+    ),
+    OpSpec(
+        "lines_to_paragraphs",
+        _RT + "paragraphs:LinesToParagraphsNode",
+        params={"joiner": _OPTIONAL_FN},
+    ),
     OpSpec("repeat", _RT + "repeat:RepeatNode", params={"times": Param(check=_repeat_times)}),
-    OpSpec("zip_longest", _RT + "zip_longest:ZipLongestNode", inputs=(1, None),
-           params={"fill_value": _ANY}),
-    OpSpec("zip_with_iter", _RT + "key_zip:ZipWithIterNode", inputs=(2, 2), params={
-        "key_fn": _FN, "ref_key_fn": _OPTIONAL_FN, "keep_key": _BOOL[False],
-        "buffer_size": Param(10000, _unlimited_or_positive), "merge_fn": _OPTIONAL_FN}),
-    OpSpec("zip_with_map", _RT + "key_zip:ZipWithMapNode", passthrough=True, params={
-        "map_datapipe": Param(check=_lookup), "key_fn": _FN, "merge_fn": _OPTIONAL_FN,
-        "keep_key": _BOOL[False]}),
-    OpSpec("round_robin_demux", _RT + "unzip:RoundRobinDemuxNode", hub=True, params={
-        "num_instances": Param(check=_int(1)), "buffer_size": _BUFFER}),
-    OpSpec("unzip", _RT + "unzip:UnzipNode", hub=True, outputs=_unzip_outputs,
-           check=_unzip_columns, params={
-        "sequence_length": Param(check=_int(1)), "buffer_size": _BUFFER,
-        "columns_to_skip": Param(None)}),
-    OpSpec("random_split", _RT + "random_split:RandomSplitNode", params={
-        "weights": Param(check=_split_weights), "seed": Param(check=partial(
-            check_type, types=(int, str, bytes, float), want="an int, float, str or bytes")),
-        "total_length": Param(None, _int(0, optional=True)), "target": _ANY}, check=_split_target),
-    OpSpec("fullsync", _RT + "identity:IdentityNode", passthrough=True, elementwise=_always,
-           params={"timeout": Param(1800, _int(1))}),
-    OpSpec("set_length", _RT + "identity:IdentityNode", passthrough=True, elementwise=_always,
-           params={"length": Param(check=_int(0))}),
-    OpSpec("mux_longest", _RT + "combine:MuxLongestNode", inputs=(2, None), params={},
-           passthrough=True),
+    OpSpec(
+        "zip_longest",
+        _RT + "zip_longest:ZipLongestNode",
+        inputs=(1, None),
+        params={"fill_value": _ANY},
+    ),
+    OpSpec(
+        "zip_with_iter",
+        _RT + "key_zip:ZipWithIterNode",
+        inputs=(2, 2),
+        params={
+            "key_fn": _FN,
+            "ref_key_fn": _OPTIONAL_FN,
+            "keep_key": _BOOL[False],
+            "buffer_size": Param(10000, _unlimited_or_positive),
+            "merge_fn": _OPTIONAL_FN,
+        },
+    ),
+    OpSpec(
+        "zip_with_map",
+        _RT + "key_zip:ZipWithMapNode",
+        passthrough=True,
+        params={
+            "map_datapipe": Param(check=_lookup),
+            "key_fn": _FN,
+            "merge_fn": _OPTIONAL_FN,
+            "keep_key": _BOOL[False],
+        },
+    ),
+    OpSpec(
+        "round_robin_demux",
+        _RT + "unzip:RoundRobinDemuxNode",
+        hub=True,
+        params={"num_instances": Param(check=_int(1)), "buffer_size": _BUFFER},
+    ),
+    OpSpec(
+        "unzip",
+        _RT + "unzip:UnzipNode",
+        hub=True,
+        outputs=_unzip_outputs,
+        check=_unzip_columns,
+        params={
+            "sequence_length": Param(check=_int(1)),
+            "buffer_size": _BUFFER,
+            "columns_to_skip": Param(None),
+        },
+    ),
+    OpSpec(
+        "random_split",
+        _RT + "random_split:RandomSplitNode",
+        params={
+            "weights": Param(check=_split_weights),
+            "seed": Param(
+                check=partial(
+                    check_type, types=(int, str, bytes, float), want="an int, float, str or bytes"
+                )
+            ),
+            "total_length": Param(None, _int(0, optional=True)),
+            "target": _ANY,
+        },
+        check=_split_target,
+    ),
+    OpSpec(
+        "fullsync",
+        _RT + "identity:IdentityNode",
+        passthrough=True,
+        elementwise=_always,
+        params={"timeout": Param(1800, _int(1))},
+    ),
+    OpSpec(
+        "set_length",
+        _RT + "identity:IdentityNode",
+        passthrough=True,
+        elementwise=_always,
+        params={"length": Param(check=_int(0))},
+    ),
+    OpSpec(
+        "mux_longest", _RT + "combine:MuxLongestNode", inputs=(2, None), params={}, passthrough=True
+    ),
 )
