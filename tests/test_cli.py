@@ -231,6 +231,7 @@ def test_custom_op_needs_its_module_trusted(tmp_path: Path) -> None:
     assert out.startswith("element 0: int\n4 elements in ")
 
 
+@pytest.mark.slow  # imports torch in a subprocess
 def test_run_collated_tensors(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     sd.save(sd.IterableWrapper(range(10)).batch(4).collate(), path)

@@ -324,6 +324,7 @@ loader.shutdown()
 """
 
 
+@pytest.mark.slow  # a subprocess that forks workers
 @pytest.mark.dali
 @needs_dali
 @pytest.mark.timeout(120)

@@ -10,6 +10,7 @@ import pytest
 import streamdag as sd
 from streamdag.datapipes import registered_ops
 from streamdag.testing import SERVICES, assert_resumes
+from tests.support.services import SERVICE_PARAMS
 from tests.test_graph_io import PIPELINES
 from tests.test_graph_io_ops import INTERNAL_OPS, OPS
 from tests.test_graph_io_ops import data as data  # noqa: F401 - the files the readers read
@@ -27,10 +28,7 @@ def test_every_registered_op_has_an_example() -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(
-    "service",
-    [pytest.param(s, marks=pytest.mark.slow) if s == "processes" else s for s in sorted(SERVICES)],
-)
+@pytest.mark.parametrize("service", SERVICE_PARAMS)
 @pytest.mark.parametrize("op", EXAMPLES)
 def test_op_resumes_exactly(op: str, service: str, data: Path) -> None:  # noqa: F811
     pipe = PIPELINES[op]() if op in PIPELINES else OPS[op](data)

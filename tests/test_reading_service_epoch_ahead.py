@@ -17,7 +17,7 @@ from streamdag.testing import run_epoch
 from tests.support.leaks import no_leaks  # noqa: F401 - fixture
 from tests.support.rs_functions import record
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
 
 SERVICES = {
     "processes": partial(sd.MultiProcessingReadingService, 2, persistent_workers=True),

@@ -19,7 +19,7 @@ from streamdag.testing import assert_resumes, run_epoch
 from tests.support.leaks import no_leaks  # noqa: F401 - fixture
 from tests.support.rs_functions import square, with_pid
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
 
 MP = sd.MultiProcessingReadingService
 

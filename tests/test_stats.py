@@ -197,6 +197,7 @@ def test_progress_bar_shows_rates(capsys):
     assert "epoch 0" in err and "7el" in err.replace(" ", "") and "samples/s" in err
 
 
+@pytest.mark.slow  # a subprocess with worker processes
 def test_a_loader_never_shut_down_does_not_kill_the_exit():
     """The CPU-time sampler's timer (SIGPROF) is disarmed at exit: its
     default action would end the process with "Profiling timer expired"."""

@@ -8,6 +8,7 @@ import pytest
 import streamdag as sd
 from streamdag.testing import SERVICES, assert_resumes
 from tests import test_graph_io_fns as fns
+from tests.support.services import SERVICE_PARAMS
 
 
 def src(n: int = 12) -> sd.DataPipe[int]:
@@ -133,7 +134,7 @@ def unbounded_fork() -> sd.DataPipe[int]:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", SERVICE_PARAMS)
 @pytest.mark.parametrize("case", sorted(RESUMES))
 def test_resumes_exactly(case: str, service: str) -> None:
     assert assert_resumes(RESUMES[case](), reading_service=SERVICES[service])
