@@ -42,8 +42,14 @@ def returns_nothing(datapipe: Any, worker_info: Any) -> None:
     ],
 )
 def test_a_torchdata_name_not_provided_says_why_and_where(module: str, name: str) -> None:
+    """An AttributeError naming the guide's section (hasattr and getattr with a
+    default work); under ``from ... import`` an ImportError with the same text."""
     with pytest.raises(ImportError, match=rf"{name}.*migrating-from-torchdata.md"):
         exec(f"from {module} import {name}", {})
+    namespace = importlib.import_module(module)
+    with pytest.raises(AttributeError, match=rf"{name}.*'Every torchdata 0.9 name'"):
+        getattr(namespace, name)
+    assert not hasattr(namespace, name)
 
 
 def test_an_unknown_name_is_a_plain_attribute_error() -> None:

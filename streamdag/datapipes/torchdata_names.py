@@ -4,6 +4,10 @@ instead of a bare "cannot import name"."""
 
 from __future__ import annotations
 
+import dis
+import sys
+from types import FrameType
+
 GUIDE = "'Every torchdata 0.9 name' in docs/migrating-from-torchdata.md"
 
 _NOT_YET = "not provided yet (planned; see the guide for a workaround)"
@@ -56,6 +60,7 @@ ITER: dict[str, str] = {
 
 # Being added alongside this module by the rest of the torchdata drop-in work;
 # an entry here is shadowed as soon as the name itself is defined.
+_IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 _ADDING = "being added to streamdag (see the guide for its status)"
 _TYPES = "typing aliases of torchdata's TFRecord records: load_from_tfrecord yields plain dicts"
 ITER.update(
@@ -85,12 +90,19 @@ ADAPTER: dict[str, str] = {
 
 
 def not_provided(module: str, name: str, table: dict[str, str]) -> ImportError | AttributeError:
-    """The error for ``module.name``: an ImportError saying why for a known
-    torchdata name (so ``from ... import`` shows the reason), a plain
-    AttributeError for anything else (as for any module)."""
+    """The error for ``module.name`` (called by the module's ``__getattr__``):
+    for a known torchdata name an AttributeError saying why, so ``hasattr`` and
+    ``getattr(..., default)`` work, but an ImportError with the same reason
+    under ``from module import name``, where Python would replace an
+    AttributeError's message by "cannot import name"; a plain AttributeError
+    for anything else (as for any module)."""
     reason = table.get(name)
     if reason is None:
         return AttributeError(f"module {module!r} has no attribute {name!r}")
-    return ImportError(
-        f"{name} (torchdata's) is not provided by {module}: {reason}. See {GUIDE}.", name=module
-    )
+    msg = f"{name} (torchdata's) is not provided by {module}: {reason}. See {GUIDE}."
+    return ImportError(msg, name=module) if _from_import(sys._getframe(2)) else AttributeError(msg)
+
+
+def _from_import(frame: FrameType) -> bool:
+    """Is ``frame`` executing ``from module import name``?"""
+    return frame.f_code.co_code[frame.f_lasti] == _IMPORT_FROM
