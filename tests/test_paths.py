@@ -125,7 +125,7 @@ def test_bad_adapters_are_refused(bad: Any) -> None:
         sd.DataLoader2(sd.IterableWrapper(range(3)), bad)
 
 
-def test_shuffle_adapter_removes_every_shuffle_and_adds_one_when_asked() -> None:
+def test_shuffle_adapter_turns_every_shuffle_off_and_adds_one_when_asked() -> None:
     left = sd.IterableWrapper(range(10)).shuffle()
     pipe = left.zip(sd.IterableWrapper(range(10)).shuffle(buffer_size=3)).shuffle()
     assert list(sd.DataLoader2(pipe, Shuffle(False))) == [(i, i) for i in range(10)]
@@ -133,6 +133,17 @@ def test_shuffle_adapter_removes_every_shuffle_and_adds_one_when_asked() -> None
     with pytest.warns(UserWarning, match="no shuffle"):
         loader = sd.DataLoader2(sd.IterableWrapper(range(50)), Shuffle(True), seed=0)
     assert sorted(loader) == list(range(50)) and list(loader) != list(range(50))
+
+
+def test_shuffle_adapter_turns_shuffles_set_off_back_on() -> None:
+    """As torchdata's: Shuffle(True) overrides set_shuffle(False) (the end of
+    every torchtext dataset), Shuffle(False) overrides set_shuffle(True)."""
+    off = sd.IterableWrapper(range(40)).shuffle(buffer_size=8).set_shuffle(False)
+    assert list(sd.DataLoader2(off, seed=1)) == list(range(40))
+    shuffled = list(sd.DataLoader2(off, Shuffle(True), seed=1))
+    assert sorted(shuffled) == list(range(40)) and shuffled != list(range(40))
+    on = sd.IterableWrapper(range(40)).shuffle(buffer_size=8)
+    assert list(sd.DataLoader2(on, Shuffle(False), seed=1)) == list(range(40))
 
 
 # -- the services' torchdata arguments -------------------------------------------

@@ -20,10 +20,11 @@ class Adapter(ABC):
 
 
 class Shuffle(Adapter):
-    """torchdata's ``Shuffle(enable=True)``: ``False`` takes every ``shuffle``
-    out of the graph (the loader yields the input order); ``True`` adds a
-    ``shuffle()`` at the end, with a warning, when the graph has none;
-    ``None`` changes nothing."""
+    """torchdata's ``Shuffle(enable=True)``: sets every ``shuffle`` of the
+    graph on (``True``, also those turned off with ``set_shuffle(False)``) or
+    off (``False``: the loader yields the input order); ``True`` on a graph
+    without a shuffle adds a ``shuffle()`` at the end, with a warning, as
+    torchdata does; ``None`` changes nothing."""
 
     def __init__(self, enable: bool | None = True) -> None:
         self.enable = enable
@@ -33,9 +34,7 @@ class Shuffle(Adapter):
             return datapipe
         graph = Graph(datapipe)
         shuffles = graph.find_all(op="shuffle")
-        if self.enable:
-            if shuffles:
-                return datapipe
+        if self.enable and not shuffles:
             warnings.warn(
                 "Shuffle(True): the pipe has no shuffle; adding shuffle() at the end "
                 "(its default buffer may be too small for your data)",
@@ -43,7 +42,7 @@ class Shuffle(Adapter):
             )
             return datapipe.shuffle()
         for node in shuffles:
-            graph = graph.remove(node.id)
+            graph = graph.set_param(node.id, "enabled", bool(self.enable))
         return graph.to_datapipe()
 
 
