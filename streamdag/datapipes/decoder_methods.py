@@ -6,26 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .pipe_methods import PipeMethods
+
 if TYPE_CHECKING:
-    from ..core.node import Node
     from .datapipe import DataPipe
 
 Handler = Callable[[str, Any], Any]
 
 
-class DecoderMethods:
+class DecoderMethods(PipeMethods):
     __slots__ = ()
-
-    if TYPE_CHECKING:
-        node: Node
-
-        def _then(
-            self,
-            op: str,
-            params: Mapping[str, Any],
-            *others: DataPipe[Any],
-            name: str | None = None,
-        ) -> DataPipe[Any]: ...
 
     def decompress(
         self,

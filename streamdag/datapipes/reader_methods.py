@@ -13,24 +13,12 @@ from ..errors import ParamError
 from .decoder_methods import DecoderMethods
 
 if TYPE_CHECKING:
-    from ..core.node import Node
     from .datapipe import DataPipe
     from .reader import Reader
 
 
 class ReaderMethods(DecoderMethods):
     __slots__ = ()
-
-    if TYPE_CHECKING:
-        node: Node
-
-        def _then(
-            self,
-            op: str,
-            params: Mapping[str, Any],
-            *others: DataPipe[Any],
-            name: str | None = None,
-        ) -> DataPipe[Any]: ...
 
     def open_files(
         self,

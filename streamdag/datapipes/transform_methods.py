@@ -11,28 +11,17 @@ from typing import TYPE_CHECKING, Any
 from ..core.ops.transforms import unzip_columns
 from .length import length_of
 from .map_style import IterToMapConverter
+from .pipe_methods import PipeMethods
 
 if TYPE_CHECKING:
-    from ..core.node import Node
     from .datapipe import DataPipe
     from .map_style import MapDataPipe
 
 Fn = Callable[..., Any]
 
 
-class TransformMethods:
+class TransformMethods(PipeMethods):
     __slots__ = ()
-
-    if TYPE_CHECKING:
-        node: Node
-
-        def _then(
-            self,
-            op: str,
-            params: Mapping[str, Any],
-            *others: DataPipe[Any],
-            name: str | None = None,
-        ) -> DataPipe[Any]: ...
 
     def __len__(self) -> int:
         """The number of elements per epoch, where known in advance (torchdata's
