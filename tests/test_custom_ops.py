@@ -15,8 +15,9 @@ from streamdag.testing import OpConformance, run_epoch
 
 
 @sd.register_op("test_running_sum", params={"start": 0})
-class RunningSum(sd.ResumableNode):
-    """Yields the running sum of its input; state: the sum so far."""
+class RunningSum(sd.ResumableTransform):
+    """Yields the running sum of its input; state: the sum so far (with its
+    input's, which ResumableTransform keeps beside it)."""
 
     def iterator(self) -> Iterator[Any]:
         restored = self.take_restored()
@@ -27,14 +28,6 @@ class RunningSum(sd.ResumableNode):
 
     def live_state(self) -> Any:
         return self.total
-
-    def state(self) -> Any:  # the sum and the input's position, taken together
-        return [super().state(), self.inputs[0].state()]
-
-    def restore(self, state: Any) -> None:
-        own, upstream = state if state is not None else (None, None)
-        super().restore(own)
-        self.inputs[0].restore(upstream)
 
 
 def summed(n: int = 20, start: int = 0) -> sd.DataPipe[int]:

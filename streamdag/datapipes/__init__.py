@@ -4,7 +4,7 @@
 from ..core.node import Node
 from ..core.registry import register_op, registered_ops
 from ..runtime.graph import RuntimeGraph
-from ..runtime.node import ResumableNode, RuntimeNode, WorkerContext
+from ..runtime.node import ResumableNode, ResumableTransform, RuntimeNode, WorkerContext
 from .datapipe import DataPipe, IterableWrapper, IterDataPipe, SampleMultiplexer, make_node
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "IterableWrapper",
     "Node",
     "ResumableNode",
+    "ResumableTransform",
     "RuntimeGraph",
     "RuntimeNode",
     "SampleMultiplexer",

@@ -2,6 +2,13 @@
 
 from .attribution import framed
 from .graph import RuntimeGraph
-from .node import ResumableNode, RuntimeNode, WorkerContext
+from .node import ResumableNode, ResumableTransform, RuntimeNode, WorkerContext
 
-__all__ = ["ResumableNode", "RuntimeGraph", "RuntimeNode", "WorkerContext", "framed"]
+__all__ = [
+    "ResumableNode",
+    "ResumableTransform",
+    "RuntimeGraph",
+    "RuntimeNode",
+    "WorkerContext",
+    "framed",
+]

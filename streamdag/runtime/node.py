@@ -153,3 +153,17 @@ class ResumableNode(RuntimeNode):
 
     def live_state(self) -> Any:
         raise NotImplementedError
+
+
+class ResumableTransform(ResumableNode):
+    """A node with state of its own over its first input, which it reads
+    element by element (a running sum, a paragraph being gathered): its state
+    is its own and that input's, taken together."""
+
+    def state(self) -> Any:
+        return [super().state(), self.inputs[0].state()]
+
+    def restore(self, state: Any) -> None:
+        own, upstream = state if state is not None else (None, None)
+        super().restore(own)
+        self.inputs[0].restore(upstream)

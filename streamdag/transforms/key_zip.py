@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..runtime.node import ResumableNode, RuntimeNode
+from ..runtime.node import ResumableTransform, RuntimeNode
 from ..runtime.replay import Replayer, restore_source
 
 _REPLAY_EVERY = 64
@@ -27,7 +27,7 @@ class _Joined:
         return (key, out) if self.keep_key else out
 
 
-class ZipWithIterNode(ResumableNode):
+class ZipWithIterNode(ResumableTransform):
     """Reads the reference pipe (input 1) until it finds each element's key,
     holding the reference elements not yet matched (at most ``buffer_size``
     + 1; beyond that the oldest is dropped, with a warning, as in torchdata).
@@ -106,14 +106,9 @@ class ZipWithIterNode(ResumableNode):
             "ckpt": self._replay.checkpoint(self._oldest()),
         }
 
-    def state(self) -> list:
-        return [super().state(), self.inputs[0].state()]
-
     def restore(self, state: list | None) -> None:
-        own, upstream = state if state is not None else (None, None)
-        super().restore(own)
-        self.inputs[0].restore(upstream)
-        restore_source(self.inputs[1], own and own["ckpt"])
+        super().restore(state)
+        restore_source(self.inputs[1], state and state[0] and state[0]["ckpt"])
 
 
 class ZipWithMapNode(RuntimeNode):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..runtime.node import ResumableNode
+from ..runtime.node import ResumableTransform
 
 
 def join_lines(lines: list[str]) -> str:
@@ -15,7 +15,7 @@ def join_lines(lines: list[str]) -> str:
     return "\n".join(lines)
 
 
-class LinesToParagraphsNode(ResumableNode):
+class LinesToParagraphsNode(ResumableTransform):
     """State: the file and lines of the paragraph being gathered (at most one
     paragraph of text) and the input's state."""
 
@@ -45,11 +45,3 @@ class LinesToParagraphsNode(ResumableNode):
 
     def live_state(self) -> list:
         return [self._file, list(self._lines)]
-
-    def state(self) -> list:
-        return [super().state(), self.inputs[0].state()]
-
-    def restore(self, state: list | None) -> None:
-        own, upstream = state if state is not None else (None, None)
-        super().restore(own)
-        self.inputs[0].restore(upstream)

@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from ..runtime.node import ResumableNode
+from ..runtime.node import ResumableTransform
 
 
 def normalized(weights: list[float], total: int) -> list[float]:
@@ -19,7 +19,7 @@ def normalized(weights: list[float], total: int) -> list[float]:
     return [float(w) * total / whole for w in weights]
 
 
-class RandomSplitNode(ResumableNode):
+class RandomSplitNode(ResumableTransform):
     """State: the random generator's state and the weights left."""
 
     def setup(self) -> None:
@@ -62,11 +62,3 @@ class RandomSplitNode(ResumableNode):
             "weights": list(self._weights),
             "remaining": self._remaining,
         }
-
-    def state(self) -> list:
-        return [super().state(), self.inputs[0].state()]
-
-    def restore(self, state: list | None) -> None:
-        own, upstream = state if state is not None else (None, None)
-        super().restore(own)
-        self.inputs[0].restore(upstream)
