@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.ops.transforms import unzip_columns
+from ..errors import ParamError
 from .length import length_of
 from .map_style import IterToMapConverter
 from .pipe_methods import PipeMethods
@@ -238,9 +239,107 @@ class TransformMethods(PipeMethods):
         ``key_value_fn(element)``), read when first indexed."""
         return IterToMapConverter(self, key_value_fn)
 
+    # -- grouping (torchdata's Grouper, BucketBatcher, MaxTokenBucketizer) --------
+    def groupby(
+        self,
+        group_key_fn: Fn,
+        *,
+        keep_key: bool = False,
+        buffer_size: int | None = 10000,
+        group_size: int | None = None,
+        guaranteed_group_size: int | None = None,
+        drop_remaining: bool = False,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """Lists of elements with the same ``group_key_fn`` (``(key, list)``
+        with ``keep_key``), as torchdata: a group leaves at ``group_size``;
+        when ``buffer_size`` elements are held the biggest group leaves (or,
+        below ``guaranteed_group_size``, is dropped with ``drop_remaining``,
+        counted as skipped, else RuntimeError); the rest leaves at the end."""
+        params = {
+            "group_key_fn": group_key_fn,
+            "keep_key": keep_key,
+            "buffer_size": buffer_size,
+            "group_size": group_size,
+            "guaranteed_group_size": guaranteed_group_size,
+            "drop_remaining": drop_remaining,
+        }
+        return self._then("groupby", params, name=name)
+
+    def bucketbatch(
+        self,
+        batch_size: int,
+        drop_last: bool = False,
+        batch_num: int = 100,
+        bucket_num: int = 1,
+        sort_key: Fn | None = None,
+        use_in_batch_shuffle: bool = True,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """Batches of similar elements, as torchdata builds them: a pool of
+        ``bucket_num`` buckets of ``batch_num`` batches is shuffled, each
+        bucket sorted by ``sort_key`` (a function of a list), cut into
+        batches, and the batches shuffled. The same elements and batches as
+        torchdata; the order from the loader's seed. A chain of batch,
+        in_batch_shuffle or shuffle, map and unbatch nodes (``name`` names
+        the last one), so every part saves, resumes and shuffles as those do."""
+        if batch_size <= 0 or batch_num <= 0 or bucket_num <= 0:
+            raise ParamError(
+                "bucketbatch: batch_size, batch_num and bucket_num must be > 0, got "
+                f"{batch_size}, {batch_num}, {bucket_num}"
+            )
+        bucket_size = batch_size * batch_num
+        pipe: DataPipe[Any] = self  # type: ignore[assignment]
+        if bucket_num > 1 or sort_key is None:
+            pipe = _shuffled(pipe, bucket_size * bucket_num, use_in_batch_shuffle)
+        if sort_key is not None:
+            pipe = pipe.batch(bucket_size).map(sort_key).unbatch()
+        if sort_key is None:
+            return pipe.batch(batch_size, drop_last=drop_last, name=name)
+        pipe = pipe.batch(batch_size, drop_last=drop_last)
+        size = bucket_num if use_in_batch_shuffle else bucket_size
+        return _shuffled(pipe, size, use_in_batch_shuffle, name)
+
+    def max_token_bucketize(
+        self,
+        max_token_count: int,
+        len_fn: Fn = len,
+        min_len: int = 0,
+        max_len: int | None = None,
+        buffer_size: int = 1000,
+        include_padding: bool = False,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """Batches of at most ``max_token_count`` tokens (``len_fn`` of each
+        element; with ``include_padding``, the batch's size times its longest),
+        taken shortest first from a heap of ``buffer_size`` elements, as
+        torchdata. Elements outside ``[min_len, max_len]`` (``max_len``
+        defaults to ``max_token_count``) are dropped, counted as skipped."""
+        params = {
+            "max_token_count": max_token_count,
+            "len_fn": len_fn,
+            "min_len": min_len,
+            "max_len": max_len,
+            "buffer_size": buffer_size,
+            "include_padding": include_padding,
+        }
+        return self._then("max_token_bucketize", params, name=name)
+
 
 def _branches(hub: DataPipe[Any], count: int, name: str | None) -> list[DataPipe[Any]]:
     return [
         hub._then("branch", {"index": i}, name=f"{name}.{i}" if name else None)
         for i in range(count)
     ]
+
+
+def _shuffled(
+    pipe: DataPipe[Any], size: int, in_batch: bool, name: str | None = None
+) -> DataPipe[Any]:
+    """bucketbatch's shuffle of ``size``: of whole pools, as torchdata's
+    in-batch shuffle, or a buffer shuffle."""
+    if in_batch:
+        return pipe.batch(size).in_batch_shuffle().unbatch(name=name)
+    return pipe.shuffle(buffer_size=size, name=name)

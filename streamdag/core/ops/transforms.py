@@ -153,6 +153,36 @@ def _unzip_outputs(params: Mapping[str, Any]) -> int:
     return len(unzip_columns(params))
 
 
+# -- grouping (torchdata's Grouper and MaxTokenBucketizer) ---------------------
+def _group_sizes(params: Mapping[str, Any]) -> None:
+    size, group, floor = (
+        params["buffer_size"],
+        params["group_size"],
+        params["guaranteed_group_size"],
+    )
+    if group is not None and size is not None and not 0 < group <= size:
+        raise ParamError(f"groupby: group_size must be > 0 and <= buffer_size, got {group}")
+    if floor is not None and (group is None or not 0 < floor <= group):
+        raise ParamError(
+            "groupby: guaranteed_group_size must be > 0 and <= group_size "
+            f"and group_size must be set, got {floor}"
+        )
+
+
+def _token_lengths(params: Mapping[str, Any]) -> None:
+    count, low, high = params["max_token_count"], params["min_len"], params["max_len"]
+    high = count if high is None else high
+    if low < 0 or low > high:
+        raise ParamError(
+            "max_token_bucketize: min_len must be >= 0 and <= max_len, "
+            f"got min_len={low}, max_len={high}"
+        )
+    if high > count:
+        raise ParamError(
+            f"max_token_bucketize: max_token_count ({count}) must be >= max_len ({high})"
+        )
+
+
 SPECS = (
     OpSpec(
         "iterable_wrapper",
@@ -363,5 +393,32 @@ SPECS = (
     ),
     OpSpec(
         "mux_longest", _RT + "combine:MuxLongestNode", inputs=(2, None), params={}, passthrough=True
+    ),
+    # -- grouping (torchdata's Grouper and MaxTokenBucketizer) -----------------
+    OpSpec(
+        "groupby",
+        _RT + "grouping:GroupByNode",
+        params={
+            "group_key_fn": _FN,
+            "keep_key": _BOOL[False],
+            "buffer_size": Param(10000, _unlimited_or_positive),
+            "group_size": Param(None, _int(1, optional=True)),
+            "guaranteed_group_size": Param(None, _int(1, optional=True)),
+            "drop_remaining": _BOOL[False],
+        },
+        check=_group_sizes,
+    ),
+    OpSpec(
+        "max_token_bucketize",
+        _RT + "grouping:MaxTokenBucketizeNode",
+        params={
+            "max_token_count": Param(check=_int(1)),
+            "len_fn": Param(len, check_callable),
+            "min_len": Param(0, check_int),
+            "max_len": _OPTIONAL_INT,
+            "buffer_size": Param(1000, _int(1)),
+            "include_padding": _BOOL[False],
+        },
+        check=_token_lengths,
     ),
 )
