@@ -81,6 +81,13 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "fullsync": lambda: src().fullsync(),
     "set_length": lambda: src().filter(fns.is_even).set_length(6),
     "mux_longest": lambda: src(3).mux_longest(src(7).map(fns.double), src(5)),
+    # grouping (torchdata's Grouper and MaxTokenBucketizer)
+    "groupby": lambda: src(30).groupby(
+        fns.mod3, keep_key=True, buffer_size=5, group_size=3, guaranteed_group_size=1
+    ),
+    "max_token_bucketize": lambda: src(40).max_token_bucketize(
+        8, len_fn=fns.size_of, max_len=4, buffer_size=6
+    ),
 }
 
 

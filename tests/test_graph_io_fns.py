@@ -179,3 +179,12 @@ def identity(x: Any) -> Any:
 
 def parity_name(x: int) -> str:
     return "odd" if x % 2 else "even"
+
+
+def mod3(x: int) -> int:
+    return x % 3
+
+
+def size_of(x: int) -> int:
+    """A token count for ints: 1 to 5."""
+    return x % 5 + 1

@@ -153,6 +153,11 @@ RandomSplitter = _class_style("RandomSplitter", DataPipe.random_split)
 LengthSetter = _class_style("LengthSetter", DataPipe.set_length)
 FullSync = _class_style("FullSync", DataPipe.fullsync)
 
+# -- grouping -----------------------------------------------------------------------
+Grouper = _class_style("Grouper", DataPipe.groupby)
+BucketBatcher = _class_style("BucketBatcher", DataPipe.bucketbatch)
+MaxTokenBucketizer = _class_style("MaxTokenBucketizer", DataPipe.max_token_bucketize)
+
 
 def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataPipe[Any]:  # noqa: N802
     """torchdata's ``MapToIterConverter(datapipe, indices=None)``:
@@ -162,6 +167,7 @@ def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataP
 
 __all__ = [
     "Batcher",
+    "BucketBatcher",
     "Bz2FileLoader",
     "CSVDictParser",
     "CSVParser",
@@ -183,6 +189,7 @@ __all__ = [
     "Flattener",
     "Forker",
     "FullSync",
+    "Grouper",
     "HashChecker",
     "Header",
     "HttpReader",
@@ -198,6 +205,7 @@ __all__ = [
     "MapKeyZipper",
     "MapToIterConverter",
     "Mapper",
+    "MaxTokenBucketizer",
     "Multiplexer",
     "MultiplexerLongest",
     "OnDiskCacheHolder",
