@@ -137,6 +137,11 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
         .readlines(return_path=False)
         .tokenize(text_data.tokenizer_json(d), batch_size=2)
     ),
+    "load_parquet": lambda d: (
+        files(text_data.parquet_folder(d), "*.parquet")
+        .open_files(mode="b")
+        .load_parquet(columns=["id"])
+    ),
 }
 
 
