@@ -23,7 +23,7 @@ from streamdag.graph_io import dumps, loads_node
 from streamdag.graph_io.document import op_origin
 from streamdag.testing import assert_round_trips
 from tests import test_graph_io_fns as fns
-from tests.support import td_io
+from tests.support import td_io, text_data
 from tests.test_graph_io import PIPELINES
 
 TRUST = ["tests.test_graph_io_fns"]
@@ -129,6 +129,18 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
     "parse_json_files": lambda d: files(d, "*.json").open_files(mode="b").parse_json_files(),
     "list_files": lambda d: sd.IterableWrapper([str(d), str(d / "a.txt"), str(d)]).list_files(
         masks=["*.txt", "*.json"]
+    ),
+    # text and LLM pipelines (files: tests/support/text_data.py)
+    "tokenize": lambda d: (
+        files(d, "*.txt")
+        .open_files()
+        .readlines(return_path=False)
+        .tokenize(text_data.tokenizer_json(d), batch_size=2)
+    ),
+    "load_parquet": lambda d: (
+        files(text_data.parquet_folder(d), "*.parquet")
+        .open_files(mode="b")
+        .load_parquet(columns=["id"])
     ),
 }
 

@@ -360,3 +360,23 @@ class ReaderMethods(DecoderMethods):
         """torchdata's fsspec lister: ``list_files(masks)`` of each root with
         ``kwargs`` as the fsspec storage options (the files only, sorted)."""
         return self.list_files(masks, storage_options=kwargs or None, name=name)
+
+    # -- text and LLM pipelines ------------------------------------------------------
+    def load_parquet(
+        self,
+        columns: Sequence[str] | None = None,
+        batch_rows: int | None = None,
+        *,
+        on_error: str = "raise",
+        name: str | None = None,
+    ) -> DataPipe[dict[str, Any]]:
+        """(path, stream) of Parquet files (``open_files(mode="b")``) -> one
+        dict per row, or with ``batch_rows`` dicts of numpy column arrays of
+        at most that many rows (a batch stays within a row group). Only the
+        ``columns`` asked for are read. Needs ``pip install 'streamdag[text]'``."""
+        params = {
+            "columns": list(columns) if isinstance(columns, tuple) else columns,
+            "batch_rows": batch_rows,
+            "on_error": on_error,
+        }
+        return self._then("load_parquet", params, name=name)

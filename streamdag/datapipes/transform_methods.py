@@ -327,6 +327,31 @@ class TransformMethods(PipeMethods):
         }
         return self._then("max_token_bucketize", params, name=name)
 
+    # -- text and LLM pipelines ------------------------------------------------------
+    def tokenize(
+        self,
+        tokenizer: str,
+        *,
+        field: str = "text",
+        output_field: str = "input_ids",
+        add_special_tokens: bool = True,
+        batch_size: int = 64,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """Text -> token ids with the Hugging Face ``tokenizers`` tokenizer
+        saved at ``tokenizer`` (the path or fsspec URL of a ``tokenizer.json``,
+        loaded once per worker), encoding ``batch_size`` elements per call. A
+        str element becomes its list of ids; a dict gets ``output_field`` set
+        to the ids of its ``field``. Needs ``pip install 'streamdag[text]'``."""
+        params = {
+            "tokenizer": tokenizer,
+            "field": field,
+            "output_field": output_field,
+            "add_special_tokens": add_special_tokens,
+            "batch_size": batch_size,
+        }
+        return self._then("tokenize", params, name=name)
+
 
 def _branches(hub: DataPipe[Any], count: int, name: str | None) -> list[DataPipe[Any]]:
     return [

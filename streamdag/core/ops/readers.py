@@ -29,6 +29,13 @@ def _strings(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be a str or a non-empty list of str, got {value!r}")
 
 
+def _optional_strings(op: str, key: str, value: Any) -> None:
+    if value is not None and (
+        not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value)
+    ):
+        raise ParamError(f"{op}: {key} must be None or a list of str, got {value!r}")
+
+
 def _masks(op: str, key: str, value: Any) -> None:
     """fnmatch patterns: a str or a list of str ("" or []: every file, as torchdata)."""
     if isinstance(value, str):
@@ -278,6 +285,17 @@ SPECS = (
             "same_filepath_fn": _flag(False),
             "skip_read": _flag(False),
             "timeout": Param(300, _number),
+        },
+    ),
+    # -- text and LLM pipelines ------------------------------------------------------
+    OpSpec(
+        "load_parquet",
+        _RT + "parquet:LoadParquetNode",
+        install="pip install 'streamdag[text]'",
+        params={
+            "columns": Param(None, _optional_strings),
+            "batch_rows": Param(None, partial(check_int, minimum=1, optional=True)),
+            "on_error": ON_ERROR_PARAM,
         },
     ),
 )

@@ -65,6 +65,7 @@ def _buffer(op: str, key: str, value: Any) -> None:
 
 
 _BUFFER = Param(1000, _buffer)
+_STR = partial(check_type, types=str, want="a str")
 
 
 def _indices(op: str, key: str, value: Any) -> None:
@@ -420,5 +421,18 @@ SPECS = (
             "include_padding": _BOOL[False],
         },
         check=_token_lengths,
+    ),
+    # -- text and LLM pipelines ------------------------------------------------------
+    OpSpec(
+        "tokenize",
+        _RT + "tokenize:TokenizeNode",
+        install="pip install 'streamdag[text]'",
+        params={
+            "tokenizer": Param(check=_STR),
+            "field": Param("text", _STR),
+            "output_field": Param("input_ids", _STR),
+            "add_special_tokens": _BOOL[True],
+            "batch_size": Param(64, _int(1)),
+        },
     ),
 )
