@@ -77,6 +77,15 @@ class Replayer:
         self.seq += 1
         return item
 
+    def release(self) -> None:
+        """Close and drop the input's iterator (its suspended generators hold the
+        element they were at, e.g. a batch on shared memory); the checkpoints,
+        and so the node's state, stay readable."""
+        it, self._it = self._it, None
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
     def checkpoint(self, needed: int) -> list:
         """The newest ``[seq, state]`` from which item number ``needed`` can be replayed."""
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,8 +68,11 @@ class PrefetchNode(ResumableNode):
                 if item is _END:
                     return
                 self._replay.forget_before(self._taken)
-        except BaseException as error:  # handed to the consumer, raised there
-            out.put(_Failure(error))
+        except BaseException as error:
+            if stop.is_set():  # closed: no one takes it; let go of what its frames hold
+                traceback.clear_frames(error.__traceback__)
+                return
+            out.put(_Failure(error))  # handed to the consumer, raised there
 
     def _consume(self) -> Iterator[Any]:
         out, stop = self._queue, self._stop
@@ -108,6 +112,7 @@ class PrefetchNode(ResumableNode):
                 self._queue.get_nowait()
             except queue.Empty:
                 thread.join(_POLL_S)
+        self._replay.release()  # the thread is gone: nothing else pulls from it
 
     def live_state(self) -> dict:
         return {"next": self._taken, "ckpt": self._replay.checkpoint(self._taken)}
