@@ -81,6 +81,13 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "fullsync": lambda: src().fullsync(),
     "set_length": lambda: src().filter(fns.is_even).set_length(6),
     "mux_longest": lambda: src(3).mux_longest(src(7).map(fns.double), src(5)),
+    # text and LLM: packing and padding
+    "pack": lambda: sd.IterableWrapper(fns.TOKEN_DOCS).pack(
+        8, strategy="bfd", buffer_size=5, eos_id=1
+    ),
+    "pad_collate": lambda: sd.IterableWrapper(fns.TOKEN_DOCS).batch(3).pad_collate(
+        padding_value=-1, pad_to_multiple_of=4
+    ),
 }
 
 
