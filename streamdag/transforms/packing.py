@@ -130,36 +130,57 @@ def best_fit_decreasing(
     fits. Returns ids, segments and positions, one row per bin."""
     lens = np.fromiter((len(a) for a, _ in pieces), np.int64, len(pieces))
     order = np.argsort(-lens, kind="stable")
-    order = order[lens[order] > 0]
-    bins = np.empty(order.size, np.int64)
-    offsets = np.empty(order.size, np.int64)
-    seg = np.empty(order.size, np.int64)
-    free: list[tuple[int, int]] = []  # (room left, bin), sorted
-    fill: list[int] = []  # documents in each bin
-    for k, length in enumerate(lens[order].tolist()):
+    free: list[tuple[int, int]] = []  # (room left, row), sorted
+    rows: list[list[int]] = []  # the pieces of each row, in placement order
+    rooms: list[int] = []
+    for i, length in zip(order.tolist(), lens[order].tolist(), strict=True):
+        if not length:
+            break
         j = bisect_left(free, (length, -1))
         if j < len(free):
             room, b = free.pop(j)
         else:
-            room, b = seq_len, len(fill)
-            fill.append(0)
-        fill[b] += 1
-        bins[k], offsets[k], seg[k] = b, seq_len - room, fill[b]
+            room, b = seq_len, len(rows)
+            rows.append([])
+            rooms.append(seq_len)
+        rows[b].append(i)
+        rooms[b] = room - length
         if room > length:
             insort(free, (room - length, b))
-    n = len(fill)
-    ids = np.full(n * seq_len, pad_id, TOKEN)
-    segs = np.zeros(n * seq_len, TOKEN)
-    pos = np.zeros(n * seq_len, TOKEN)
-    if order.size:
-        placed = lens[order]
-        starts = np.cumsum(placed) - placed
-        total = int(placed.sum())
-        within = np.arange(total, dtype=TOKEN) - np.repeat(starts, placed)
-        dest = np.repeat(bins * seq_len + offsets, placed) + within
-        ids[dest] = np.concatenate([pieces[i][0] for i in order.tolist()])
-        segs[dest] = np.repeat(seg, placed)
-        first = np.fromiter((pieces[i][1] for i in order.tolist()), np.int64, order.size)
-        pos[dest] = within + np.repeat(first, placed)
-    shape = (n, seq_len)
-    return ids.reshape(shape), segs.reshape(shape), pos.reshape(shape)
+    return _lay_out(pieces, rows, rooms, seq_len, pad_id)
+
+
+def _lay_out(
+    pieces: list[tuple[np.ndarray, int]],
+    rows: list[list[int]],
+    rooms: list[int],
+    seq_len: int,
+    pad_id: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows as arrays: one concatenation of the pieces and padding in
+    row order (a copy of each token, no scatter)."""
+    counting = np.arange(max((p for _, p in pieces), default=0) + seq_len, dtype=TOKEN)
+    pads, zeros = np.full(seq_len, pad_id, TOKEN), np.zeros(seq_len, TOKEN)
+    ids: list[np.ndarray] = [EMPTY]
+    pos: list[np.ndarray] = [EMPTY]
+    seg_ids: list[int] = []
+    seg_lens: list[int] = []
+    for members, room in zip(rows, rooms, strict=True):
+        for seg, i in enumerate(members, 1):
+            tokens, first = pieces[i]
+            ids.append(tokens)
+            pos.append(counting[first : first + len(tokens)])
+            seg_ids.append(seg)
+            seg_lens.append(len(tokens))
+        if room:
+            ids.append(pads[:room])
+            pos.append(zeros[:room])
+            seg_ids.append(0)
+            seg_lens.append(room)
+    shape = (len(rows), seq_len)
+    segs = np.repeat(np.array(seg_ids, TOKEN), seg_lens)
+    return (
+        np.concatenate(ids).astype(TOKEN, copy=False).reshape(shape),
+        segs.reshape(shape),
+        np.concatenate(pos).reshape(shape),
+    )
