@@ -111,10 +111,14 @@ class PackNode(ErrorPolicy, ResumableNode):
                     size += tokens.size
             if docs:
                 stream.extend(docs)
-            ids, segs, pos = stream.rows(seq_len, pad_id, last=ended)
+            ids, segs, pos = stream.rows(seq_len)
             for i in range(len(ids)):
                 stream.cut += seq_len
                 yield _row(ids[i], segs[i], pos[i])
+            if ended and stream.pending():
+                ids, segs, pos = stream.last_row(seq_len, pad_id)
+                stream.cut = stream.tokens.size
+                yield _row(ids[0], segs[0], pos[0])
             replay.forget_before(stream.where(replay.seq)[0])
 
     # -- best-fit decreasing -----------------------------------------------------

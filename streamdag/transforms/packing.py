@@ -61,28 +61,37 @@ def with_eos(arr: np.ndarray, eos_id: int | None) -> np.ndarray:
 
 
 class Stream:
-    """``concat``'s pending tokens, with each token's document number and
-    position in its document: rows are cut from the front; ``cut`` tokens of
-    the current arrays are already emitted."""
+    """``concat``'s pending tokens with their positions in their documents;
+    rows are cut from the front (``cut`` tokens are already emitted). Only
+    per-document arrays (starts, numbers) say which document a token is in."""
 
     def __init__(self) -> None:
-        self.tokens = self.docs = self.pos = EMPTY
+        self.tokens = self.pos = self.starts = self.numbers = EMPTY
         self.cut = 0
 
     def extend(self, docs: list[tuple[int, np.ndarray]], offset: int = 0) -> None:
-        """Append documents ``(number, tokens)``; the first starts at
-        position ``offset`` (the rest of a document cut on a resume)."""
+        """Append non-empty documents ``(number, tokens)``; the first starts
+        at position ``offset`` (the rest of a document cut on a resume)."""
         lens = np.fromiter((len(a) for _, a in docs), np.int64, len(docs))
-        tokens = np.concatenate([a for _, a in docs]).astype(TOKEN, copy=False)
         starts = np.cumsum(lens) - lens
-        pos = np.arange(tokens.size, dtype=TOKEN) - np.repeat(starts, lens)
-        if docs and offset:
+        tokens = np.concatenate([a for _, a in docs])
+        pos = np.arange(tokens.size, dtype=TOKEN)
+        pos -= np.repeat(starts, lens)
+        if offset:
             pos[: lens[0]] += offset
-        numbers = np.repeat(np.fromiter((n for n, _ in docs), np.int64, len(docs)), lens)
-        rest = slice(self.cut, None)
-        self.tokens = np.concatenate([self.tokens[rest], tokens])
-        self.docs = np.concatenate([self.docs[rest], numbers])
-        self.pos = np.concatenate([self.pos[rest], pos])
+        pending = self.pending()
+        keep = (
+            int(np.searchsorted(self.starts, self.cut, "right")) - 1
+            if pending
+            else len(self.starts)
+        )
+        self.starts = np.concatenate(
+            [np.maximum(self.starts[keep:] - self.cut, 0), starts + pending]
+        )
+        numbers = np.fromiter((n for n, _ in docs), np.int64, len(docs))
+        self.numbers = np.concatenate([self.numbers[keep:], numbers])
+        self.tokens = np.concatenate([self.tokens[self.cut :], tokens]).astype(TOKEN, copy=False)
+        self.pos = np.concatenate([self.pos[self.cut :], pos])
         self.cut = 0
 
     def pending(self) -> int:
@@ -90,35 +99,38 @@ class Stream:
 
     def where(self, default: int) -> tuple[int, int]:
         """(document number, position in it) of the next token to emit."""
-        if self.cut < self.tokens.size:
-            return int(self.docs[self.cut]), int(self.pos[self.cut])
-        return default, 0
+        if self.cut >= self.tokens.size:
+            return default, 0
+        doc = int(np.searchsorted(self.starts, self.cut, "right")) - 1
+        return int(self.numbers[doc]), int(self.pos[self.cut])
 
-    def rows(
-        self, seq_len: int, pad_id: int, last: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The full rows of pending tokens, and with ``last`` the rest as a
-        padded row: ids, segments, positions (``cut`` is not moved)."""
+    def rows(self, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The full rows of pending tokens (views, no copy of the tokens):
+        ids, segments, positions. ``cut`` is not moved."""
+        n = self.pending() // seq_len
+        end = self.cut + n * seq_len
+        ids = self.tokens[self.cut : end].reshape(n, seq_len)
+        pos = self.pos[self.cut : end].reshape(n, seq_len)
+        return ids, segments(pos, seq_len), pos
+
+    def last_row(self, seq_len: int, pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pending tokens (fewer than ``seq_len``) as one padded row."""
         todo = self.pending()
-        n = -(-todo // seq_len) if last else todo // seq_len
-        size = n * seq_len
-        todo = min(todo, size)
-        ids, docs, pos = (np.full(size, fill, TOKEN) for fill in (pad_id, -1, 0))
-        end = self.cut + todo
-        ids[:todo] = self.tokens[self.cut : end]
-        docs[:todo] = self.docs[self.cut : end]
-        pos[:todo] = self.pos[self.cut : end]
-        docs = docs.reshape(n, seq_len)
-        return ids.reshape(n, seq_len), segments(docs), pos.reshape(n, seq_len)
+        ids = np.full((1, seq_len), pad_id, TOKEN)
+        pos = np.zeros((1, seq_len), TOKEN)
+        ids[0, :todo] = self.tokens[self.cut :]
+        pos[0, :todo] = self.pos[self.cut :]
+        return ids, segments(pos, todo), pos
 
 
-def segments(docs: np.ndarray) -> np.ndarray:
-    """Segment ids 1, 2, ... per document within each row of document
-    numbers; 0 where the number is -1 (padding)."""
-    seg = np.ones(docs.shape, TOKEN)
-    np.cumsum(docs[:, 1:] != docs[:, :-1], axis=1, out=seg[:, 1:])
-    seg[:, 1:] += 1
-    seg[docs < 0] = 0
+def segments(pos: np.ndarray, used: int) -> np.ndarray:
+    """Segment ids 1, 2, ... per document within each row of positions (a
+    document starts where its position is 0, or at the row's start); 0 from
+    column ``used`` on (padding)."""
+    starts = pos == 0
+    starts[:, 0] = True
+    seg = np.cumsum(starts, axis=1, dtype=TOKEN)
+    seg[:, used:] = 0
     return seg
 
 
