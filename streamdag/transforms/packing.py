@@ -12,6 +12,7 @@ import numpy as np
 
 TOKEN = np.int64
 EMPTY = np.zeros(0, TOKEN)
+_smallest = np.minimum.reduce
 
 #: one packed row: input_ids, segment_ids and position_ids, equal-length int arrays
 Row = dict[str, np.ndarray]
@@ -27,12 +28,12 @@ def as_tokens(doc: Any, field: Any) -> np.ndarray:
         if field not in doc:
             raise KeyError(f"the document has no field {field!r} (fields: {sorted(doc)!r})")
         doc = doc[field]
-    if isinstance(doc, (list, tuple)):
+    if isinstance(doc, np.ndarray):
+        arr = doc
+    elif isinstance(doc, (list, tuple)):
         if not doc:
             return EMPTY
         arr = np.asarray(doc)
-    elif isinstance(doc, np.ndarray):
-        arr = doc
     elif hasattr(doc, "numpy") and hasattr(doc, "dim"):  # a torch tensor, without importing torch
         arr = doc.detach().cpu().numpy()
     else:
@@ -42,12 +43,14 @@ def as_tokens(doc: Any, field: Any) -> np.ndarray:
         )
     if arr.ndim != 1:
         raise ValueError(f"a document must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind not in "iu":
+    kind = arr.dtype.kind
+    if kind == "i":
+        if arr.size and _smallest(arr) < 0:
+            raise ValueError(f"token ids must be >= 0, got {int(_smallest(arr))}")
+    elif kind != "u":
         if arr.size == 0:
             return EMPTY
         raise TypeError(f"token ids must be integers, got dtype {arr.dtype}")
-    if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
-        raise ValueError(f"token ids must be >= 0, got {int(arr.min())}")
     return arr
 
 
