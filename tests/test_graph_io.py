@@ -88,6 +88,15 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "max_token_bucketize": lambda: src(40).max_token_bucketize(
         8, len_fn=fns.size_of, max_len=4, buffer_size=6
     ),
+    # text and LLM: packing and padding
+    "pack": lambda: sd.IterableWrapper(fns.TOKEN_DOCS).pack(
+        8, strategy="bfd", buffer_size=5, eos_id=1
+    ),
+    "pad_collate": lambda: (
+        sd.IterableWrapper(fns.TOKEN_DOCS)
+        .batch(3)
+        .pad_collate(padding_value=-1, pad_to_multiple_of=4)
+    ),
 }
 
 

@@ -188,3 +188,7 @@ def mod3(x: int) -> int:
 def size_of(x: int) -> int:
     """A token count for ints: 1 to 5."""
     return x % 5 + 1
+
+
+#: token documents for pack and pad_collate: empty ones and ones longer than a row
+TOKEN_DOCS = [list(range(2, 2 + n)) for n in (3, 0, 11, 5, 1, 7, 20, 2, 0, 6, 9, 4, 13, 1)]

@@ -352,6 +352,59 @@ class TransformMethods(PipeMethods):
         }
         return self._then("tokenize", params, name=name)
 
+    # -- text and LLM: packing and padding -----------------------------------------
+    def pack(
+        self,
+        seq_len: int,
+        *,
+        strategy: str = "concat",
+        buffer_size: int = 1024,
+        overflow: str = "split",
+        pad_id: int = 0,
+        eos_id: int | None = None,
+        field: Hashable | None = None,
+        on_error: str = "raise",
+        name: str | None = None,
+    ) -> DataPipe[dict[str, Any]]:
+        """Token documents (lists of ints, 1-D arrays or tensors; dicts with
+        ``field``) into dicts of ``input_ids``, ``segment_ids`` and
+        ``position_ids``, int arrays of ``seq_len``. ``"concat"`` cuts the
+        stream into rows in input order; ``"bfd"`` packs whole documents
+        best-fit-decreasing within ``buffer_size`` documents, a longer one
+        split, truncated or dropped as ``overflow`` says. ``eos_id`` ends
+        each document with that token."""
+        params = {
+            "seq_len": seq_len,
+            "strategy": strategy,
+            "buffer_size": buffer_size,
+            "overflow": overflow,
+            "pad_id": pad_id,
+            "eos_id": eos_id,
+            "field": field,
+            "on_error": on_error,
+        }
+        return self._then("pack", params, name=name)
+
+    def pad_collate(
+        self,
+        padding_value: int | float = 0,
+        pad_to_multiple_of: int | None = None,
+        fields: list[Hashable] | tuple[Hashable, ...] | None = None,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """Batches of variable-length sequences to padded torch tensors:
+        ``(padded, attention_mask)`` for plain sequences; for dicts, each
+        sequence field (or those in ``fields``) padded and an
+        ``attention_mask`` added. Padded to the longest in the batch, rounded
+        up to ``pad_to_multiple_of``."""
+        params = {
+            "padding_value": padding_value,
+            "pad_to_multiple_of": pad_to_multiple_of,
+            "fields": None if fields is None else list(fields),
+        }
+        return self._then("pad_collate", params, name=name)
+
 
 def _branches(hub: DataPipe[Any], count: int, name: str | None) -> list[DataPipe[Any]]:
     return [

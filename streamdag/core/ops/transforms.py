@@ -8,6 +8,7 @@ from typing import Any
 
 from ...errors import ParamError
 from ..params import check_bool, check_callable, check_choice, check_col, check_int, check_type
+from ..policy import ON_ERROR_PARAM
 from ..spec import OpSpec, Param
 
 _RT = "streamdag.transforms."
@@ -182,6 +183,24 @@ def _token_lengths(params: Mapping[str, Any]) -> None:
         raise ParamError(
             f"max_token_bucketize: max_token_count ({count}) must be >= max_len ({high})"
         )
+
+
+# -- text and LLM: packing -------------------------------------------------------
+#: what pack(strategy="bfd") does with a document longer than seq_len
+PACK_OVERFLOW = ("split", "truncate", "drop")
+
+
+def _pack_overflow(params: Mapping[str, Any]) -> None:
+    if params["strategy"] == "concat" and params["overflow"] != "split":
+        raise ParamError(
+            f"pack: overflow={params['overflow']!r} needs strategy='bfd' "
+            "(concat continues a long document in the next row and never cuts one)"
+        )
+
+
+def _fields(op: str, key: str, value: Any) -> None:
+    if value is not None and not (isinstance(value, list) and value):
+        raise ParamError(f"{op}: {key} must be None or a non-empty list of keys, got {value!r}")
 
 
 SPECS = (
@@ -433,6 +452,32 @@ SPECS = (
             "output_field": Param("input_ids", _STR),
             "add_special_tokens": _BOOL[True],
             "batch_size": Param(64, _int(1)),
+        },
+    ),
+    # -- text and LLM: packing ---------------------------------------------------
+    OpSpec(
+        "pack",
+        _RT + "pack:PackNode",
+        params={
+            "seq_len": Param(check=_int(1)),
+            "strategy": Param("concat", partial(check_choice, choices=("concat", "bfd"))),
+            "buffer_size": Param(1024, _int(1)),
+            "overflow": Param("split", partial(check_choice, choices=PACK_OVERFLOW)),
+            "pad_id": Param(0, _int(0)),
+            "eos_id": Param(None, _int(0, optional=True)),
+            "field": _ANY,
+            "on_error": ON_ERROR_PARAM,
+        },
+        check=_pack_overflow,
+    ),
+    OpSpec(
+        "pad_collate",
+        _RT + "pad_collate:PadCollateNode",
+        elementwise=_always,
+        params={
+            "padding_value": Param(0, partial(check_type, types=(int, float), want="a number")),
+            "pad_to_multiple_of": Param(None, _int(1, optional=True)),
+            "fields": Param(None, _fields),
         },
     ),
 )
