@@ -15,8 +15,8 @@ from streamdag.errors import NodeError, ParamError
 from streamdag.testing import assert_resumes
 from tests.support.readers import run_with_stats
 from tests.test_dali import (
-    NVJPEG_420_TOLERANCE,
     TOLERANCE,
+    _as_444,
     _image,
     mad,
     needs_dali,
@@ -83,8 +83,14 @@ def test_on_error_is_checked() -> None:
 
 
 # -- on_error ------------------------------------------------------------------
-def tolerance(backend: str) -> float:
-    return NVJPEG_420_TOLERANCE if backend == "nvjpeg" else TOLERANCE
+def pictures(jpegs: list[bytes], backend: str) -> list[bytes]:
+    """The test's JPEGs, as 4:4:4 for nvJPEG: torchvision's decode_jpeg on CUDA
+    upsamples 4:2:0 chroma its own way (docs/dali.md), and on these small
+    images with saturated discs the 32x32 centre crop keeps the worst of it
+    (MAD 5.1 and 6.1 against Pillow on an H100, over the NVJPEG_420_TOLERANCE
+    of 4). On 4:4:4 it decodes as Pillow does (MAD 0.0), so what these tests
+    check, that the kept images are the right ones, is held to TOLERANCE."""
+    return [_as_444(j) for j in jpegs] if backend == "nvjpeg" else jpegs
 
 
 @pytest.mark.parametrize(("backend", "device"), EVERYWHERE)
@@ -95,6 +101,7 @@ def test_a_corrupt_image_drops_its_sample(
     """One fewer image in its batch; labels and keys stay aligned; one skip counted."""
     if backend == "nvjpeg":
         pytest.importorskip("torchvision")
+    jpegs = pictures(jpegs, backend)
     dp = (
         sd.IterableWrapper(samples(jpegs, {2}))
         .batch(4)
@@ -113,8 +120,7 @@ def test_a_corrupt_image_drops_its_sample(
     pil = run(jpegs, batch=len(jpegs), backend="pillow", device="cpu", crop=32)[0]
     for batch in out:
         assert all(
-            mad(img, pil[i]) <= tolerance(backend)
-            for img, i in zip(batch["jpg"], batch["cls"], strict=True)
+            mad(img, pil[i]) <= TOLERANCE for img, i in zip(batch["jpg"], batch["cls"], strict=True)
         )
 
 
@@ -144,6 +150,7 @@ def test_skip_in_batches_queued_behind_others(
     the batches queued after a failed one (DALI holds two) come out in order."""
     if backend == "nvjpeg":
         pytest.importorskip("torchvision")
+    jpegs = pictures(jpegs, backend)
     bad = {1, 4, 5, 6, 7, 10}
     tuples = [
         (img, i)
@@ -158,8 +165,7 @@ def test_skip_in_batches_queued_behind_others(
     pil = run(jpegs, batch=len(jpegs), backend="pillow", device="cpu", crop=32)[0]
     for images, ids in out:
         assert all(
-            mad(img, pil[i % len(jpegs)]) <= tolerance(backend)
-            for img, i in zip(images, ids, strict=True)
+            mad(img, pil[i % len(jpegs)]) <= TOLERANCE for img, i in zip(images, ids, strict=True)
         )
     raw = list(
         sd.IterableWrapper([img for img, _ in tuples])
