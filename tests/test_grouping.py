@@ -9,34 +9,32 @@ import pytest
 
 import streamdag as sd
 from streamdag.errors import ParamError
+from streamdag.stats import PipelineStats
 from streamdag.testing import SERVICES, assert_resumes
 from tests import test_graph_io_fns as fns
 
 
-def _stats(pipe: sd.DataPipe) -> tuple[list, sd.DataLoader2]:
-    loader = sd.DataLoader2(pipe, seed=1, stats=True)
-    out = list(loader)
-    return out, loader
+def _stats(pipe: sd.DataPipe) -> tuple[list, PipelineStats]:
+    with sd.DataLoader2(pipe, seed=1, stats=True) as loader:  # shut down: statistics off
+        return list(loader), loader.stats()
 
 
 def test_max_token_bucketize_counts_dropped_lengths_as_skipped() -> None:
     words = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff", "g"]
     pipe = sd.IterableWrapper(words).max_token_bucketize(8, min_len=2, max_len=5, name="buckets")
-    out, loader = _stats(pipe)
+    out, stats = _stats(pipe)
     assert sorted(w for batch in out for w in batch) == ["bb", "ccc", "dddd", "eeeee"]
-    assert loader.stats().node("buckets").skipped == 3
-    loader.shutdown()
+    assert stats.node("buckets").skipped == 3
 
 
 def test_groupby_counts_dropped_groups_as_skipped() -> None:
     pipe = sd.IterableWrapper(range(20)).groupby(
         fns.mod3, buffer_size=4, group_size=3, drop_remaining=True, name="groups"
     )
-    out, loader = _stats(pipe)
+    out, stats = _stats(pipe)
     kept = sum(len(g) for g in out)
     assert kept < 20
-    assert loader.stats().node("groups").skipped == 20 - kept
-    loader.shutdown()
+    assert stats.node("groups").skipped == 20 - kept
 
 
 @pytest.mark.parametrize(

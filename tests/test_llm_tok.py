@@ -151,9 +151,9 @@ def test_parquet_bad_files_name_node_and_file(tmp_path: Path) -> None:
 def test_parquet_skipped_files_are_counted(tmp_path: Path) -> None:
     folder = bad_folder(tmp_path)
     pipe = sd.FileLister(str(folder), "*.parquet").open_files(mode="b")
-    loader = sd.DataLoader2(pipe.load_parquet(on_error="skip", name="pq"), stats=True)
-    assert len(list(loader)) == 12
-    assert loader.stats().node("pq").skipped == 2
+    with sd.DataLoader2(pipe.load_parquet(on_error="skip", name="pq"), stats=True) as loader:
+        assert len(list(loader)) == 12
+        assert loader.stats().node("pq").skipped == 2
 
 
 def test_parquet_missing_column(tmp_path: Path) -> None:

@@ -76,8 +76,9 @@ class StackSampler:
                 clocks.pop(thread, None)
                 continue
             node = _innermost_node(frame, codes)
-            if node is not None and known is not None:
-                busy[node.spec.id] += now - known[1]
+            spec = getattr(node, "spec", None)  # None: a node still being built
+            if spec is not None and known is not None:
+                busy[spec.id] += now - known[1]
             if node is not None or known is None or thread == self._main:
                 clocks[thread] = (clock, now)
 
@@ -104,6 +105,7 @@ class StackSampler:
             for gone in self._clocks.keys() - frames.keys():
                 del self._clocks[gone]
             self.sample({t: f for t, f in frames.items() if t not in skip})
+            del frames  # a frame held while waiting keeps its locals (batches) alive
 
 
 def _disarm() -> None:
