@@ -141,6 +141,9 @@ PIPELINES: dict[str, Any] = {
 #: (tests/differential/test_io.py, test_newops.py, test_readers.py); here each
 #: must construct its functional method
 BY_FUNCTIONAL_NAME = {
+    "Grouper": "groupby",  # the grouping names: tests/differential/test_grouping.py
+    "BucketBatcher": "bucketbatch",
+    "MaxTokenBucketizer": "max_token_bucketize",
     "RoutedDecoder": "routed_decode",
     "Extractor": "extract",
     "Bz2FileLoader": "load_from_bz2",
