@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ResumeError
@@ -76,6 +77,17 @@ class Replayer:
         item = next(self._it)
         self.seq += 1
         return item
+
+    def numbered(self) -> Iterator[tuple[int, Any]]:
+        """``(number, item)`` for each item pulled, until the input ends (the
+        numbers a buffering node keeps in its state)."""
+        while True:
+            seq = self.seq
+            try:
+                item = self.pull()
+            except StopIteration:
+                return
+            yield seq, item
 
     def release(self) -> None:
         """Close and drop the input's iterator (its suspended generators hold the

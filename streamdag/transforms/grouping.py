@@ -92,12 +92,7 @@ class GroupByNode(HoldingNode):
         p = self.params
         keep_key, group_size = p["keep_key"], p["group_size"]
         groups, replay = self._groups, self._replay
-        while True:
-            try:
-                seq = replay.seq
-                x = replay.pull()
-            except StopIteration:
-                break
+        for seq, x in replay.numbered():
             key = key_fn(x)
             if key not in groups:
                 groups[key] = ([], [])
@@ -189,12 +184,7 @@ class MaxTokenBucketizeNode(HoldingNode):
         len_fn, size, replay, heap = p["len_fn"], p["buffer_size"], self._replay, self._heap
         low = p["min_len"]
         high = p["max_len"] if p["max_len"] is not None else p["max_token_count"]
-        while True:
-            try:
-                seq = replay.seq
-                x = replay.pull()
-            except StopIteration:
-                break
+        for seq, x in replay.numbered():
             length = len_fn(x)
             if not low <= length <= high:
                 self.skipped += 1
