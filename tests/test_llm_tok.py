@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import streamdag as sd
-from streamdag.errors import NodeError, ParamError
+from streamdag.errors import NodeError, ParamError, ResumeError
 from streamdag.testing import assert_resumes
 from tests.support import text_data
 
@@ -52,6 +52,33 @@ def test_tokenize_dicts_and_options(tok: str) -> None:
 def test_tokenize_resumes_mid_batch(tok: str, batch_size: int) -> None:
     pipe = sd.IterableWrapper(TEXTS).shuffle(5).tokenize(tok, batch_size=batch_size)
     assert_resumes(pipe, stops=[1, 2, 4, 7])
+
+
+def test_tokenize_state_is_positions_never_text(tok: str) -> None:
+    """Mid-batch, the saved state holds the input's position and a count,
+    none of the batch's texts; a fresh loader resumes from it exactly."""
+    pipe = sd.IterableWrapper(TEXTS).tokenize(tok, batch_size=8)
+    with sd.DataLoader2(pipe) as loader:
+        it = iter(loader)
+        head = [next(it), next(it)]
+        state = loader.state_dict()
+    assert not any(text in repr(state) for text in TEXTS)
+    with sd.DataLoader2(pipe) as loader:
+        loader.load_state_dict(state)
+        assert head + list(loader) == reference(tok, TEXTS)
+
+
+def test_tokenize_refuses_a_state_holding_texts(tok: str) -> None:
+    """A state saved when tokenize kept its batch's texts is refused by name."""
+    pipe = sd.IterableWrapper(TEXTS).tokenize(tok, batch_size=8, name="toks")
+    with sd.DataLoader2(pipe) as loader:
+        it = iter(loader)
+        next(it)
+        state = loader.state_dict()
+    state["graph"] = [TEXTS[1:8], 8]  # the former shape: [texts left, input state]
+    with sd.DataLoader2(pipe) as loader, pytest.raises(ResumeError, match="toks.*texts"):
+        loader.load_state_dict(state)
+        next(iter(loader))
 
 
 def test_tokenize_bad_elements_name_the_node(tok: str) -> None:

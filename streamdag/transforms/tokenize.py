@@ -2,21 +2,23 @@
 (Rust, releases the GIL), encoded ``batch_size`` elements at a time.
 
 The tokenizer is the path or URL of a ``tokenizer.json`` (plain data, so the
-graph stays saveable), read once per worker through fsspec. The state is the
-input's state and the inputs of the current batch not yet passed on (at most
-``batch_size - 1`` elements): a resume encodes those again, then goes on."""
+graph stays saveable), read once per worker through fsspec. State is
+positions, never text: the input's checkpoint at the start of the current
+batch and how many of the batch's outputs were passed on. A resume replays
+the batch from the input, encodes it again and skips those outputs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import chain, islice
 from operator import length_hint
 from typing import Any
 
 import fsspec
 import tokenizers
 
-from ..runtime.node import ResumableTransform
+from ..errors import ResumeError
+from ..runtime.node import ResumableNode
+from ..runtime.replay import Replayer, restore_source
 
 
 def load_tokenizer(url: str) -> tokenizers.Tokenizer:
@@ -25,25 +27,39 @@ def load_tokenizer(url: str) -> tokenizers.Tokenizer:
         return tokenizers.Tokenizer.from_str(f.read())
 
 
-class TokenizeNode(ResumableTransform):
+class TokenizeNode(ResumableNode):
     def setup(self) -> None:
         super().setup()
         self._tokenizer = load_tokenizer(self.params["tokenizer"])
-        self._batch: list[Any] = []
-        self._outs: Iterator[Any] = iter(())
 
     def iterator(self) -> Iterator[Any]:
-        pending = self.take_restored() or []
-        self._batch, self._outs = [], iter(())
-        elements = self.inputs[0].iterator()
-        size = self.params["batch_size"]
-        batches = iter(lambda: list(islice(elements, size)), [])
-        return self._run(chain([pending], batches) if pending else batches)
+        restored = self.take_restored()
+        # every batch starts at a checkpoint: the batch is the replay window
+        self._replay = Replayer(self.inputs[0], self.params["batch_size"])
+        self._outs: Iterator[Any] = iter(())
+        if restored is None:
+            self._start = self._size = 0
+            self._replay.start()
+            return self._run(0)
+        self._replay.start(restored["ckpt"])
+        self._start, self._size = self._replay.seq, restored["done"]
+        return self._run(restored["done"])
 
-    def _run(self, batches: Iterator[list[Any]]) -> Iterator[Any]:
-        for batch in batches:
-            self._batch = batch
-            self._outs = iter(self._encode(batch))
+    def _run(self, skip: int) -> Iterator[Any]:
+        """Encoded batches; the first batch's first ``skip`` outputs were
+        passed on before a resume."""
+        replay, size = self._replay, self.params["batch_size"]
+        while True:
+            start = replay.seq
+            batch = replay.take(size)
+            if len(batch) < skip:
+                raise replay.ended(start + skip, self.label)
+            if not batch:
+                return
+            replay.forget_before(start)
+            outs = self._encode(batch)
+            self._start, self._size, self._outs = start, len(outs), iter(outs[skip:])
+            skip = 0
             yield from self._outs  # its position is the state: no work per element
 
     def _encode(self, batch: list[Any]) -> list[Any]:
@@ -73,6 +89,17 @@ class TokenizeNode(ResumableTransform):
             raise TypeError(f"tokenize: field {field!r} must be str, got {type(text).__name__}")
         return text
 
-    def live_state(self) -> list[Any]:
-        left = length_hint(self._outs)
-        return self._batch[len(self._batch) - left :] if left else []
+    def live_state(self) -> dict:
+        done = self._size - length_hint(self._outs)
+        return {"ckpt": self._replay.checkpoint(self._start), "done": done}
+
+    def restore(self, state: dict | None) -> None:
+        if state is not None and not isinstance(state, dict):
+            msg = (
+                f"{self.label}: this state was saved by a streamdag before tokenize's "
+                "state became positions (it holds the texts of a batch); it cannot be "
+                "resumed: start the epoch again, or resume with the version that saved it"
+            )
+            raise ResumeError(msg)
+        super().restore(state)
+        restore_source(self.inputs[0], state and state["ckpt"])
