@@ -88,6 +88,7 @@ _RULES: dict[str, Rule] = {
             "shuffle",
             "sharding_filter",
             "prefetch",
+            "pin_memory",
             "in_memory_cache",
             "main_process",
             "enumerate",

@@ -65,6 +65,11 @@ def _buffer(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be a positive int or -1 (unlimited), got {value}")
 
 
+def _device(op: str, key: str, value: Any) -> None:
+    if not (value is None or (isinstance(value, (str, int)) and not isinstance(value, bool))):
+        raise ParamError(f"{op}: {key} must be None, a device name or index, got {value!r}")
+
+
 _BUFFER = Param(1000, _buffer)
 _STR = partial(check_type, types=str, want="a str")
 
@@ -276,6 +281,16 @@ SPECS = (
         },
     ),
     OpSpec("prefetch", _RT + "prefetch:PrefetchNode", params={"buffer_size": Param(10, _int(1))}),
+    OpSpec(
+        "pin_memory",
+        _RT + "pin_memory:PinMemoryNode",
+        placement="main",  # memory pinned in a worker process is not pinned once sent
+        params={
+            "device": Param(None, _device),
+            "pin_memory_fn": _OPTIONAL_FN,
+            "buffer_size": Param(2, _int(1)),
+        },
+    ),
     OpSpec(
         "in_memory_cache",
         _RT + "cache:InMemoryCacheNode",
