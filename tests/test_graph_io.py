@@ -60,6 +60,7 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     ),
     "prefetch": lambda: src().prefetch(3),
     "pin_memory": lambda: src().pin_memory("cuda:0", fns.with_device, buffer_size=3),
+    "to_device": lambda: src().batch(3).collate().to_device("cpu", buffer_size=3),
     "in_memory_cache": lambda: src().in_memory_cache(max_items=100),
     # torchdata's remaining transform names
     "enumerate": lambda: src().enumerate(5),

@@ -144,6 +144,25 @@ def test_without_cuda_elements_pass_with_one_warning() -> None:
     assert "pin_memory node" in message and "CUDA is not available" in message
 
 
+def test_to_device_keeps_nesting_order_and_other_values() -> None:
+    data = _batches()
+    out = list(sd.IterableWrapper(data).to_device(torch.device("cpu")))
+    assert len(out) == len(data)
+    for got, want in zip(out, data, strict=True):
+        _assert_same(got, want, lambda t: None)
+
+
+@no_cuda
+def test_to_device_cuda_without_cuda_is_a_clear_error() -> None:
+    dp = sd.IterableWrapper([torch.ones(2)]).to_device("cuda", name="gpu")
+    with pytest.raises(
+        RuntimeError, match="to_device node 'gpu': to_device\\('cuda'\\) needs CUDA"
+    ):
+        list(dp)
+    with pytest.raises(sd.ParamError, match="to_device: device must be a device name"):
+        sd.IterableWrapper([1]).to_device(None)
+
+
 # -- on a GPU machine ---------------------------------------------------------
 def _batches() -> list[object]:
     gen = torch.Generator().manual_seed(0)
@@ -208,3 +227,34 @@ def test_gpu_non_blocking_copies_of_pinned_batches_are_exact() -> None:
         image = got[0].to("cuda", non_blocking=True)
         torch.cuda.current_stream().synchronize()
         assert torch.equal(image, want[0].to("cuda"))
+
+
+def _big_batches(n: int) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Large enough (32 MB) that a copy not waited for is still running when
+    the loop's first kernel reads it."""
+    gen = torch.Generator().manual_seed(1)
+    return [
+        (torch.rand(8, 1024, 1024, generator=gen), {"label": torch.arange(8) + i}) for i in range(n)
+    ]
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("loop_stream", ["default", "own"])
+def test_gpu_to_device_is_synchronized_with_the_loop_stream(loop_stream: str) -> None:
+    """CUDA tensors equal to a synchronous copy of the input, read at once by
+    a kernel on the loop's current stream (the default one or its own),
+    without a synchronize: the stream waits for the side-stream copy."""
+    data = _big_batches(6)
+    dp = sd.IterableWrapper(data).to_device("cuda")
+    stream = torch.cuda.Stream() if loop_stream == "own" else torch.cuda.current_stream()
+    sums = []
+    with torch.cuda.stream(stream):
+        for got, want in zip(dp, data, strict=True):
+            assert got[0].is_cuda and got[1]["label"].is_cuda
+            sums.append((got[0] * 2).sum(dim=(1, 2)))  # queued on the loop's stream
+            assert torch.equal(got[1]["label"], want[1]["label"].to("cuda"))
+    stream.synchronize()  # the check's own copies below run on the default stream
+    for total, (image, _) in zip(sums, data, strict=True):
+        assert torch.allclose(total.cpu(), (image.to("cuda") * 2).sum(dim=(1, 2)).cpu())

@@ -89,6 +89,7 @@ _RULES: dict[str, Rule] = {
             "sharding_filter",
             "prefetch",
             "pin_memory",
+            "to_device",
             "in_memory_cache",
             "main_process",
             "enumerate",

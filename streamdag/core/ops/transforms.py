@@ -65,9 +65,12 @@ def _buffer(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be a positive int or -1 (unlimited), got {value}")
 
 
-def _device(op: str, key: str, value: Any) -> None:
-    if not (value is None or (isinstance(value, (str, int)) and not isinstance(value, bool))):
-        raise ParamError(f"{op}: {key} must be None, a device name or index, got {value!r}")
+def _device(op: str, key: str, value: Any, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        want = "None, a device name or index" if optional else "a device name or index"
+        raise ParamError(f"{op}: {key} must be {want}, got {value!r}")
 
 
 _BUFFER = Param(1000, _buffer)
@@ -286,10 +289,16 @@ SPECS = (
         _RT + "pin_memory:PinMemoryNode",
         placement="main",  # memory pinned in a worker process is not pinned once sent
         params={
-            "device": Param(None, _device),
+            "device": Param(None, partial(_device, optional=True)),
             "pin_memory_fn": _OPTIONAL_FN,
             "buffer_size": Param(2, _int(1)),
         },
+    ),
+    OpSpec(
+        "to_device",
+        _RT + "to_device:ToDeviceNode",
+        placement="main",  # the main process owns the device
+        params={"device": Param(check=_device), "buffer_size": Param(2, _int(1))},
     ),
     OpSpec(
         "in_memory_cache",
