@@ -81,6 +81,7 @@ def explode_on_three(x: int) -> int:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore:.*CUDA is not available")
 def test_upstream_error_keeps_its_message_and_node() -> None:
     dp = sd.IterableWrapper(range(5)).map(explode_on_three, name="late").pin_memory()
     with pytest.raises(sd.NodeError, match="map node 'late' raised ValueError: three is bad"):
@@ -119,6 +120,26 @@ def test_dataloader2_pin_memory_ends_the_main_process_part() -> None:
     assert sd.DataLoader2(pinned, pin_memory=True).datapipe.node is pinned.node
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dataloader2_pin_memory_keeps_order_and_resumes(service: str) -> None:
+    """pin_memory=True changes neither the seeded order nor what a resumed
+    loader yields: a state taken mid-epoch, loaded into a new loader,
+    gives the rest of the epoch, each element once."""
+    dp = sd.IterableWrapper(range(40)).shuffle(buffer_size=8).sharding_filter().map(fns.double)
+    make = SERVICES[service]
+    with sd.DataLoader2(dp, reading_service=make(), seed=5) as plain:
+        expected = list(plain)
+    with sd.DataLoader2(dp, reading_service=make(), seed=5, pin_memory=True) as first:
+        it = iter(first)
+        head = [next(it) for _ in range(13)]
+        state = first.state_dict()
+    assert head == expected[:13]
+    with sd.DataLoader2(dp, reading_service=make(), seed=5, pin_memory=True) as second:
+        second.load_state_dict(state)
+        assert list(second) == expected[13:]
+
+
 _WARN_ONCE = """
 import warnings
 import streamdag as sd
@@ -133,6 +154,7 @@ print(len(seen), seen[0].message)
 
 
 @no_cuda
+@pytest.mark.slow  # a fresh interpreter imports torch
 @pytest.mark.timeout(120)
 def test_without_cuda_elements_pass_with_one_warning() -> None:
     """Without CUDA the default pins nothing, and says so once per process."""
