@@ -59,6 +59,8 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
         {src(10): 0.3, src(20).map(fns.double): 0.7}
     ),
     "prefetch": lambda: src().prefetch(3),
+    "pin_memory": lambda: src().pin_memory("cuda:0", fns.with_device, buffer_size=3),
+    "to_device": lambda: src().batch(3).collate().to_device("cpu", buffer_size=3),
     "in_memory_cache": lambda: src().in_memory_cache(max_items=100),
     # torchdata's remaining transform names
     "enumerate": lambda: src().enumerate(5),

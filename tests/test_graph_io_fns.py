@@ -192,3 +192,22 @@ def size_of(x: int) -> int:
 
 #: token documents for pack and pad_collate: empty ones and ones longer than a row
 TOKEN_DOCS = [list(range(2, 2 + n)) for n in (3, 0, 11, 5, 1, 7, 20, 2, 0, 6, 9, 4, 13, 1)]
+
+
+def with_device(data: Any, device: Any) -> tuple[Any, Any]:
+    """A ``pin_memory_fn``: the element with the device it was pinned for."""
+    return data, device
+
+
+def where_pinned(data: Any, device: Any) -> tuple[Any, int, str]:
+    """A ``pin_memory_fn``: the element with the process and thread pinning it."""
+    import os
+    import threading
+
+    return data, os.getpid(), threading.current_thread().name
+
+
+def fail_on_three(data: Any, device: Any) -> Any:
+    if data == 3:
+        raise ValueError(f"cannot pin {data}")
+    return data

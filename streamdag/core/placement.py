@@ -30,6 +30,8 @@ from .shard_points import is_sharding_point
 MARKER_OP = "main_process"
 STREAM_OP = "_worker_stream"
 PREFETCH_OP = "prefetch"
+#: a thread reading ahead, one for one: prefetch and the training-loop ops
+AHEAD_OPS = (PREFETCH_OP, "pin_memory", "to_device")
 
 
 def runs_in_main(node: Node) -> bool:
@@ -171,7 +173,7 @@ def upstream_batch_size(node: Node) -> int | None:
         if node.op == STREAM_OP:
             return node.params["batch_size"]
         if len(node.inputs) == 1 and (
-            node.op == PREFETCH_OP  # one for one, counts lag
+            node.op in AHEAD_OPS  # one for one, counts lag
             or get_op(node.op).passthrough
         ):
             node = node.inputs[0]

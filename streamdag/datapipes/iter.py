@@ -95,6 +95,7 @@ Demultiplexer = _class_style("Demultiplexer", DataPipe.demux)
 
 # -- execution helpers --------------------------------------------------------
 Prefetcher = _class_style("Prefetcher", DataPipe.prefetch)
+PinMemory = _class_style("PinMemory", DataPipe.pin_memory)
 
 
 def InMemoryCacheHolder(datapipe: DataPipe[Any], size: None = None) -> DataPipe[Any]:  # noqa: N802
@@ -210,6 +211,7 @@ __all__ = [
     "MultiplexerLongest",
     "OnDiskCacheHolder",
     "ParagraphAggregator",
+    "PinMemory",
     "Prefetcher",
     "RandomSplitter",
     "Repeater",

@@ -88,6 +88,8 @@ _RULES: dict[str, Rule] = {
             "shuffle",
             "sharding_filter",
             "prefetch",
+            "pin_memory",
+            "to_device",
             "in_memory_cache",
             "main_process",
             "enumerate",

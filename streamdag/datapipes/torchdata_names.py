@@ -49,7 +49,6 @@ ITER: dict[str, str] = {
     "BatchAsyncMapper": _NOT_YET,
     "ThreadPoolMapper": _NOT_YET,
     "ShuffledFlatMapper": _NOT_YET,
-    "PinMemory": _NOT_YET,
     "Sampler": _NOT_YET,
     "ShardExpander": _NOT_YET,
     "StreamReader": _NOT_YET,

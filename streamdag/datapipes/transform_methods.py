@@ -405,6 +405,44 @@ class TransformMethods(PipeMethods):
         }
         return self._then("pad_collate", params, name=name)
 
+    # -- training loop ----------------------------------------------------
+    def pin_memory(
+        self,
+        device: Any = None,
+        pin_memory_fn: Fn | None = None,
+        *,
+        buffer_size: int = 2,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """Elements with their tensors (in tuples, lists, dicts) copied to
+        pinned host memory by a background thread of the main process, up to
+        ``buffer_size`` ahead, so ``.to("cuda", non_blocking=True)`` overlaps
+        with compute. ``pin_memory_fn(element, device)`` replaces torch
+        DataLoader's pinning function. Without CUDA, elements pass unpinned
+        (one warning)."""
+        params = {
+            "device": _device_name(device),
+            "pin_memory_fn": pin_memory_fn,
+            "buffer_size": buffer_size,
+        }
+        return self._then("pin_memory", params, name=name)
+
+    def to_device(
+        self, device: Any, *, buffer_size: int = 2, name: str | None = None
+    ) -> DataPipe[Any]:
+        """Elements with their tensors (in tuples, lists, dicts) moved to
+        ``device`` by a background thread of the main process, up to
+        ``buffer_size`` ahead. To CUDA the copies run on a side stream from
+        pinned memory, and the loop's current stream waits for them: use the
+        tensors as they come, no synchronize needed."""
+        params = {"device": _device_name(device), "buffer_size": buffer_size}
+        return self._then("to_device", params, name=name)
+
+
+def _device_name(device: Any) -> Any:
+    """A ``torch.device`` as its name (graph params are plain data)."""
+    return device if device is None or isinstance(device, (str, int)) else str(device)
+
 
 def _branches(hub: DataPipe[Any], count: int, name: str | None) -> list[DataPipe[Any]]:
     return [

@@ -42,7 +42,11 @@ class DataLoader2(Generic[T]):
 
     ``stats=True`` collects per-node statistics (``stats()``); ``progress=True``
     shows a progress bar with elements/s and MB/s (and collects statistics).
-    Both need a service that collects statistics (``CollectsStats``)."""
+    Both need a service that collects statistics (``CollectsStats``).
+
+    ``pin_memory=True`` (torch DataLoader's) ends the pipe with
+    ``pin_memory()``: a thread of the main process pins each batch's tensors,
+    whatever the service, so ``.to("cuda", non_blocking=True)`` overlaps."""
 
     def __init__(
         self,
@@ -53,12 +57,15 @@ class DataLoader2(Generic[T]):
         *,
         stats: bool = False,
         progress: bool = False,
+        pin_memory: bool = False,
     ) -> None:
         if not isinstance(datapipe, DataPipe):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
         if isinstance(datapipe_adapter_fn, ReadingService) and reading_service is None:
             datapipe_adapter_fn, reading_service = None, datapipe_adapter_fn
         datapipe = adapt(datapipe, datapipe_adapter_fn)
+        if pin_memory and datapipe.node.op != "pin_memory":
+            datapipe = datapipe.pin_memory()
         check_sharded_once(datapipe.node)  # here, before a worker service starts its workers
         self.datapipe = datapipe
         service = reading_service or InProcessReadingService()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..runtime.counting import Tally
@@ -51,9 +51,14 @@ class PrefetchNode(ResumableNode):
         self._stop = threading.Event()
         return self._consume()
 
+    def _thread_pull(self) -> Callable[[], Any]:
+        """Called in the thread when it starts: the function it calls for each
+        element (a subclass adds its per-element work, e.g. pinning, here)."""
+        return self._replay.pull
+
     def _produce(self, out: queue.Queue[Any], stop: threading.Event) -> None:
-        pull = self._replay.pull
         try:
+            pull = self._thread_pull()
             while not stop.is_set():
                 try:
                     item = pull()
@@ -80,7 +85,7 @@ class PrefetchNode(ResumableNode):
             target=self._produce,
             args=(out, stop),
             daemon=True,
-            name=f"streamdag-prefetch-{self.spec.id}",
+            name=f"streamdag-{self.spec.op}-{self.spec.id}",
         )
         thread.start()
         try:

@@ -65,6 +65,14 @@ def _buffer(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be a positive int or -1 (unlimited), got {value}")
 
 
+def _device(op: str, key: str, value: Any, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        want = "None, a device name or index" if optional else "a device name or index"
+        raise ParamError(f"{op}: {key} must be {want}, got {value!r}")
+
+
 _BUFFER = Param(1000, _buffer)
 _STR = partial(check_type, types=str, want="a str")
 
@@ -276,6 +284,22 @@ SPECS = (
         },
     ),
     OpSpec("prefetch", _RT + "prefetch:PrefetchNode", params={"buffer_size": Param(10, _int(1))}),
+    OpSpec(
+        "pin_memory",
+        _RT + "pin_memory:PinMemoryNode",
+        placement="main",  # memory pinned in a worker process is not pinned once sent
+        params={
+            "device": Param(None, partial(_device, optional=True)),
+            "pin_memory_fn": _OPTIONAL_FN,
+            "buffer_size": Param(2, _int(1)),
+        },
+    ),
+    OpSpec(
+        "to_device",
+        _RT + "to_device:ToDeviceNode",
+        placement="main",  # the main process owns the device
+        params={"device": Param(check=_device), "buffer_size": Param(2, _int(1))},
+    ),
     OpSpec(
         "in_memory_cache",
         _RT + "cache:InMemoryCacheNode",

@@ -1,0 +1,65 @@
+"""pin_memory(): a prefetch thread that also copies each element's tensors
+into page-locked (pinned) host memory, so the training loop's
+``.to("cuda", non_blocking=True)`` is an asynchronous DMA that overlaps with
+compute, as torch's DataLoader(pin_memory=True) does. Its spec places it in
+the main process: memory pinned in a worker process is not pinned in the
+main process once it has been sent there."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from .prefetch import PrefetchNode
+
+_warned = threading.Lock()  # held once the no-CUDA warning was issued in this process
+
+
+def _warn_no_cuda_once(label: str) -> None:
+    if _warned.acquire(blocking=False):
+        warnings.warn(
+            f"{label}: CUDA is not available, so elements are not pinned "
+            "(they pass through unchanged); this warning is shown once",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+class PinMemoryNode(PrefetchNode):
+    """The thread pulls each element and pins it with ``pin_memory_fn(element,
+    device)`` (default: torch DataLoader's own function, which keeps tuples,
+    named tuples, lists and dicts and pins every tensor in them). Without
+    CUDA the default pins nothing, with a one-time warning; a given
+    ``pin_memory_fn`` is always called. State and resume are prefetch's: the
+    state counts what the consumer took."""
+
+    def setup(self) -> None:
+        super().setup()
+        import torch
+
+        self._cuda = torch.cuda.is_available()
+        self._pin: Callable[[Any, Any], Any] | None = self.params["pin_memory_fn"]
+        if self._pin is None and self._cuda:
+            from torch.utils.data._utils.pin_memory import pin_memory
+
+            self._pin = pin_memory
+
+    def iterator(self) -> Any:
+        if self._pin is None:
+            _warn_no_cuda_once(self.label)
+        return super().iterator()
+
+    def _thread_pull(self) -> Callable[[], Any]:
+        pull, pin, device = self._replay.pull, self._pin, self.params["device"]
+        if pin is None:
+            return pull
+        if self._cuda:
+            import torch
+
+            torch.set_num_threads(1)  # thread-local: the copies don't take every core (as torch)
+            index = None if device is None else torch.device(device).index
+            if index is not None:
+                torch.cuda.set_device(index)  # the context the copies are made in
+        return lambda: pin(pull(), device)
