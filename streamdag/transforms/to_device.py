@@ -32,6 +32,8 @@ class ToDeviceNode(PrefetchNode):
                 "not available on this machine; move batches to 'cpu' or drop to_device"
             )
             raise RuntimeError(msg)
+        if self._cuda and device.index is None:  # "cuda": the loop's current device
+            self._device = torch.device("cuda", torch.cuda.current_device())
 
     def iterator(self) -> Iterator[Any]:
         it = super().iterator()
