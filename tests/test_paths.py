@@ -191,8 +191,6 @@ def test_multiprocessing_takes_torchdatas_positional_order() -> None:
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: sd.MultiProcessingReadingService(2, worker_reset_fn=print), "worker_reset_fn"),
-        (lambda: sd.InProcessReadingService(reset_fn=print), "reset_fn"),
         (
             lambda: sd.MultiProcessingReadingService(2, worker_prefetch_cnt=-1),
             "worker_prefetch_cnt",
