@@ -101,16 +101,15 @@ def test_sharding_filter_group_is_refused_with_the_reason() -> None:
 
 def test_cache_timeout_sets_every_end_caching(tmp_path: Path) -> None:
     def cached(ns: ModuleType, name: str) -> Any:
-        holder = ns.OnDiskCacheHolder(
-            ns.IterableWrapper([name]), filepath_fn=lambda n: str(tmp_path / n)
-        )
+        holder = ns.OnDiskCacheHolder(ns.IterableWrapper([name]), filepath_fn=str)
         return ns.EndOnDiskCacheHolder(ns.Mapper(holder, lambda n: (n, b"x")), mode="wb")
 
-    pipe = sd_iter.Concater(cached(sd_iter, "a"), cached(sd_iter, "b"))
+    paths = [str(tmp_path / "a"), str(tmp_path / "b")]
+    pipe = sd_iter.Concater(*(cached(sd_iter, path) for path in paths))
     adapted = sd_adapter.CacheTimeout(7)(pipe)
     assert [n.params["timeout"] for n in sd.Graph(adapted).find_all(op="end_caching")] == [7, 7]
     with sd.DataLoader2(pipe, datapipe_adapter_fn=sd_adapter.CacheTimeout(7)) as loader:
-        assert list(loader) == ["a", "b"]
+        assert list(loader) == paths
 
 
 @pytest.mark.parametrize("adapter", [td_adapter, sd_adapter], ids=["torchdata", "streamdag"])
