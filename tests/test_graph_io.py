@@ -174,7 +174,7 @@ def test_json_file_is_the_documented_layout() -> None:
             {
                 "id": a.node.id,
                 "op": "iterable_wrapper",
-                "params": {"iterable": [1, 2]},
+                "params": {"iterable": [1, 2], "deepcopy": True},
                 "inputs": [],
                 "name": "src",
             },

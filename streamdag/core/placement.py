@@ -99,13 +99,17 @@ class MainProcessPart:
         return rebuilt[output.id]
 
 
+@dataclass(frozen=True)
 class ReceiveAhead:
     """Rule: a ``prefetch(n)`` after the ``_worker_stream`` source, n the
-    largest ``receive_ahead`` of the main-process ops (none if all are 0)."""
+    largest ``receive_ahead`` of the main-process ops and ``at_least`` (the
+    service's ``main_prefetch_cnt``); none if all are 0."""
+
+    at_least: int = 0
 
     def apply(self, output: Node) -> Node:
         nodes = walk(output)
-        ahead = max((get_op(n.op).receive_ahead for n in nodes), default=0)
+        ahead = max([self.at_least, *(get_op(n.op).receive_ahead for n in nodes)])
         stream = next((n for n in nodes if n.op == STREAM_OP), None)
         if not ahead or stream is None:
             return output

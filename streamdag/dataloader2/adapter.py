@@ -46,8 +46,25 @@ class Shuffle(Adapter):
         return graph.to_datapipe()
 
 
+class CacheTimeout(Adapter):
+    """torchdata's ``CacheTimeout(timeout)``: sets the ``timeout`` (seconds
+    a worker waits for a file another one is caching) of every
+    ``end_caching`` of the graph."""
+
+    def __init__(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            raise ValueError("timeout should be integer")
+        self.timeout = timeout
+
+    def __call__(self, datapipe: DataPipe[Any]) -> DataPipe[Any]:
+        graph = Graph(datapipe)
+        for node in graph.find_all(op="end_caching"):
+            graph = graph.set_param(node.id, "timeout", self.timeout)
+        return graph.to_datapipe()
+
+
 def __getattr__(name: str) -> Any:
     raise not_provided(__name__, name, ADAPTER)
 
 
-__all__ = ["Adapter", "Shuffle"]
+__all__ = ["Adapter", "CacheTimeout", "Shuffle"]

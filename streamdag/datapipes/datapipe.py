@@ -290,9 +290,14 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
 IterDataPipe = DataPipe
 
 
-def IterableWrapper(iterable: Iterable[T], *, name: str | None = None) -> DataPipe[T]:  # noqa: N802 - torchdata's name
-    """A source over a list, tuple, range or other re-iterable object."""
-    return DataPipe(make_node("iterable_wrapper", {"iterable": iterable}, (), name))
+def IterableWrapper(  # noqa: N802 - torchdata's name
+    iterable: Iterable[T], deepcopy: bool = True, *, name: str | None = None
+) -> DataPipe[T]:
+    """A source over a list, tuple, range or other re-iterable object.
+    ``deepcopy`` (torchdata's): each epoch reads a deep copy, so a function
+    that changes its elements in place does not change the next epoch's."""
+    params = {"iterable": iterable, "deepcopy": deepcopy}
+    return DataPipe(make_node("iterable_wrapper", params, (), name))
 
 
 def SampleMultiplexer(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .datapipe import DataPipe, make_node
+
+T = TypeVar("T")
 
 
 def FileLister(  # noqa: N802 - torchdata's name
@@ -15,6 +17,7 @@ def FileLister(  # noqa: N802 - torchdata's name
     *,
     abspath: bool = False,
     non_deterministic: bool = False,
+    length: int = -1,
     storage_options: Mapping[str, Any] | None = None,
     name: str | None = None,
 ) -> DataPipe[str]:
@@ -27,12 +30,14 @@ def FileLister(  # noqa: N802 - torchdata's name
     keep the form of the root (relative stays relative unless ``abspath``).
     ``non_deterministic`` is accepted for torchdata's signature: the order is
     always this one. ``storage_options`` go to fsspec (credentials,
-    endpoint); ``open_files`` downstream reuses them unless given its own."""
+    endpoint); ``open_files`` downstream reuses them unless given its own.
+    ``length`` (torchdata's): the pipe's ``len()``; -1: unknown (TypeError)."""
     del non_deterministic
     if isinstance(root, DataPipe):  # torchdata's FileLister(datapipe_of_roots)
-        return root.list_files(
+        listed = root.list_files(
             masks, recursive=recursive, abspath=abspath, storage_options=storage_options, name=name
         )
+        return with_length(listed, length)
     params = {
         "root": root,
         "masks": masks,
@@ -40,4 +45,10 @@ def FileLister(  # noqa: N802 - torchdata's name
         "storage_options": dict(storage_options) if storage_options else None,
         "abspath": abspath,
     }
-    return DataPipe(make_node("file_lister", params, (), name))
+    return with_length(DataPipe(make_node("file_lister", params, (), name)), length)
+
+
+def with_length(pipe: DataPipe[T], length: int) -> DataPipe[T]:
+    """torchdata's ``length`` argument of its readers: ``len(pipe)`` = ``length``
+    (nothing is cut); -1, their default: unknown."""
+    return pipe if length == -1 else pipe.set_length(length)

@@ -15,13 +15,15 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from ..errors import ParamError
 from .datapipe import DataPipe, IterableWrapper, IterDataPipe, SampleMultiplexer, node_of
-from .file_lister import FileLister
+from .file_lister import FileLister, with_length
 from .map_style import MapDataPipe
 from .torchdata_names import ITER, not_provided
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def _class_style(
@@ -67,7 +69,23 @@ def _joined(name: str, method: Callable[..., DataPipe[Any]]) -> Callable[..., Da
 
 # -- sources and files ----------------------------------------------------
 FSSpecFileLister = FileLister  # torchdata's fsspec lister; streamdag's FileLister is fsspec
-FileOpener = _class_style("FileOpener", DataPipe.open_files)
+
+
+def FileOpener(  # noqa: N802 - torchdata's name
+    datapipe: DataPipe[str],
+    /,
+    mode: str = "r",
+    encoding: str | None = None,
+    length: int = -1,
+    **kwargs: Any,
+) -> DataPipe[tuple[str, Any]]:
+    """torchdata's ``FileOpener(datapipe, mode, encoding, length)``:
+    ``datapipe.open_files(mode, encoding, **kwargs)`` whose ``len()`` is
+    ``length`` (-1: unknown)."""
+    node_of("FileOpener", datapipe)
+    return with_length(datapipe.open_files(mode, encoding, **kwargs), length)
+
+
 FSSpecFileOpener = _class_style("FSSpecFileOpener", DataPipe.open_files_by_fsspec)
 
 # -- per element ----------------------------------------------------------
@@ -82,7 +100,27 @@ Collator = _class_style("Collator", DataPipe.collate)
 
 # -- order and splitting --------------------------------------------------
 Shuffler = _class_style("Shuffler", DataPipe.shuffle)
-ShardingFilter = _class_style("ShardingFilter", DataPipe.sharding_filter)
+
+
+def ShardingFilter(  # noqa: N802 - torchdata's name
+    datapipe: DataPipe[T], /, sharding_group_filter: Any = None, **kwargs: Any
+) -> DataPipe[T]:
+    """torchdata's ``ShardingFilter(datapipe, sharding_group_filter=None)``:
+    ``datapipe.sharding_filter()``, which splits over rank x worker as
+    torchdata's default group does. A group filter (torchdata's
+    ``SHARDING_PRIORITIES.DISTRIBUTED`` or ``.MULTIPROCESSING``: split over
+    one level only) is refused: a ``ParamError`` says what to do instead."""
+    if sharding_group_filter is not None:
+        msg = (
+            f"ShardingFilter: sharding_group_filter={sharding_group_filter!r} is not "
+            "supported: streamdag's sharding_filter splits over rank x worker (torchdata's "
+            "default group); to split over ranks only, put the worker part after a "
+            ".main_process() boundary or run one worker per rank"
+        )
+        raise ParamError(msg)
+    return DataPipe.sharding_filter(DataPipe(node_of("ShardingFilter", datapipe)), **kwargs)
+
+
 Header = _class_style("Header", DataPipe.header)
 Cycler = _class_style("Cycler", DataPipe.cycle)
 

@@ -57,7 +57,6 @@ ITER: dict[str, str] = {
 # Being added alongside this module by the rest of the torchdata drop-in work;
 # an entry here is shadowed as soon as the name itself is defined.
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
-_ADDING = "being added to streamdag (see the guide for its status)"
 _TYPES = "typing aliases of torchdata's TFRecord records: load_from_tfrecord yields plain dicts"
 ITER.update(
     dict.fromkeys(
@@ -80,9 +79,7 @@ DATALOADER2: dict[str, str] = {
 }
 
 #: torchdata.dataloader2.adapter names -> why streamdag.dataloader2.adapter lacks them
-ADAPTER: dict[str, str] = {
-    "CacheTimeout": _ADDING,
-}
+ADAPTER: dict[str, str] = {}
 
 
 def not_provided(module: str, name: str, table: dict[str, str]) -> ImportError | AttributeError:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..core.node import Node
-from ..datapipes.datapipe import make_node
 from ..errors import ParamError
 from ..runtime.graph import RuntimeGraph
 from ..runtime.node import WorkerContext
@@ -15,7 +14,9 @@ from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
 from .capabilities import CollectsStats, Ranked
-from .init_fns import InitFn, refuse_reset_fn, run_init_fn
+from .init_fns import InitFn, ResetFn, WorkerPipe
+
+_NAMES = ("init_fn", "reset_fn")
 
 
 class InProcessReadingService(ReadingService, Ranked, CollectsStats):
@@ -25,8 +26,11 @@ class InProcessReadingService(ReadingService, Ranked, CollectsStats):
     torchdata's arguments: ``prefetch_cnt`` elements made ahead in a
     background thread (0: none); ``init_fn(datapipe, worker_info) -> datapipe``
     (or torch-style ``init_fn(worker_id)``) called once before the first epoch,
-    the pipe it returns being the one that runs; ``reset_fn`` is not supported
-    (nodes reseed themselves each epoch). ``worker``: the context this copy of
+    the pipe it returns being the one that runs; ``reset_fn(datapipe,
+    worker_info, seed_generator) -> datapipe`` called at the start of every
+    epoch with ``init_fn``'s pipe, the pipe it returns running that epoch (as
+    for ``MultiProcessingReadingService``'s ``worker_reset_fn``; torchdata 0.9
+    stores this one and never calls it). ``worker``: the context this copy of
     the graph runs with (e.g. to run one worker's shard); given first, as
     before torchdata's arguments came, it is still taken as ``worker``."""
 
@@ -34,7 +38,7 @@ class InProcessReadingService(ReadingService, Ranked, CollectsStats):
         self,
         prefetch_cnt: int = 0,
         init_fn: InitFn | None = None,
-        reset_fn: Callable[..., Any] | None = None,
+        reset_fn: ResetFn | None = None,
         *,
         worker: WorkerContext | None = None,
     ) -> None:
@@ -42,10 +46,12 @@ class InProcessReadingService(ReadingService, Ranked, CollectsStats):
             prefetch_cnt, worker = 0, prefetch_cnt
         if isinstance(prefetch_cnt, bool) or not isinstance(prefetch_cnt, int) or prefetch_cnt < 0:
             raise ParamError(f"prefetch_cnt must be an int >= 0, got {prefetch_cnt!r}")
-        refuse_reset_fn("reset_fn", reset_fn)
         self.prefetch_cnt = prefetch_cnt
         self.init_fn = init_fn
+        self.reset_fn = reset_fn
         self._worker = worker or WorkerContext()
+        self._pipe: WorkerPipe | None = None
+        self._spec: Node | None = None
         self._graph: RuntimeGraph | None = None
         self._sampler: StackSampler | None = None
 
@@ -53,14 +59,23 @@ class InProcessReadingService(ReadingService, Ranked, CollectsStats):
         self._worker = WorkerContext(rank, world_size)
 
     def initialize(self, output: Node) -> None:
-        output = run_init_fn(self.init_fn, output, self._worker, "init_fn")
-        if self.prefetch_cnt:
-            output = make_node("prefetch", {"buffer_size": self.prefetch_cnt}, [output])
-        self._graph = RuntimeGraph(output, self._worker)
+        self._pipe = WorkerPipe(
+            output, self._worker, self.init_fn, self.reset_fn, self.prefetch_cnt, _NAMES
+        )
+        self._spec = self._pipe.initial()
+        self._graph = RuntimeGraph(self._spec, self._worker)
 
     def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
         graph = self._require_graph()
         graph.close()
+        assert self._pipe is not None
+        spec = self._pipe.for_epoch(base_seed, epoch)
+        if spec is not self._spec:  # reset_fn returned a new pipe
+            self._spec, graph = spec, RuntimeGraph(spec, self._worker)
+            self._graph = graph
+            graph.counting = self._sampler is not None
+            if self._sampler is not None:
+                self._sampler.watch(graph)
         graph.start_epoch(base_seed, epoch)
         if state is not None:
             graph.restore(state)

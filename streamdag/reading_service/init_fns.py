@@ -1,6 +1,7 @@
-"""Init functions in either style users bring: torch DataLoader's
-``worker_init_fn(worker_id)``, or torchdata DataLoader2's
-``init_fn(datapipe, worker_info) -> datapipe``, which may return a changed pipe."""
+"""torchdata's per-worker arguments: init functions in either style users
+bring (torch DataLoader's ``worker_init_fn(worker_id)``, or torchdata
+DataLoader2's ``init_fn(datapipe, worker_info) -> datapipe``, which may return
+a changed pipe), the per-epoch ``reset_fn`` and the ``prefetch_cnt`` counts."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.node import Node
-from ..datapipes.datapipe import DataPipe
+from ..datapipes.datapipe import DataPipe, make_node
 from ..errors import ParamError
 from ..runtime.node import WorkerContext
+from .seed_generator import SeedGenerator, epoch_seed_generator
 
 InitFn = Callable[[int], Any] | Callable[[DataPipe[Any], WorkerContext], DataPipe[Any]]
+ResetFn = Callable[[DataPipe[Any], WorkerContext, SeedGenerator], DataPipe[Any]]
 
 
 def takes_datapipe(fn: Callable[..., Any]) -> bool:
@@ -45,14 +48,79 @@ def run_init_fn(fn: InitFn | None, spec: Node, context: WorkerContext, what: str
     return result.node
 
 
-def refuse_reset_fn(key: str, fn: Callable[..., Any] | None) -> None:
-    """torchdata's per-epoch ``reset_fn(datapipe, worker_info, seed_generator)``
-    exists to reseed a pipe each epoch; streamdag's nodes reseed themselves
-    from (seed, epoch, worker), and a pipe changed per epoch could not resume."""
-    if fn is not None:
-        raise ParamError(
-            f"{key} is not supported: streamdag reseeds every random node each "
-            "epoch from (seed, epoch, worker) itself; per-epoch setup of your "
-            "own goes in the training loop (see 'DataLoader2 and reading "
-            "services' in docs/migrating-from-torchdata.md)"
+def run_reset_fn(
+    fn: ResetFn | None,
+    spec: Node,
+    context: WorkerContext,
+    base_seed: int,
+    epoch: int,
+    what: str,
+) -> Node:
+    """Call torchdata's ``reset_fn(datapipe, worker_info, seed_generator)``
+    for epoch ``epoch``; the graph to run that epoch: the pipe it returned."""
+    if fn is None:
+        return spec
+    seeds = epoch_seed_generator(base_seed, epoch, context)
+    result = fn(DataPipe(spec), context, seeds)
+    if not isinstance(result, DataPipe):
+        raise TypeError(
+            f"{what}(datapipe, worker_info, seed_generator) must return a DataPipe "
+            f"(the one it was given or a new one), got {result!r}"
         )
+    return result.node
+
+
+def add_prefetch(spec: Node, count: int | None) -> Node:
+    """torchdata's ``*prefetch_cnt``: a ``prefetch(count)`` after ``spec``;
+    None or 0: none."""
+    return make_node("prefetch", {"buffer_size": count}, [spec]) if count else spec
+
+
+def check_prefetch_cnt(key: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ParamError(f"{key} must be None or an int >= 0, got {value!r}")
+
+
+class WorkerPipe:
+    """The pipe one worker runs each epoch: ``init_fn`` applied once, then
+    ``reset_fn`` at the start of every epoch, then ``prefetch``. The reset fn
+    gets the pipe ``init_fn`` returned each time (torchdata hands it the one
+    it returned the epoch before): an epoch's pipe depends only on (seed,
+    epoch, worker), so a resumed epoch rebuilds the same one."""
+
+    def __init__(
+        self,
+        spec: Node,
+        context: WorkerContext,
+        init_fn: InitFn | None = None,
+        reset_fn: ResetFn | None = None,
+        prefetch: int | None = None,
+        names: tuple[str, str] = ("worker_init_fn", "worker_reset_fn"),
+    ) -> None:
+        self.spec, self.context = spec, context
+        self.init_fn, self.reset_fn, self.prefetch, self.names = init_fn, reset_fn, prefetch, names
+        self._initial: Node | None = None
+        self._reset: Node | None = None  # what reset_fn returned last
+        self._current: Node | None = None
+
+    def initial(self) -> Node:
+        """The pipe before any reset: ``init_fn``'s (called on first use)."""
+        if self._initial is None:
+            self._initial = run_init_fn(self.init_fn, self.spec, self.context, self.names[0])
+            self._reset = self._initial
+            self._current = add_prefetch(self._initial, self.prefetch)
+        assert self._current is not None
+        return self._current
+
+    def for_epoch(self, base_seed: int, epoch: int) -> Node:
+        """The pipe of epoch ``epoch``: the same object as the last epoch's
+        while ``reset_fn`` returns its input, so the graph need not be rebuilt."""
+        current = self.initial()
+        if self.reset_fn is None:
+            return current
+        reset = run_reset_fn(
+            self.reset_fn, self._initial, self.context, base_seed, epoch, self.names[1]
+        )
+        if reset is not self._reset:
+            self._reset, self._current = reset, add_prefetch(reset, self.prefetch)
+        return self._current

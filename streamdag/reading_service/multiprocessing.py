@@ -3,15 +3,11 @@ processes, the main part over their merged stream."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from multiprocessing.context import BaseContext
-from typing import Any
 
-from ..core.node import Node
-from ..runtime.node import WorkerContext
-from .init_fns import InitFn, refuse_reset_fn
+from .init_fns import InitFn, ResetFn, WorkerPipe, check_prefetch_cnt
 from .processes import ProcessPool, get_context
-from .worker_service import WorkerPool, WorkerService, check_int
+from .worker_service import WorkerPool, WorkerService
 
 
 class MultiProcessingReadingService(WorkerService):
@@ -25,17 +21,25 @@ class MultiProcessingReadingService(WorkerService):
     - ``multiprocessing_context``: "fork" (default; fastest start, lambdas
       work), "spawn" or "forkserver" (functions must be picklable by
       reference: module-level; a clear error names the node otherwise).
-    - ``worker_prefetch_cnt``, ``main_prefetch_cnt``: accepted and checked
-      (ints >= 0) so torchdata code runs; streamdag's workers read ahead by
-      whole chunks instead, as ``prefetch_factor`` says.
+    - ``worker_prefetch_cnt``, ``main_prefetch_cnt``: None (default):
+      streamdag's own read-ahead by whole chunks, ``prefetch_factor``, and
+      nothing more; an int n > 0 adds a ``prefetch(n)`` (a thread making n
+      elements ahead) at the end of each worker's part / right after the
+      merge of the workers' streams in the main process; 0: none. torchdata's
+      default, 10 each, is not needed for speed here and costs a thread.
     - ``worker_init_fn``: called once in each worker at start, after its
       global RNGs are seeded, in either style: torch DataLoader's
       ``fn(worker_id)`` or torchdata's ``fn(datapipe, worker_info) ->
       datapipe`` (``worker_info``: the worker's ``WorkerContext``); the pipe it
-      returns is the one the worker runs (a changed pipe has new node ids: such
-      a loader does not resume from a state saved by another process).
-    - ``worker_reset_fn``: not supported (a ``ParamError`` says so): every
-      random node is reseeded each epoch from (seed, epoch, worker).
+      returns is the one the worker runs.
+    - ``worker_reset_fn(datapipe, worker_info, seed_generator) -> datapipe``:
+      called in each worker at the start of every epoch (also in a
+      persistent worker), after ``worker_init_fn``, with the pipe
+      ``worker_init_fn`` returned; the pipe it returns runs that epoch.
+      ``seed_generator`` is a ``streamdag.dataloader2.random.SeedGenerator``
+      derived from (seed, epoch, global worker): deterministic for a given
+      ``seed=``, so a resumed epoch rebuilds the same pipe and resumes exactly.
+      Not needed to reseed streamdag's own nodes (they reseed themselves).
 
     streamdag's own, by keyword:
 
@@ -56,10 +60,10 @@ class MultiProcessingReadingService(WorkerService):
         self,
         num_workers: int = 0,
         multiprocessing_context: str | BaseContext | None = "fork",
-        worker_prefetch_cnt: int = 10,
-        main_prefetch_cnt: int = 10,
+        worker_prefetch_cnt: int | None = None,
+        main_prefetch_cnt: int | None = None,
         worker_init_fn: InitFn | None = None,
-        worker_reset_fn: Callable[..., Any] | None = None,
+        worker_reset_fn: ResetFn | None = None,
         *,
         prefetch_factor: int = 2,
         in_order: bool = True,
@@ -67,13 +71,13 @@ class MultiProcessingReadingService(WorkerService):
         persistent_workers: bool = False,
     ) -> None:
         super().__init__(num_workers, prefetch_factor, in_order, timeout)
-        check_int("worker_prefetch_cnt", worker_prefetch_cnt, 0)
-        check_int("main_prefetch_cnt", main_prefetch_cnt, 0)
-        refuse_reset_fn("worker_reset_fn", worker_reset_fn)
+        check_prefetch_cnt("worker_prefetch_cnt", worker_prefetch_cnt)
+        check_prefetch_cnt("main_prefetch_cnt", main_prefetch_cnt)
         self.multiprocessing_context = get_context(multiprocessing_context)
         self.worker_prefetch_cnt = worker_prefetch_cnt
         self.main_prefetch_cnt = main_prefetch_cnt
         self.worker_init_fn = worker_init_fn
+        self.worker_reset_fn = worker_reset_fn
         self.persistent = persistent_workers
 
     @property
@@ -82,5 +86,5 @@ class MultiProcessingReadingService(WorkerService):
         pool = self._pool
         return pool.pids if isinstance(pool, ProcessPool) else []
 
-    def _start_pool(self, spec: Node, contexts: list[WorkerContext]) -> WorkerPool:
-        return ProcessPool(spec, contexts, self.multiprocessing_context, self.worker_init_fn)
+    def _start_pool(self, pipes: list[WorkerPipe]) -> WorkerPool:
+        return ProcessPool(pipes, self.multiprocessing_context)

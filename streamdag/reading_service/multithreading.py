@@ -11,7 +11,7 @@ import weakref
 
 from ..core.node import Node
 from ..runtime.graph import RuntimeGraph
-from ..runtime.node import WorkerContext
+from .init_fns import InitFn, ResetFn, WorkerPipe, check_prefetch_cnt
 from .intra_op import one_torch_thread
 from .worker import DATA, ERROR, RUN, SHUTDOWN, WorkerLoop, set_worker_info
 from .worker_service import WorkerPool, WorkerService
@@ -24,7 +24,10 @@ class MultiThreadingReadingService(WorkerService):
     the same sharding, seeds, ordering and resume state as the process
     service. The threads live until ``shutdown()``. Global RNGs (``random``,
     numpy, torch) are shared by all threads of a process, so they are not
-    seeded per thread: user functions should use their own seeded generators."""
+    seeded per thread: user functions should use their own seeded generators
+    (a ``worker_reset_fn`` gets one each epoch). ``worker_init_fn``,
+    ``worker_reset_fn``, ``worker_prefetch_cnt`` and ``main_prefetch_cnt``
+    mean what they mean for ``MultiProcessingReadingService``."""
 
     def __init__(
         self,
@@ -32,11 +35,22 @@ class MultiThreadingReadingService(WorkerService):
         prefetch_factor: int = 2,
         in_order: bool = True,
         timeout: float | None = None,
+        *,
+        worker_init_fn: InitFn | None = None,
+        worker_reset_fn: ResetFn | None = None,
+        worker_prefetch_cnt: int | None = None,
+        main_prefetch_cnt: int | None = None,
     ) -> None:
         super().__init__(num_threads, prefetch_factor, in_order, timeout)
+        check_prefetch_cnt("worker_prefetch_cnt", worker_prefetch_cnt)
+        check_prefetch_cnt("main_prefetch_cnt", main_prefetch_cnt)
+        self.worker_init_fn = worker_init_fn
+        self.worker_reset_fn = worker_reset_fn
+        self.worker_prefetch_cnt = worker_prefetch_cnt
+        self.main_prefetch_cnt = main_prefetch_cnt
 
-    def _start_pool(self, spec: Node, contexts: list[WorkerContext]) -> WorkerPool:
-        return ThreadPool(spec, contexts)
+    def _start_pool(self, pipes: list[WorkerPipe]) -> WorkerPool:
+        return ThreadPool(pipes)
 
 
 class ThreadPool:
@@ -49,22 +63,22 @@ class ThreadPool:
     current one (``prepare_epoch``) and starts in each thread when it has made
     its last chunk of this one."""
 
-    def __init__(self, spec: Node, contexts: list[WorkerContext]) -> None:
-        self.size = len(contexts)
+    def __init__(self, pipes: list[WorkerPipe]) -> None:
+        self.size = len(pipes)
         self.broken = False
         self._held: dict[int, list[tuple]] = {}  # worker -> its commands, until worker 0's
         # first chunk
         self._first_pass = True
         self._out: queue.SimpleQueue[tuple] = queue.SimpleQueue()
-        self._cmds: list[queue.SimpleQueue[tuple]] = [queue.SimpleQueue() for _ in contexts]
+        self._cmds: list[queue.SimpleQueue[tuple]] = [queue.SimpleQueue() for _ in pipes]
         self._threads = [
             threading.Thread(
                 target=_serve,
-                args=(spec, context, cmds, self._out),
+                args=(pipe, cmds, self._out),
                 daemon=True,
-                name=f"streamdag-thread-{context.worker_id}",
+                name=f"streamdag-thread-{pipe.context.worker_id}",
             )
-            for context, cmds in zip(contexts, self._cmds, strict=True)
+            for pipe, cmds in zip(pipes, self._cmds, strict=True)
         ]
         for thread in self._threads:
             thread.start()
@@ -105,11 +119,11 @@ class ThreadPool:
 
 
 def _serve(
-    spec: Node,
-    context: WorkerContext,
+    pipe: WorkerPipe,
     cmds: queue.SimpleQueue[tuple],
     out: queue.SimpleQueue[tuple],
 ) -> None:
+    context = pipe.context
     set_worker_info(context)
 
     def recv(block: bool) -> tuple | None:
@@ -128,7 +142,10 @@ def _serve(
             capped = one_torch_thread()
         out.put(message)
 
-    WorkerLoop(context, lambda: RuntimeGraph(spec, context), send, recv, seed_globals=False).serve()
+    def build(spec: Node) -> RuntimeGraph:
+        return RuntimeGraph(spec, context)
+
+    WorkerLoop(context, pipe.for_epoch, build, send, recv, seed_globals=False).serve()
 
 
 def _stop_all(cmds: list[queue.SimpleQueue[tuple]], threads: list[threading.Thread]) -> None:

@@ -36,10 +36,9 @@ from typing import Any
 from ..core.node import Node, walk
 from ..errors import ParamError
 from ..runtime.graph import RuntimeGraph
-from ..runtime.node import WorkerContext
 from . import transport
 from .errors import WorkerDiedError
-from .init_fns import InitFn, run_init_fn
+from .init_fns import WorkerPipe
 from .intra_op import one_torch_thread
 from .segments import SegmentPool, SegmentViews
 from .worker import SHUTDOWN, WorkerLoop, set_worker_info
@@ -50,10 +49,8 @@ RELEASE = "release"
 
 
 def process_main(
-    spec: Node,
-    context: WorkerContext,
+    pipe: WorkerPipe,
     conn: Connection,
-    worker_init_fn: InitFn | None,
     inherited: list[Connection],
     collect: bool,
 ) -> None:
@@ -70,16 +67,17 @@ def process_main(
     for other in inherited:  # fork only: main-side ends this process must not hold
         other.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    context = pipe.context
     set_worker_info(context)
     channel = _Channel(conn)
 
-    def build() -> RuntimeGraph:
+    def build(spec: Node) -> RuntimeGraph:
         one_torch_thread()
-        graph = RuntimeGraph(run_init_fn(worker_init_fn, spec, context, "worker_init_fn"), context)
-        one_torch_thread()  # building the graph may have imported torch
+        graph = RuntimeGraph(spec, context)
+        one_torch_thread()  # building the graph (or an init fn) may have imported torch
         return graph
 
-    loop = WorkerLoop(context, build, channel.send, channel.recv, seed_globals=True)
+    loop = WorkerLoop(context, pipe.for_epoch, build, channel.send, channel.recv, seed_globals=True)
     try:
         loop.serve()
     finally:
@@ -146,14 +144,8 @@ def _exit_now() -> None:
 class ProcessPool:
     """The main side of ``num_workers`` worker processes."""
 
-    def __init__(
-        self,
-        spec: Node,
-        contexts: list[WorkerContext],
-        mp_context: BaseContext,
-        worker_init_fn: InitFn | None,
-    ) -> None:
-        self.size = len(contexts)
+    def __init__(self, pipes: list[WorkerPipe], mp_context: BaseContext) -> None:
+        self.size = len(pipes)
         self.broken = False
         self._procs: list[Any] = []
         self._conns: list[Connection] = []
@@ -166,13 +158,13 @@ class ProcessPool:
         fork = mp_context.get_start_method() == "fork"
         collect = gc.isenabled()
         try:
-            for context in contexts:
+            for pipe in pipes:
                 ours, theirs = mp_context.Pipe(duplex=True)
                 inherited = [*self._conns, ours] if fork else []
                 proc = mp_context.Process(
                     target=process_main,
-                    args=(spec, context, theirs, worker_init_fn, inherited, collect),
-                    name=f"streamdag-worker-{context.worker_id}",
+                    args=(pipe, theirs, inherited, collect),
+                    name=f"streamdag-worker-{pipe.context.worker_id}",
                     daemon=True,
                 )
                 self._conns.append(ours)
@@ -185,7 +177,7 @@ class ProcessPool:
         except Exception as exc:
             self.stop()
             if isinstance(exc, (pickle.PicklingError, AttributeError, TypeError)):
-                _explain_unpicklable(spec, worker_init_fn, mp_context.get_start_method(), exc)
+                _explain_unpicklable(pipes[0], mp_context.get_start_method(), exc)
             raise
         self._socks.extend(transport.socket_of(conn) for conn in self._conns)
         self._views.extend(SegmentViews() for _ in self._conns)
@@ -311,15 +303,17 @@ def _now() -> float:
     return time.monotonic()
 
 
-def _explain_unpicklable(spec: Node, worker_init_fn: Any, method: str, exc: Exception) -> None:
-    """Name the node whose parameter cannot be sent to a spawned worker."""
-    if worker_init_fn is not None and not _picklable(worker_init_fn):
-        msg = (
-            f"worker_init_fn {worker_init_fn!r} cannot be pickled for {method!r} worker "
-            "processes: use a module-level function, or multiprocessing_context='fork'"
-        )
-        raise ParamError(msg) from exc
-    for node in walk(spec):
+def _explain_unpicklable(pipe: WorkerPipe, method: str, exc: Exception) -> None:
+    """Name the function, or the node whose parameter, cannot be sent to a
+    spawned worker."""
+    for key, fn in zip(pipe.names, (pipe.init_fn, pipe.reset_fn), strict=True):
+        if fn is not None and not _picklable(fn):
+            msg = (
+                f"{key} {fn!r} cannot be pickled for {method!r} worker processes: "
+                "use a module-level function, or multiprocessing_context='fork'"
+            )
+            raise ParamError(msg) from exc
+    for node in walk(pipe.spec):
         for key, value in node.params.items():
             if not _picklable(value):
                 msg = (

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator
 from time import perf_counter
 from typing import Any
 
+from ..core.node import Node
 from ..core.seeds import derive_seed, seed_global_rngs
 from ..errors import NodeError, ResumeError
 from ..runtime.graph import RuntimeGraph
@@ -114,20 +115,25 @@ def describe(
 class WorkerLoop:
     """Serves commands until SHUTDOWN. ``send`` hands a message to the main
     process; ``recv(block)`` returns the next command, or None when not
-    blocking and none is waiting. ``build`` makes the graph on first use, so
-    that a failure there is reported like any node error."""
+    blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
+    an epoch (``WorkerPipe.for_epoch``); ``build`` compiles it when it is not
+    the one running. Both run when a pass starts, so that a failure there is
+    reported like any node error."""
 
     def __init__(
         self,
         context: WorkerContext,
-        build: Callable[[], RuntimeGraph],
+        pipe: Callable[[int, int], Node],
+        build: Callable[[Node], RuntimeGraph],
         send: Callable[[tuple], None],
         recv: Callable[[bool], tuple | None],
         seed_globals: bool,
     ) -> None:
         self.context = context
+        self._pipe = pipe
         self._build = build
         self._graph: RuntimeGraph | None = None
+        self._spec: Node | None = None
         self._epoch_key: tuple[int, int] | None = None
         self.send = send
         self.recv = recv
@@ -253,21 +259,17 @@ class WorkerLoop:
     def _start(
         self, base_seed: int, epoch: int, fresh: bool, state: Any, skip: int, next_pass: bool
     ) -> Iterator[Any]:
-        if self._graph is None:
+        if fresh or self._epoch_key != (base_seed, epoch):
             if self._seed_globals:
                 seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
-            self._graph = self._build()
-            self._graph.skip_warnings.hold()  # the main process issues them
-            if self._sampler is not None:
-                self._graph.counting = True
-                self._sampler.watch(self._graph)
-        graph = self._graph
-        if fresh or self._epoch_key != (base_seed, epoch):
+            graph = self._use(self._pipe(base_seed, epoch))
             graph.close()
             graph.start_epoch(base_seed, epoch)
             self._epoch_key = (base_seed, epoch)
             if self._seed_globals:
                 seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
+        graph = self._graph
+        assert graph is not None  # the first pass is fresh
         if state is not None:
             graph.restore(state)
         if next_pass:  # state is the end of the previous pass: finish it, start the next
@@ -284,6 +286,20 @@ class WorkerLoop:
                 raise ResumeError(msg)
         graph.skip_warnings.take_held()  # issued already, or of an abandoned pass
         return it
+
+    def _use(self, spec: Node) -> RuntimeGraph:
+        """Run ``spec`` from now on, building its graph unless it runs already."""
+        if self._graph is not None and spec is self._spec:
+            return self._graph
+        if self._graph is not None:
+            self._graph.close()
+        graph = self._build(spec)
+        graph.skip_warnings.hold()  # the main process issues them
+        if self._sampler is not None:
+            graph.counting = True
+            self._sampler.watch(graph)
+        self._graph, self._spec = graph, spec
+        return graph
 
     def _take_commands(self, gen: int, credits: int) -> tuple[int, tuple | None]:
         """Apply waiting credits; block while none is left. A command other

@@ -27,6 +27,7 @@ from ..stats.snapshot import snapshot
 from .base import ReadingService
 from .capabilities import CollectsStats, PreparesEpochs, Ranked
 from .errors import WorkerTimeoutError
+from .init_fns import InitFn, ResetFn, WorkerPipe
 from .merge import Inbox, Merge
 from .worker import STATS
 
@@ -52,6 +53,11 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
     runs in the calling thread (for debugging), under the same state format."""
 
     persistent = True
+    #: torchdata's per-worker arguments (``init_fns.py``); set by subclasses
+    worker_init_fn: InitFn | None = None
+    worker_reset_fn: ResetFn | None = None
+    worker_prefetch_cnt: int | None = None
+    main_prefetch_cnt: int | None = None
 
     def __init__(
         self, num_workers: int, prefetch_factor: int, in_order: bool, timeout: float | None
@@ -87,7 +93,9 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         self.shutdown()
         worker_spec = find_boundary(output) or output
         warn_if_unsharded(worker_spec, self._world * max(1, self.num_workers), type(self).__name__)
-        spec = apply_rules(output, (MainProcessPart(worker_spec), ReceiveAhead()))
+        spec = apply_rules(
+            output, (MainProcessPart(worker_spec), ReceiveAhead(self.main_prefetch_cnt or 0))
+        )
         self._main = RuntimeGraph(spec, WorkerContext(self._rank, self._world), stream=self)
         if has_sharding(worker_spec):  # the main part is downstream of the sharding point
             downstream = _downstream_of(spec, STREAM_OP)
@@ -203,12 +211,18 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
 
     def _start_pass(self, base_seed: int, epoch: int, fresh: bool, restored: Any) -> Merge:
         if self._pool is None:
+            spec = self._require_spec()
             self._pool = self._start_pool(
-                self._require_spec(),
                 [
-                    WorkerContext(self._rank, self._world, i, self.num_workers)
+                    WorkerPipe(
+                        spec,
+                        WorkerContext(self._rank, self._world, i, self.num_workers),
+                        self.worker_init_fn,
+                        self.worker_reset_fn,
+                        self.worker_prefetch_cnt,
+                    )
                     for i in range(self.num_workers)
-                ],
+                ]
             )
             self._inbox = Inbox(self._pool, self._worker_stats)
             if self._sampler is not None:
@@ -232,7 +246,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         return self._merge.state() if self._merge is not None else None
 
     # -- for subclasses ----------------------------------------------------
-    def _start_pool(self, spec: Node, contexts: list[WorkerContext]) -> WorkerPool:
+    def _start_pool(self, pipes: list[WorkerPipe]) -> WorkerPool:
         raise NotImplementedError
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import sys
+import warnings
 from collections.abc import Iterator
 from itertools import islice
 from operator import itemgetter
@@ -13,6 +15,7 @@ from ..runtime.sequence import SequenceSource
 
 _first = itemgetter(0)
 _SEEKABLE = (list, tuple, range)
+_ATOMS = frozenset((int, float, str, bytes, bool, type(None)))
 
 
 class IterableWrapperNode(SequenceSource):
@@ -21,6 +24,8 @@ class IterableWrapperNode(SequenceSource):
 
     def iterator(self) -> Iterator[Any]:
         source = self.params["iterable"]
+        if self.params["deepcopy"] and _mutable(source):
+            source = _copy(source, self.spec.label)
         if isinstance(source, _SEEKABLE):
             return self.iterate_sequence(source)
         start, self._start = self._start, 0
@@ -31,3 +36,27 @@ class IterableWrapperNode(SequenceSource):
         if start:
             next(islice(items, start, start), None)
         return map(_first, zip(items, counter, strict=False))  # counts only items read
+
+
+def _mutable(source: Any) -> bool:
+    """Whether a consumer could change ``source`` by changing an element (so
+    ``deepcopy`` copies it each epoch, as torchdata does): ranges, strings and
+    lists or tuples of numbers and strings (file paths) are left as they are,
+    so the common sources cost no copy."""
+    if isinstance(source, (range, str, bytes)):
+        return False
+    return not isinstance(source, _SEEKABLE) or any(type(x) not in _ATOMS for x in source)
+
+
+def _copy(source: Any, label: str) -> Any:
+    """A deep copy of ``source``, or ``source`` with a warning where it cannot
+    be copied (as torchdata: its elements may then change between epochs)."""
+    try:
+        return copy.deepcopy(source)
+    except TypeError as exc:
+        warnings.warn(
+            f"{label}: its iterable cannot be deep-copied ({exc}); changes made to its "
+            "elements in place will show in the next epoch",
+            stacklevel=2,
+        )
+        return source

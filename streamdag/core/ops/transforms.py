@@ -216,7 +216,7 @@ SPECS = (
         "iterable_wrapper",
         _RT + "iterable_wrapper:IterableWrapperNode",
         inputs=(0, 0),
-        params={"iterable": Param(check=_iterable)},
+        params={"iterable": Param(check=_iterable), "deepcopy": _BOOL[True]},
     ),
     OpSpec(
         "map",

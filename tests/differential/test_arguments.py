@@ -1,0 +1,118 @@
+"""torchdata 0.9 arguments beyond the basic ones (``length``, ``deepcopy``,
+``sharding_group_filter``, ``CacheTimeout``): the same code, only the import
+line changed, gives the same elements, lengths and errors."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import streamdag as sd
+import streamdag.dataloader2.adapter as sd_adapter
+import streamdag.datapipes.iter as sd_iter
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    td_iter = pytest.importorskip("torchdata.datapipes.iter")
+    td_adapter = pytest.importorskip("torchdata.dataloader2.adapter")
+    from torch.utils.data.datapipes.iter.sharding import SHARDING_PRIORITIES
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::UserWarning")]
+LIBS = pytest.mark.parametrize("ns", [td_iter, sd_iter], ids=["torchdata", "streamdag"])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("files")
+    for i in range(3):
+        (root / f"{i}.txt").write_text(f"file {i}\n")
+    return root
+
+
+def bump(sample: dict[str, int]) -> dict[str, int]:
+    """Changes its element in place, as some user functions do."""
+    sample["n"] += 10
+    return sample
+
+
+def length(pipe: Any) -> int | type:
+    try:
+        return len(pipe)
+    except TypeError:
+        return TypeError
+
+
+def test_file_lister_length(files: Path) -> None:
+    for kwargs in ({}, {"length": 2}, {"length": 0}):
+        ours = sd_iter.FileLister(str(files), "*.txt", **kwargs)
+        theirs = td_iter.FileLister(str(files), "*.txt", **kwargs)
+        assert (length(ours), list(ours)) == (length(theirs), list(theirs))
+    assert len(sd_iter.FileLister(sd_iter.IterableWrapper([str(files)]), length=5)) == 5
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"length": 3}, {"length": 7}])
+def test_file_opener_length(files: Path, kwargs: dict[str, Any]) -> None:
+    def run(ns: ModuleType) -> tuple[Any, list[tuple[str, bytes]]]:
+        pipe = ns.FileOpener(ns.FileLister(str(files), "*.txt"), "b", **kwargs)
+        return length(pipe), [(path, stream.read()) for path, stream in pipe]
+
+    assert run(sd_iter) == run(td_iter)
+
+
+@pytest.mark.parametrize("deepcopy", [None, True, False])
+def test_iterable_wrapper_deepcopy(deepcopy: bool | None) -> None:
+    """Copied (the default): a function that changes elements in place does
+    not change the next epoch's; not copied: it does, in both libraries."""
+
+    def epochs(ns: ModuleType) -> list[list[dict[str, int]]]:
+        kwargs = {} if deepcopy is None else {"deepcopy": deepcopy}
+        pipe = ns.Mapper(ns.IterableWrapper([{"n": 1}, {"n": 2}], **kwargs), bump)
+        return [[dict(x) for x in pipe] for _ in range(2)]  # copies: as each epoch saw them
+
+    ours = epochs(sd_iter)
+    assert ours == epochs(td_iter)
+    assert (ours[0] == ours[1]) is (deepcopy is not False)
+
+
+def test_iterable_wrapper_deepcopy_in_a_loader() -> None:
+    source = [{"n": i} for i in range(4)]
+    pipe = sd.IterableWrapper(source).map(bump)
+    with sd.DataLoader2(pipe, reading_service=sd.MultiThreadingReadingService(1)) as loader:
+        assert list(loader) == list(loader) == [{"n": i + 10} for i in range(4)]
+    assert source == [{"n": i} for i in range(4)]
+
+
+@LIBS
+def test_sharding_filter_default_group(ns: ModuleType) -> None:
+    pipe = ns.ShardingFilter(ns.IterableWrapper(range(6)), None)
+    assert list(pipe) == list(range(6))
+
+
+def test_sharding_filter_group_is_refused_with_the_reason() -> None:
+    with pytest.raises(sd.ParamError, match=r"sharding_group_filter=.*rank x worker"):
+        sd_iter.ShardingFilter(
+            sd_iter.IterableWrapper(range(6)), SHARDING_PRIORITIES.MULTIPROCESSING
+        )
+
+
+def test_cache_timeout_sets_every_end_caching(tmp_path: Path) -> None:
+    def cached(ns: ModuleType, name: str) -> Any:
+        holder = ns.OnDiskCacheHolder(ns.IterableWrapper([name]), filepath_fn=str)
+        return ns.EndOnDiskCacheHolder(ns.Mapper(holder, lambda n: (n, b"x")), mode="wb")
+
+    paths = [str(tmp_path / "a"), str(tmp_path / "b")]
+    pipe = sd_iter.Concater(*(cached(sd_iter, path) for path in paths))
+    adapted = sd_adapter.CacheTimeout(7)(pipe)
+    assert [n.params["timeout"] for n in sd.Graph(adapted).find_all(op="end_caching")] == [7, 7]
+    with sd.DataLoader2(pipe, datapipe_adapter_fn=sd_adapter.CacheTimeout(7)) as loader:
+        assert list(loader) == paths
+
+
+@pytest.mark.parametrize("adapter", [td_adapter, sd_adapter], ids=["torchdata", "streamdag"])
+def test_cache_timeout_needs_a_timeout(adapter: ModuleType) -> None:
+    with pytest.raises(ValueError, match="timeout should be integer"):
+        adapter.CacheTimeout()
