@@ -147,6 +147,9 @@ def main() -> None:
             make_shards(data, args.shards, args.per_shard)
         ckpt.mkdir(parents=True, exist_ok=True)
         log.mkdir(parents=True, exist_ok=True)
+        if not args.resume:  # a new run: an older run's checkpoints must not be resumed
+            for old in [*ckpt.glob("rank*.pt*"), *log.glob("rank*.jsonl")]:
+                old.unlink()
     dist.barrier()
 
     torch.manual_seed(0)  # the same initial model on every rank
