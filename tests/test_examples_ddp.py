@@ -1,12 +1,14 @@
 """examples/train_ddp.py under torchrun (2 gloo ranks on 127.0.0.1, 2
 worker processes each): a run killed at a step and resumed from its last
 checkpoints trains on exactly the batches, in the same order and with the
-same losses, as an uninterrupted run."""
+same losses, as an uninterrupted run; also when the kill tore the last
+checkpoint (one rank saved it, the other did not)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,21 +86,38 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     crash = torchrun(tmp, "killed", "killed", "--crash-at", str(CRASH_AT))
     assert crash.returncode != 0
     assert no_process_left(tmp), "a rank or a worker outlived the killed job"
-    resumed = torchrun(tmp, "killed", "resumed", "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    torn_while_saving(tmp / "ckpt" / "killed", tmp / "ckpt" / "torn")
+    for ckpt, log in (("killed", "resumed"), ("torn", "torn")):
+        resumed = torchrun(tmp, ckpt, log, "--resume")
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert no_process_left(tmp)
     return tmp
 
 
-def test_a_killed_and_resumed_run_trains_on_the_uninterrupted_runs_batches(runs: Path) -> None:
-    """Per rank: the steps up to the last checkpoint before the kill, then
-    the resumed run's, are the uninterrupted run's: keys in order, epochs,
-    and losses (so the model and optimizer were restored too)."""
-    last_checkpoint = CRASH_AT - 1 - (CRASH_AT - 1) % CKPT_EVERY
+def torn_while_saving(killed: Path, torn: Path) -> None:
+    """The checkpoints of a job killed while rank 0 saved its last one:
+    rank 0 had moved its step-6 file aside and not yet renamed its
+    half-written step 9 into place; rank 1 holds steps 9 and 6."""
+    shutil.copytree(killed, torn)
+    (torn / "rank0.pt").replace(torn / "rank0.pt.tmp")
+    (torn / "rank0.pt.tmp").write_bytes((torn / "rank0.pt.tmp").read_bytes()[:100])
+
+
+@pytest.mark.parametrize(
+    ("resumed", "last_checkpoint"),
+    [("resumed", CRASH_AT - 1 - (CRASH_AT - 1) % CKPT_EVERY), ("torn", 6)],
+    ids=["killed", "killed-while-saving"],
+)
+def test_a_killed_and_resumed_run_trains_on_the_uninterrupted_runs_batches(
+    runs: Path, resumed: str, last_checkpoint: int
+) -> None:
+    """Per rank: the steps up to the newest checkpoint every rank holds,
+    then the resumed run's, are the uninterrupted run's: keys in order,
+    epochs, and losses (so the model and optimizer were restored too)."""
     for rank in (0, 1):
         full = steps(runs / "logs" / "full", rank)
         before = steps(runs / "logs" / "killed", rank)
-        after = steps(runs / "logs" / "resumed", rank)
+        after = steps(runs / "logs" / resumed, rank)
         assert [s["step"] for s in full] == list(range(1, STEPS + 1))
         assert [s["step"] for s in before][:last_checkpoint] == list(range(1, last_checkpoint + 1))
         assert [s["step"] for s in after] == list(range(last_checkpoint + 1, STEPS + 1))
