@@ -125,6 +125,7 @@ def test_a_killed_and_resumed_run_trains_on_the_uninterrupted_runs_batches(
 
 
 def test_each_epoch_covers_every_sample_once_across_ranks(runs: Path) -> None:
+    """The ranks' shards split each epoch exactly; the next epoch reshuffles."""
     samples = {f"{s:04d}_{i:05d}" for s in range(4) for i in range(32)}
     by_rank = [steps(runs / "logs" / "full", rank) for rank in (0, 1)]
     for epoch in (0, 1):
