@@ -83,7 +83,7 @@ def contenders(
         return sd.InProcessReadingService()
 
     def streamdag(pin: bool, ahead: bool = False) -> Callable[[], Iterable[Batch]]:
-        pipe = sd.IterableWrapper(batches)
+        pipe = sd.IterableWrapper(batches, deepcopy=False)  # the batches are read-only here
         if workers:
             pipe = pipe.sharding_filter()
         if ahead:

@@ -1,0 +1,135 @@
+"""examples/train_ddp.py under torchrun (2 gloo ranks on 127.0.0.1, 2
+worker processes each): a run killed at a step and resumed from its last
+checkpoints trains on exactly the batches, in the same order and with the
+same losses, as an uninterrupted run; also when the kill tore the last
+checkpoint (one rank saved it, the other did not)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train_ddp.py"
+# 4 shards of 32 samples over 2 ranks x 2 workers, batches of 8: 8 steps per
+# epoch and rank, 16 in all; checkpoints at 3, 6, 9, 12, 15; rank 1 dies at
+# step 11 (in epoch 1), so the resume starts after step 9
+ARGS = ["--shards", "4", "--per-shard", "32", "--batch-size", "8", "--epochs", "2"]
+CKPT_EVERY, CRASH_AT, STEPS = 3, 11, 16
+
+
+def torchrun(tmp: Path, ckpt: str, log: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+        str(EXAMPLE),
+        *ARGS,
+        *("--data", str(tmp / "shards"), "--ckpt", str(tmp / "ckpt" / ckpt)),
+        *("--steps-log", str(tmp / "logs" / log), "--ckpt-every", str(CKPT_EVERY)),
+        *extra,
+    ]
+    root = str(EXAMPLE.parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=200)
+
+
+def steps(logs: Path, rank: int) -> list[dict]:
+    lines = (logs / f"rank{rank}.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def processes_of(tmp: Path) -> list[int]:
+    """Live processes started with ``tmp`` on their command line (ranks and
+    their forked workers)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(tmp) in cmdline and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def no_process_left(tmp: Path) -> bool:
+    deadline = time.monotonic() + 30  # orphaned workers notice their rank is gone
+    while processes_of(tmp) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not processes_of(tmp)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("ddp")
+    full = torchrun(tmp, "full", "full")
+    assert full.returncode == 0, full.stderr[-3000:]
+    crash = torchrun(tmp, "killed", "killed", "--crash-at", str(CRASH_AT))
+    assert crash.returncode != 0
+    assert no_process_left(tmp), "a rank or a worker outlived the killed job"
+    torn_while_saving(tmp / "ckpt" / "killed", tmp / "ckpt" / "torn")
+    for ckpt, log in (("killed", "resumed"), ("torn", "torn")):
+        resumed = torchrun(tmp, ckpt, log, "--resume")
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert no_process_left(tmp)
+    return tmp
+
+
+def torn_while_saving(killed: Path, torn: Path) -> None:
+    """The checkpoints of a job killed while rank 0 saved its last one:
+    rank 0 had moved its step-6 file aside and not yet renamed its
+    half-written step 9 into place; rank 1 holds steps 9 and 6."""
+    shutil.copytree(killed, torn)
+    (torn / "rank0.pt").replace(torn / "rank0.pt.tmp")
+    (torn / "rank0.pt.tmp").write_bytes((torn / "rank0.pt.tmp").read_bytes()[:100])
+
+
+@pytest.mark.parametrize(
+    ("resumed", "last_checkpoint"),
+    [("resumed", CRASH_AT - 1 - (CRASH_AT - 1) % CKPT_EVERY), ("torn", 6)],
+    ids=["killed", "killed-while-saving"],
+)
+def test_a_killed_and_resumed_run_trains_on_the_uninterrupted_runs_batches(
+    runs: Path, resumed: str, last_checkpoint: int
+) -> None:
+    """Per rank: the steps up to the newest checkpoint every rank holds,
+    then the resumed run's, are the uninterrupted run's: keys in order,
+    epochs, and losses (so the model and optimizer were restored too)."""
+    for rank in (0, 1):
+        full = steps(runs / "logs" / "full", rank)
+        before = steps(runs / "logs" / "killed", rank)
+        after = steps(runs / "logs" / resumed, rank)
+        assert [s["step"] for s in full] == list(range(1, STEPS + 1))
+        assert [s["step"] for s in before][:last_checkpoint] == list(range(1, last_checkpoint + 1))
+        assert [s["step"] for s in after] == list(range(last_checkpoint + 1, STEPS + 1))
+        assert before[:last_checkpoint] + after == full
+
+
+def test_each_epoch_covers_every_sample_once_across_ranks(runs: Path) -> None:
+    """The ranks' shards split each epoch exactly; the next epoch reshuffles."""
+    samples = {f"{s:04d}_{i:05d}" for s in range(4) for i in range(32)}
+    by_rank = [steps(runs / "logs" / "full", rank) for rank in (0, 1)]
+    for epoch in (0, 1):
+        keys = [k for rank in by_rank for s in rank if s["epoch"] == epoch for k in s["keys"]]
+        assert len(keys) == len(samples) and set(keys) == samples
+    orders = [[k for s in by_rank[0] if s["epoch"] == e for k in s["keys"]] for e in (0, 1)]
+    assert orders[0] != orders[1]  # a new shuffle each epoch
