@@ -192,3 +192,8 @@ def size_of(x: int) -> int:
 
 #: token documents for pack and pad_collate: empty ones and ones longer than a row
 TOKEN_DOCS = [list(range(2, 2 + n)) for n in (3, 0, 11, 5, 1, 7, 20, 2, 0, 6, 9, 4, 13, 1)]
+
+
+def jitter(x: Any, rng: Any) -> tuple[Any, int]:
+    """A map(rng=True) function: the element and a draw from its generator."""
+    return x, int(rng.integers(1 << 30))

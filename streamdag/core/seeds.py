@@ -33,3 +33,32 @@ def seed_global_rngs(seed: int) -> None:
         sys.modules["numpy"].random.seed(seed % (1 << 32))
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)
+
+
+def global_rng_states() -> dict[str, list[int]]:
+    """The global RNGs' states as plain data (Python's random, and numpy's and
+    torch's where imported): a worker process's resume state holds them, so a
+    user function drawing from them resumes where it was."""
+    version, internal, gauss = random.getstate()
+    states: dict[str, list] = {"random": [version, list(internal), gauss]}
+    if "numpy" in sys.modules:
+        name, keys, pos, has_gauss, cached = sys.modules["numpy"].random.get_state()
+        states["numpy"] = [name, keys.tolist(), pos, has_gauss, cached]
+    if "torch" in sys.modules:
+        states["torch"] = sys.modules["torch"].get_rng_state().tolist()
+    return states
+
+
+def set_global_rng_states(states: dict[str, list]) -> None:
+    """Restore what ``global_rng_states`` returned."""
+    version, internal, gauss = states["random"]
+    random.setstate((version, tuple(internal), gauss))
+    if "numpy" in states:
+        import numpy as np
+
+        name, keys, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if "torch" in states:
+        import torch
+
+        torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
