@@ -16,9 +16,16 @@ import torch
 import streamdag as sd
 from streamdag.core.node import walk
 from streamdag.core.plan import execution_plan
-from streamdag.testing import assert_resumes, assert_round_trips, run_epoch, run_epochs
+from streamdag.testing import (
+    SERVICES,
+    assert_resumes,
+    assert_round_trips,
+    run_epoch,
+    run_epochs,
+)
 from tests import test_graph_io_fns as fns
 from tests.support.readers import jpeg_bytes, write_tar
+from tests.support.services import SERVICE_PARAMS
 
 THREADS = sd.MultiThreadingReadingService
 PROCESSES = sd.MultiProcessingReadingService
@@ -93,10 +100,12 @@ def test_the_graph_saves_and_loads_with_rng():
     assert_round_trips(pipe, ["tests.test_graph_io_fns"], seed=3)
 
 
-@pytest.mark.timeout(120)
-def test_resumes_at_random_stops_in_process():
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("service", SERVICE_PARAMS)
+def test_resumes_at_random_stops(service):
     rnd = random.Random(0)
-    assert_resumes(sharded(), [0, *rnd.sample(range(1, 40), 4), 40], seed=2)
+    stops = [0, *rnd.sample(range(1, 40), 3), 40]
+    assert_resumes(sharded(), stops, seed=2, reading_service=SERVICES[service])
 
 
 # -- the decode-late rewrite ---------------------------------------------------
@@ -116,6 +125,7 @@ def image_pipe(path: str, decode_late: bool = True) -> sd.DataPipe:
         .open_files(mode="b")
         .load_from_tar()
         .webdataset(keys="webdataset")
+        .sharding_filter()
         .decode(name="dec")
         .map(augment, rng=True, name="aug")
         .shuffle(buffer_size=12, initial=4, decode_late=decode_late, name="shuf")
@@ -130,19 +140,23 @@ def shard(tmp_path) -> str:
     return str(write_tar(tmp_path / "shard.tar", members))
 
 
-def test_decode_late_moves_the_map_and_draws_the_same(shard):
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("service", SERVICE_PARAMS)
+def test_decode_late_moves_the_map_and_draws_the_same(shard, service):
     """The moved map numbers elements as they entered the shuffle."""
     ops = [n.name or n.op for n in walk(execution_plan(image_pipe(shard).node))]
     assert ops[-3:] == ["shuf", "dec", "aug"]
-    late = run_epochs(image_pipe(shard), 2, 4, None)
-    assert late == run_epochs(image_pipe(shard, decode_late=False), 2, 4, None)
+    late = run_epochs(image_pipe(shard), 2, 4, SERVICES[service])
+    assert late == run_epochs(image_pipe(shard, decode_late=False), 2, 4, SERVICES[service])
     assert sorted(label for _, label in late[0]) == list(range(30))
 
 
-@pytest.mark.timeout(120)
-def test_decode_late_resumes_at_random_stops(shard):
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("service", SERVICE_PARAMS)
+def test_decode_late_resumes_at_random_stops(shard, service):
     rnd = random.Random(1)
-    assert_resumes(image_pipe(shard), [0, *rnd.sample(range(1, 30), 4), 30], seed=7)
+    stops = [0, *rnd.sample(range(1, 30), 3), 30]
+    assert_resumes(image_pipe(shard), stops, seed=7, reading_service=SERVICES[service])
 
 
 # -- global RNGs in worker processes -----------------------------------------------
