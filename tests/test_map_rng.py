@@ -94,6 +94,14 @@ def test_columns_get_the_generator_after_them():
     assert all(isinstance(row[2], tuple) and row[2][0] == row[0] for row in out)
 
 
+def test_a_function_without_an_rng_parameter_is_named():
+    pipe = sd.IterableWrapper(range(3)).map(fns.double, rng=True, name="aug")
+    with pytest.raises(
+        sd.StreamdagError, match=r"map node 'aug': rng=True calls fn\(element, rng\)"
+    ):
+        draws(pipe)
+
+
 def test_the_graph_saves_and_loads_with_rng():
     pipe = sharded(12)
     assert [n.params.get("rng") for n in sd.Graph(pipe) if n.op == "map"] == [True]

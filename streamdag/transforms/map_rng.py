@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.attribution import framed
+from ..errors import ParamError
+from ..runtime.attribution import code_of, framed, takes
 from ..runtime.node import ResumableTransform, RuntimeNode
 from .columns import arity, with_columns
 
@@ -46,8 +47,17 @@ class _ElementRng:
 def _caller(node: RuntimeNode) -> Callable[[Any, np.random.Generator], Any]:
     """``(element, rng) -> output``: ``fn(element, rng)``, or with columns
     ``fn(*columns, rng)`` written back to ``output_col``."""
-    col = node.params["input_col"]
-    fn = framed(node.params["fn"], node, arity(col) + 1)
+    col, fn = node.params["input_col"], node.params["fn"]
+    nargs = arity(col) + 1
+    if code_of(fn) is not None and not takes(fn, nargs):
+        args = "element" if col is None else ", ".join(["column"] * (nargs - 1))
+        msg = (
+            f"{node.label}: rng=True calls fn({args}, rng) with the element's own "
+            f"numpy Generator, but {getattr(fn, '__name__', fn)!r} does not take "
+            f"{nargs} positional arguments; add an rng parameter"
+        )
+        raise ParamError(msg)
+    fn = framed(fn, node, nargs)
     if col is None:
         return fn
     current: list[np.random.Generator] = []
