@@ -16,6 +16,7 @@ import torch
 import streamdag as sd
 from streamdag.core.node import walk
 from streamdag.core.plan import execution_plan
+from streamdag.reading_service.worker import CHUNK_ITEMS
 from streamdag.testing import (
     SERVICES,
     assert_resumes,
@@ -168,21 +169,21 @@ def test_decode_late_resumes_at_random_stops(shard, service):
 
 
 # -- global RNGs in worker processes -----------------------------------------------
-def torch_jitter(x: int) -> tuple[int, int]:
-    """A map drawing from torch's global RNG (imported before the workers seed it)."""
-    return x, int(torch.randint(1 << 30, (1,)))
+def global_jitter(x: int) -> tuple[int, int, int, float]:
+    """A map drawing from torch's, numpy's and Python's global RNGs (torch and
+    numpy imported before the workers seed them)."""
+    return x, int(torch.randint(1 << 30, (1,))), int(np.random.randint(1 << 30)), random.random()
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_torch_global_rng_map_resumes_in_processes():
-    """Each worker's random, numpy and torch states are in its resume state."""
-    pipe = sd.IterableWrapper(range(60)).sharding_filter().map(torch_jitter)
+    """Each worker's random, numpy and torch states are in its resume state:
+    stops past a worker's first chunk (at most ``CHUNK_ITEMS`` elements)
+    resume from a chunk's state, not from the seeded start."""
+    count = 3 * CHUNK_ITEMS
+    pipe = sd.IterableWrapper(range(count)).sharding_filter().map(global_jitter)
     rnd = random.Random(2)
-    full = assert_resumes(
-        pipe,
-        [rnd.randrange(1, 60), rnd.randrange(1, 60)],
-        seed=3,
-        reading_service=partial(PROCESSES, 2),
-    )
-    assert len({d for _, d in full}) == 60
+    stops = [rnd.randrange(1, count), *(rnd.randrange(2 * CHUNK_ITEMS + 2, count) for _ in "ab")]
+    full = assert_resumes(pipe, stops, seed=3, reading_service=partial(PROCESSES, 2))
+    assert all(len({row[i] for row in full}) == count for i in (1, 2))

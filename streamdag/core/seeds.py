@@ -35,17 +35,18 @@ def seed_global_rngs(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def global_rng_states() -> dict[str, list[int]]:
+def global_rng_states() -> dict[str, list]:
     """The global RNGs' states as plain data (Python's random, and numpy's and
-    torch's where imported): a worker process's resume state holds them, so a
-    user function drawing from them resumes where it was."""
+    torch's where imported; their words as hex text, cheaper to make than
+    lists of ints): a worker process's resume state holds them, so a user
+    function drawing from them resumes where it was."""
     version, internal, gauss = random.getstate()
     states: dict[str, list] = {"random": [version, list(internal), gauss]}
     if "numpy" in sys.modules:
         name, keys, pos, has_gauss, cached = sys.modules["numpy"].random.get_state()
-        states["numpy"] = [name, keys.tolist(), pos, has_gauss, cached]
+        states["numpy"] = [name, keys.tobytes().hex(), pos, has_gauss, cached]
     if "torch" in sys.modules:
-        states["torch"] = sys.modules["torch"].get_rng_state().tolist()
+        states["torch"] = [sys.modules["torch"].get_rng_state().numpy().tobytes().hex()]
     return states
 
 
@@ -57,8 +58,10 @@ def set_global_rng_states(states: dict[str, list]) -> None:
         import numpy as np
 
         name, keys, pos, has_gauss, cached = states["numpy"]
-        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        words = np.frombuffer(bytes.fromhex(keys), dtype=np.uint32)
+        np.random.set_state((name, words, pos, has_gauss, cached))
     if "torch" in states:
         import torch
 
-        torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
+        data = bytearray.fromhex(states["torch"][0])
+        torch.set_rng_state(torch.frombuffer(data, dtype=torch.uint8))
