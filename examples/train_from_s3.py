@@ -109,7 +109,7 @@ def main() -> None:
             .load_from_tar()
             .webdataset()
             .decode()
-            .map(to_example)
+            .map(to_example, pure=True)  # pure: the shuffle may run before the decode
             # buffers the samples still encoded; they are decoded as they leave it
             .shuffle(buffer_size=256)
             .batch(32, drop_last=True)

@@ -39,7 +39,7 @@ def _demux_concat() -> sd.DataPipe[Any]:
 # One pipeline per built-in op (the op named is in it, with non-default params).
 PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "iterable_wrapper": lambda: sd.IterableWrapper([(1, "a"), (2, "b"), {"k": [1.5, None]}]),
-    "map": lambda: src().map(fns.double),
+    "map": lambda: src().map(fns.double).map(fns.jitter, rng=True),
     "filter": lambda: src().filter(fns.is_even),
     "flatmap": lambda: src().flatmap(fns.pair),
     "batch": lambda: src().batch(5, drop_last=True),

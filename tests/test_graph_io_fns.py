@@ -211,3 +211,8 @@ def fail_on_three(data: Any, device: Any) -> Any:
     if data == 3:
         raise ValueError(f"cannot pin {data}")
     return data
+
+
+def jitter(x: Any, rng: Any) -> tuple[Any, int]:
+    """A map(rng=True) function: the element and a draw from its generator."""
+    return x, int(rng.integers(1 << 30))

@@ -50,7 +50,7 @@ def image_pipeline(shards: list[str], decode_late: bool = True, **decode: object
         .load_from_tar()
         .webdataset(keys="webdataset")
         .decode(name="dec", **decode)
-        .map(to_pair, name="pair")
+        .map(to_pair, pure=True, name="pair")
         .shuffle(buffer_size=25, initial=5, decode_late=decode_late, name="shuf")
         .batch(4)
         .collate()
@@ -127,10 +127,25 @@ def test_only_one_to_one_nodes_are_crossed():
         .decode(name="d1")
         .filter(bool, name="f")
         .decode(name="d2")
-        .map(dict, name="m")
+        .map(dict, pure=True, name="m")
         .shuffle(name="s")
     )
     assert planned_ops(dp) == ["iterable_wrapper", "d1", "f", "s", "d2", "m"]
+
+
+def test_a_map_not_declared_pure_keeps_the_shuffle_after_it():
+    """A plain user function may draw from a global RNG or have side effects:
+    running it in shuffled order could change what it returns."""
+    decoded = sd.IterableWrapper([{"cls": b"1"}]).decode(name="d")
+    dp = decoded.map(dict, name="m").shuffle(name="s")
+    assert planned_ops(dp) == ["iterable_wrapper", "d", "m", "s"]
+    dp = decoded.map(dict, pure=True, name="m").shuffle(name="s")
+    assert planned_ops(dp) == ["iterable_wrapper", "s", "d", "m"]
+
+
+def test_a_disabled_shuffle_stays():
+    dp = sd.IterableWrapper([{"cls": b"1"}]).decode(name="d").shuffle(name="s").set_shuffle(False)
+    assert planned_ops(dp) == ["iterable_wrapper", "d", "s"]
 
 
 def test_taking_the_first_sample_decodes_one_not_a_buffer(tmp_path):

@@ -42,7 +42,7 @@ def image_batches(opened: Any, inputs: Inputs) -> Any:
         opened.load_from_tar()
         .webdataset()
         .decode(decode_field)
-        .map(to_pair)
+        .map(to_pair, pure=True)  # pure: the shuffle buffers JPEGs, not decoded images
         .shuffle(buffer_size=inputs.shuffle_buffer)
         .batch(inputs.image_batch)
         .collate(collate_images)

@@ -10,14 +10,19 @@ rules (``placement.py``) to the graph it runs in the main process.
 ``DecodeLate``: a shuffle after a decode runs before it. A buffer of decoded
 samples is large (a 224x224 RGB image is 150 KB, its JPEG about 20 KB), and
 a buffer shuffle picks positions without looking at the elements, so a
-shuffle moved above a chain of one-to-one nodes (``map``, a ``decode`` that
-raises on bad input) yields the same elements in the same order, as long as
-those nodes compute each output from its element alone. The buffer then
+shuffle moved above a chain of one-to-one nodes yields the same elements in
+the same order, as long as those nodes compute each output from its element
+alone. The rule crosses only nodes that provably do (the spec's
+``elementwise``): a ``decode`` that raises on bad input, the built-in
+reshaping ops, and a ``map`` declared ``pure=True`` or drawing from its
+per-element generator (``rng=True``; the moved map's ``rng`` param is set
+to the shuffle's id, and it numbers elements as they entered the shuffle,
+so it draws what it would draw before it). A plain ``map(fn)`` may draw from
+a global RNG or have side effects: the chain stops there. The buffer then
 holds encoded samples, the decode runs as they leave it, the first batch
 waits for one batch of decodes instead of a buffer's worth, and a resume
 replays encoded samples. ``shuffle(decode_late=False)`` keeps the graph as
-written (for maps with side effects, or that draw random numbers and must
-draw them in input order).
+written.
 
 Node ids are kept, so statistics, errors and seeds still name the nodes of
 the graph as written; each node keeps its position in that graph too, which
@@ -50,7 +55,7 @@ class DecodeLate:
         rebuilt: dict[str, Node] = {}
         for spec in specs:
             node = spec.evolve(inputs=tuple(rebuilt[i.id] for i in spec.inputs))
-            if node.op == "shuffle" and get_op("shuffle").value(node.params, "decode_late"):
+            if node.op == "shuffle" and _decodes_late(node):
                 node = _decode_after(node, consumers)
             rebuilt[spec.id] = node
         return rebuilt[output.id]
@@ -70,6 +75,13 @@ def execution_plan(output: Node) -> Node:
     return apply_rules(output, RULES)
 
 
+def _decodes_late(shuffle: Node) -> bool:
+    """Asked for, and the shuffle shuffles (a disabled one passes elements
+    through: moving it gains nothing)."""
+    spec = get_op("shuffle")
+    return bool(spec.value(shuffle.params, "decode_late") and spec.value(shuffle.params, "enabled"))
+
+
 def _decode_after(shuffle: Node, consumers: Counter[str]) -> Node:
     """The shuffle moved above the farthest decode of the one-to-one chain
     feeding it, that chain rebuilt on top of it; the shuffle itself if there
@@ -85,5 +97,8 @@ def _decode_after(shuffle: Node, consumers: Counter[str]) -> Node:
     crossed = chain[: decodes[-1] + 1]
     top = shuffle.evolve(inputs=crossed[-1].inputs)
     for node in reversed(crossed):
+        if node.op == "map" and node.params.get("rng") is True:
+            # numbers its elements as they entered the shuffle (transforms/map_rng.py)
+            node = node.evolve(params={**node.params, "rng": shuffle.id})
         top = node.evolve(inputs=(top,))
     return top

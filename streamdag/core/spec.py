@@ -67,8 +67,9 @@ class OpSpec:
     #: yields only this worker's share (sharding_filter, a shardable reader):
     #: nodes after it draw per-worker seeds, and it may not be sharded again
     splits_data: bool = False
-    #: one output per input, computed from that element alone (per params):
-    #: a shuffle after the node may run before it (the decode-late rule)
+    #: one output per input, computed as it is pulled from that element alone
+    #: (per params; no global RNG, no side effect): a shuffle after the node
+    #: may run before it (the decode-late rule)
     elementwise: Callable[[Mapping[str, Any]], bool] = _never
     #: turns encoded data into larger decoded values (the decode-late rule)
     decodes: bool = False

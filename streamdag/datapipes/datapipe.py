@@ -77,7 +77,9 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         fn: Callable[[T], U],
         input_col: None = None,
         output_col: None = None,
+        rng: Literal[False] = False,
         *,
+        pure: bool = False,
         name: str | None = None,
     ) -> DataPipe[U]: ...
     @overload
@@ -86,7 +88,9 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         fn: Callable[..., Any],
         input_col: Col = None,
         output_col: Col = None,
+        rng: bool = False,
         *,
+        pure: bool = False,
         name: str | None = None,
     ) -> DataPipe[Any]: ...
 
@@ -95,13 +99,19 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
         fn: Callable[..., Any],
         input_col: Col = None,
         output_col: Col = None,
+        rng: bool = False,
         *,
+        pure: bool = False,
         name: str | None = None,
     ) -> DataPipe[Any]:
-        """Apply ``fn`` to each element (or to ``input_col`` of it)."""
-        return self._then(
-            "map", {"fn": fn, "input_col": input_col, "output_col": output_col}, name=name
-        )
+        """Apply ``fn`` to each element (or to ``input_col`` of it).
+        ``rng=True``: ``fn(element, rng)`` with a ``numpy.random.Generator``
+        of the element's own, the same for a seed on every service and on
+        resume (augmentations). ``pure=True``: ``fn``'s output depends on its
+        element alone (no global RNG, no side effect), so a shuffle after it
+        may buffer the samples before the decode (``shuffle(decode_late=...)``)."""
+        params = {"fn": fn, "input_col": input_col, "output_col": output_col}
+        return self._then("map", {**params, "rng": rng, "pure": pure}, name=name)
 
     def filter(
         self, fn: Callable[..., bool], input_col: Col = None, *, name: str | None = None

@@ -47,7 +47,7 @@ from time import perf_counter
 from typing import Any
 
 from ..core.node import Node
-from ..core.seeds import derive_seed, seed_global_rngs
+from ..core.seeds import derive_seed, global_rng_states, seed_global_rngs, set_global_rng_states
 from ..errors import NodeError, ResumeError
 from ..runtime.graph import RuntimeGraph
 from ..runtime.node import WorkerContext
@@ -195,7 +195,7 @@ class WorkerLoop:
                 self._send_chunk(ERROR, gen, items, describe(error, self.context))
                 return self._failed()
             try:
-                state_after = self._graph.state()
+                state_after = self._state()
             except Exception as exc:  # noqa: BLE001
                 self._send_chunk(ERROR, gen, items, describe(exc, self.context))
                 return self._failed()
@@ -271,6 +271,9 @@ class WorkerLoop:
         graph = self._graph
         assert graph is not None  # the first pass is fresh
         if state is not None:
+            if self._seed_globals:
+                set_global_rng_states(state["rngs"])
+                state = state["graph"]
             graph.restore(state)
         if next_pass:  # state is the end of the previous pass: finish it, start the next
             for _ in graph.iterate():
@@ -300,6 +303,14 @@ class WorkerLoop:
             self._sampler.watch(graph)
         self._graph, self._spec = graph, spec
         return graph
+
+    def _state(self) -> Any:
+        """The graph's state; in a worker process (which seeds the global
+        RNGs), with those RNGs' states too, so a function drawing from them
+        (``torch.randint`` in a map) resumes where it was. Threads share the
+        global RNGs: there only ``map(fn, rng=True)`` draws reproducibly."""
+        state = self._graph.state()
+        return {"graph": state, "rngs": global_rng_states()} if self._seed_globals else state
 
     def _take_commands(self, gen: int, credits: int) -> tuple[int, tuple | None]:
         """Apply waiting credits; block while none is left. A command other

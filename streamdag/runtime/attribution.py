@@ -57,7 +57,7 @@ def framed(
     called with one element). ``always``: wrap Python code too, for a call
     per batch (collate), where the wrapper costs nothing that shows and the
     function (torch's ``default_collate``) is no node's own."""
-    if not always and code_of(fn) is not None and _takes(fn, nargs):
+    if not always and code_of(fn) is not None and takes(fn, nargs):
         return fn
 
     def call(*args: Any) -> Any:
@@ -67,7 +67,7 @@ def framed(
     return call
 
 
-def _takes(fn: Callable[..., Any], nargs: int) -> bool:
+def takes(fn: Callable[..., Any], nargs: int) -> bool:
     """Can ``fn`` be called with ``nargs`` positional arguments? (once, at setup)"""
     try:
         inspect.signature(fn).bind(*range(nargs))

@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..core.node import Node
 from ..runtime.attribution import framed
 from ..runtime.node import RuntimeNode
 from .columns import arity, selecting, with_columns
 
 
 class MapNode(RuntimeNode):
+    def __new__(cls, spec: Node, *args: Any, **kwargs: Any) -> Any:
+        """``rng=True``: a node with positions of its own (``map_rng.py``);
+        the plain map keeps its C ``map`` with no per-element work."""
+        rng = spec.params.get("rng", False)
+        if cls is not MapNode or rng is False:
+            return super().__new__(cls)
+        from .map_rng import RngMapNode, ShuffledRngMapNode
+
+        return (RngMapNode if rng is True else ShuffledRngMapNode)(spec, *args, **kwargs)
+
     def setup(self) -> None:
         col = self.params["input_col"]
         fn = framed(self.params["fn"], self, arity(col))

@@ -29,6 +29,9 @@ class ShuffleNode(ResumableNode):
     def setup(self) -> None:
         super().setup()
         self._pass = 0
+        #: the input number of the element last yielded: a map(rng=True) the
+        #: decode-late rule moved after this shuffle draws by it
+        self.last_seq = 0
         self._pulls = Tally()
         self._outs = Tally()
         self._enabled = self.params["enabled"]
@@ -64,6 +67,11 @@ class ShuffleNode(ResumableNode):
             self._rng.setstate((restored["rng"][0], tuple(restored["rng"][1]), restored["rng"][2]))
             self._refill(restored)
         return self._run(size, initial)
+
+    @property
+    def passes(self) -> int:
+        """Passes started this epoch (a cycle re-reads the shuffle)."""
+        return self._pass
 
     def _seed(self) -> int:
         fixed = self.params["seed"]
@@ -105,6 +113,7 @@ class ShuffleNode(ResumableNode):
                         continue
                     j = int(rand() * len(buf))
                     out = buf[j]
+                    self.last_seq = seqs[j]
                     buf[j] = buf[-1]
                     seqs[j] = seqs[-1]
                     buf.pop()
@@ -121,9 +130,11 @@ class ShuffleNode(ResumableNode):
                     if j < last:
                         out = buf[j]
                         buf[j] = item
+                        self.last_seq = seqs[j]
                         seqs[j] = seq
                     else:
                         out = item
+                        self.last_seq = seq
                     yield out
                     prune_at -= 1
                     if not prune_at:
@@ -138,7 +149,7 @@ class ShuffleNode(ResumableNode):
             seqs[:] = [seqs[i] for i in order]
             self._draining = True
         while buf:
-            seqs.pop()
+            self.last_seq = seqs.pop()
             yield buf.pop()
 
     def live_state(self) -> dict:

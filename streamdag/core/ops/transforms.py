@@ -30,6 +30,13 @@ def _always(params: Mapping[str, Any]) -> bool:
     return True
 
 
+def _pure_map(params: Mapping[str, Any]) -> bool:
+    """A map's output depends on its element alone only if the user says so
+    (``pure=True``) or it draws from its per-element generator (``rng=True``):
+    a plain function may draw from a global RNG or have side effects."""
+    return bool(params.get("pure") or params.get("rng"))
+
+
 def _map_columns(params: Mapping[str, Any]) -> None:
     if params["input_col"] is None and params["output_col"] is not None:
         raise ParamError("map: output_col needs input_col")
@@ -222,8 +229,14 @@ SPECS = (
         "map",
         _RT + "map:MapNode",
         passthrough=True,
-        elementwise=_always,
-        params={"fn": _FN, "input_col": _COL, "output_col": _COL},
+        elementwise=_pure_map,
+        params={
+            "fn": _FN,
+            "input_col": _COL,
+            "output_col": _COL,
+            "rng": _BOOL[False],
+            "pure": _BOOL[False],
+        },
         check=_map_columns,
     ),
     OpSpec("filter", _RT + "map:FilterNode", params={"fn": _FN, "input_col": _COL}),
