@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Iterator
+from itertools import islice
 from time import perf_counter
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +24,7 @@ from .in_process import InProcessReadingService
 
 T = TypeVar("T")
 STATE_FORMAT = "streamdag-loader-state"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: "replay"; version 1 states (no replay) still load
 
 
 class DataLoader2(Generic[T]):
@@ -42,7 +43,12 @@ class DataLoader2(Generic[T]):
 
     ``stats=True`` collects per-node statistics (``stats()``); ``progress=True``
     shows a progress bar with elements/s and MB/s (and collects statistics).
-    Both need a service that collects statistics (``CollectsStats``)."""
+    Both need a service that collects statistics (``CollectsStats``).
+
+    ``in_flight``: how many elements the training loop takes ahead of the one
+    it trains on (Lightning's fetcher: 1), so that ``state_dict()`` describes
+    the stream after the element the loop is on, not after the last one
+    handed out (see ``state_dict``)."""
 
     def __init__(
         self,
@@ -53,6 +59,7 @@ class DataLoader2(Generic[T]):
         *,
         stats: bool = False,
         progress: bool = False,
+        in_flight: int = 0,
     ) -> None:
         if not isinstance(datapipe, DataPipe):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
@@ -72,6 +79,7 @@ class DataLoader2(Generic[T]):
             service.collect_stats()
             self._stats = service
         self._progress = progress
+        self._in_flight = _count_in_flight(in_flight)
         self._waited = self._outside = 0.0
         self._seed = seed
         self._next_epoch = 0
@@ -95,9 +103,9 @@ class DataLoader2(Generic[T]):
         pending, self._pending = self._pending, None
         if pending is not None and not pending["done"]:
             epoch, base_seed, yielded = pending["epoch"], pending["seed"], pending["yielded"]
-            graph_state = pending["graph"]
+            graph_state, replay = pending["graph"], pending.get("replay", 0)
         else:
-            epoch, base_seed, yielded, graph_state = self._next_epoch, None, 0, None
+            epoch, base_seed, yielded, graph_state, replay = self._next_epoch, None, 0, None, 0
             if pending is not None:
                 epoch = pending["epoch"] + 1
         if base_seed is None:
@@ -109,11 +117,14 @@ class DataLoader2(Generic[T]):
             "seed": base_seed,
             "yielded": yielded,
             "done": False,
-            "graph": graph_state,
+            "graph": _LIVE if replay else graph_state,
+            "anchors": [(yielded - replay, graph_state)],  # states to rewind to (in_flight)
         }
         self._current = current
         it = self.reading_service.epoch(base_seed, epoch, graph_state)
         self._epoch_it = _weak(it)
+        if replay:
+            _replay(it, replay, epoch)
         self._announce_next_epoch()
         it = self._run_timed(it, current) if self._stats is not None else self._run(it, current)
         return progress_bar(it, self, epoch) if self._progress else it
@@ -182,9 +193,17 @@ class DataLoader2(Generic[T]):
             before = clock()
             self._outside += before - got
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, in_flight: int | None = None) -> dict[str, Any]:
         """Plain data (msgpack/JSON-serializable): epoch, base seed, elements
-        yielded and the graph's positions and RNG states."""
+        yielded and the graph's positions and RNG states.
+
+        The state describes the stream after the element the loop is on: the
+        last one handed out, less ``in_flight`` (default: the loader's) taken
+        ahead. A pull that ended the epoch counts as one of those. Such a state
+        points at the graph state of the epoch's start or of the previous
+        ``state_dict()`` call, with the elements to replay from there (taking
+        states per element would cost more than the element), so a resume
+        re-reads the elements since that call."""
         current = self._current
         if current is None:
             return {
@@ -195,11 +214,12 @@ class DataLoader2(Generic[T]):
                 "yielded": 0,
                 "done": True,
                 "graph": None,
+                "replay": 0,
             }
         graph = current["graph"]
         if graph is _LIVE:
             graph = None if current["done"] else self.reading_service.state()
-        return {
+        state = {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
             "epoch": current["epoch"],
@@ -207,13 +227,17 @@ class DataLoader2(Generic[T]):
             "yielded": current["yielded"],
             "done": current["done"],
             "graph": graph,
+            "replay": 0,
         }
+        in_flight = self._in_flight if in_flight is None else _count_in_flight(in_flight)
+        back = in_flight - 1 if current["done"] and in_flight else in_flight
+        return _rewound(state, current["anchors"], back, in_flight) if back else state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The next ``iter()`` continues from ``state``."""
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ResumeError(f"not a DataLoader2 state dict: {str(state)[:200]}")
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in (1, STATE_VERSION):
             raise ResumeError(
                 f"DataLoader2 state version {state.get('version')} is not "
                 f"supported (this streamdag reads version {STATE_VERSION})"
@@ -247,6 +271,40 @@ class DataLoader2(Generic[T]):
 
 
 _LIVE = object()  # the graph state must be read from the running service
+
+
+def _count_in_flight(in_flight: int) -> int:
+    if not isinstance(in_flight, int) or in_flight < 0:
+        raise ValueError(f"DataLoader2: in_flight must be an int >= 0, got {in_flight!r}")
+    return in_flight
+
+
+def _rewound(state: dict, anchors: list[tuple[int, Any]], back: int, in_flight: int) -> dict:
+    """``state`` moved ``back`` elements earlier: the latest anchor (graph
+    state at an element count) at or before that, with the elements to replay.
+    ``state`` becomes the next anchor; older anchors are no longer reachable."""
+    yielded = state["yielded"]
+    target = yielded - back
+    usable = [i for i, (at, _) in enumerate(anchors) if at <= target]
+    if not usable:
+        raise ValueError(
+            f"DataLoader2.state_dict(in_flight={in_flight}): the loop took only "
+            f"{yielded - anchors[0][0]} elements of epoch {state['epoch']} since it started"
+        )
+    at, graph = anchors[usable[-1]]
+    del anchors[: usable[-1]]
+    if not state["done"] and anchors[-1][0] < yielded:
+        anchors.append((yielded, state["graph"]))
+    return {**state, "yielded": target, "done": False, "graph": graph, "replay": target - at}
+
+
+def _replay(it: Iterator[Any], count: int, epoch: int) -> None:
+    """Drop the ``count`` elements a state saved with ``in_flight`` replays."""
+    if sum(1 for _ in islice(it, count)) < count:
+        raise ResumeError(
+            f"DataLoader2: the saved state replays {count} elements of epoch {epoch} "
+            "but the epoch ended before: the pipeline or its data changed since it was saved"
+        )
 
 
 def _weak(it: Iterator[Any]) -> weakref.ref | None:
