@@ -30,13 +30,15 @@ def prefetching(it: Iterator[Any]) -> Iterator[Any]:
         yield current
 
 
-def trained_until(dl: sd.DataLoader2, stops: list[int]) -> tuple[list[Any], dict[int, dict]]:
+def trained_until(
+    dl: sd.DataLoader2, stops: list[int], in_flight: int | None = 1
+) -> tuple[list[Any], dict[int, dict]]:
     """One epoch through ``prefetching``; the state after each step in ``stops``."""
     trained, states = [], {}
     for batch in prefetching(iter(dl)):
         trained.append(batch)
         if len(trained) in stops:
-            states[len(trained)] = saved(dl.state_dict(in_flight=1))
+            states[len(trained)] = saved(dl.state_dict(in_flight))
     return trained, states
 
 
@@ -48,15 +50,22 @@ def resumed(state: dict, service: ServiceFactory | None, epochs: int = 2) -> lis
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("where", ["state_dict", "loader"])
 @pytest.mark.parametrize("service", SERVICES)
-def test_prefetching_loop_resumes_at_the_first_element_it_did_not_train_on(service: str) -> None:
+def test_prefetching_loop_resumes_at_the_first_element_it_did_not_train_on(
+    service: str, where: str
+) -> None:
     """States taken at several steps (twice at one, and after the last batch,
-    when the look-ahead ended the epoch) resume at the next untrained batch."""
+    when the look-ahead ended the epoch) resume at the next untrained batch,
+    with ``in_flight`` given to ``state_dict()`` or to the loader."""
     factory = SERVICES[service]
     epochs = run_epochs(pipe(), 2, 3, factory)
     stops = [1, 4, 5, 9, len(epochs[0])]
-    with loader(pipe(), 3, factory) as dl:
-        trained, states = trained_until(dl, stops)
+    dl = loader(pipe(), 3, factory)
+    if where == "loader":
+        dl = sd.DataLoader2(pipe(), factory() if factory else None, seed=3, in_flight=1)
+    with dl:
+        trained, states = trained_until(dl, stops, None if where == "loader" else 1)
         again = saved(dl.state_dict(in_flight=1))
     assert trained == epochs[0]
     assert again == states[len(trained)]
@@ -67,19 +76,18 @@ def test_prefetching_loop_resumes_at_the_first_element_it_did_not_train_on(servi
 
 
 def test_state_replays_from_the_previous_state_dict_call() -> None:
-    """A state points at the graph state taken by the previous
-    ``state_dict()`` (else the epoch's start); a loader resumed from it
-    resumes exactly again, with the loader's ``in_flight`` as default."""
+    """Given to ``state_dict()`` alone, ``in_flight`` makes a state point at
+    the graph state taken by the previous call (else the epoch's start); a
+    loader resumed from it resumes exactly again."""
     epochs = run_epochs(pipe(), 1, 3)
     with loader(pipe(), 3, None) as dl:
         states = trained_until(dl, [2, 5])[1]
     assert (states[2]["yielded"], states[2]["replay"]) == (2, 2)  # from the epoch's start
     assert (states[5]["yielded"], states[5]["replay"]) == (5, 2)  # from the call at 3 taken
-    first = sd.DataLoader2(pipe(), seed=3, in_flight=1)
-    first.load_state_dict(states[5])
-    with first:
+    with loader(pipe(), 3, None) as first:
+        first.load_state_dict(states[5])
         trained = list(islice(prefetching(iter(first)), 3))
-        again = saved(first.state_dict())
+        again = saved(first.state_dict(in_flight=1))
     assert trained == epochs[0][5:8]
     assert (again["yielded"], again["replay"]) == (8, 5)  # from the loaded graph state, at 3
     assert resumed(again, None, 1) == [epochs[0][8:]]
@@ -104,7 +112,10 @@ def test_in_flight_errors_name_the_problem() -> None:
         sd.DataLoader2(pipe(), in_flight=-1)
     with loader(pipe(), 3, None) as dl:
         next(iter(dl))
-        with pytest.raises(ValueError, match=r"in_flight=2\): the loop took only 1 elements"):
+        with pytest.raises(
+            ValueError,
+            match=r"in_flight=2\): the earliest .* after element 0 of epoch 0, and the loop took 1 since",
+        ):
             dl.state_dict(in_flight=2)
         state = saved(dl.state_dict(in_flight=1))
     state["replay"] = state["yielded"] = 100

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Iterator
-from itertools import islice
 from time import perf_counter
 from typing import Any, Generic, TypeVar
 
@@ -17,6 +16,7 @@ from ..stats.progress import progress_bar
 from ..stats.report import PipelineStats
 from ..stats.report import build as build_stats
 from ..stats.snapshot import by_id, by_position
+from . import in_flight as flight
 from .adapters import Adapters, adapt
 from .base import ReadingService
 from .capabilities import CollectsStats, PreparesEpochs, SpansRanks, require
@@ -79,7 +79,7 @@ class DataLoader2(Generic[T]):
             service.collect_stats()
             self._stats = service
         self._progress = progress
-        self._in_flight = _count_in_flight(in_flight)
+        self._in_flight = flight.count(in_flight)
         self._waited = self._outside = 0.0
         self._seed = seed
         self._next_epoch = 0
@@ -118,15 +118,17 @@ class DataLoader2(Generic[T]):
             "yielded": yielded,
             "done": False,
             "graph": _LIVE if replay else graph_state,
-            "anchors": [(yielded - replay, graph_state)],  # states to rewind to (in_flight)
+            "anchors": flight.Anchors(yielded - replay, graph_state),  # to rewind to
         }
         self._current = current
         it = self.reading_service.epoch(base_seed, epoch, graph_state)
         self._epoch_it = _weak(it)
         if replay:
-            _replay(it, replay, epoch)
+            flight.replay(it, replay, epoch)
         self._announce_next_epoch()
         it = self._run_timed(it, current) if self._stats is not None else self._run(it, current)
+        if self._in_flight:
+            it = self._anchored(it, current)
         return progress_bar(it, self, epoch) if self._progress else it
 
     def _run(self, it: Iterator[T], current: dict) -> Iterator[T]:
@@ -138,6 +140,18 @@ class DataLoader2(Generic[T]):
             raise RuntimeError("DataLoader2 was shut down during this epoch")
         if self._current is current:
             current["done"] = True
+
+    def _anchored(self, it: Iterator[T], current: dict) -> Iterator[T]:
+        """Between two elements, now and then a graph state to rewind to, so
+        that a state taken with ``in_flight`` replays few elements."""
+        clock, anchors, back = perf_counter, current["anchors"], self._in_flight
+        due = clock()
+        for item in it:
+            yield item
+            now = clock()
+            if now >= due:
+                anchors.add(current["yielded"], self.reading_service.state(), back)
+                due = now + (clock() - now) * flight.SPACING
 
     def _announce_next_epoch(self) -> None:
         """Tell the service which epoch follows this one, with its seed, so
@@ -229,9 +243,9 @@ class DataLoader2(Generic[T]):
             "graph": graph,
             "replay": 0,
         }
-        in_flight = self._in_flight if in_flight is None else _count_in_flight(in_flight)
+        in_flight = self._in_flight if in_flight is None else flight.count(in_flight)
         back = in_flight - 1 if current["done"] and in_flight else in_flight
-        return _rewound(state, current["anchors"], back, in_flight) if back else state
+        return current["anchors"].rewound(state, back, in_flight) if back else state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The next ``iter()`` continues from ``state``."""
@@ -271,40 +285,6 @@ class DataLoader2(Generic[T]):
 
 
 _LIVE = object()  # the graph state must be read from the running service
-
-
-def _count_in_flight(in_flight: int) -> int:
-    if not isinstance(in_flight, int) or in_flight < 0:
-        raise ValueError(f"DataLoader2: in_flight must be an int >= 0, got {in_flight!r}")
-    return in_flight
-
-
-def _rewound(state: dict, anchors: list[tuple[int, Any]], back: int, in_flight: int) -> dict:
-    """``state`` moved ``back`` elements earlier: the latest anchor (graph
-    state at an element count) at or before that, with the elements to replay.
-    ``state`` becomes the next anchor; older anchors are no longer reachable."""
-    yielded = state["yielded"]
-    target = yielded - back
-    usable = [i for i, (at, _) in enumerate(anchors) if at <= target]
-    if not usable:
-        raise ValueError(
-            f"DataLoader2.state_dict(in_flight={in_flight}): the loop took only "
-            f"{yielded - anchors[0][0]} elements of epoch {state['epoch']} since it started"
-        )
-    at, graph = anchors[usable[-1]]
-    del anchors[: usable[-1]]
-    if not state["done"] and anchors[-1][0] < yielded:
-        anchors.append((yielded, state["graph"]))
-    return {**state, "yielded": target, "done": False, "graph": graph, "replay": target - at}
-
-
-def _replay(it: Iterator[Any], count: int, epoch: int) -> None:
-    """Drop the ``count`` elements a state saved with ``in_flight`` replays."""
-    if sum(1 for _ in islice(it, count)) < count:
-        raise ResumeError(
-            f"DataLoader2: the saved state replays {count} elements of epoch {epoch} "
-            "but the epoch ended before: the pipeline or its data changed since it was saved"
-        )
 
 
 def _weak(it: Iterator[Any]) -> weakref.ref | None:
