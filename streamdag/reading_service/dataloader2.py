@@ -214,10 +214,10 @@ class DataLoader2(Generic[T]):
         The state describes the stream after the element the loop is on: the
         last one handed out, less ``in_flight`` (default: the loader's) taken
         ahead. A pull that ended the epoch counts as one of those. Such a state
-        points at the graph state of the epoch's start or of the previous
-        ``state_dict()`` call, with the elements to replay from there (taking
-        states per element would cost more than the element), so a resume
-        re-reads the elements since that call."""
+        points at an earlier graph state with the elements to replay from it
+        (a state per element would cost more than the element): one the loader
+        keeps now and then when it has ``in_flight``, else that of the previous
+        ``state_dict()`` call or of the epoch's start."""
         current = self._current
         if current is None:
             return {
@@ -254,7 +254,7 @@ class DataLoader2(Generic[T]):
         if state.get("version") not in (1, STATE_VERSION):
             raise ResumeError(
                 f"DataLoader2 state version {state.get('version')} is not "
-                f"supported (this streamdag reads version {STATE_VERSION})"
+                f"supported (this streamdag reads versions 1 to {STATE_VERSION})"
             )
         self._pending = dict(state)
         self._current = None
