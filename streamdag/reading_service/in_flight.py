@@ -21,17 +21,18 @@ SPACING = 1000
 
 class Anchors:
     """Graph states of one epoch, each after a known number of elements; the
-    first is where the epoch (or the state it resumed from) began. Kept packed:
-    the graph's objects that a state refers to change as it runs."""
+    first is where the epoch (or the state it resumed from) began, kept as
+    given (nothing changes a loaded state). Those taken from the running graph
+    are kept packed: the objects they refer to change as it runs."""
 
     def __init__(self, at: int, graph: Any) -> None:
-        self._kept = [(at, _pack(graph))]
+        self._kept: list[tuple[int, Any, bool]] = [(at, graph, False)]  # at, state, packed
 
     def add(self, at: int, graph: Any, back: int) -> None:
         """Keep ``graph``, the state after ``at`` elements; forget those that
         no state ``back`` or fewer elements behind a later one needs."""
         if at > self._kept[-1][0]:
-            self._kept.append((at, _pack(graph)))
+            self._kept.append((at, msgpack.packb(graph), True))
         self._forget_before(at - back)
 
     def rewound(self, state: dict[str, Any], back: int, in_flight: int) -> dict[str, Any]:
@@ -40,7 +41,7 @@ class Anchors:
         yielded = state["yielded"]
         target = yielded - back
         self._forget_before(target)
-        at, packed = self._kept[0]
+        at, graph, packed = self._kept[0]
         if at > target:
             raise ValueError(
                 f"DataLoader2.state_dict(in_flight={in_flight}): the earliest graph state "
@@ -49,11 +50,12 @@ class Anchors:
             )
         if not state["done"]:
             self.add(yielded, state["graph"], back)
-        graph = msgpack.unpackb(packed, strict_map_key=False)
+        if packed:
+            graph = msgpack.unpackb(graph, strict_map_key=False)
         return {**state, "yielded": target, "done": False, "graph": graph, "replay": target - at}
 
     def _forget_before(self, target: int) -> None:
-        usable = [i for i, (at, _) in enumerate(self._kept) if at <= target]
+        usable = [i for i, (at, _, _) in enumerate(self._kept) if at <= target]
         if usable:
             del self._kept[: usable[-1]]
 
@@ -72,7 +74,3 @@ def count(in_flight: int) -> int:
     if not isinstance(in_flight, int) or in_flight < 0:
         raise ValueError(f"DataLoader2: in_flight must be an int >= 0, got {in_flight!r}")
     return in_flight
-
-
-def _pack(graph: Any) -> bytes:
-    return msgpack.packb(graph)
