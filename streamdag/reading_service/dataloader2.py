@@ -41,14 +41,14 @@ class DataLoader2(Generic[T]):
     in its place, as ``DataLoader2(dp, service)`` did before, is taken as the
     service.
 
-    ``stats=True`` collects per-node statistics (``stats()``); ``progress=True``
-    shows a progress bar with elements/s and MB/s (and collects statistics).
-    Both need a service that collects statistics (``CollectsStats``).
-
     ``in_flight``: how many elements the training loop takes ahead of the one
     it trains on (Lightning's fetcher: 1), so that ``state_dict()`` describes
     the stream after the element the loop is on, not after the last one
-    handed out (see ``state_dict``)."""
+    handed out (see ``state_dict``).
+
+    ``stats=True`` collects per-node statistics (``stats()``); ``progress=True``
+    shows a progress bar with elements/s and MB/s (and collects statistics).
+    Both need a service that collects statistics (``CollectsStats``)."""
 
     def __init__(
         self,
@@ -57,9 +57,9 @@ class DataLoader2(Generic[T]):
         reading_service: ReadingService | None = None,
         seed: int | None = None,
         *,
+        in_flight: int = 0,
         stats: bool = False,
         progress: bool = False,
-        in_flight: int = 0,
     ) -> None:
         if not isinstance(datapipe, DataPipe):
             raise TypeError(f"DataLoader2 needs a DataPipe, got {datapipe!r}")
