@@ -16,6 +16,7 @@ from ..stats.progress import progress_bar
 from ..stats.report import PipelineStats
 from ..stats.report import build as build_stats
 from ..stats.snapshot import by_id, by_position
+from . import in_flight as flight
 from .adapters import Adapters, adapt
 from .base import ReadingService
 from .capabilities import CollectsStats, PreparesEpochs, SpansRanks, require
@@ -23,7 +24,7 @@ from .in_process import InProcessReadingService
 
 T = TypeVar("T")
 STATE_FORMAT = "streamdag-loader-state"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: "replay"; version 1 states (no replay) still load
 
 
 class DataLoader2(Generic[T]):
@@ -40,6 +41,11 @@ class DataLoader2(Generic[T]):
     in its place, as ``DataLoader2(dp, service)`` did before, is taken as the
     service.
 
+    ``in_flight``: how many elements the training loop takes ahead of the one
+    it trains on (Lightning's fetcher: 1), so that ``state_dict()`` describes
+    the stream after the element the loop is on, not after the last one
+    handed out (see ``state_dict``).
+
     ``stats=True`` collects per-node statistics (``stats()``); ``progress=True``
     shows a progress bar with elements/s and MB/s (and collects statistics).
     Both need a service that collects statistics (``CollectsStats``).
@@ -55,6 +61,7 @@ class DataLoader2(Generic[T]):
         reading_service: ReadingService | None = None,
         seed: int | None = None,
         *,
+        in_flight: int = 0,
         stats: bool = False,
         progress: bool = False,
         pin_memory: bool = False,
@@ -79,6 +86,7 @@ class DataLoader2(Generic[T]):
             service.collect_stats()
             self._stats = service
         self._progress = progress
+        self._in_flight = flight.count(in_flight)
         self._waited = self._outside = 0.0
         self._seed = seed
         self._next_epoch = 0
@@ -102,9 +110,9 @@ class DataLoader2(Generic[T]):
         pending, self._pending = self._pending, None
         if pending is not None and not pending["done"]:
             epoch, base_seed, yielded = pending["epoch"], pending["seed"], pending["yielded"]
-            graph_state = pending["graph"]
+            graph_state, replay = pending["graph"], pending.get("replay", 0)
         else:
-            epoch, base_seed, yielded, graph_state = self._next_epoch, None, 0, None
+            epoch, base_seed, yielded, graph_state, replay = self._next_epoch, None, 0, None, 0
             if pending is not None:
                 epoch = pending["epoch"] + 1
         if base_seed is None:
@@ -116,13 +124,18 @@ class DataLoader2(Generic[T]):
             "seed": base_seed,
             "yielded": yielded,
             "done": False,
-            "graph": graph_state,
+            "graph": _LIVE if replay else graph_state,
+            "anchors": flight.Anchors(yielded - replay, graph_state),  # to rewind to
         }
         self._current = current
         it = self.reading_service.epoch(base_seed, epoch, graph_state)
         self._epoch_it = _weak(it)
+        if replay:
+            flight.replay(it, replay, epoch)
         self._announce_next_epoch()
         it = self._run_timed(it, current) if self._stats is not None else self._run(it, current)
+        if self._in_flight:
+            it = self._anchored(it, current)
         return progress_bar(it, self, epoch) if self._progress else it
 
     def _run(self, it: Iterator[T], current: dict) -> Iterator[T]:
@@ -134,6 +147,18 @@ class DataLoader2(Generic[T]):
             raise RuntimeError("DataLoader2 was shut down during this epoch")
         if self._current is current:
             current["done"] = True
+
+    def _anchored(self, it: Iterator[T], current: dict) -> Iterator[T]:
+        """Between two elements, now and then a graph state to rewind to, so
+        that a state taken with ``in_flight`` replays few elements."""
+        clock, anchors, back = perf_counter, current["anchors"], self._in_flight
+        due = clock()
+        for item in it:
+            yield item
+            now = clock()
+            if now >= due:
+                anchors.add(current["yielded"], self.reading_service.state(), back)
+                due = now + (clock() - now) * flight.SPACING
 
     def _announce_next_epoch(self) -> None:
         """Tell the service which epoch follows this one, with its seed, so
@@ -189,9 +214,17 @@ class DataLoader2(Generic[T]):
             before = clock()
             self._outside += before - got
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, in_flight: int | None = None) -> dict[str, Any]:
         """Plain data (msgpack/JSON-serializable): epoch, base seed, elements
-        yielded and the graph's positions and RNG states."""
+        yielded and the graph's positions and RNG states.
+
+        The state describes the stream after the element the loop is on: the
+        last one handed out, less ``in_flight`` (default: the loader's) taken
+        ahead. A pull that ended the epoch counts as one of those. Such a state
+        points at an earlier graph state with the elements to replay from it
+        (a state per element would cost more than the element): one the loader
+        keeps now and then when it has ``in_flight``, else that of the previous
+        ``state_dict()`` call or of the epoch's start."""
         current = self._current
         if current is None:
             return {
@@ -202,11 +235,12 @@ class DataLoader2(Generic[T]):
                 "yielded": 0,
                 "done": True,
                 "graph": None,
+                "replay": 0,
             }
         graph = current["graph"]
         if graph is _LIVE:
             graph = None if current["done"] else self.reading_service.state()
-        return {
+        state = {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
             "epoch": current["epoch"],
@@ -214,16 +248,20 @@ class DataLoader2(Generic[T]):
             "yielded": current["yielded"],
             "done": current["done"],
             "graph": graph,
+            "replay": 0,
         }
+        in_flight = self._in_flight if in_flight is None else flight.count(in_flight)
+        back = in_flight - 1 if current["done"] and in_flight else in_flight
+        return current["anchors"].rewound(state, back, in_flight) if back else state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The next ``iter()`` continues from ``state``."""
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ResumeError(f"not a DataLoader2 state dict: {str(state)[:200]}")
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in (1, STATE_VERSION):
             raise ResumeError(
                 f"DataLoader2 state version {state.get('version')} is not "
-                f"supported (this streamdag reads version {STATE_VERSION})"
+                f"supported (this streamdag reads versions 1 to {STATE_VERSION})"
             )
         self._pending = dict(state)
         self._current = None
