@@ -129,13 +129,20 @@ def loader_epoch(pipe: Any) -> Iterator[Any] | None:
     if seed is None:  # a worker of a plain IterableDataset: torch's base seed
         seed = info.seed - info.id
     node = with_shuffle(pipe.node, None if settings is None else settings.shuffle)
-    worker = _context(info)
+    worker = _context(info, settings)
     if worker.shard_index == 0:  # one warning, not one per worker
         warn_if_unsharded(node, worker.num_shards, "torch DataLoader")
     return _run(RuntimeGraph(node, worker), seed)
 
 
-def _context(info: Any) -> WorkerContext:
+def _context(info: Any, settings: Any) -> WorkerContext:
+    """Where this copy runs: from torch's sharding call (it knows the ranks
+    even where a forked worker does not), else from torch.distributed."""
+    workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
+    instances = None if settings is None else settings.instances
+    if instances is not None:
+        world = instances[0] // workers
+        return WorkerContext(instances[1] % world, world, worker, workers)
     import torch.distributed as dist
 
     rank, world = (
@@ -143,9 +150,7 @@ def _context(info: Any) -> WorkerContext:
         if dist.is_available() and dist.is_initialized()
         else (0, 1)
     )
-    if info is None:
-        return WorkerContext(rank, world)
-    return WorkerContext(rank, world, info.id, info.num_workers)
+    return WorkerContext(rank, world, worker, workers)
 
 
 def _run(graph: RuntimeGraph, seed: int) -> Iterator[Any]:

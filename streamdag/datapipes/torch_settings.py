@@ -12,11 +12,14 @@ from torch.utils.data import IterDataPipe
 
 class LoaderSettings(IterDataPipe):
     """What torch's DataLoader sets on the pipe: its ``shuffle=`` (None: the
-    pipe's own shuffles hold) and the seed of the coming epoch."""
+    pipe's own shuffles hold), the seed of the coming epoch, and this copy's
+    place among all of them (torch's global worker id is
+    ``worker_id * world_size + rank``)."""
 
     def __init__(self) -> None:
         self.shuffle: bool | None = None
         self.seed: int | None = None
+        self.instances: tuple[int, int] | None = None  # (how many, this one)
 
     def set_shuffle(self, shuffle: bool = True) -> LoaderSettings:
         self.shuffle = shuffle
@@ -25,6 +28,9 @@ class LoaderSettings(IterDataPipe):
     def set_seed(self, seed: int) -> LoaderSettings:
         self.seed = seed
         return self
+
+    def apply_sharding(self, num_of_instances: int, instance_id: int) -> None:
+        self.instances = (num_of_instances, instance_id)
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError("LoaderSettings holds a DataLoader's settings; it yields nothing")
