@@ -100,10 +100,12 @@ def settings_of(pipe: Any) -> Any:
     return settings
 
 
-def called_by_torch() -> bool:
-    """Whether torch's ``graph_settings`` called the caller (``set_shuffle``
-    or ``set_seed`` on the pipe itself, whose result it ignores)."""
-    return sys._getframe(2).f_globals.get("__name__") == "torch.utils.data.graph_settings"
+def called_by_torch(module: str = "graph_settings", depth: int = 2) -> bool:
+    """Whether torch's ``module`` called the caller ``depth`` frames up: its
+    ``graph_settings`` calls ``set_shuffle`` or ``set_seed`` on the pipe
+    itself (ignoring the result), its DataLoader wrapper iterates the pipe."""
+    caller = sys._getframe(depth).f_globals.get("__name__")
+    return caller == f"torch.utils.data.{module}"
 
 
 def warn_if_no_shuffle(node: Node, shuffle: bool) -> None:
@@ -116,9 +118,9 @@ def loader_epoch(pipe: Any) -> Iterator[Any] | None:
     """The epoch to run when a torch DataLoader iterates ``pipe`` (in one of
     its workers, or in process with ``num_workers=0``); None otherwise."""
     settings = getattr(pipe, "_loader", None)
-    seed = None if settings is None else settings.seed
-    if seed is not None:
-        settings.seed = None  # one epoch per seed torch sets
+    seed = None
+    if settings is not None and called_by_torch("datapipes.datapipe", 3):
+        seed, settings.seed = settings.seed, None  # one epoch per seed torch sets
     info = None
     if _TORCH_DATA in sys.modules:
         from torch.utils.data import get_worker_info
