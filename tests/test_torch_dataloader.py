@@ -71,6 +71,7 @@ def test_a_datapipe_is_an_iterable_dataset_even_built_before_torch_is_imported()
     assert result.stdout.strip() == "[0, 1, 2, 3, 4]"
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")
 @pytest.mark.parametrize("workers", [0, 1, 2, 3])
 def test_every_element_exactly_once_per_epoch(workers: int) -> None:
     loader = DataLoader(_pipe(), batch_size=4, num_workers=workers)
