@@ -195,6 +195,18 @@ def test_a_plain_iterable_dataset_over_a_pipe_no_longer_duplicates() -> None:
     ]
 
 
+def test_a_plain_iterable_dataset_ignores_what_torch_set_for_another_loader() -> None:
+    dp = _pipe()
+    list(DataLoader(dp, batch_size=None, shuffle=False))  # 0 workers: one copy of one
+
+    class Adapter(IterableDataset):
+        def __iter__(self):
+            return iter(dp)
+
+    got = _flat(DataLoader(Adapter(), batch_size=4, num_workers=2))
+    assert sorted(got) == [2 * i for i in range(N)] and got != sorted(got)
+
+
 def test_direct_iteration_is_unchanged_after_a_loader_ran() -> None:
     dp = _pipe()
     list(DataLoader(dp, batch_size=None, num_workers=2, shuffle=False))

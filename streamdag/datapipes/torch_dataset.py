@@ -117,9 +117,10 @@ def warn_if_no_shuffle(node: Node, shuffle: bool) -> None:
 def loader_epoch(pipe: Any) -> Iterator[Any] | None:
     """The epoch to run when a torch DataLoader iterates ``pipe`` (in one of
     its workers, or in process with ``num_workers=0``); None otherwise."""
-    settings = getattr(pipe, "_loader", None)
-    seed = None
-    if settings is not None and called_by_torch("datapipes.datapipe", 3):
+    settings, seed = getattr(pipe, "_loader", None), None
+    if settings is not None and not called_by_torch("datapipes.datapipe", 3):
+        settings = None  # what torch set is for its own loader's iterations only
+    if settings is not None:
         seed, settings.seed = settings.seed, None  # one epoch per seed torch sets
     info = None
     if _TORCH_DATA in sys.modules:
