@@ -11,6 +11,7 @@ from ..core.params import Col
 from ..core.registry import get_op
 from ..core.shard_points import check_sharded_once, is_sharding_point
 from ..errors import ParamError
+from . import torch_dataset
 from .reader_methods import ReaderMethods
 from .transform_methods import TransformMethods
 
@@ -37,14 +38,23 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
     """A handle on a node of the graph (alias ``IterDataPipe``).
 
     Iterating it runs the pipeline in this process with a fresh random seed;
-    use ``DataLoader2`` for seeds, epochs, workers and resume."""
+    use ``DataLoader2`` for seeds, epochs, workers and resume. It is also a
+    ``torch.utils.data.IterableDataset`` (an ``IterDataPipe`` for torch) that
+    torch's ``DataLoader`` shards and seeds as torchdata's pipes."""
 
-    __slots__ = ("node",)
+    __slots__ = ("_loader", "node")
 
     def __init__(self, node: Node) -> None:
         self.node = node
 
     def __iter__(self) -> Iterator[T]:
+        epoch = torch_dataset.loader_epoch(self)
+        return epoch if epoch is not None else self._in_process()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return torch_dataset.traversal_reduction(self) or super().__reduce_ex__(protocol)
+
+    def _in_process(self) -> Iterator[T]:
         from ..reading_service.dataloader2 import DataLoader2
 
         loader = DataLoader2(self)
@@ -279,12 +289,21 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
     def set_shuffle(self, shuffle: bool = True) -> DataPipe[T]:
         """This shuffle with shuffling on or off (off: elements pass in order).
         A new pipe, as every method here: use the returned pipe (torchdata
-        changes the shuffle in place and returns it)."""
+        changes the shuffle in place and returns it). torch's ``DataLoader(dp,
+        shuffle=...)`` calls it on any pipe: that sets the pipe's shuffles for
+        torch's loader, in place, as torchdata."""
+        if torch_dataset.called_by_torch():
+            torch_dataset.settings_of(self).set_shuffle(shuffle)
+            torch_dataset.warn_if_no_shuffle(self.node, shuffle)
+            return self
         return self._shuffle_with("set_shuffle", enabled=shuffle)
 
     def set_seed(self, seed: int) -> DataPipe[T]:
         """This shuffle with a seed of its own: its order no longer follows the
         loader's seed; epoch ``e`` draws from (``seed``, ``e``)."""
+        if torch_dataset.called_by_torch():  # torch's seed for the coming epoch
+            torch_dataset.settings_of(self).set_seed(seed)
+            return self
         return self._shuffle_with("set_seed", seed=seed)
 
     def _shuffle_with(self, method: str, **params: Any) -> DataPipe[Any]:
@@ -298,6 +317,7 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
 
 
 IterDataPipe = DataPipe
+torch_dataset.register_when_torch_loads(DataPipe)
 
 
 def IterableWrapper(  # noqa: N802 - torchdata's name
