@@ -103,7 +103,7 @@ def test_fork_branches_each_see_every_element():
 
 def test_fork_source_read_once_per_epoch():
     counter = CountingIterable(4)
-    left, right = sd.IterableWrapper(counter).fork(2)
+    left, right = sd.IterableWrapper(counter, deepcopy=False).fork(2)
     assert list(left.zip(right.map(double))) == [(0, 0), (1, 2), (2, 4), (3, 6)]
     assert counter.iterations == 1
 
@@ -146,7 +146,7 @@ def test_header_cycle_prefetch_cache():
 
 def test_in_memory_cache_serves_later_epochs_from_memory():
     counter = CountingIterable(3)
-    loader = sd.DataLoader2(sd.IterableWrapper(counter).in_memory_cache())
+    loader = sd.DataLoader2(sd.IterableWrapper(counter, deepcopy=False).in_memory_cache())
     assert list(loader) == [0, 1, 2]
     assert list(loader) == [0, 1, 2]
     assert counter.iterations == 1
