@@ -4,6 +4,7 @@ line changed, gives the same elements, lengths and errors."""
 
 from __future__ import annotations
 
+import gzip
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +15,8 @@ import pytest
 import streamdag as sd
 import streamdag.dataloader2.adapter as sd_adapter
 import streamdag.datapipes.iter as sd_iter
+from streamdag.graph_io import dumps as sd_dumps
+from streamdag.testing import assert_resumes, assert_round_trips
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -116,3 +119,76 @@ def test_cache_timeout_sets_every_end_caching(tmp_path: Path) -> None:
 def test_cache_timeout_needs_a_timeout(adapter: ModuleType) -> None:
     with pytest.raises(ValueError, match="timeout should be integer"):
         adapter.CacheTimeout()
+
+
+@pytest.fixture(scope="module")
+def gz_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("gz")
+    for i in range(2):
+        (root / f"{i}.txt.gz").write_bytes(gzip.compress(f"line {i}\r\nzwei é\n".encode()))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("mode", "kwargs_for_open"),
+    [
+        ("r", {"compression": "gzip"}),
+        ("rb", {"compression": "gzip"}),
+        ("r", {"compression": "gzip", "encoding": "latin-1", "newline": ""}),
+    ],
+)
+def test_fsspec_file_opener_kwargs_for_open(
+    gz_files: Path, mode: str, kwargs_for_open: dict[str, Any]
+) -> None:
+    """``kwargs_for_open`` go to ``fs.open`` for each file: gzip files read
+    decompressed, text in the encoding asked for."""
+
+    def run(ns: ModuleType) -> list[tuple[str, Any]]:
+        lister = ns.FileLister(str(gz_files), "*.gz")
+        pipe = ns.FSSpecFileOpener(lister, mode, kwargs_for_open=kwargs_for_open)
+        return [(path, stream.read()) for path, stream in pipe]
+
+    ours = run(sd_iter)
+    assert ours == run(td_iter)
+    assert ours[0][1][:6] in ("line 0", b"line 0")
+
+
+def test_fsspec_file_opener_kwargs_are_filesystem_options(gz_files: Path) -> None:
+    def run(ns: ModuleType) -> list[str]:
+        lister = ns.IterableWrapper([str(gz_files / "0.txt.gz")])
+        pipe = lister.open_files_by_fsspec(kwargs_for_open={"compression": "gzip"}, auto_mkdir=True)
+        return [stream.read() for _, stream in pipe]
+
+    assert run(sd_iter) == run(td_iter) == ["line 0\nzwei é\n"]
+    pipe = sd_iter.IterableWrapper(["a"]).open_files_by_fsspec(auto_mkdir=True)
+    assert pipe.node.params["storage_options"] == {"auto_mkdir": True}
+
+
+def test_kwargs_for_open_resume_and_are_saved(gz_files: Path) -> None:
+    pipe = sd.FileLister(str(gz_files), "*.gz").open_files(kwargs_for_open={"compression": "gzip"})
+    lines = pipe.readlines(return_path=False)
+    assert assert_resumes(lines) == ["line 0", "zwei é", "line 1", "zwei é"]
+    loaded = assert_round_trips(lines)
+    assert loaded.node.inputs[0].params["kwargs_for_open"] == {"compression": "gzip"}
+
+
+def test_kwargs_for_open_errors() -> None:
+    files = sd.IterableWrapper(["a.gz"])
+    with pytest.raises(sd.ParamError, match="encoding= or kwargs_for_open's 'encoding'"):
+        files.open_files(encoding="utf-8", kwargs_for_open={"encoding": "latin-1"})
+    with pytest.raises(sd.ParamError, match="retry .* takes no kwargs_for_open"):
+        files.open_files(retry=True, kwargs_for_open={"compression": "gzip"})
+    with pytest.raises(sd.ParamError, match="kwargs_for_open must be a dict"):
+        files.open_files(kwargs_for_open=["gzip"])  # type: ignore[arg-type]
+
+
+def test_kwargs_for_open_credentials_are_left_out_of_saved_graphs() -> None:
+    """As in storage_options: graph files get shared, so credentials stay out."""
+    options = {"block_size": 1024, "headers": {"Authorization": "Bearer tok-0005"}}
+    pipe = sd.IterableWrapper(["http://127.0.0.1:9/a"]).open_files(
+        kwargs_for_open=options, name="open"
+    )
+    with pytest.warns(UserWarning, match=r"'open' \(kwargs_for_open.headers.Authorization\)"):
+        data = sd_dumps(pipe, "json")
+    assert b"tok-0005" not in data and b"block_size" in data
+    assert pipe.node.params["kwargs_for_open"] == options  # in memory: kept
