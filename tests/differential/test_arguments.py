@@ -15,6 +15,7 @@ import pytest
 import streamdag as sd
 import streamdag.dataloader2.adapter as sd_adapter
 import streamdag.datapipes.iter as sd_iter
+import streamdag.datapipes.map as sd_map
 from streamdag.graph_io import dumps as sd_dumps
 from streamdag.testing import assert_resumes, assert_round_trips
 
@@ -22,6 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     td_iter = pytest.importorskip("torchdata.datapipes.iter")
     td_adapter = pytest.importorskip("torchdata.dataloader2.adapter")
+    td_map = pytest.importorskip("torchdata.datapipes.map")
     from torch.utils.data.datapipes.iter.sharding import SHARDING_PRIORITIES
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::UserWarning")]
@@ -192,3 +194,65 @@ def test_kwargs_for_open_credentials_are_left_out_of_saved_graphs() -> None:
         data = sd_dumps(pipe, "json")
     assert b"tok-0005" not in data and b"block_size" in data
     assert pipe.node.params["kwargs_for_open"] == options  # in memory: kept
+
+
+MAPS = pytest.mark.parametrize("ns", [td_map, sd_map], ids=["torchdata", "streamdag"])
+
+
+@pytest.mark.parametrize("columns_to_skip", [None, [1], (0, 2)])
+def test_map_style_unzip(columns_to_skip: list[int] | None) -> None:
+    def run(ns: ModuleType) -> list[tuple[int, Any, list[int]]]:
+        source = ns.SequenceWrapper([(i, i + 10, i + 20) for i in range(4)])
+        pipes = source.unzip(3, columns_to_skip=columns_to_skip)
+        assert ns.UnZipper(source, 3, columns_to_skip)[0][2] == pipes[0][2]
+        return [(len(p), p[1], list(p)) for p in pipes]
+
+    assert run(sd_map) == run(td_map)
+
+
+@MAPS
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [((0,), "Expected `sequence_length` larger than 0, but 0 is found"), ((2, [0, 1]), "filtered")],
+)
+def test_map_style_unzip_errors(ns: ModuleType, args: tuple[Any, ...], error: str) -> None:
+    with pytest.raises((ValueError, RuntimeError), match=error) as caught:
+        ns.SequenceWrapper([(1, 2)]).unzip(*args)
+    assert caught.type is (ValueError if args == (0,) else RuntimeError)
+
+
+class Counted:
+    """A map function that counts its calls: how often an item was computed."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, x: int) -> int:
+        self.calls += 1
+        return x * 2
+
+
+@MAPS
+def test_map_style_in_memory_cache_computes_each_item_once(ns: ModuleType) -> None:
+    fn = Counted()
+    cached = ns.SequenceWrapper(range(5)).map(fn).in_memory_cache()
+    first = [cached[i] for i in (3, 3, 1)]
+    assert (first, list(cached), list(cached), len(cached)) == (
+        [6, 6, 2],
+        [0, 2, 4, 6, 8],
+        [0, 2, 4, 6, 8],
+        5,
+    )
+    assert fn.calls == 5
+    assert isinstance(ns.InMemoryCacheHolder(ns.SequenceWrapper([1])), ns.MapDataPipe)
+
+
+def test_map_style_unzip_and_cache_convert_to_iterable_pipes() -> None:
+    fn = Counted()
+    source = sd_map.SequenceWrapper([(i, str(i)) for i in range(3)])
+    numbers, names = source.unzip(2)
+    cached = numbers.map(fn).in_memory_cache()
+    assert list(cached.to_iter_datapipe()) == list(cached.to_iter_datapipe()) == [0, 2, 4]
+    assert fn.calls == 3
+    with sd.DataLoader2(names.to_iter_datapipe()) as loader:
+        assert list(loader) == ["0", "1", "2"]
