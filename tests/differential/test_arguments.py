@@ -256,3 +256,35 @@ def test_map_style_unzip_and_cache_convert_to_iterable_pipes() -> None:
     assert fn.calls == 3
     with sd.DataLoader2(names.to_iter_datapipe()) as loader:
         assert list(loader) == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("total_length", [None, 10])
+def test_random_split_override_seed_redraws_every_group(total_length: int | None) -> None:
+    """torchdata's ``override_seed`` on one group changes the split of all
+    groups from the next iteration on, in place, and returns the group."""
+
+    def run(ns: ModuleType) -> list[list[int]]:
+        source = ns.IterableWrapper(range(10))
+        a, b = ns.RandomSplitter(source, {"a": 5, "b": 5}, seed=0, total_length=total_length)
+        got = [list(a), list(b)]
+        assert a.override_seed(7) is a
+        got += [list(a), list(b), list(b)]
+        target = source.random_split({"a": 0.5, "b": 0.5}, seed=0, target="b")
+        return [*got, list(target.override_seed(7))]
+
+    ours = run(sd_iter)
+    assert ours == run(td_iter)
+    assert ours[0] != ours[2] and sorted(ours[2] + ours[3]) == list(range(10))
+
+
+def test_random_split_override_seed_runs_in_loaders_and_saves() -> None:
+    train, valid = sd.IterableWrapper(range(12)).random_split({"t": 2, "v": 1}, seed=0)
+    valid.override_seed(5)
+    assert_round_trips(train)
+    with sd.DataLoader2(train.concat(valid)) as loader:
+        assert sorted(loader) == list(range(12))
+    assert (train.node.params["seed"], len(train), len(valid)) == (5, 8, 4)
+    with pytest.raises(
+        sd.ParamError, match="random_split: seed must be an int, float, str or bytes"
+    ):
+        train.override_seed([1])
