@@ -320,6 +320,27 @@ IterDataPipe = DataPipe
 torch_dataset.register_when_torch_loads(DataPipe)
 
 
+class SplitGroup(DataPipe[T]):
+    """One group of ``random_split``: a DataPipe that also takes torchdata's
+    ``override_seed``."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self, node: Node, groups: list[SplitGroup[Any]]) -> None:
+        super().__init__(node)
+        self._groups = groups  # every group of the split, this one included
+
+    def override_seed(self, seed: Any) -> SplitGroup[T]:
+        """Draw the split from ``seed`` from now on, in every group of this
+        split (they stay disjoint), as torchdata's RandomSplitter: in place,
+        returning this pipe. Pipes already built on a group, and loaders already
+        made, keep the seed they were made with (a graph is plain data)."""
+        for group in self._groups:
+            node = group.node
+            group.node = make_node(node.op, {**node.params, "seed": seed}, node.inputs, node.name)
+        return self
+
+
 def IterableWrapper(  # noqa: N802 - torchdata's name
     iterable: Iterable[T], deepcopy: bool = True, *, name: str | None = None
 ) -> DataPipe[T]:

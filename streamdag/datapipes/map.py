@@ -7,7 +7,16 @@ from typing import Any, TypeVar
 
 from . import map_style
 from .datapipe import DataPipe
-from .map_style import Batcher, Concater, IterToMapConverter, MapDataPipe, Mapper, Zipper
+from .map_style import (
+    Batcher,
+    Concater,
+    InMemoryCacheHolder,
+    IterToMapConverter,
+    MapDataPipe,
+    Mapper,
+    UnZipper,
+    Zipper,
+)
 
 T = TypeVar("T")
 
@@ -22,9 +31,11 @@ class SequenceWrapper(map_style.SequenceWrapper[T]):
 __all__ = [
     "Batcher",
     "Concater",
+    "InMemoryCacheHolder",
     "IterToMapConverter",
     "MapDataPipe",
     "Mapper",
     "SequenceWrapper",
+    "UnZipper",
     "Zipper",
 ]

@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..core.node import Node
+from ..core.ops.transforms import unzip_columns
 from ..core.registry import get_op
 
 if TYPE_CHECKING:
@@ -78,6 +79,16 @@ class MapDataPipe(Generic[T]):
     def concat(self, *others: MapDataPipe[Any]) -> MapDataPipe[Any]:
         """This pipe's indices, then each of ``others``' shifted after it."""
         return Concater(self, *others)
+
+    def unzip(
+        self, sequence_length: int, columns_to_skip: Sequence[int] | None = None
+    ) -> list[MapDataPipe[Any]]:
+        """One pipe per column of the sequence items (less ``columns_to_skip``)."""
+        return UnZipper(self, sequence_length, columns_to_skip)
+
+    def in_memory_cache(self) -> MapDataPipe[T]:
+        """Each item computed once, when first indexed, then kept in memory."""
+        return InMemoryCacheHolder(self)
 
     def to_iter_datapipe(self, indices: list[Any] | None = None) -> DataPipe[T]:
         """An iterable pipe of the items at ``indices`` (default 0 .. len - 1), in order."""
@@ -206,6 +217,64 @@ class Concater(_Several):
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
+
+
+def UnZipper(  # noqa: N802 - torchdata's name (its class returns a list)
+    source: MapDataPipe[Sequence[Any]],
+    sequence_length: int,
+    columns_to_skip: Sequence[int] | None = None,
+) -> list[MapDataPipe[Any]]:
+    """torchdata's map-style ``UnZipper``: the pipes of ``source.unzip(...)``."""
+    if sequence_length < 1:
+        raise ValueError(
+            f"Expected `sequence_length` larger than 0, but {sequence_length} is found"
+        )
+    params = {"sequence_length": sequence_length, "columns_to_skip": columns_to_skip}
+    columns = unzip_columns(params)
+    if not columns:
+        raise RuntimeError(
+            "All instances are being filtered out in UnZipper. Please check "
+            "the input `sequence_length` and `columns_to_skip`."
+        )
+    return [_Column(source, column) for column in columns]
+
+
+class _Column(MapDataPipe[Any]):
+    """Index i: column ``column`` of the source's item i (one output of unzip)."""
+
+    def __init__(self, source: MapDataPipe[Sequence[Any]], column: int) -> None:
+        self.source, self.column = source, column
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.source[index][self.column]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def pipe_class(self) -> type[DataPipe[Any]]:
+        return self.source.pipe_class()
+
+
+class InMemoryCacheHolder(MapDataPipe[T]):
+    """The source's items, each computed when first indexed and then kept
+    (torchdata's map-style ``in_memory_cache``: items of a map-style pipe are
+    computed at each lookup otherwise). The cache lives in this object: each
+    worker process fills its own copy."""
+
+    def __init__(self, source: MapDataPipe[T]) -> None:
+        self.source = source
+        self.cache: dict[Any, T] = {}
+
+    def __getitem__(self, index: Any) -> T:
+        if index not in self.cache:
+            self.cache[index] = self.source[index]
+        return self.cache[index]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def pipe_class(self) -> type[DataPipe[Any]]:
+        return self.source.pipe_class()
 
 
 class IterToMapConverter(MapDataPipe[Any]):

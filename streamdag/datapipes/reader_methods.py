@@ -26,6 +26,7 @@ class ReaderMethods(DecoderMethods):
         encoding: str | None = None,
         *,
         storage_options: Mapping[str, Any] | None = None,
+        kwargs_for_open: Mapping[str, Any] | None = None,
         on_error: str = "raise",
         retry: bool | Mapping[str, Any] = False,
         name: str | None = None,
@@ -34,7 +35,9 @@ class ReaderMethods(DecoderMethods):
         by the next node. ``mode`` as torchdata: "r"/"t"/"rt" text (universal
         newlines, ``encoding``), "b"/"rb" binary (what archive readers and
         ``decompress`` need). ``storage_options`` default to those of the
-        FileLister upstream. ``retry=True`` (or a dict of ``chunk_size``,
+        FileLister upstream. ``kwargs_for_open`` go to fsspec's ``fs.open``
+        for each file (e.g. ``{"compression": "gzip"}``), as torchdata's
+        FSSpecFileOpener. ``retry=True`` (or a dict of ``chunk_size``,
         ``read_ahead``, ``shards_ahead``, ``max_retries``, ``backoff_base``,
         ``backoff_max``) reads through ranged, retried chunks with read-ahead:
         the setting for object stores (see docs/s3.md)."""
@@ -47,11 +50,45 @@ class ReaderMethods(DecoderMethods):
             "on_error": on_error,
         }
         if retry:
+            if kwargs_for_open:
+                raise ParamError(
+                    "open_files: retry reads ranged chunks itself and takes no "
+                    "kwargs_for_open; decompress() the stream downstream instead"
+                )
             options = {} if retry is True else dict(retry)
             return self._then("open_files_retrying", {**params, **options}, name=name)
+        # a dict copy (plain data for graph files); a non-mapping goes on to the spec's error
+        params["kwargs_for_open"] = (
+            dict(kwargs_for_open) if isinstance(kwargs_for_open, Mapping) else kwargs_for_open
+        ) or None
         return self._then("open_files", params, name=name)
 
-    open_files_by_fsspec = open_files
+    def open_files_by_fsspec(
+        self,
+        mode: str = "r",
+        encoding: str | None = None,
+        *,
+        kwargs_for_open: Mapping[str, Any] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        on_error: str = "raise",
+        retry: bool | Mapping[str, Any] = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> DataPipe[tuple[str, Any]]:
+        """``open_files`` with torchdata's FSSpecFileOpener arguments too: the
+        other keyword arguments (``**kwargs``) are the filesystem's options,
+        added to ``storage_options``."""
+        if kwargs:
+            storage_options = {**(storage_options or lister_options(self.node) or {}), **kwargs}
+        return self.open_files(
+            mode,
+            encoding,
+            storage_options=storage_options,
+            kwargs_for_open=kwargs_for_open,
+            on_error=on_error,
+            retry=retry,
+            name=name,
+        )
 
     def load_from_tar(
         self, *, streams: bool = False, on_error: str = "raise", name: str | None = None

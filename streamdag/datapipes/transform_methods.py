@@ -209,7 +209,10 @@ class TransformMethods(PipeMethods):
     ) -> Any:
         """Split the elements at random into groups with the given weights:
         the same split every epoch for a ``seed``. All groups (a list) or the
-        ``target`` one. ``total_length`` defaults to ``len()``."""
+        ``target`` one. ``total_length`` defaults to ``len()``. A group's
+        ``override_seed(seed)`` redraws the split of every group (torchdata's)."""
+        from .datapipe import SplitGroup
+
         if total_length is None:
             try:
                 total_length = len(self)
@@ -220,12 +223,12 @@ class TransformMethods(PipeMethods):
                 ) from None
         pairs = [[key, weight] for key, weight in weights.items()]
 
-        def group(key: Any, label: str | None) -> DataPipe[Any]:
-            return self._then(
-                "random_split",
-                {"weights": pairs, "seed": seed, "target": key, "total_length": total_length},
-                name=label,
-            )
+        groups: list[SplitGroup[Any]] = []
+
+        def group(key: Any, label: str | None) -> SplitGroup[Any]:
+            params = {"weights": pairs, "seed": seed, "target": key, "total_length": total_length}
+            groups.append(SplitGroup(self._then("random_split", params, name=label).node, groups))
+            return groups[-1]
 
         if target is not None:
             if target not in weights:

@@ -1,4 +1,5 @@
-"""Credentials in fsspec ``storage_options``. A saved graph leaves them out
+"""Credentials in fsspec ``storage_options`` (and ``open_files``'
+``kwargs_for_open``, which go to the same filesystem). A saved graph leaves them out
 unless the caller asks for them: graph files get shared, committed and
 printed, and a graph without them still runs, because the filesystem then
 finds credentials its usual way (for S3: environment variables, a profile
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..core.node import Node
 
-OPTIONS_PARAM = "storage_options"
+OPTIONS_PARAMS = ("storage_options", "kwargs_for_open")
 
 # Keys that hold a credential or half of one, at any depth of storage_options
 # (compared in lower case): s3fs (key/secret/token, username/password) and
@@ -29,8 +30,9 @@ SECRET_KEYS = frozenset(
 
 
 def without_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with the credentials in its storage_options removed."""
-    return {k: _split(v, k)[0] if k == OPTIONS_PARAM else v for k, v in params.items()}
+    """``params`` with the credentials in its storage_options (and
+    kwargs_for_open) removed."""
+    return {k: _split(v, k)[0] if k in OPTIONS_PARAMS else v for k, v in params.items()}
 
 
 def secrets_in(nodes: Iterable[Node]) -> list[str]:
@@ -38,8 +40,7 @@ def secrets_in(nodes: Iterable[Node]) -> list[str]:
     'files' (storage_options.key, storage_options.secret)``."""
     found = []
     for node in nodes:
-        options = node.params.get(OPTIONS_PARAM)
-        paths = _split(options, OPTIONS_PARAM)[1] if options is not None else []
+        paths = [p for name in OPTIONS_PARAMS for p in _split(node.params.get(name), name)[1]]
         if paths:
             found.append(f"{node.label} ({', '.join(paths)})")
     return found

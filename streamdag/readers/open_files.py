@@ -13,11 +13,11 @@ from functools import partial
 from typing import Any
 
 from ..core.policy import SKIP, not_skipped
-from ..core.streams import close_quietly, in_mode, open_local
+from ..core.streams import close_quietly, open_local
 from ..runtime.node import RuntimeNode
 from ..runtime.policy import ErrorPolicy
 
-PARAMS = ("mode", "encoding", "storage_options", "on_error")
+PARAMS = ("mode", "encoding", "storage_options", "on_error", "kwargs_for_open")
 
 
 def open_stream(
@@ -25,15 +25,19 @@ def open_stream(
     mode: str = "r",
     encoding: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    kwargs_for_open: Mapping[str, Any] | None = None,
 ) -> Any:
     """An open file object: the builtin ``open`` for local paths (fastest
-    reads), fsspec for URLs; text unless ``mode`` has a "b"."""
-    if "://" not in path and "::" not in path:
+    reads), fsspec for URLs and wherever ``kwargs_for_open`` (``fs.open``'s
+    keyword arguments, as torchdata's FSSpecFileOpener) are given; text
+    unless ``mode`` has a "b"."""
+    if not kwargs_for_open and "://" not in path and "::" not in path:
         return open_local(path, mode, encoding)
     from fsspec.core import url_to_fs
 
     fs, inner = url_to_fs(path, **(storage_options or {}))
-    return in_mode(fs.open(inner, "rb"), mode, encoding)
+    text = {} if "b" in mode or encoding is None else {"encoding": encoding}
+    return fs.open(inner, "rb" if "b" in mode else "rt", **text, **(kwargs_for_open or {}))
 
 
 class OpenFilesNode(ErrorPolicy, RuntimeNode):
@@ -47,6 +51,7 @@ class OpenFilesNode(ErrorPolicy, RuntimeNode):
             mode=p["mode"],
             encoding=p["encoding"],
             storage_options=p["storage_options"],
+            kwargs_for_open=p.get("kwargs_for_open"),  # open_files_retrying takes none
         )
         self._last: Any = None
 

@@ -143,6 +143,8 @@ def _check_open(params: Mapping[str, Any]) -> None:
             f"open_files: binary mode {params['mode']!r} takes no encoding "
             f"(got encoding={params['encoding']!r})"
         )
+    if params["encoding"] is not None and "encoding" in (params.get("kwargs_for_open") or {}):
+        raise ParamError("open_files: give encoding= or kwargs_for_open's 'encoding', not both")
 
 
 #: ranged, retried reads with read-ahead (``open_files(retry=...)``, docs/s3.md)
@@ -169,7 +171,12 @@ SPECS = (
             "abspath": _flag(False),
         },
     ),
-    OpSpec("open_files", _RT + "open_files:OpenFilesNode", params=_OPEN, check=_check_open),
+    OpSpec(
+        "open_files",
+        _RT + "open_files:OpenFilesNode",
+        params={**_OPEN, "kwargs_for_open": Param(None, _options)},
+        check=_check_open,
+    ),
     OpSpec(
         "open_files_retrying",
         _RT + "open_files_retrying:RetryingOpenFilesNode",
