@@ -105,6 +105,7 @@ def main(argv: list[str]) -> int:
                             w, inputs, inputs_path, args.reps, exp, chosen, args.timeout, log
                         )
                     )
+    workloads.sort(key=lambda w: args.only.index(w["name"]))  # stable: counts stay in order
     harness.add_ratios(workloads)
 
     results = {

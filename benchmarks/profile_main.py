@@ -117,7 +117,7 @@ def with_py_spy(args: argparse.Namespace, py_spy: str) -> int:
         cmd += ["--workers", str(args.workers), "--data", args.data, "--epochs", str(args.epochs)]
         rc = subprocess.run([*cmd, "--sampler", "none"], check=False).returncode
         if rc or not raw.exists():
-            print(f"py-spy failed (exit {rc}); rerun with --sampler cprofile", file=sys.stderr)
+            print(f"py-spy failed (exit {rc})", file=sys.stderr)
             return rc or 1
         print_stacks(raw.read_text(), args.top)
     return 0
@@ -161,7 +161,11 @@ def main(argv: list[str]) -> int:
     if sampler == "py-spy":
         if not py_spy:
             raise SystemExit("py-spy is not installed: pip install py-spy, or --sampler cprofile")
-        return with_py_spy(args, py_spy)
+        rc = with_py_spy(args, py_spy)
+        if rc == 0 or args.sampler == "py-spy":
+            return rc
+        print("py-spy could not sample (ptrace refused?): cProfile instead", file=sys.stderr)
+        sampler = "cprofile"
     if sampler == "cprofile":
         with_cprofile(args)
     else:  # "none": the run py-spy samples from outside
