@@ -8,8 +8,8 @@ process only receives, unpickles, merges and hands over batches, so its
 profile shows what caps throughput as workers are added. It prints:
 
 - the main thread's hottest functions: sampled by py-spy (``--sampler
-  py-spy``, the default when the ``py-spy`` command is on PATH: no overhead in
-  the profiled process, native frames of the receive and unpickle) or
+  py-spy``, the default when the ``py-spy`` command is installed: no overhead in
+  the profiled process, every thread) or
   measured by cProfile otherwise (deterministic, slows Python-heavy code);
 - the per-node table of ``loader.stats()``: CPU per node summed over workers,
   and how long the loop waited for data;
@@ -108,7 +108,7 @@ def with_cprofile(args: argparse.Namespace) -> None:
 
 
 def with_py_spy(args: argparse.Namespace, py_spy: str) -> int:
-    """Re-run this script under ``py-spy record`` (main process, every thread, native
+    """Re-run this script under ``py-spy record`` (main process, every thread, Python
     frames, never pausing it) and summarize the collapsed stacks per function."""
     with tempfile.TemporaryDirectory(prefix="sdprof-") as tmp:
         raw = Path(tmp) / "stacks.txt"
