@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--only W1,W2] [--reps 5] [--quick] [--contenders a,b]``."""
+"""``python -m benchmarks [--only W1,W2] [--reps 5] [--quick] [--contenders a,b]
+[--workers 2,4,8,14] [--data full|large]``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +29,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=5, help="repetitions per contender (>= 1)")
     p.add_argument("--quick", action="store_true", help="small data subset, for smoke tests")
     p.add_argument("--timeout", type=float, default=600, help="seconds per repetition")
+    p.add_argument(
+        "--workers",
+        default="2",
+        help="worker count(s) of every contender, e.g. 14 or 2,4,8,14 (a scaling table)",
+    )
+    p.add_argument(
+        "--data", choices=("full", "large"), default="full", help="data set size (see README)"
+    )
     args = p.parse_args(argv)
+    try:
+        args.workers = sorted({int(n) for n in args.workers.split(",") if n.strip()})
+    except ValueError:
+        p.error(f"--workers takes comma-separated integers, got {args.workers!r}")
+    if not args.workers or args.workers[0] < 1:
+        p.error("--workers needs at least one count, each >= 1")
     args.only = [n.strip().upper() for n in args.only.split(",") if n.strip()]
     args.contenders = {c.strip() for c in args.contenders.split(",") if c.strip()}
     unknown = [n for n in args.only if n not in WORKLOADS]
@@ -68,24 +83,29 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
 
     t0 = time.monotonic()
-    manifest = data.ensure(spec_for(args.quick))
+    manifest = data.ensure(spec_for(args.quick, args.data))
     log(f"data ready in {manifest['root']} ({time.monotonic() - t0:.1f} s)")
-    inputs = build_inputs(manifest, args.quick)
+    base = build_inputs(manifest, args.quick)
 
     workloads = []
     with tempfile.TemporaryDirectory(prefix="sdbench-") as tmp:
-        inputs_path = Path(tmp) / "inputs.json"
-        inputs_path.write_text(json.dumps(asdict(inputs)))
-        for name in args.only:
-            w = WORKLOADS[name]
-            chosen = [c for c in w.contenders if not args.contenders or c.name in args.contenders]
-            if chosen:
-                exp = expected(w, manifest, inputs)
-                workloads.append(
-                    harness.run_workload(
-                        w, inputs, inputs_path, args.reps, exp, chosen, args.timeout, log
+        for n in args.workers:  # a whole pass per count: ratios compare within one count
+            inputs = replace(base, num_workers=n)
+            inputs_path = Path(tmp) / f"inputs-{n}.json"
+            inputs_path.write_text(json.dumps(asdict(inputs)))
+            for name in args.only:
+                w = WORKLOADS[name]
+                chosen = [
+                    c for c in w.contenders if not args.contenders or c.name in args.contenders
+                ]
+                if chosen and not (w.in_process and n != args.workers[0]):
+                    exp = expected(w, manifest, inputs)
+                    workloads.append(
+                        harness.run_workload(
+                            w, inputs, inputs_path, args.reps, exp, chosen, args.timeout, log
+                        )
                     )
-                )
+    workloads.sort(key=lambda w: args.only.index(w["name"]))  # stable: counts stay in order
     harness.add_ratios(workloads)
 
     results = {
@@ -93,6 +113,8 @@ def main(argv: list[str]) -> int:
             "stamp": datetime.now().strftime("%Y%m%d-%H%M%S"),
             "quick": args.quick,
             "reps": args.reps,
+            "workers": args.workers,
+            "data": manifest["spec"]["name"],
             "cpus": len(os.sched_getaffinity(0)),
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -102,6 +124,7 @@ def main(argv: list[str]) -> int:
             "wall_s": time.monotonic() - t0,
         },
         "workloads": workloads,
+        "scaling": harness.scaling(workloads),
     }
     json_path, md_path, text = report.write(results)
     print(text)

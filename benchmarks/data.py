@@ -1,6 +1,6 @@
 """Deterministic benchmark data, generated once into a cache folder and reused.
 
-Layout under ``cache_root()/<full|quick>/``:
+Layout under ``cache_root()/<full|quick|large>/``:
 
     images/shards/shard-NNNNNN.tar   WebDataset tars (``KEY.jpg`` + ``KEY.cls``)
     images/shards/shard-NNNNNN.idx   DALI index of each tar (what ``wds2idx`` writes)
@@ -48,6 +48,9 @@ class DataSpec:
 
 FULL = DataSpec("full", shards=16, per_shard=500, text_files=8, lines_per_file=50_000)
 QUICK = DataSpec("quick", shards=4, per_shard=500, text_files=2, lines_per_file=50_000)
+# Scaling runs: an epoch of several seconds at 14 workers, and files for every worker.
+LARGE = DataSpec("large", shards=112, per_shard=300, text_files=56, lines_per_file=50_000)
+SPECS = {s.name: s for s in (FULL, QUICK, LARGE)}
 
 
 def cache_root() -> Path:
@@ -55,8 +58,9 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or REPO_ROOT / ".bench_cache")
 
 
-def ensure(spec: DataSpec, processes: int = 2) -> dict:
-    """Return the manifest of ``spec``'s data, generating the data first if needed."""
+def ensure(spec: DataSpec, processes: int | None = None) -> dict:
+    """Return the manifest of ``spec``'s data, generating the data first if needed
+    (in ``processes`` processes, default one per usable core)."""
     root = cache_root() / spec.name
     manifest_path = root / "manifest.json"
     if manifest_path.exists():
@@ -70,8 +74,9 @@ def ensure(spec: DataSpec, processes: int = 2) -> dict:
     jobs += [("text", root, spec, k) for k in range(spec.text_files)]
     # Workers are fresh processes so this (parent) process never imports numpy/PIL:
     # shared library pages would otherwise lower the children's measured PSS.
+    processes = processes or len(os.sched_getaffinity(0))
     with get_context("spawn").Pool(processes) as pool:
-        stats = pool.map(_run_job, jobs)
+        stats = pool.map(_run_job, jobs, chunksize=1)
     manifest = {
         "version": FORMAT_VERSION,
         "spec": asdict(spec),

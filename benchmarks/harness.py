@@ -128,10 +128,13 @@ def run_workload(
                 continue
             r = run_rep(workload, c, inputs_path, timeout)
             done.append(r)
-            log(f"{workload.name} rep {rep + 1}/{reps} {c.name}: {_one_line(r, c, workload)}")
-    rows = [summarize(c, runs[c.name], expected) for c in contenders]
+            line = _one_line(r, _scale(c, inputs), workload)
+            where = "" if workload.in_process else f" ({inputs.num_workers} workers)"
+            log(f"{workload.name}{where} rep {rep + 1}/{reps} {c.name}: {line}")
+    rows = [summarize(c, runs[c.name], expected, _scale(c, inputs)) for c in contenders]
     return {
         "name": workload.name,
+        "workers": None if workload.in_process else inputs.num_workers,
         "title": workload.title,
         "unit": workload.unit,
         "reference": workload.reference,
@@ -140,11 +143,16 @@ def run_workload(
     }
 
 
-def _one_line(r: dict, c: Contender, w: Workload) -> str:
+def _scale(c: Contender, inputs: Inputs) -> int:
+    """Throughput multiplier: a one-core floor counts as ideal use of every worker."""
+    return inputs.num_workers if c.per_worker else 1
+
+
+def _one_line(r: dict, scale: int, w: Workload) -> str:
     if r["status"] != "ok":
         return f"{r['status']}: {r.get('reason', '')}"
-    rate = r["items"] / r["seconds"] * c.scale
-    scaled = f" (x{c.scale})" if c.scale > 1 else ""
+    rate = r["items"] / r["seconds"] * scale
+    scaled = f" (x{scale})" if scale > 1 else ""
     return (
         f"{rate:,.0f} {w.unit}/s{scaled}, first batch {r['ttfb']:.3f} s, "
         f"CPU {r['cpu']:.2f} s ({r['cpu'] / r['seconds']:.2f} cores), "
@@ -152,8 +160,10 @@ def _one_line(r: dict, c: Contender, w: Workload) -> str:
     )
 
 
-def summarize(c: Contender, reps: list[dict], expected: tuple[int, int | None]) -> dict:
-    row: dict = {"name": c.name, "role": c.role, "scale": c.scale, "reps": reps}
+def summarize(
+    c: Contender, reps: list[dict], expected: tuple[int, int | None], scale: int = 1
+) -> dict:
+    row: dict = {"name": c.name, "role": c.role, "scale": scale, "reps": reps}
     ok = [r for r in reps if r["status"] == "ok"]
     if not ok:
         row.update(status=reps[0]["status"], reason=reps[0].get("reason", ""))
@@ -171,7 +181,7 @@ def summarize(c: Contender, reps: list[dict], expected: tuple[int, int | None]) 
         row.update(status="partial", reason=f"{len(ok)} of {len(reps)} reps ok; {first}")
     else:
         row.update(status="ok", reason="")
-    rates = [r["items"] / r["seconds"] * c.scale for r in ok]
+    rates = [r["items"] / r["seconds"] * scale for r in ok]
     median = statistics.median(rates)
     row.update(
         ok_reps=len(ok),
@@ -189,11 +199,12 @@ def summarize(c: Contender, reps: list[dict], expected: tuple[int, int | None]) 
 
 def add_ratios(workloads: list[dict]) -> None:
     """Ratio of each row to its workload's reference, and of each streamdag row to every
-    floor/anchor of its workload; references may name another workload ("W2/streamdag")."""
-    by_key = {f"{w['name']}/{r['name']}": r for w in workloads for r in w["contenders"]}
+    floor/anchor of its workload at the same worker count; references may name another
+    workload ("W2/streamdag")."""
+    by_key = {_key(w["name"], w, r["name"]): r for w in workloads for r in w["contenders"]}
     for w in workloads:
-        ref_key = w["reference"] if "/" in w["reference"] else f"{w['name']}/{w['reference']}"
-        ref = by_key.get(ref_key, {}).get("throughput")
+        ref_name, _, ref_row = w["reference"].rpartition("/")
+        ref = by_key.get(_key(ref_name or w["name"], w, ref_row), {}).get("throughput")
         for row in w["contenders"]:
             if "throughput" in row and ref:
                 row["ratio"] = row["throughput"] / ref
@@ -203,3 +214,39 @@ def add_ratios(workloads: list[dict]) -> None:
                     for o in w["contenders"]
                     if o["role"] != "streamdag" and "throughput" in o
                 }
+
+
+def _key(name: str, w: dict, contender: str) -> str:
+    return f"{name}@{w['workers']}/{contender}"
+
+
+def scaling(workloads: list[dict]) -> list[dict]:
+    """Per workload run at several worker counts: each contender's throughput per count and
+    its scaling efficiency, throughput at N / throughput at the smallest count B / (N / B)
+    (1.0 = linear; the issue's target is >= 0.85 from 2 to 14 workers)."""
+    tables: dict[str, dict] = {}
+    for w in workloads:
+        if w["workers"] is None:
+            continue
+        t = tables.setdefault(w["name"], {"name": w["name"], "unit": w["unit"], "rows": {}})
+        for r in w["contenders"]:
+            t["rows"].setdefault(r["name"], {})[w["workers"]] = r.get("throughput")
+    out = []
+    for t in tables.values():
+        counts = sorted({n for per in t["rows"].values() for n in per})
+        if len(counts) < 2:
+            continue
+        base = counts[0]
+        t["workers"] = counts
+        for name, per in t["rows"].items():
+            t["rows"][name] = {
+                n: {
+                    "throughput": per.get(n),
+                    "efficiency": (
+                        per[n] / per[base] / (n / base) if per.get(n) and per.get(base) else None
+                    ),
+                }
+                for n in counts
+            }
+        out.append(t)
+    return out

@@ -25,14 +25,15 @@ def markdown(results: dict) -> str:
     lines = [
         f"# streamdag benchmarks, {m['stamp']}",
         "",
-        f"{'QUICK subset, ' if m['quick'] else ''}{m['reps']} reps (median), {m['cpus']} CPUs, "
+        f"{'QUICK subset, ' if m['quick'] else ''}data {m['data']}, "
+        f"workers {','.join(map(str, m['workers']))}, {m['reps']} reps (median), {m['cpus']} CPUs, "
         f"Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         f"commit {m['commit']}; data {m['data_root']}",
     ]
     for w in results["workloads"]:
         lines += [
             "",
-            f"## {w['name']} {w['title']}",
+            f"## {w['name']} {w['title']}" + _workers(w),
             "",
             f"Throughput in {w['unit']}/s over a full epoch; ratio = throughput / {w['reference']}.",
             "",
@@ -45,7 +46,31 @@ def markdown(results: dict) -> str:
             if r.get("vs"):
                 vs = ", ".join(f"{v:.2f}x {k}" for k, v in r["vs"].items())
                 lines += ["", f"{r['name']}: {vs}"]
+    for t in results["scaling"]:
+        lines += _scaling(t)
     return "\n".join(lines) + "\n"
+
+
+def _workers(w: dict) -> str:
+    return "" if w["workers"] is None else f", {w['workers']} workers"
+
+
+def _scaling(t: dict) -> list[str]:
+    """One row per contender: throughput (scaling efficiency) at each worker count."""
+    counts = t["workers"]
+    lines = [
+        "",
+        f"## {t['name']} scaling",
+        "",
+        f"{t['unit']}/s (efficiency = throughput at N / at {counts[0]} / (N / {counts[0]}))",
+        "",
+        "| contender | " + " | ".join(f"{n} workers" for n in counts) + " |",
+        "|---|" + "---:|" * len(counts),
+    ]
+    for name, per in t["rows"].items():
+        cells = [_scaling_cell(c) for c in per.values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _row(r: dict) -> str:
@@ -75,3 +100,10 @@ def _secs(s: float) -> str:
         if s * scale < 999.5:
             return f"{s * scale:.3g} {unit}"
     return f"{s:.2f} s"
+
+
+def _scaling_cell(c: dict) -> str:
+    if c["throughput"] is None:
+        return "-"
+    eff = "n/a" if c["efficiency"] is None else f"{c['efficiency']:.2f}"
+    return f"{_si(c['throughput'])} ({eff})"

@@ -44,7 +44,7 @@ class Contender:
     name: str
     module: str  # module name under benchmarks.contenders
     role: str  # "floor", "anchor" or "streamdag"
-    scale: int = 1  # throughput multiplier: the floor runs on one core, reported x cores
+    per_worker: bool = False  # the floor runs on one core: reported x the run's worker count
 
 
 Tally = Callable[[Any], tuple[int, int]]
@@ -60,6 +60,7 @@ class Workload:
     tally: Tally = field(repr=False)  # batch -> (items, checksum); runs in the timed loop
     check: Callable[[Any], None] = field(repr=False)  # validates the first batch's format
     epochs: int = 1  # timed epochs per repetition (median kept): sub-second epochs are noisy
+    in_process: bool = False  # no workers: measured once whatever ``--workers`` lists
 
 
 def _tally_list(batch: list) -> tuple[int, int]:
@@ -110,6 +111,7 @@ WORKLOADS: dict[str, Workload] = {
             tally=_tally_list,
             check=_check_ints,
             epochs=5,
+            in_process=True,
             contenders=(
                 C("generators", "w1_generators", "floor"),
                 C("streamdag", "w1_streamdag", "streamdag"),
@@ -123,7 +125,7 @@ WORKLOADS: dict[str, Workload] = {
             reference="pillow-floor",
             **_IMAGES,
             contenders=(
-                C("pillow-floor", "w2_floor", "floor", scale=2),
+                C("pillow-floor", "w2_floor", "floor", per_worker=True),
                 C("webdataset", "w2_webdataset", "anchor"),
                 C("torch-mapstyle", "w2_mapstyle", "anchor"),
                 C("dali-cpu", "w2_dali", "anchor"),
@@ -205,5 +207,6 @@ def data_paths(workload: Workload, inputs: Inputs) -> list[str]:
     ]
 
 
-def spec_for(quick: bool) -> data.DataSpec:
-    return data.QUICK if quick else data.FULL
+def spec_for(quick: bool, name: str = "full") -> data.DataSpec:
+    """``--quick`` wins over ``--data``: the small subset whatever size was asked for."""
+    return data.QUICK if quick else data.SPECS[name]

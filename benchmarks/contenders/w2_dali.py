@@ -1,4 +1,5 @@
-"""W2 anchor: a DALI CPU pipeline (webdataset reader, decoder, crop, resize), 2 threads.
+"""W2 anchor: a DALI CPU pipeline (webdataset reader, decoder, crop, resize), one
+thread per worker of the run.
 
 DALI reads the tars through the index files the data step wrote (what DALI's
 ``wds2idx`` tool makes), shuffles with a 1000-sample buffer and runs its own
@@ -24,7 +25,10 @@ def build_pipeline(
     from nvidia.dali import math as dmath
 
     @pipeline_def(
-        batch_size=inputs.image_batch, num_threads=2, device_id=device_id, seed=inputs.seed + 1
+        batch_size=inputs.image_batch,
+        num_threads=inputs.num_workers,
+        device_id=device_id,
+        seed=inputs.seed + 1,
     )
     def pipe():
         jpegs, labels = fn.readers.webdataset(

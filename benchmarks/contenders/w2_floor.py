@@ -1,7 +1,7 @@
 """W2 floor: one process decoding and cropping every JPEG from memory, nothing else.
 
 No reading, no workers, no shuffle: the cost of the shared transform plus
-batching. The harness reports it x2 (scale=2): ideal use of the two cores.
+batching. The harness reports it x the worker count: ideal use of every worker.
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""The benchmarks' scaling options: ``--workers`` lists and their scaling table,
+and W7's training script in its CPU smoke mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import harness, report
+from benchmarks.__main__ import parse_args
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _workload(name: str, workers: int | None, rates: dict[str, float]) -> dict:
+    rows = [
+        {"name": c, "role": "anchor", "scale": 1, "throughput": r, "status": "ok"}
+        for c, r in rates.items()
+    ]
+    return {"name": name, "workers": workers, "unit": "images", "contenders": rows}
+
+
+def test_workers_option_takes_a_sorted_list_of_counts() -> None:
+    assert parse_args(["--workers", "14,2,8,4"]).workers == [2, 4, 8, 14]
+    assert parse_args([]).workers == [2]
+    with pytest.raises(SystemExit):
+        parse_args(["--workers", "two"])
+    with pytest.raises(SystemExit):
+        parse_args(["--workers", "0"])
+
+
+def test_scaling_efficiency_is_throughput_per_worker_relative_to_the_smallest_count() -> None:
+    workloads = [
+        _workload("W1", None, {"generators": 1e6}),  # in process: no scaling row
+        _workload("W2", 2, {"streamdag": 1000.0, "webdataset": 800.0}),
+        _workload("W2", 14, {"streamdag": 6300.0}),  # webdataset failed at 14
+    ]
+    (table,) = harness.scaling(workloads)
+    assert table["name"] == "W2" and table["workers"] == [2, 14]
+    assert table["rows"]["streamdag"][14]["efficiency"] == pytest.approx(0.9)
+    assert table["rows"]["streamdag"][2]["efficiency"] == pytest.approx(1.0)
+    assert table["rows"]["webdataset"][14] == {"throughput": None, "efficiency": None}
+    lines = report._scaling(table)
+    assert "| contender | 2 workers | 14 workers |" in lines
+    assert "| streamdag | 1k (1.00) | 6.3k (0.90) |" in lines
+    assert "| webdataset | 800 (1.00) | - |" in lines
+
+
+def test_ratios_compare_rows_of_the_same_worker_count() -> None:
+    workloads = [_workload("W2", n, {"streamdag": 100.0 * n}) for n in (2, 4)]
+    workloads += [_workload("W3", n, {"streamdag-s3": 50.0 * n}) for n in (2, 4)]
+    for w in workloads:
+        w["reference"] = "W2/streamdag" if w["name"] == "W3" else "streamdag"
+    harness.add_ratios(workloads)
+    assert [w["contenders"][0]["ratio"] for w in workloads] == [1.0, 1.0, 0.5, 0.5]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_w7_train_smoke_mode_runs_each_feed_on_the_cpu() -> None:
+    cmd = [sys.executable, "-m", "benchmarks.w7_train", "--device", "cpu", "--model", "tiny"]
+    cmd += ["--data", "quick", "--steps", "3", "--warmup", "1", "--workers", "2"]
+    done = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if "|" in line}
+    assert rows["webdataset"].endswith("| ok |"), done.stdout
+    assert rows["streamdag"].endswith("| ok |"), done.stdout
+    assert "skipped: needs CUDA" in rows["streamdag-dali"], done.stdout
