@@ -1,7 +1,8 @@
 """cycle() over nodes that buffer or replay their input resumes exactly in
 every pass: a state taken in the second pass names the input's positions in
 that pass, never where the first pass ended (which made a resume replay an
-empty input: "input ended at item 0 while replaying")."""
+empty input: "input ended at item 0 while replaying"), and a state restored
+upstream is used up in the resumed pass, never carried into the next one."""
 
 from __future__ import annotations
 
@@ -100,6 +101,10 @@ CYCLES: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
         .cycle(2)
     ),
     "concat": lambda d: src(3).shuffle(buffer_size=2).concat(src(4)).cycle(2),
+    # a pass that ends at once after a resume must not leave the state it
+    # restored upstream for the next pass: a shuffle draining its buffer pulls nothing
+    "concat_shuffled": lambda d: src(4).concat(src(3)).shuffle(buffer_size=3).cycle(2),
+    "cycle_shuffled": lambda d: src(4).cycle(2).shuffle(buffer_size=3).cycle(2),
     "header": lambda d: src(12).shuffle(buffer_size=4).header(7).cycle(2),
     "mux": lambda d: src(5).mux(src(7).shuffle(buffer_size=3)).cycle(2),
     "repeat": lambda d: src(6).shuffle(buffer_size=3).repeat(2).cycle(2),
