@@ -48,7 +48,7 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "shuffle": lambda: src(30).shuffle(buffer_size=7),
     "sharding_filter": lambda: src().shuffle(4).sharding_filter().map(fns.double),
     "header": lambda: src().header(5),
-    "cycle": lambda: src(4).concat(src(3)).cycle(3),
+    "cycle": lambda: src(4).concat(src(3)).shuffle(buffer_size=3).cycle(3),
     "zip": lambda: src().zip(src(5)),
     "concat": lambda: src(3).concat(src(4), src(2)),
     "mux": lambda: src(6).mux(src(9).map(fns.double)),

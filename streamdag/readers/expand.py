@@ -50,8 +50,9 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
         self._pending = restored["at"] if restored else None
         if self.inputs:
             source = self.inputs[0]
+            items = source.iterator()  # first: a finished input's state is its end
             self._in = restored["in"] if restored else source.state()
-            return self._run(source.iterator(), source.state)
+            return self._run(items, source.state)
         self._in = None
         return self._run(iter((None,)), None)
 

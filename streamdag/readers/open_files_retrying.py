@@ -8,12 +8,15 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.streams import close_quietly
 from .open_files import OpenFilesNode
 from .retry import RetryPolicy, RetryStats
 from .retrying import RetryingReader, open_retrying
+
+if TYPE_CHECKING:
+    from ..runtime.node import RuntimeNode
 
 __all__ = ["RetryingOpenFilesNode"]
 
@@ -61,6 +64,14 @@ class RetryingOpenFilesNode(OpenFilesNode):
         self._queue: deque[tuple[Any, Any, BaseException | None, Any]] = deque()
 
     def iterator(self) -> Iterator[tuple[str, Any]]:
+        # the input's state is taken now, not at the first pull: a cycle()
+        # reads this node's state before the first file of its next pass
+        src = self.inputs[0]
+        items = src.iterator()
+        self._snapshot = src.state()
+        return self._files(src, items)
+
+    def _files(self, src: RuntimeNode, items: Iterator[Any]) -> Iterator[tuple[str, Any]]:
         """Keeping ``shards_ahead`` files opened beyond the one being parsed
         overlaps shard *i+1*'s first bytes with shard *i*'s parsing. A file
         opened ahead starts downloading once the file before it has been
@@ -72,10 +83,7 @@ class RetryingOpenFilesNode(OpenFilesNode):
         arrived, so a missing or denied file meets ``on_error`` here, not in
         the parser."""
         ahead = self.params["shards_ahead"]
-        src = self.inputs[0]
-        items = src.iterator()
         queue = self._queue
-        self._snapshot = src.state()
 
         # A file opened while none is parsed (the epoch's first, or any without
         # shards_ahead) starts with a small range, so parsing starts sooner; one

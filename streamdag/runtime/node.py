@@ -78,6 +78,9 @@ class RuntimeNode:
         """Called at the start of every epoch, before ``iterator()``."""
 
     def iterator(self) -> Iterator[Any]:
+        """This pass's elements. Calls the inputs' ``iterator()`` before it
+        returns, and reads an input's ``state()`` only after that (see
+        docs/architecture.md: a cycle runs several passes)."""
         raise NotImplementedError
 
     def state(self) -> Any:

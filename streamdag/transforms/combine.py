@@ -34,12 +34,19 @@ class ConcatNode(ResumableNode):
     def iterator(self) -> Iterator[Any]:
         restored = self.take_restored()
         self._current = 0 if restored is None else restored["current"]
-        return chain.from_iterable(self._parts())
+        if self._current >= len(self.inputs):
+            return iter(())
+        # the current input starts now, not at the first pull: a state restored
+        # into it is used up in this pass even if nothing is pulled (see cycle)
+        return chain(self.inputs[self._current].iterator(), chain.from_iterable(self._next()))
 
-    def _parts(self) -> Iterator[Iterator[Any]]:
-        while self._current < len(self.inputs):
-            yield self.inputs[self._current].iterator()
+    def _next(self) -> Iterator[Iterator[Any]]:
+        """The inputs after the current one, each started as its turn comes."""
+        while True:
             self._current += 1
+            if self._current >= len(self.inputs):
+                return
+            yield self.inputs[self._current].iterator()
 
     def live_state(self) -> dict:
         current = self._current

@@ -16,18 +16,26 @@ class CycleNode(ResumableNode):
     def iterator(self) -> Iterator[Any]:
         restored = self.take_restored()
         self._pass = 0 if restored is None else restored["pass"]
-        return self._run(self.params["count"], resumed=restored is not None)
+        count = self.params["count"]
+        if count is not None and self._pass >= count:
+            return iter(())
+        # the input starts now, not at the first pull: a state restored into it
+        # is used up in this pass even if nothing is pulled, never in the next
+        return self._run(count, self.inputs[0].iterator(), resumed=restored is not None)
 
-    def _run(self, count: int | None, resumed: bool) -> Iterator[Any]:
-        while count is None or self._pass < count:
+    def _run(self, count: int | None, items: Iterator[Any], resumed: bool) -> Iterator[Any]:
+        while True:
             empty = True
-            for item in self.inputs[0].iterator():
+            for item in items:
                 empty = False
                 yield item
             if empty and not resumed:
                 return
             resumed = False
             self._pass += 1
+            if count is not None and self._pass >= count:
+                return
+            items = self.inputs[0].iterator()
 
     def live_state(self) -> dict:
         return {"pass": self._pass, "in": self.inputs[0].state()}
