@@ -3,7 +3,12 @@
 The worker runs its copy of the worker part of the graph and sends its
 elements in chunks: a chunk closes after ``CHUNK_ITEMS`` elements or
 ``CHUNK_SECONDS`` of work, whichever comes first, so cheap elements share one
-message and a slow element is not held back. It may run ahead of the main
+message and a slow element is not held back. A worker process also sizes its
+chunks to about ``CHUNK_BYTES``, from the bytes per element of its previous
+chunk (its first chunk is one element): big elements that are quick to make
+(batches of images already in memory) would otherwise fill a chunk of
+hundreds of megabytes that the main process can use only once all of it is
+copied into shared memory. It may run ahead of the main
 process by ``credits`` chunks; the main process returns a credit for each
 chunk it has used up. Each chunk carries the graph's state after its last
 element: the main process resumes a worker from the state of the last chunk
@@ -60,6 +65,7 @@ RUN, THEN, CREDIT, SHUTDOWN, STATS = "run", "then", "credit", "shutdown", "stats
 DATA, ERROR = "data", "error"
 CHUNK_ITEMS = 1024
 CHUNK_SECONDS = 0.005
+CHUNK_BYTES = 4 * 1024 * 1024
 _GLOBAL_RNG_SALT = 0x5EED
 
 _local = threading.local()
@@ -114,7 +120,8 @@ def describe(
 
 class WorkerLoop:
     """Serves commands until SHUTDOWN. ``send`` hands a message to the main
-    process; ``recv(block)`` returns the next command, or None when not
+    process and returns its size in bytes once pickled (None: not pickled,
+    as between threads); ``recv(block)`` returns the next command, or None when not
     blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
     an epoch (``WorkerPipe.for_epoch``); ``build`` compiles it when it is not
     the one running. Both run when a pass starts, so that a failure there is
@@ -125,7 +132,7 @@ class WorkerLoop:
         context: WorkerContext,
         pipe: Callable[[int, int], Node],
         build: Callable[[Node], RuntimeGraph],
-        send: Callable[[tuple], None],
+        send: Callable[[tuple], int | None],
         recv: Callable[[bool], tuple | None],
         seed_globals: bool,
     ) -> None:
@@ -143,6 +150,7 @@ class WorkerLoop:
         self._sampler: StackSampler | None = None
         self._own_times = False
         self._queued: deque[tuple] = deque()  # THENs behind the current pass, in order
+        self._chunk_items = 1  # the most elements in the next chunk (_fit_chunks)
 
     def serve(self) -> None:
         try:
@@ -190,7 +198,7 @@ class WorkerLoop:
             credits, interrupt = self._take_commands(gen, credits)
             if interrupt is not None:
                 return interrupt
-            items, ended, error = self._chunk(it)
+            items, ended, error = self._chunk(it, min(self._chunk_items, CHUNK_ITEMS))
             if error is not None:
                 self._send_chunk(ERROR, gen, items, describe(error, self.context))
                 return self._failed()
@@ -216,7 +224,7 @@ class WorkerLoop:
         held = graph.skip_warnings.take_held() if graph is not None else []
         worker = self.context.worker_id
         try:
-            self.send((kind, gen, worker, items, *rest, held))
+            self._fit_chunks(len(items), self.send((kind, gen, worker, items, *rest, held)))
             return True
         except Exception:
             bad = _first_unpicklable(items)
@@ -227,6 +235,14 @@ class WorkerLoop:
             (ERROR, gen, worker, items[:index], self._unpicklable(graph, items[index], error), held)
         )
         return False
+
+    def _fit_chunks(self, count: int, size: int | None) -> None:
+        """Chunks of as many elements as made about ``CHUNK_BYTES`` in the
+        chunk just sent (``size`` bytes for ``count`` elements)."""
+        if size is None:
+            self._chunk_items = CHUNK_ITEMS
+        elif count:
+            self._chunk_items = max(1, min(CHUNK_ITEMS, count * CHUNK_BYTES // max(size, 1)))
 
     def _unpicklable(self, graph: RuntimeGraph, item: Any, error: Exception) -> dict[str, Any]:
         """The error for an element that cannot be pickled, named after the
@@ -316,14 +332,14 @@ class WorkerLoop:
                 credits += cmd[2]
 
     @staticmethod
-    def _chunk(it: Iterator[Any]) -> tuple[list[Any], bool, BaseException | None]:
+    def _chunk(it: Iterator[Any], most: int) -> tuple[list[Any], bool, BaseException | None]:
         items: list[Any] = []
         append = items.append
         deadline = perf_counter() + CHUNK_SECONDS
         try:
             for item in it:
                 append(item)
-                if len(items) >= CHUNK_ITEMS or perf_counter() >= deadline:
+                if len(items) >= most or perf_counter() >= deadline:
                     return items, False, None
         except Exception as exc:  # noqa: BLE001 - sent after the elements before it
             return items, False, exc
