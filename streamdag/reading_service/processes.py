@@ -101,12 +101,12 @@ class _Channel:
         self.sender.start()
 
     def send(self, message: tuple) -> int:
-        """Queue ``message`` for the sender thread; its size in bytes."""
+        """Queue ``message`` for the sender thread; the bytes it put in shared memory."""
         if not self.torch_capped:  # a node may import torch mid-pass
             self.torch_capped = one_torch_thread()
         encoded = transport.encode(message, self.segments)
         self.outbox.put(encoded)
-        return encoded.size
+        return encoded.shared
 
     def recv(self, block: bool) -> tuple | None:
         while (command := self._recv(block)) is not None and command[0] == RELEASE:

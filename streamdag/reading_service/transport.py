@@ -35,15 +35,15 @@ _incoming = threading.local()
 
 class Encoded:
     """A pickled message and the descriptors of the new segments it uses
-    (owned by this object: closed once sent). ``size``: its bytes, inline and
-    in segments."""
+    (owned by this object: closed once sent). ``shared``: the bytes of its
+    tensors and arrays copied into segments."""
 
-    __slots__ = ("data", "fds", "size")
+    __slots__ = ("data", "fds", "shared")
 
     def __init__(self, data: memoryview, fds: list[int], shared: int = 0) -> None:
         self.data = data
         self.fds = fds
-        self.size = len(data) + shared
+        self.shared = shared
 
     def close(self) -> None:
         fds, self.fds = self.fds, []

@@ -3,16 +3,18 @@
 The worker runs its copy of the worker part of the graph and sends its
 elements in chunks: a chunk closes after ``CHUNK_ITEMS`` elements or
 ``CHUNK_SECONDS`` of work, whichever comes first, so cheap elements share one
-message and a slow element is not held back. A worker process also sizes its
-chunks to about ``CHUNK_BYTES``, from the bytes per element of its previous
-chunk (its first chunk is one element): big elements that are quick to make
-(batches of images already in memory) would otherwise fill a chunk of
-hundreds of megabytes that the main process can use only once all of it is
-copied into shared memory. It may run ahead of the main
-process by ``credits`` chunks; the main process returns a credit for each
-chunk it has used up. Each chunk carries the graph's state after its last
-element: the main process resumes a worker from the state of the last chunk
-it used up plus the number of elements it took from the next one.
+message and a slow element is not held back. A worker process also caps a
+chunk's tensors and arrays in shared memory at about ``CHUNK_BYTES``, from the
+shared bytes per element of its previous chunk (its first chunk is one
+element): big elements that are quick to make (batches of images already in
+memory) would otherwise fill a chunk of hundreds of megabytes that the main
+process can use only once all of it is copied into shared memory. Elements
+pickled inline (and states, which hold positions, not samples) do not count.
+It may run ahead of the main process by ``credits`` chunks; the main process
+returns a credit for each chunk it has used up. Each chunk carries the
+graph's state after its last element: the main process resumes a worker from
+the state of the last chunk it used up plus the number of elements it took
+from the next one.
 
 Protocol (tuples, first item the kind):
   main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, next_pass, credits)
@@ -120,9 +122,9 @@ def describe(
 
 class WorkerLoop:
     """Serves commands until SHUTDOWN. ``send`` hands a message to the main
-    process and returns its size in bytes once pickled (None: not pickled,
-    as between threads); ``recv(block)`` returns the next command, or None when not
-    blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
+    process and returns the bytes of its tensors and arrays put in shared
+    memory (None: not pickled, as between threads); ``recv(block)`` returns
+    the next command, or None when not blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
     an epoch (``WorkerPipe.for_epoch``); ``build`` compiles it when it is not
     the one running. Both run when a pass starts, so that a failure there is
     reported like any node error."""
@@ -236,13 +238,13 @@ class WorkerLoop:
         )
         return False
 
-    def _fit_chunks(self, count: int, size: int | None) -> None:
-        """Chunks of as many elements as made about ``CHUNK_BYTES`` in the
-        chunk just sent (``size`` bytes for ``count`` elements)."""
-        if size is None:
+    def _fit_chunks(self, count: int, shared: int | None) -> None:
+        """Chunks of as many elements as put about ``CHUNK_BYTES`` in shared
+        memory in the chunk just sent (``shared`` bytes for ``count`` elements)."""
+        if shared is None:
             self._chunk_items = CHUNK_ITEMS
         elif count:
-            self._chunk_items = max(1, min(CHUNK_ITEMS, count * CHUNK_BYTES // max(size, 1)))
+            self._chunk_items = max(1, min(CHUNK_ITEMS, count * CHUNK_BYTES // max(shared, 1)))
 
     def _unpicklable(self, graph: RuntimeGraph, item: Any, error: Exception) -> dict[str, Any]:
         """The error for an element that cannot be pickled, named after the
