@@ -212,3 +212,25 @@ def test_a_message_that_fails_to_pickle_leaves_segments_consistent(bad, monkeypa
             assert got == list(range(8))
     del info, sample  # the last sample, and the error's traceback (it holds the loop's frames)
     assert mapped_segments() == 0  # the chunks made for epoch 3 went with shutdown
+
+
+def test_big_batches_ready_in_memory_travel_a_few_at_a_time():
+    """Batches that a worker makes at once (already in memory) are sent a few
+    per chunk, not its whole share in one chunk: the main process maps at
+    most its free segments, the chunks prefetch_factor allows, the one being
+    read and the batch the loop holds, however many batches the worker has."""
+    batches = [
+        {"image": torch.full((64, 3, 112, 112), i, dtype=torch.uint8), "label": torch.tensor(i)}
+        for i in range(24)
+    ]  # 2.4 MB each
+    pipe = sd.IterableWrapper(batches, deepcopy=False).sharding_filter()
+    service = sd.MultiProcessingReadingService(1, prefetch_factor=PREFETCH)
+    most = MAX_FREE + PREFETCH + 2
+    with no_collection(), sd.DataLoader2(pipe, reading_service=service) as loader:
+        seen, mapped = [], []
+        for batch in loader:
+            seen.append(int(batch["label"]))
+            assert bool((batch["image"] == seen[-1]).all())
+            mapped.append(mapped_segments())
+        assert seen == list(range(24))
+        assert max(mapped) <= most, mapped

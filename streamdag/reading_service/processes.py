@@ -100,10 +100,13 @@ class _Channel:
         self.sender = threading.Thread(target=self._send_loop, daemon=True, name="streamdag-sender")
         self.sender.start()
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: tuple) -> int:
+        """Queue ``message`` for the sender thread; the bytes it put in shared memory."""
         if not self.torch_capped:  # a node may import torch mid-pass
             self.torch_capped = one_torch_thread()
-        self.outbox.put(transport.encode(message, self.segments))
+        encoded = transport.encode(message, self.segments)
+        self.outbox.put(encoded)
+        return encoded.shared
 
     def recv(self, block: bool) -> tuple | None:
         while (command := self._recv(block)) is not None and command[0] == RELEASE:

@@ -35,13 +35,15 @@ _incoming = threading.local()
 
 class Encoded:
     """A pickled message and the descriptors of the new segments it uses
-    (owned by this object: closed once sent)."""
+    (owned by this object: closed once sent). ``shared``: the bytes of its
+    tensors and arrays copied into segments."""
 
-    __slots__ = ("data", "fds")
+    __slots__ = ("data", "fds", "shared")
 
-    def __init__(self, data: memoryview, fds: list[int]) -> None:
+    def __init__(self, data: memoryview, fds: list[int], shared: int = 0) -> None:
         self.data = data
         self.fds = fds
+        self.shared = shared
 
     def close(self) -> None:
         fds, self.fds = self.fds, []
@@ -63,7 +65,7 @@ def encode(obj: Any, pool: SegmentPool) -> Encoded:
     pool.retired = []  # named in this message
     data = buf.getbuffer()
     _HEADER.pack_into(data, 0, len(pickler.fds))
-    return Encoded(data, pickler.fds)
+    return Encoded(data, pickler.fds, pickler.shared)
 
 
 def decode(data: memoryview | bytes, fds: list[int], views: SegmentViews) -> Any:
@@ -122,6 +124,7 @@ class _Pickler(pickle.Pickler):
         self.fds: list[int] = []
         self.reused: list[int] = []  # ids of free segments taken
         self.made: list[int] = []  # ids of new segments, whose descriptors are in fds
+        self.shared = 0  # bytes copied into segments
         self._np = sys.modules.get("numpy")
         torch = sys.modules.get("torch")
         self._tensor = torch.Tensor if torch is not None else None
@@ -138,6 +141,7 @@ class _Pickler(pickle.Pickler):
         """A segment for ``nbytes`` and how the main process finds it:
         (segment id, index of its descriptor in this message or -1, capacity, nbytes)."""
         segment, fd = self.pool.take(nbytes)
+        self.shared += nbytes
         index = -1
         if fd is None:
             self.reused.append(segment.id)

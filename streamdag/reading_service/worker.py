@@ -3,11 +3,18 @@
 The worker runs its copy of the worker part of the graph and sends its
 elements in chunks: a chunk closes after ``CHUNK_ITEMS`` elements or
 ``CHUNK_SECONDS`` of work, whichever comes first, so cheap elements share one
-message and a slow element is not held back. It may run ahead of the main
-process by ``credits`` chunks; the main process returns a credit for each
-chunk it has used up. Each chunk carries the graph's state after its last
-element: the main process resumes a worker from the state of the last chunk
-it used up plus the number of elements it took from the next one.
+message and a slow element is not held back. A worker process also caps a
+chunk's tensors and arrays in shared memory at about ``CHUNK_BYTES``, from the
+shared bytes per element of its previous chunk (its first chunk is one
+element): big elements that are quick to make (batches of images already in
+memory) would otherwise fill a chunk of hundreds of megabytes that the main
+process can use only once all of it is copied into shared memory. Elements
+pickled inline (and states, which hold positions, not samples) do not count.
+It may run ahead of the main process by ``credits`` chunks; the main process
+returns a credit for each chunk it has used up. Each chunk carries the
+graph's state after its last element: the main process resumes a worker from
+the state of the last chunk it used up plus the number of elements it took
+from the next one.
 
 Protocol (tuples, first item the kind):
   main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, next_pass, credits)
@@ -60,6 +67,7 @@ RUN, THEN, CREDIT, SHUTDOWN, STATS = "run", "then", "credit", "shutdown", "stats
 DATA, ERROR = "data", "error"
 CHUNK_ITEMS = 1024
 CHUNK_SECONDS = 0.005
+CHUNK_BYTES = 4 * 1024 * 1024
 _GLOBAL_RNG_SALT = 0x5EED
 
 _local = threading.local()
@@ -114,8 +122,9 @@ def describe(
 
 class WorkerLoop:
     """Serves commands until SHUTDOWN. ``send`` hands a message to the main
-    process; ``recv(block)`` returns the next command, or None when not
-    blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
+    process and returns the bytes of its tensors and arrays put in shared
+    memory (None: not pickled, as between threads); ``recv(block)`` returns
+    the next command, or None when not blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
     an epoch (``WorkerPipe.for_epoch``); ``build`` compiles it when it is not
     the one running. Both run when a pass starts, so that a failure there is
     reported like any node error."""
@@ -125,7 +134,7 @@ class WorkerLoop:
         context: WorkerContext,
         pipe: Callable[[int, int], Node],
         build: Callable[[Node], RuntimeGraph],
-        send: Callable[[tuple], None],
+        send: Callable[[tuple], int | None],
         recv: Callable[[bool], tuple | None],
         seed_globals: bool,
     ) -> None:
@@ -143,6 +152,7 @@ class WorkerLoop:
         self._sampler: StackSampler | None = None
         self._own_times = False
         self._queued: deque[tuple] = deque()  # THENs behind the current pass, in order
+        self._chunk_items = 1  # the most elements in the next chunk (_fit_chunks)
 
     def serve(self) -> None:
         try:
@@ -190,7 +200,7 @@ class WorkerLoop:
             credits, interrupt = self._take_commands(gen, credits)
             if interrupt is not None:
                 return interrupt
-            items, ended, error = self._chunk(it)
+            items, ended, error = self._chunk(it, min(self._chunk_items, CHUNK_ITEMS))
             if error is not None:
                 self._send_chunk(ERROR, gen, items, describe(error, self.context))
                 return self._failed()
@@ -216,7 +226,7 @@ class WorkerLoop:
         held = graph.skip_warnings.take_held() if graph is not None else []
         worker = self.context.worker_id
         try:
-            self.send((kind, gen, worker, items, *rest, held))
+            self._fit_chunks(len(items), self.send((kind, gen, worker, items, *rest, held)))
             return True
         except Exception:
             bad = _first_unpicklable(items)
@@ -227,6 +237,14 @@ class WorkerLoop:
             (ERROR, gen, worker, items[:index], self._unpicklable(graph, items[index], error), held)
         )
         return False
+
+    def _fit_chunks(self, count: int, shared: int | None) -> None:
+        """Chunks of as many elements as put about ``CHUNK_BYTES`` in shared
+        memory in the chunk just sent (``shared`` bytes for ``count`` elements)."""
+        if shared is None:
+            self._chunk_items = CHUNK_ITEMS
+        elif count:
+            self._chunk_items = max(1, min(CHUNK_ITEMS, count * CHUNK_BYTES // max(shared, 1)))
 
     def _unpicklable(self, graph: RuntimeGraph, item: Any, error: Exception) -> dict[str, Any]:
         """The error for an element that cannot be pickled, named after the
@@ -327,14 +345,14 @@ class WorkerLoop:
                 credits += cmd[2]
 
     @staticmethod
-    def _chunk(it: Iterator[Any]) -> tuple[list[Any], bool, BaseException | None]:
+    def _chunk(it: Iterator[Any], most: int) -> tuple[list[Any], bool, BaseException | None]:
         items: list[Any] = []
         append = items.append
         deadline = perf_counter() + CHUNK_SECONDS
         try:
             for item in it:
                 append(item)
-                if len(items) >= CHUNK_ITEMS or perf_counter() >= deadline:
+                if len(items) >= most or perf_counter() >= deadline:
                     return items, False, None
         except Exception as exc:  # noqa: BLE001 - sent after the elements before it
             return items, False, exc
