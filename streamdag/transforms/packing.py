@@ -4,6 +4,7 @@ document or row at most, never one per token)."""
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, insort
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,11 @@ def as_tokens(doc: Any, field: Any) -> np.ndarray:
     elif isinstance(doc, (list, tuple)):
         if not doc:
             return EMPTY
+        try:  # what tokenizers give; unboxing into C uint64 rejects non-ints and ids < 0
+            if type(doc[0]) is not bool:  # numpy makes a list of bools a bool array: refused
+                return np.frombuffer(array("Q", doc), TOKEN)
+        except (TypeError, OverflowError):  # numpy's dtype names the problem below
+            pass
         arr = np.asarray(doc)
     elif hasattr(doc, "numpy") and hasattr(doc, "dim"):  # a torch tensor, without importing torch
         arr = doc.detach().cpu().numpy()
