@@ -86,6 +86,11 @@ def main(argv: list[str]) -> int:
                         w, inputs, inputs_path, args.reps, exp, chosen, args.timeout, log
                     )
                 )
+        pack = (
+            harness.run_packing(inputs_path, args.reps, args.timeout, log)
+            if "W6" in args.only
+            else None
+        )
     harness.add_ratios(workloads)
 
     results = {
@@ -102,6 +107,7 @@ def main(argv: list[str]) -> int:
             "wall_s": time.monotonic() - t0,
         },
         "workloads": workloads,
+        "packing": pack,
     }
     json_path, md_path, text = report.write(results)
     print(text)

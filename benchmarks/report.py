@@ -45,7 +45,32 @@ def markdown(results: dict) -> str:
             if r.get("vs"):
                 vs = ", ".join(f"{v:.2f}x {k}" for k, v in r["vs"].items())
                 lines += ["", f"{r['name']}: {vs}"]
+    if results.get("packing"):
+        lines += _packing(results["packing"])
     return "\n".join(lines) + "\n"
+
+
+def _packing(p: dict) -> list[str]:
+    """W6's pack figures: bfd alone, and concat's CPU over tokenization."""
+    lines = ["", "## W6 pack(2048) alone, in process (median of up to 3 runs)", ""]
+    if p["status"] != "ok":
+        return lines + [f"error: {p['reason']}"]
+    lines += [
+        "| strategy | input | documents | seconds | CPU s | rows | padding efficiency |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| bfd, buffer 1024 | {b['input']} | {b['docs']:,} | {b['seconds']:.2f} | "
+        f"{b['cpu_s']:.2f} | {b['rows']:,} | {b['efficiency']:.2%} |"
+        for b in p["bfd"]
+    ]
+    c = p["concat"]
+    return lines + [
+        "",
+        f"concat: tokenize alone {c['tokenize_cpu_s']:.2f} CPU s, tokenize + pack "
+        f"{c['tokenize_pack_cpu_s']:.2f} CPU s over {c['docs']:,} documents: "
+        f"+{c['overhead']:.1%}",
+    ]
 
 
 def _row(r: dict) -> str:
