@@ -105,6 +105,11 @@ def main(argv: list[str]) -> int:
                             w, inputs, inputs_path, args.reps, exp, chosen, args.timeout, log
                         )
                     )
+        pack = (
+            harness.run_packing(inputs_path, args.reps, args.timeout, log)
+            if "W6" in args.only
+            else None
+        )
     workloads.sort(key=lambda w: args.only.index(w["name"]))  # stable: counts stay in order
     harness.add_ratios(workloads)
 
@@ -125,6 +130,7 @@ def main(argv: list[str]) -> int:
         },
         "workloads": workloads,
         "scaling": harness.scaling(workloads),
+        "packing": pack,
     }
     json_path, md_path, text = report.write(results)
     print(text)

@@ -6,6 +6,8 @@ Layout under ``cache_root()/<full|quick|large>/``:
     images/shards/shard-NNNNNN.idx   DALI index of each tar (what ``wds2idx`` writes)
     images/files/KEY.jpg, KEY.cls    the same samples extracted (map-style anchor)
     text/part-K.jsonl.gz             ``{"id", "text", "lang"}`` lines
+    docs/part-K.jsonl                W6 ``{"id", "text"}`` documents, long-tailed lengths
+    docs/tokenizer.json              a BPE tokenizer trained on the first docs file
     manifest.json                    written last: marks the set complete and
                                      holds the expected counts and checksums
 
@@ -30,9 +32,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_ENV = "STREAMDAG_BENCH_CACHE"  # the only environment variable the benchmarks read
 SEED = 20240601
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 IMG_H, IMG_W = 240, 320
 VOCAB_SIZE = 5000
+BPE_VOCAB = 8192  # W6 tokenizer: every word of the vocabulary plus merges, [PAD] = 0
+DOC_SHAPE, DOC_SCALE = 1.5, 400.0  # W6 document words ~ gamma: mean 600, a long tail
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,20 @@ class DataSpec:
     per_shard: int
     text_files: int
     lines_per_file: int
+    doc_files: int
+    docs_per_file: int
 
 
-FULL = DataSpec("full", shards=16, per_shard=500, text_files=8, lines_per_file=50_000)
-QUICK = DataSpec("quick", shards=4, per_shard=500, text_files=2, lines_per_file=50_000)
+FULL = DataSpec(
+    "full", 16, 500, text_files=8, lines_per_file=50_000, doc_files=8, docs_per_file=2000
+)
+QUICK = DataSpec(
+    "quick", 4, 500, text_files=2, lines_per_file=50_000, doc_files=2, docs_per_file=2000
+)
 # Scaling runs: an epoch of several seconds at 14 workers, and files for every worker.
-LARGE = DataSpec("large", shards=112, per_shard=300, text_files=56, lines_per_file=50_000)
+LARGE = DataSpec(
+    "large", 112, 300, text_files=56, lines_per_file=50_000, doc_files=8, docs_per_file=2000
+)
 SPECS = {s.name: s for s in (FULL, QUICK, LARGE)}
 
 
@@ -68,21 +80,26 @@ def ensure(spec: DataSpec, processes: int | None = None) -> dict:
         if manifest.get("version") == FORMAT_VERSION and manifest.get("spec") == asdict(spec):
             return manifest
     shutil.rmtree(root, ignore_errors=True)
-    for sub in ("images/shards", "images/files", "text"):
+    for sub in ("images/shards", "images/files", "text", "docs"):
         (root / sub).mkdir(parents=True)
     jobs = [("image", root, spec, i) for i in range(spec.shards)]
     jobs += [("text", root, spec, k) for k in range(spec.text_files)]
+    jobs += [("docs", root, spec, k) for k in range(spec.doc_files)]
     # Workers are fresh processes so this (parent) process never imports numpy/PIL:
     # shared library pages would otherwise lower the children's measured PSS.
     processes = processes or len(os.sched_getaffinity(0))
     with get_context("spawn").Pool(processes) as pool:
         stats = pool.map(_run_job, jobs, chunksize=1)
+        docs = [s for s in stats if s["kind"] == "docs"]
+        tokenizer, docs = pool.apply(_train_and_count, (root, docs))
     manifest = {
         "version": FORMAT_VERSION,
         "spec": asdict(spec),
         "root": str(root),
         "images": [s for s in stats if s["kind"] == "image"],
         "text": [s for s in stats if s["kind"] == "text"],
+        "docs": docs,
+        "tokenizer": tokenizer,
     }
     manifest_path.write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -92,6 +109,8 @@ def _run_job(job: tuple) -> dict:
     kind, root, spec, index = job
     if kind == "image":
         return _write_shard(root, spec, index)
+    if kind == "docs":
+        return _write_docs(root, spec, index)
     return _write_text(root, spec, index)
 
 
@@ -172,23 +191,29 @@ def _vocabulary(np) -> list[str]:
     return sorted(words)
 
 
+def _texts(np, rng, lengths) -> list[str]:
+    """One text per length: that many words of the vocabulary, Zipf-like frequencies."""
+    vocab = _vocabulary(np)
+    weights = 1.0 / (np.arange(VOCAB_SIZE) + 10.0)
+    words = rng.choice(VOCAB_SIZE, size=int(lengths.sum()), p=weights / weights.sum()).tolist()
+    texts, start = [], 0
+    for end in np.cumsum(lengths).tolist():
+        texts.append(" ".join([vocab[w] for w in words[start:end]]))
+        start = end
+    return texts
+
+
 def _write_text(root: Path, spec: DataSpec, part: int) -> dict:
     import numpy as np
 
-    vocab = _vocabulary(np)
     rng = np.random.default_rng([SEED, 3, part])
-    weights = 1.0 / (np.arange(VOCAB_SIZE) + 10.0)  # Zipf-like word frequencies
     lengths = rng.integers(20, 81, spec.lines_per_file)
     is_en = rng.random(spec.lines_per_file) < 0.6
-    words = rng.choice(VOCAB_SIZE, size=int(lengths.sum()), p=weights / weights.sum()).tolist()
-    ends = np.cumsum(lengths).tolist()
     first_id = part * spec.lines_per_file
-    lines, start = [], 0
-    for i, end in enumerate(ends):
-        text = " ".join([vocab[w] for w in words[start:end]])
-        lang = "en" if is_en[i] else "fr"
-        lines.append(json.dumps({"id": first_id + i, "text": text, "lang": lang}))
-        start = end
+    lines = [
+        json.dumps({"id": first_id + i, "text": text, "lang": "en" if is_en[i] else "fr"})
+        for i, text in enumerate(_texts(np, rng, lengths))
+    ]
     path = root / "text" / f"part-{part}.jsonl.gz"
     with (
         open(path, "wb") as raw,
@@ -202,3 +227,39 @@ def _write_text(root: Path, spec: DataSpec, part: int) -> dict:
         "en_lines": int(is_en.sum()),
         "en_tokens": int(lengths[is_en].sum()),
     }
+
+
+def _write_docs(root: Path, spec: DataSpec, part: int) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng([SEED, 4, part])
+    lengths = np.maximum(1, rng.gamma(DOC_SHAPE, DOC_SCALE, spec.docs_per_file)).astype(np.int64)
+    first_id = part * spec.docs_per_file
+    path = root / "docs" / f"part-{part}.jsonl"
+    with open(path, "w") as f:
+        for i, text in enumerate(_texts(np, rng, lengths)):
+            f.write(json.dumps({"id": first_id + i, "text": text}) + "\n")
+    return {"kind": "docs", "path": str(path), "docs": spec.docs_per_file}
+
+
+def _train_and_count(root: Path, docs: list[dict]) -> tuple[str, list[dict]]:
+    """Train the W6 BPE tokenizer on the first docs file, save it next to the
+    data, and add each file's token count and token-id sum (the W6 checks)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    def texts(path: str) -> list[str]:
+        with open(path) as f:
+            return [json.loads(line)["text"] for line in f]
+
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=BPE_VOCAB, special_tokens=["[PAD]", "[UNK]"], show_progress=False
+    )
+    tokenizer.train_from_iterator(texts(docs[0]["path"]), trainer)
+    path = root / "docs" / "tokenizer.json"
+    tokenizer.save(str(path))
+    for d in docs:
+        ids = [e.ids for e in tokenizer.encode_batch(texts(d["path"]))]
+        d["tokens"], d["id_sum"] = sum(map(len, ids)), sum(map(sum, ids))
+    return str(path), docs

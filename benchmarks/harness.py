@@ -250,3 +250,26 @@ def scaling(workloads: list[dict]) -> list[dict]:
             }
         out.append(t)
     return out
+
+
+def run_packing(inputs_path: Path, reps: int, timeout: float, log: Log) -> dict:
+    """W6's pack figures (``benchmarks/packing.py``) from a fresh process; at
+    most 3 repetitions (their medians), each a few seconds."""
+    cmd = [sys.executable, "-m", "benchmarks.packing", str(inputs_path), str(min(reps, 3))]
+    try:
+        out = subprocess.run(
+            cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=True
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        tail = (e.stderr or "")[-3000:] if isinstance(e.stderr, str) else ""
+        log(f"W6 pack figures failed: {e}")
+        return {"status": "error", "reason": str(e), "log_tail": tail}
+    result = json.loads(out.stdout)
+    for b in result["bfd"]:
+        log(
+            f"W6 pack bfd, {b['docs']:,} {b['input']}: {b['seconds']:.2f} s "
+            f"(CPU {b['cpu_s']:.2f} s), padding efficiency {b['efficiency']:.2%}"
+        )
+    c = result["concat"]
+    log(f"W6 pack concat: +{c['overhead']:.1%} over tokenize's CPU")
+    return {"status": "ok", **result}

@@ -48,6 +48,8 @@ def markdown(results: dict) -> str:
                 lines += ["", f"{r['name']}: {vs}"]
     for t in results["scaling"]:
         lines += _scaling(t)
+    if results.get("packing"):
+        lines += _packing(results["packing"])
     return "\n".join(lines) + "\n"
 
 
@@ -71,6 +73,28 @@ def _scaling(t: dict) -> list[str]:
         cells = [_scaling_cell(c) for c in per.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _packing(p: dict) -> list[str]:
+    """W6's pack figures: bfd alone, and concat's CPU over tokenization."""
+    lines = ["", "## W6 pack(2048) alone, in process (median of up to 3 runs)", ""]
+    if p["status"] != "ok":
+        return lines + [f"error: {p['reason']}"]
+    lines += [
+        "| strategy | input | documents | seconds | CPU s | rows | padding efficiency |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| bfd, buffer 1024 | {b['input']} | {b['docs']:,} | {b['seconds']:.2f} | "
+        f"{b['cpu_s']:.2f} | {b['rows']:,} | {b['efficiency']:.2%} |"
+        for b in p["bfd"]
+    ]
+    c = p["concat"]
+    return lines + [
+        "",
+        f"concat: tokenize {c['tokenize_cpu_s']:.2f} CPU s over {c['docs']:,} documents, "
+        f"pack(2048) over its output {c['pack_cpu_s']:.2f} CPU s: +{c['overhead']:.1%}",
+    ]
 
 
 def _row(r: dict) -> str:

@@ -7,6 +7,8 @@ around the work, never a different transform.
 from __future__ import annotations
 
 import io
+import json
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -74,3 +76,26 @@ def tokenize(text: str) -> list[int]:
 
 def tokenize_record(record: dict) -> list[int]:
     return tokenize(record["text"])
+
+
+# W6 -------------------------------------------------------------------------
+def one_thread_tokenizers() -> None:
+    """Make ``encode_batch`` encode on the calling thread (inherited by workers):
+    each W6 contender gets its cores from its 2 workers (the floor: x2), never
+    from tokenizers' own thread pool."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def load_tokenizer(path: str):  # noqa: ANN201 (tokenizers is imported lazily)
+    one_thread_tokenizers()
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(path)
+
+
+def read_texts(paths: list[str]) -> list[str]:
+    texts = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            texts += [json.loads(line)["text"] for line in f]
+    return texts

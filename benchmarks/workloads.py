@@ -31,11 +31,16 @@ class Inputs:
     keys: list[str]
     text_dir: str
     text_files: list[str]
+    docs_dir: str
+    doc_files: list[str]
+    tokenizer: str
     num_workers: int = 2
     w1_batch: int = 256
     image_batch: int = 64
     shuffle_buffer: int = 1000
     text_batch: int = 512
+    seq_len: int = 2048
+    row_batch: int = 8
     seed: int = 0
 
 
@@ -75,6 +80,15 @@ def _tally_tokens(batch: list) -> tuple[int, int]:
     return len(batch), sum(map(len, batch))
 
 
+def _tally_rows(batch: Any) -> tuple[int, int]:
+    """Real tokens (padding, id 0, excluded) and their id sum: of collated rows
+    ``{"input_ids", "segment_ids" | "attention_mask"}``, or of token-id lists."""
+    if isinstance(batch, list):
+        return sum(map(len, batch)), sum(map(sum, batch))
+    mask = batch["segment_ids"] if "segment_ids" in batch else batch["attention_mask"]
+    return int(mask.count_nonzero()), int(batch["input_ids"].sum())
+
+
 def _check_ints(batch: Any) -> None:
     if not (isinstance(batch, list) and all(isinstance(x, int) for x in batch)):
         raise ValueError(f"expected a list of ints, got {type(batch).__name__}")
@@ -96,6 +110,14 @@ def _check_images(batch: Any) -> None:
 def _check_tokens(batch: Any) -> None:
     if not (isinstance(batch, list) and all(isinstance(t, list) for t in batch)):
         raise ValueError(f"expected a list of token-id lists, got {type(batch).__name__}")
+
+
+def _check_rows(batch: Any) -> None:
+    if isinstance(batch, list):
+        return _check_tokens(batch)
+    ids = batch["input_ids"]
+    if ids.ndim != 2 or ids.shape[1] != 2048 or str(ids.dtype) != "torch.int64":
+        raise ValueError(f"expected int64 rows of 2048 tokens, got {ids.dtype} {tuple(ids.shape)}")
 
 
 C = Contender
@@ -165,6 +187,19 @@ WORKLOADS: dict[str, Workload] = {
                 C("streamdag-dali-threads", "w5_streamdag_threads", "streamdag"),
             ),
         ),
+        Workload(
+            "W6",
+            "LLM tokens: jsonl documents -> tokenize (BPE) -> pack(2048) -> batch 8",
+            unit="tokens",
+            reference="encode-floor",
+            tally=_tally_rows,
+            check=_check_rows,
+            contenders=(
+                C("encode-floor", "w6_floor", "floor", per_worker=True),
+                C("hf-datasets", "w6_hf_datasets", "anchor"),
+                C("streamdag", "w6_streamdag", "streamdag"),
+            ),
+        ),
     )
 }
 
@@ -181,6 +216,9 @@ def build_inputs(manifest: dict, quick: bool) -> Inputs:
         keys=sorted(p.stem for p in (root / "images" / "files").glob("*.jpg")),
         text_dir=str(root / "text"),
         text_files=sorted(t["path"] for t in manifest["text"]),
+        docs_dir=str(root / "docs"),
+        doc_files=sorted(d["path"] for d in manifest["docs"]),
+        tokenizer=manifest["tokenizer"],
     )
 
 
@@ -191,6 +229,9 @@ def expected(workload: Workload, manifest: dict, inputs: Inputs) -> tuple[int, i
     if workload.name == "W4":
         text = manifest["text"]
         return sum(t["en_lines"] for t in text), sum(t["en_tokens"] for t in text)
+    if workload.name == "W6":
+        docs = manifest["docs"]
+        return sum(d["tokens"] for d in docs), sum(d["id_sum"] for d in docs)
     images = manifest["images"]
     return sum(s["samples"] for s in images), sum(s["label_sum"] for s in images)
 
@@ -201,6 +242,8 @@ def data_paths(workload: Workload, inputs: Inputs) -> list[str]:
         return []
     if workload.name == "W4":
         return inputs.text_files
+    if workload.name == "W6":
+        return [*inputs.doc_files, inputs.tokenizer]
     files = Path(inputs.files_dir)
     return inputs.shards + [
         str(files / f"{k}.{ext}") for k in inputs.keys for ext in ("jpg", "cls")

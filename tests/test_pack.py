@@ -152,6 +152,24 @@ def test_bad_document_is_named_or_skipped(bad, why):
     assert stats["pack"]["skipped"] == 1
 
 
+def test_bfd_names_or_skips_a_negative_id_found_in_the_packed_buffer():
+    # bfd looks for negative ids once per packed buffer, not per document
+    docs = [np.array([1, 2]), np.array([3, -1, 4, 5, 6]), np.array([7]), np.array([8, 9])]
+    dp = sd.IterableWrapper(docs).pack(3, strategy="bfd", buffer_size=2, overflow="truncate")
+    with pytest.raises(NodeError, match=r"pack.*document 1.*>= 0, got -1"):
+        list(dp)
+    out, stats = run_with_stats(
+        sd.IterableWrapper(docs).pack(
+            3, strategy="bfd", buffer_size=2, overflow="truncate", on_error="skip"
+        )
+    )
+    assert [r["input_ids"].tolist() for r in out] == [[1, 2, 0], [8, 9, 7]]
+    # the bad document was truncated before the check found it: not counted
+    assert stats["pack"] == {"skipped": 1, "truncated_tokens": 0, "dropped_documents": 0}
+    skip = sd.IterableWrapper(docs).pack(3, strategy="bfd", buffer_size=2, on_error="skip")
+    assert_resumes(skip, stops={0, 1, 2})
+
+
 def test_missing_field_is_named():
     with pytest.raises(NodeError, match=r"pack.*document 0.*no field 'ids'"):
         rows_of([{"text": [1]}], 2, field="ids")

@@ -17,7 +17,15 @@ import numpy as np
 from ..runtime.node import ResumableNode
 from ..runtime.policy import ErrorPolicy
 from ..runtime.replay import Replayer, restore_source
-from .packing import Row, Stream, as_tokens, best_fit_decreasing, with_eos
+from .packing import (
+    Row,
+    Stream,
+    as_tokens,
+    best_fit_decreasing,
+    check_signs,
+    has_negative,
+    with_eos,
+)
 
 #: concat: documents between input checkpoints, and tokens gathered per vectorized step
 CHECKPOINT_EVERY = 64
@@ -56,21 +64,27 @@ class PackNode(ErrorPolicy, ResumableNode):
         self._replay = Replayer(self.inputs[0], every)
         return self._bfd(restored) if bfd else self._concat(restored)
 
-    def _pull(self, count: bool, target: int | None = None) -> tuple[int, np.ndarray | None]:
-        """The next document as ``(number, tokens)``, tokens None for a bad
-        one (``count``: apply ``on_error``; False while replaying what was
-        counted before). StopIteration at the end of the input, or, replaying
-        towards document ``target``, a ResumeError."""
+    def _pull(
+        self, count: bool, target: int | None = None, signs: bool = True
+    ) -> tuple[int, Any, np.ndarray | None]:
+        """The next document as ``(number, document, tokens)``, tokens None
+        for a bad one (``count``: apply ``on_error``; False while replaying
+        what was counted before; ``signs``: False leaves negative ids to the
+        caller). StopIteration at the end of the input, or, replaying towards
+        document ``target``, a ResumeError."""
         replay = self._replay
         seq = replay.seq
         doc = replay.pull() if target is None else replay.replay(target, self.label)
         try:
-            tokens = as_tokens(doc, self.params["field"])
+            tokens = as_tokens(doc, self.params["field"], signs)
         except (TypeError, ValueError, KeyError) as exc:
-            if count:
-                self.fail(exc, f"document {seq} {_short(doc)}")
-            return seq, None
-        return seq, with_eos(tokens, self.params["eos_id"])
+            self._bad(exc, seq, doc, count)
+            return seq, doc, None
+        return seq, doc, with_eos(tokens, self.params["eos_id"])
+
+    def _bad(self, exc: Exception, seq: int, doc: Any, count: bool) -> None:
+        if count:
+            self.fail(exc, f"document {seq} {_short(doc)}")
 
     # -- concat ------------------------------------------------------------------
     def _concat(self, restored: dict | None) -> Iterator[Row]:
@@ -83,7 +97,7 @@ class PackNode(ErrorPolicy, ResumableNode):
         replay.skip_to(restored["first"], self.label)
         docs = []
         while replay.seq < restored["next"]:
-            seq, tokens = self._pull(False, restored["next"])
+            seq, _, tokens = self._pull(False, restored["next"])
             if tokens is not None and tokens.size:
                 docs.append((seq, tokens))
         if docs:
@@ -102,7 +116,7 @@ class PackNode(ErrorPolicy, ResumableNode):
             docs, size = [], stream.pending()
             while size < chunk:
                 try:
-                    seq, tokens = self._pull(True)
+                    seq, _, tokens = self._pull(True)
                 except StopIteration:
                     ended = True
                     break
@@ -136,28 +150,49 @@ class PackNode(ErrorPolicy, ResumableNode):
     def _bfd_rows(self, skip: int, count: bool) -> Iterator[Row]:
         """Rows of one buffer after another; the first buffer's first
         ``skip`` rows were emitted before a resume."""
-        seq_len, pad_id = self.params["seq_len"], self.params["pad_id"]
         replay, size = self._replay, self.params["buffer_size"]
         ended = False
         while not ended:
             self._start, self._row = replay.seq, skip
             replay.forget_before(self._start)
-            pieces: list[tuple[np.ndarray, int]] = []
+            docs: list[tuple[int, Any, np.ndarray]] = []
             pulled = 0
             while pulled < size:
                 try:
-                    _, tokens = self._pull(count)
+                    seq, doc, tokens = self._pull(count, signs=False)
                 except StopIteration:
                     ended = True
                     break
                 pulled += 1
                 if tokens is not None:
-                    pieces.extend(self._fit(tokens, count))
-            ids, segs, pos = best_fit_decreasing(pieces, seq_len, pad_id)
+                    docs.append((seq, doc, tokens))
+            ids, segs, pos = self._pack(docs, count)
             for i in range(skip, len(ids)):
                 self._row = i + 1
                 yield _row(ids[i], segs[i], pos[i])
             skip, count = 0, True
+
+    def _pack(
+        self, docs: list[tuple[int, Any, np.ndarray]], count: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A buffer's documents packed best-fit decreasing. Negative ids are
+        looked for once in the packed rows (one per document costs ~30% of
+        packing); a buffer holding one is packed again without its bad
+        documents, the statistics of its first packing undone."""
+        stats = self.truncated_tokens, self.dropped_documents
+        pieces = [piece for _, _, tokens in docs for piece in self._fit(tokens, count)]
+        packed = best_fit_decreasing(pieces, self.params["seq_len"], self.params["pad_id"])
+        if not has_negative(packed[0]):
+            return packed
+        self.truncated_tokens, self.dropped_documents = stats
+        good = []
+        for seq, doc, tokens in docs:
+            try:
+                check_signs(tokens)
+                good.append((seq, doc, tokens))
+            except ValueError as exc:
+                self._bad(exc, seq, doc, count)
+        return self._pack(good, count)
 
     def _fit(self, tokens: np.ndarray, count: bool) -> list[tuple[np.ndarray, int]]:
         """A document as pieces ``(tokens, first position)`` of at most

@@ -4,6 +4,7 @@ document or row at most, never one per token)."""
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, insort
 from collections.abc import Mapping
 from typing import Any
@@ -18,10 +19,10 @@ _smallest = np.minimum.reduce
 Row = dict[str, np.ndarray]
 
 
-def as_tokens(doc: Any, field: Any) -> np.ndarray:
+def as_tokens(doc: Any, field: Any, signs: bool = True) -> np.ndarray:
     """A document (a list of ints, a 1-D integer array or tensor; or a dict
     holding one under ``field``) as a 1-D int64 array; TypeError/ValueError
-    for anything else, a non-integer or a negative token."""
+    for anything else, a non-integer or (``signs``) a negative token."""
     if field is not None:
         if not isinstance(doc, Mapping):
             raise TypeError(f"expected a dict with the field {field!r}, got {type(doc).__name__}")
@@ -33,6 +34,11 @@ def as_tokens(doc: Any, field: Any) -> np.ndarray:
     elif isinstance(doc, (list, tuple)):
         if not doc:
             return EMPTY
+        try:  # what tokenizers give; unboxing into C uint64 rejects non-ints and ids < 0
+            if type(doc[0]) is not bool:  # numpy makes a list of bools a bool array: refused
+                return np.frombuffer(array("Q", doc), TOKEN)
+        except (TypeError, OverflowError):  # numpy's dtype names the problem below
+            pass
         arr = np.asarray(doc)
     elif hasattr(doc, "numpy") and hasattr(doc, "dim"):  # a torch tensor, without importing torch
         arr = doc.detach().cpu().numpy()
@@ -45,13 +51,23 @@ def as_tokens(doc: Any, field: Any) -> np.ndarray:
         raise ValueError(f"a document must be 1-D, got shape {arr.shape}")
     kind = arr.dtype.kind
     if kind == "i":
-        if arr.size and _smallest(arr) < 0:
-            raise ValueError(f"token ids must be >= 0, got {int(_smallest(arr))}")
+        if signs:
+            check_signs(arr)
     elif kind != "u":
         if arr.size == 0:
             return EMPTY
         raise TypeError(f"token ids must be integers, got dtype {arr.dtype}")
     return arr
+
+
+def check_signs(arr: np.ndarray) -> None:
+    """ValueError if the token array holds a negative id."""
+    if arr.size and _smallest(arr) < 0:
+        raise ValueError(f"token ids must be >= 0, got {int(_smallest(arr))}")
+
+
+def has_negative(ids: np.ndarray) -> bool:
+    return bool(ids.size) and _smallest(ids, axis=None) < 0
 
 
 def with_eos(arr: np.ndarray, eos_id: int | None) -> np.ndarray:
