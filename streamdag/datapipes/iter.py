@@ -198,6 +198,14 @@ BucketBatcher = _class_style("BucketBatcher", DataPipe.bucketbatch)
 MaxTokenBucketizer = _class_style("MaxTokenBucketizer", DataPipe.max_token_bucketize)
 
 
+# -- function-applying names ---------------------------------------------------------
+BatchMapper = _class_style("BatchMapper", DataPipe.map_batches)
+ThreadPoolMapper = _class_style("ThreadPoolMapper", DataPipe.threadpool_map)
+ShuffledFlatMapper = _class_style("ShuffledFlatMapper", DataPipe.shuffled_flatmap)
+ShardExpander = _class_style("ShardExpander", DataPipe.shard_expand)
+StreamReader = _class_style("StreamReader", DataPipe.read_from_stream)
+
+
 def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataPipe[Any]:  # noqa: N802
     """torchdata's ``MapToIterConverter(datapipe, indices=None)``:
     ``datapipe.to_iter_datapipe(indices)``."""
@@ -205,6 +213,11 @@ def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataP
 
 
 __all__ = [
+    "StreamReader",
+    "ShardExpander",
+    "ShuffledFlatMapper",
+    "ThreadPoolMapper",
+    "BatchMapper",
     "Batcher",
     "BucketBatcher",
     "Bz2FileLoader",

@@ -106,6 +106,7 @@ _RULES: dict[str, Rule] = {
         _same,
     ),
     "iterable_wrapper": _wrapped,
+    "threadpool_map": _same,
     "batch": _batch,
     "header": _header,
     "cycle": _cycle,

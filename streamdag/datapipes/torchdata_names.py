@@ -45,13 +45,8 @@ ITER: dict[str, str] = {
     ),
     "Saver": "writing files is not a loading step: not provided",
     "FSSpecSaver": "writing files is not a loading step: not provided",
-    "BatchMapper": _NOT_YET,
     "BatchAsyncMapper": _NOT_YET,
-    "ThreadPoolMapper": _NOT_YET,
-    "ShuffledFlatMapper": _NOT_YET,
     "Sampler": _NOT_YET,
-    "ShardExpander": _NOT_YET,
-    "StreamReader": _NOT_YET,
 }
 
 # Being added alongside this module by the rest of the torchdata drop-in work;

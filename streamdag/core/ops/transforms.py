@@ -218,6 +218,19 @@ def _fields(op: str, key: str, value: Any) -> None:
         raise ParamError(f"{op}: {key} must be None or a non-empty list of keys, got {value!r}")
 
 
+# -- torchdata's function-applying names -----------------------------------------
+def _threadpool_columns(params: Mapping[str, Any]) -> None:
+    if params["input_col"] is None and params["output_col"] is not None:
+        raise ParamError("threadpool_map: output_col needs input_col")
+
+
+def _threadpool_kwargs(op: str, key: str, value: Any) -> None:
+    if value is not None and not (
+        isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    ):
+        raise ParamError(f"{op}: {key} must be None or a dict of ThreadPoolExecutor keywords")
+
+
 SPECS = (
     OpSpec(
         "iterable_wrapper",
@@ -517,4 +530,30 @@ SPECS = (
             "fields": Param(None, _fields),
         },
     ),
+    # -- torchdata's function-applying names (map_batches, threadpool_map, ...) --
+    OpSpec(
+        "map_batches",
+        _RT + "map_batches:MapBatchesNode",
+        params={"fn": _FN, "batch_size": Param(check=_int(1)), "input_col": _COL},
+    ),
+    OpSpec(
+        "threadpool_map",
+        _RT + "threadpool_map:ThreadPoolMapNode",
+        passthrough=True,
+        params={
+            "fn": _FN,
+            "input_col": _COL,
+            "output_col": _COL,
+            "scheduled_tasks": Param(128, _int(1)),
+            "max_workers": Param(None, _int(1, optional=True)),
+            "threadpool_kwargs": Param(None, _threadpool_kwargs),
+        },
+        check=_threadpool_columns,
+    ),
+    OpSpec(
+        "shuffled_flatmap",
+        _RT + "shuffled_flatmap:ShuffledFlatMapNode",
+        params={"fn": _OPTIONAL_FN, "input_col": _COL, "buffer_size": Param(100, _int(1))},
+    ),
+    OpSpec("shard_expand", _RT + "shard_expand:ShardExpandNode", params={}),
 )
