@@ -25,11 +25,8 @@ class ShuffledFlatMapNode(ResumableNode):
     def setup(self) -> None:
         super().setup()
         fn, col = self.params["fn"], self.params["input_col"]
-        if fn is None:
-            self.fn: Callable[[Any], Any] = _identity
-        else:
-            fn = framed(fn, self, arity(col))
-            self.fn = fn if col is None else selecting(fn, col)
+        fn = _columns if fn is None else framed(fn, self, arity(col))
+        self.fn = fn if col is None else selecting(fn, col)
         self._pulls = Tally()
 
     def counted(self) -> tuple[int | None, int | None]:
@@ -115,5 +112,6 @@ class ShuffledFlatMapNode(ResumableNode):
         return [fn] if fn is not None else []
 
 
-def _identity(item: Any) -> Any:
-    return item
+def _columns(*values: Any) -> Any:
+    """No ``fn``: the element (or its one ``input_col``), or a tuple of its columns."""
+    return values[0] if len(values) == 1 else values
