@@ -110,6 +110,11 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
     "shard_expand": lambda: sd.IterableWrapper(
         ["s-{00..03}.tar", "t{1..2}-{8..10}"]
     ).shard_expand(),
+    "async_map_batches": lambda: (
+        src(20)
+        .map(fns.pair)
+        .async_map_batches(fns.later_double, 3, input_col=1, output_col=-1, max_concurrency=2)
+    ),
 }
 
 

@@ -226,3 +226,11 @@ def with_size(batch: list[Any]) -> list[Any]:
 def below(x: int) -> list[int]:
     """A (shuffled_)flatmap function: 0 to 3 elements (none for multiples of 4)."""
     return [x * 10 + i for i in range(x % 4)]
+
+
+async def later_double(x: int) -> int:
+    """An async_map_batches function: 2 * x, after a yield to the event loop."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    return 2 * x

@@ -204,6 +204,7 @@ ThreadPoolMapper = _class_style("ThreadPoolMapper", DataPipe.threadpool_map)
 ShuffledFlatMapper = _class_style("ShuffledFlatMapper", DataPipe.shuffled_flatmap)
 ShardExpander = _class_style("ShardExpander", DataPipe.shard_expand)
 StreamReader = _class_style("StreamReader", DataPipe.read_from_stream)
+BatchAsyncMapper = _class_style("BatchAsyncMapper", DataPipe.async_map_batches)
 
 
 def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataPipe[Any]:  # noqa: N802
@@ -213,6 +214,7 @@ def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataP
 
 
 __all__ = [
+    "BatchAsyncMapper",
     "StreamReader",
     "ShardExpander",
     "ShuffledFlatMapper",

@@ -107,6 +107,7 @@ _RULES: dict[str, Rule] = {
     ),
     "iterable_wrapper": _wrapped,
     "threadpool_map": _same,
+    "async_map_batches": _same,
     "batch": _batch,
     "header": _header,
     "cycle": _cycle,

@@ -45,7 +45,6 @@ ITER: dict[str, str] = {
     ),
     "Saver": "writing files is not a loading step: not provided",
     "FSSpecSaver": "writing files is not a loading step: not provided",
-    "BatchAsyncMapper": _NOT_YET,
     "Sampler": _NOT_YET,
 }
 

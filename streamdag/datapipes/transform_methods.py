@@ -503,6 +503,46 @@ class TransformMethods(PipeMethods):
         zero-padded where the bounds are) to the names they stand for, in order."""
         return self._then("shard_expand", {}, name=name)
 
+    def async_map_batches(
+        self,
+        async_fn: Fn,
+        batch_size: int,
+        input_col: Any = None,
+        output_col: Any = None,
+        max_concurrency: int = 32,
+        flatten: bool = True,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """``map(async_fn, input_col, output_col)`` for an ``async def``
+        function, awaited on each batch of ``batch_size`` elements at once (at
+        most ``max_concurrency`` at a time) on an event loop of the node; the
+        same elements in the same order, as batches unless ``flatten``. The
+        graph: ``batch``, ``async_map_batches`` (per batch), ``flatmap``."""
+        output_col = _one_col("async_map_batches", output_col)
+        params = {
+            "async_fn": async_fn,
+            "input_col": input_col,
+            "output_col": output_col,
+            "max_concurrency": max_concurrency,
+        }
+        batches = self.batch(batch_size)._then("async_map_batches", params, name=name)
+        if not flatten:
+            return batches
+        try:
+            return batches.flatmap().set_length(length_of(self.node))
+        except TypeError:  # no length known in advance: none set, as torchdata
+            return batches.flatmap()
+
+
+def _one_col(op: str, output_col: Any) -> Any:
+    """torchdata's ``output_col=[col]`` as ``col``; more than one is refused."""
+    if not isinstance(output_col, (list, tuple)):
+        return output_col
+    if len(output_col) > 1:
+        raise ParamError(f"{op}: output_col must be a single-element list or tuple")
+    return output_col[0]
+
 
 def _device_name(device: Any) -> Any:
     """A ``torch.device`` as its name (graph params are plain data)."""

@@ -5,6 +5,7 @@ the same elements in the same order (shuffled_flatmap: the same elements)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import warnings
@@ -182,3 +183,36 @@ def test_read_from_stream(chunk: int | None) -> None:
         return ns.StreamReader(ns.IterableWrapper(streams, deepcopy=False), chunk)
 
     same(build)
+
+
+# -- async_map_batches / BatchAsyncMapper -------------------------------------------
+async def slow_negate(x: int) -> int:
+    await asyncio.sleep(0.001 * (x % 3))  # later elements finish first: order is kept
+    return -x
+
+
+async def async_add(a: int, b: int) -> int:
+    return a + b
+
+
+@pytest.mark.parametrize(
+    ("input_col", "output_col"), [(None, None), (1, None), (1, -1), (0, [2]), ([0, 1], None)]
+)
+@pytest.mark.parametrize("flatten", [True, False])
+def test_async_map_batches(input_col: Any, output_col: Any, flatten: bool) -> None:
+    fn = async_add if isinstance(input_col, list) else slow_negate
+    source = [list(r) for r in ROWS] if output_col == [2] else ROWS
+    same(
+        lambda ns: ns.IterableWrapper(source).async_map_batches(
+            fn, 4, input_col, output_col, max_concurrency=2, flatten=flatten
+        )
+    )
+
+
+def test_batch_async_mapper_class_length_and_refusals() -> None:
+    for ns in (td_iter, sd_iter):
+        pipe = ns.BatchAsyncMapper(ns.IterableWrapper(range(10)), slow_negate, 3)
+        assert (len(pipe), list(pipe)) == (10, [-x for x in range(10)])
+        for bad in ({"async_fn": negate}, {"async_fn": slow_negate, "output_col": 1}):
+            with pytest.raises(ValueError):
+                ns.IterableWrapper(ROWS).async_map_batches(batch_size=2, **bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -219,9 +220,18 @@ def _fields(op: str, key: str, value: Any) -> None:
 
 
 # -- torchdata's function-applying names -----------------------------------------
-def _threadpool_columns(params: Mapping[str, Any]) -> None:
+def _output_needs_input(op: str, params: Mapping[str, Any]) -> None:
     if params["input_col"] is None and params["output_col"] is not None:
-        raise ParamError("threadpool_map: output_col needs input_col")
+        raise ParamError(f"{op}: output_col needs input_col")
+
+
+_threadpool_columns = partial(_output_needs_input, "threadpool_map")
+_async_columns = partial(_output_needs_input, "async_map_batches")
+
+
+def _coroutine_fn(op: str, key: str, value: Any) -> None:
+    if not inspect.iscoroutinefunction(value):
+        raise ParamError(f"{op}: {key} must be an async def function, got {value!r}")
 
 
 def _threadpool_kwargs(op: str, key: str, value: Any) -> None:
@@ -556,4 +566,16 @@ SPECS = (
         params={"fn": _OPTIONAL_FN, "input_col": _COL, "buffer_size": Param(100, _int(1))},
     ),
     OpSpec("shard_expand", _RT + "shard_expand:ShardExpandNode", params={}),
+    OpSpec(
+        "async_map_batches",
+        _RT + "async_map:AsyncMapBatchNode",
+        passthrough=True,
+        params={
+            "async_fn": Param(check=_coroutine_fn),
+            "input_col": _COL,
+            "output_col": _COL,
+            "max_concurrency": Param(32, _int(1)),
+        },
+        check=_async_columns,
+    ),
 )
