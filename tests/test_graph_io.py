@@ -15,6 +15,7 @@ import pytest
 
 import streamdag as sd
 from streamdag.core.ops import TRANSFORMS
+from streamdag.datapipes.iter import Sampler as sampler
 from streamdag.graph_io import FunctionRef, dumps, loads_node
 from streamdag.testing import assert_round_trips
 from tests import test_graph_io_fns as fns
@@ -115,6 +116,7 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
         .map(fns.pair)
         .async_map_batches(fns.later_double, 3, input_col=1, output_col=-1, max_concurrency=2)
     ),
+    "sampler": lambda: sampler(src(10), fns.random_sampler, sampler_kwargs={"num_samples": 7}),
 }
 
 

@@ -234,3 +234,10 @@ async def later_double(x: int) -> int:
 
     await asyncio.sleep(0)
     return 2 * x
+
+
+def random_sampler(data_source: Any, num_samples: int | None = None) -> Any:
+    """A Sampler's sampler: torch's RandomSampler (from a module graph files trust)."""
+    from torch.utils.data import RandomSampler
+
+    return RandomSampler(data_source, num_samples=num_samples)

@@ -80,6 +80,16 @@ def _random_split(node: Node, ins: list[Callable[[], int]]) -> int:
     return int(sizes[keys.index(node.params["target"])])
 
 
+def _sampler_length(node: Node) -> int:
+    p = node.params
+    sampler = p["sampler"](
+        *(p["sampler_args"] or ()), data_source=range(p["length"]), **(p["sampler_kwargs"] or {})
+    )
+    if not isinstance(sampler, Sized):
+        raise TypeError(f"{node.label}: its sampler has no len()")
+    return len(sampler)
+
+
 _RULES: dict[str, Rule] = {
     **dict.fromkeys(
         (
@@ -108,6 +118,7 @@ _RULES: dict[str, Rule] = {
     "iterable_wrapper": _wrapped,
     "threadpool_map": _same,
     "async_map_batches": _same,
+    "sampler": lambda node, ins: _sampler_length(node),
     "batch": _batch,
     "header": _header,
     "cycle": _cycle,

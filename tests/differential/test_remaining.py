@@ -216,3 +216,29 @@ def test_batch_async_mapper_class_length_and_refusals() -> None:
         for bad in ({"async_fn": negate}, {"async_fn": slow_negate, "output_col": 1}):
             with pytest.raises(ValueError):
                 ns.IterableWrapper(ROWS).async_map_batches(batch_size=2, **bad)
+
+
+# -- Sampler -------------------------------------------------------------------------
+def test_sampler_yields_the_samplers_indices() -> None:
+    from torch.utils.data import RandomSampler, SequentialSampler
+
+    for sampler in (None, SequentialSampler):
+        args = () if sampler is None else (sampler,)
+        got = same(lambda ns, args=args: ns.Sampler(ns.IterableWrapper("abcdef"), *args))
+        assert got == list(range(6))
+    for kwargs in ({}, {"num_samples": 4}, {"num_samples": 9, "replacement": True}):
+        # a copy each: torchdata adds data_source to the dict it is given
+        theirs = td_iter.Sampler(td_iter.IterableWrapper("abcdef"), RandomSampler, None, {**kwargs})
+        ours = sd_iter.Sampler(sd_iter.IterableWrapper("abcdef"), RandomSampler, None, {**kwargs})
+        assert len(ours) == len(theirs)
+        if not kwargs.get("replacement"):
+            assert len(set(ours)) == len(list(theirs))
+        assert set(ours) <= set(range(6))
+
+
+def test_sampler_order_is_the_seeds_and_resumes() -> None:
+    from torch.utils.data import RandomSampler
+
+    pipe = sd_iter.Sampler(sd_iter.IterableWrapper(range(20)), RandomSampler)
+    assert_deterministic(pipe)
+    assert sorted(assert_resumes(pipe)) == list(range(20))

@@ -578,4 +578,19 @@ SPECS = (
         },
         check=_async_columns,
     ),
+    OpSpec(
+        "sampler",
+        _RT + "sampler:SamplerNode",
+        inputs=(0, 0),
+        params={
+            "sampler": _FN,
+            "sampler_args": Param(
+                None, partial(check_type, types=(list, type(None)), want="a list")
+            ),
+            "sampler_kwargs": Param(
+                None, partial(check_type, types=(dict, type(None)), want="a dict")
+            ),
+            "length": Param(check=_int(0)),
+        },
+    ),
 )
