@@ -242,3 +242,14 @@ def test_sampler_order_is_the_seeds_and_resumes() -> None:
     pipe = sd_iter.Sampler(sd_iter.IterableWrapper(range(20)), RandomSampler)
     assert_deterministic(pipe)
     assert sorted(assert_resumes(pipe)) == list(range(20))
+
+
+def test_map_style_shuffler_same_items() -> None:
+    import streamdag.datapipes.map as sd_map
+
+    td_map = pytest.importorskip("torchdata.datapipes.map")
+    for indices in (None, [4, 1, 3]):
+        theirs = list(td_map.Shuffler(td_map.SequenceWrapper("abcdef"), indices=indices))
+        ours = sd_map.Shuffler(sd_map.SequenceWrapper("abcdef"), indices=indices)
+        assert sorted(ours) == sorted(theirs)
+        assert_deterministic(ours)
