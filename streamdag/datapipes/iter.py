@@ -229,8 +229,6 @@ def Sampler(  # noqa: N802 - torchdata's name
     (known in advance: read when the pipe is built), in an order from the
     loader's seed for a random sampler. The sampler's ``data_source`` is
     ``range(len(datapipe))``: the elements are never read."""
-    if sampler is None:
-        from torch.utils.data import SequentialSampler as sampler
     params = {
         "sampler": sampler,
         "sampler_args": None if sampler_args is None else list(sampler_args),

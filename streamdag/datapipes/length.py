@@ -9,6 +9,7 @@ from math import ceil
 
 from ..core.node import Node
 from ..transforms.random_split import normalized
+from ..transforms.sampler import make_sampler
 
 Rule = Callable[[Node, list[Callable[[], int]]], int]
 
@@ -81,10 +82,7 @@ def _random_split(node: Node, ins: list[Callable[[], int]]) -> int:
 
 
 def _sampler_length(node: Node) -> int:
-    p = node.params
-    sampler = p["sampler"](
-        *(p["sampler_args"] or ()), data_source=range(p["length"]), **(p["sampler_kwargs"] or {})
-    )
+    sampler = make_sampler(node.params)
     if not isinstance(sampler, Sized):
         raise TypeError(f"{node.label}: its sampler has no len()")
     return len(sampler)

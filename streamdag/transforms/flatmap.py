@@ -54,10 +54,6 @@ class FlatMapNode(ResumableNode):
         """The number of the first input element of the part that ends at ``item``."""
         return item - 1
 
-    def pull_part(self) -> Any:
-        """The input of the next part (StopIteration at the end)."""
-        return self._replay.pull()
-
     def replay_part(self, item: int) -> Any:
         """The input of the part that ends at ``item``, replayed."""
         return self._replay.replay(item, self.label)
@@ -72,10 +68,10 @@ class FlatMapNode(ResumableNode):
         replay = self._replay
         while True:
             try:
-                item = self.pull_part()
+                item = replay.pull()
             except StopIteration:
                 return
-            replay.forget_before(self.part_start(replay.seq))
+            replay.forget_before(replay.seq - 1)
             yield self._expand(item)
 
     def live_state(self) -> dict:

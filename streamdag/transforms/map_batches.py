@@ -5,7 +5,7 @@ flatmap's: the current batch's place in the input and the offset in its results.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -29,11 +29,11 @@ class MapBatchesNode(FlatMapNode):
     def part_start(self, item: int) -> int:
         return (item - 1) // self._size * self._size
 
-    def pull_part(self) -> list[Any]:
-        batch = self._replay.take(self._size)
-        if not batch:
-            raise StopIteration
-        return batch
+    def _parts(self) -> Iterator[Iterator[Any]]:
+        replay, size = self._replay, self._size
+        while batch := replay.take(size):
+            replay.forget_before(replay.seq - len(batch))
+            yield self._expand(batch)
 
     def replay_part(self, item: int) -> list[Any]:
         replay = self._replay

@@ -11,7 +11,7 @@ starts the sampler again with the same seed and skips them."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -23,14 +23,18 @@ from ..runtime.node import ResumableNode
 _first = itemgetter(0)
 
 
+def make_sampler(params: Mapping[str, Any]) -> Any:
+    """``sampler(*sampler_args, data_source=range(length), **sampler_kwargs)``."""
+    cls = params["sampler"]
+    if cls is None:
+        from torch.utils.data import SequentialSampler as cls
+    args, kwargs = params["sampler_args"] or (), params["sampler_kwargs"] or {}
+    return cls(*args, data_source=range(params["length"]), **kwargs)
+
+
 class SamplerNode(ResumableNode):
     def iterator(self) -> Iterator[Any]:
-        p = self.params
-        sampler = p["sampler"](
-            *(p["sampler_args"] or ()),
-            data_source=range(p["length"]),
-            **(p["sampler_kwargs"] or {}),
-        )
+        sampler = make_sampler(self.params)
         if getattr(sampler, "generator", False) is None:  # torch's random samplers
             import torch
 

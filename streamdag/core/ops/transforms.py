@@ -583,7 +583,7 @@ SPECS = (
         _RT + "sampler:SamplerNode",
         inputs=(0, 0),
         params={
-            "sampler": _FN,
+            "sampler": _OPTIONAL_FN,  # None: torch's SequentialSampler
             "sampler_args": Param(
                 None, partial(check_type, types=(list, type(None)), want="a list")
             ),
