@@ -253,3 +253,23 @@ def test_map_style_shuffler_same_items() -> None:
         ours = sd_map.Shuffler(sd_map.SequenceWrapper("abcdef"), indices=indices)
         assert sorted(ours) == sorted(theirs)
         assert_deterministic(ours)
+
+
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("cannot fetch 3")
+    return x
+
+
+async def async_fail_on_three(x: int) -> int:
+    return fail_on_three(x)
+
+
+def test_errors_in_concurrent_calls_name_the_node_and_the_element() -> None:
+    wrap = sd_iter.IterableWrapper(range(6))
+    for pipe, op in (
+        (wrap.threadpool_map(fail_on_three, name="fetch"), "threadpool_map"),
+        (wrap.async_map_batches(async_fail_on_three, 4, name="fetch"), "async_map_batches"),
+    ):
+        with pytest.raises(sd.NodeError, match=rf"{op} node 'fetch'.*cannot fetch 3.*element 3"):
+            list(pipe)
