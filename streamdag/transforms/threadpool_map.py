@@ -12,16 +12,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ..runtime.attribution import framed
 from ..runtime.counting import Tally
 from ..runtime.node import ResumableNode
 from ..runtime.replay import Replayer, restore_source
-from .columns import with_columns
+from .columns import arity, with_columns
 
 
 class ThreadPoolMapNode(ResumableNode):
     def setup(self) -> None:
         super().setup()
-        fn, col = self.params["fn"], self.params["input_col"]
+        col = self.params["input_col"]
+        fn = framed(self.params["fn"], self, arity(col))
         self.fn = fn if col is None else with_columns(fn, col, self.params["output_col"])
         self._pool: ThreadPoolExecutor | None = None
         self._pulls = Tally()
