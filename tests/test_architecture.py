@@ -14,6 +14,7 @@ import grimp
 import pytest
 
 import streamdag as sd
+import streamdag.datapipes.iter as sd_iter
 from streamdag.core.ops import BUILTIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +97,7 @@ FACADE = {
     "iterable_wrapper": sd.IterableWrapper,
     "file_lister": sd.FileLister,
     "sample_multiplexer": sd.SampleMultiplexer,
+    "sampler": sd_iter.Sampler,
 }
 #: built by other facade methods: fork/demux make branches, open_files(retry=...)
 #: takes the retry params as a dict and leaves their defaults to the spec

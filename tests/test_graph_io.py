@@ -15,6 +15,7 @@ import pytest
 
 import streamdag as sd
 from streamdag.core.ops import TRANSFORMS
+from streamdag.datapipes.iter import Sampler as sampler
 from streamdag.graph_io import FunctionRef, dumps, loads_node
 from streamdag.testing import assert_round_trips
 from tests import test_graph_io_fns as fns
@@ -99,6 +100,23 @@ PIPELINES: dict[str, Callable[[], sd.DataPipe[Any]]] = {
         .batch(3)
         .pad_collate(padding_value=-1, pad_to_multiple_of=4)
     ),
+    # torchdata's function-applying names
+    "map_batches": lambda: src(20).map(fns.pair).map_batches(fns.with_size, 3, input_col=1),
+    "threadpool_map": lambda: (
+        src(20)
+        .map(fns.pair)
+        .threadpool_map(fns.double, input_col=0, output_col=-1, scheduled_tasks=4, max_workers=2)
+    ),
+    "shuffled_flatmap": lambda: src(30).shuffled_flatmap(fns.below, buffer_size=3),
+    "shard_expand": lambda: sd.IterableWrapper(
+        ["s-{00..03}.tar", "t{1..2}-{8..10}"]
+    ).shard_expand(),
+    "async_map_batches": lambda: (
+        src(20)
+        .map(fns.pair)
+        .async_map_batches(fns.later_double, 3, input_col=1, output_col=-1, max_concurrency=2)
+    ),
+    "sampler": lambda: sampler(src(10), fns.random_sampler, sampler_kwargs={"num_samples": 7}),
 }
 
 

@@ -216,3 +216,28 @@ def fail_on_three(data: Any, device: Any) -> Any:
 def jitter(x: Any, rng: Any) -> tuple[Any, int]:
     """A map(rng=True) function: the element and a draw from its generator."""
     return x, int(rng.integers(1 << 30))
+
+
+def with_size(batch: list[Any]) -> list[Any]:
+    """A map_batches function: the batch doubled, then its size (outputs != inputs)."""
+    return [2 * x for x in batch] + [len(batch)]
+
+
+def below(x: int) -> list[int]:
+    """A (shuffled_)flatmap function: 0 to 3 elements (none for multiples of 4)."""
+    return [x * 10 + i for i in range(x % 4)]
+
+
+async def later_double(x: int) -> int:
+    """An async_map_batches function: 2 * x, after a yield to the event loop."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    return 2 * x
+
+
+def random_sampler(data_source: Any, num_samples: int | None = None) -> Any:
+    """A Sampler's sampler: torch's RandomSampler (from a module graph files trust)."""
+    from torch.utils.data import RandomSampler
+
+    return RandomSampler(data_source, num_samples=num_samples)

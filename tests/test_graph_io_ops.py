@@ -142,6 +142,8 @@ OPS: dict[str, Callable[[Path], sd.DataPipe[Any]]] = {
         .open_files(mode="b")
         .load_parquet(columns=["id"])
     ),
+    # torchdata's StreamReader
+    "read_from_stream": lambda d: files(d, "*.txt").open_files(mode="b").read_from_stream(4),
 }
 
 

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import ParamError
-from .datapipe import DataPipe, IterableWrapper, IterDataPipe, SampleMultiplexer, node_of
+from .datapipe import (
+    DataPipe,
+    IterableWrapper,
+    IterDataPipe,
+    SampleMultiplexer,
+    make_node,
+    node_of,
+)
 from .file_lister import FileLister, with_length
 from .map_style import MapDataPipe
 from .torchdata_names import ITER, not_provided
@@ -198,6 +205,39 @@ BucketBatcher = _class_style("BucketBatcher", DataPipe.bucketbatch)
 MaxTokenBucketizer = _class_style("MaxTokenBucketizer", DataPipe.max_token_bucketize)
 
 
+# -- function-applying names ---------------------------------------------------------
+BatchMapper = _class_style("BatchMapper", DataPipe.map_batches)
+ThreadPoolMapper = _class_style("ThreadPoolMapper", DataPipe.threadpool_map)
+ShuffledFlatMapper = _class_style("ShuffledFlatMapper", DataPipe.shuffled_flatmap)
+ShardExpander = _class_style("ShardExpander", DataPipe.shard_expand)
+StreamReader = _class_style("StreamReader", DataPipe.read_from_stream)
+BatchAsyncMapper = _class_style("BatchAsyncMapper", DataPipe.async_map_batches)
+
+
+def Sampler(  # noqa: N802 - torchdata's name
+    datapipe: DataPipe[Any],
+    /,
+    sampler: Callable[..., Any] | None = None,
+    sampler_args: tuple[Any, ...] | None = None,
+    sampler_kwargs: dict[str, Any] | None = None,
+    *,
+    name: str | None = None,
+) -> DataPipe[Any]:
+    """torchdata's ``Sampler(datapipe, sampler=SequentialSampler, sampler_args=None,
+    sampler_kwargs=None)``: what ``sampler(*sampler_args, data_source=...,
+    **sampler_kwargs)`` yields (indices) over a source of ``len(datapipe)``
+    (known in advance: read when the pipe is built), in an order from the
+    loader's seed for a random sampler. The sampler's ``data_source`` is
+    ``range(len(datapipe))``: the elements are never read."""
+    params = {
+        "sampler": sampler,
+        "sampler_args": None if sampler_args is None else list(sampler_args),
+        "sampler_kwargs": sampler_kwargs,
+        "length": len(DataPipe(node_of("Sampler", datapipe))),
+    }
+    return DataPipe(make_node("sampler", params, (), name))
+
+
 def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataPipe[Any]:  # noqa: N802
     """torchdata's ``MapToIterConverter(datapipe, indices=None)``:
     ``datapipe.to_iter_datapipe(indices)``."""
@@ -205,6 +245,13 @@ def MapToIterConverter(datapipe: MapDataPipe[Any], indices: Any = None) -> DataP
 
 
 __all__ = [
+    "Sampler",
+    "BatchAsyncMapper",
+    "StreamReader",
+    "ShardExpander",
+    "ShuffledFlatMapper",
+    "ThreadPoolMapper",
+    "BatchMapper",
     "Batcher",
     "BucketBatcher",
     "Bz2FileLoader",

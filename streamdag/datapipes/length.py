@@ -9,6 +9,7 @@ from math import ceil
 
 from ..core.node import Node
 from ..transforms.random_split import normalized
+from ..transforms.sampler import make_sampler
 
 Rule = Callable[[Node, list[Callable[[], int]]], int]
 
@@ -80,6 +81,13 @@ def _random_split(node: Node, ins: list[Callable[[], int]]) -> int:
     return int(sizes[keys.index(node.params["target"])])
 
 
+def _sampler_length(node: Node) -> int:
+    sampler = make_sampler(node.params)
+    if not isinstance(sampler, Sized):
+        raise TypeError(f"{node.label}: its sampler has no len()")
+    return len(sampler)
+
+
 _RULES: dict[str, Rule] = {
     **dict.fromkeys(
         (
@@ -106,6 +114,9 @@ _RULES: dict[str, Rule] = {
         _same,
     ),
     "iterable_wrapper": _wrapped,
+    "threadpool_map": _same,
+    "async_map_batches": _same,
+    "sampler": lambda node, ins: _sampler_length(node),
     "batch": _batch,
     "header": _header,
     "cycle": _cycle,

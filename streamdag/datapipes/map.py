@@ -28,6 +28,13 @@ class SequenceWrapper(map_style.SequenceWrapper[T]):
         return DataPipe
 
 
+def Shuffler(datapipe: MapDataPipe[T], *, indices: list[Any] | None = None) -> DataPipe[T]:  # noqa: N802
+    """torchdata's map-style ``Shuffler(datapipe, *, indices=None)``:
+    ``datapipe.shuffle(indices=indices)``, an iterable pipe of the items in an
+    order from the loader's seed."""
+    return datapipe.shuffle(indices=indices)
+
+
 __all__ = [
     "Batcher",
     "Concater",
@@ -36,6 +43,7 @@ __all__ = [
     "MapDataPipe",
     "Mapper",
     "SequenceWrapper",
+    "Shuffler",
     "UnZipper",
     "Zipper",
 ]

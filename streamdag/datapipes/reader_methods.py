@@ -417,3 +417,13 @@ class ReaderMethods(DecoderMethods):
             "on_error": on_error,
         }
         return self._then("load_parquet", params, name=name)
+
+    # -- torchdata's StreamReader ------------------------------------------------------
+    def read_from_stream(
+        self, chunk: int | None = None, *, on_error: str = "raise", name: str | None = None
+    ) -> DataPipe[tuple[str, Any]]:
+        """(path, stream) -> (path, data) per ``chunk`` bytes (characters for a
+        text stream) read, or one (path, all data) with ``chunk=None``; each
+        stream is closed once read."""
+        params = {"chunk": chunk, "on_error": on_error}
+        return self._then("read_from_stream", params, name=name)

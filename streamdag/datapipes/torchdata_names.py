@@ -10,7 +10,6 @@ from types import FrameType
 
 GUIDE = "'Every torchdata 0.9 name' in docs/migrating-from-torchdata.md"
 
-_NOT_YET = "not provided yet (planned; see the guide for a workaround)"
 _SERVICE = "needs {}, which streamdag does not depend on"
 _TORCHARROW = "builds torcharrow DataFrames; torcharrow is no longer maintained"
 _FSSPEC = (
@@ -45,13 +44,6 @@ ITER: dict[str, str] = {
     ),
     "Saver": "writing files is not a loading step: not provided",
     "FSSpecSaver": "writing files is not a loading step: not provided",
-    "BatchMapper": _NOT_YET,
-    "BatchAsyncMapper": _NOT_YET,
-    "ThreadPoolMapper": _NOT_YET,
-    "ShuffledFlatMapper": _NOT_YET,
-    "Sampler": _NOT_YET,
-    "ShardExpander": _NOT_YET,
-    "StreamReader": _NOT_YET,
 }
 
 # Being added alongside this module by the rest of the torchdata drop-in work;

@@ -441,6 +441,108 @@ class TransformMethods(PipeMethods):
         params = {"device": _device_name(device), "buffer_size": buffer_size}
         return self._then("to_device", params, name=name)
 
+    # -- torchdata's function-applying names --------------------------------------
+    def map_batches(
+        self, fn: Fn, batch_size: int, input_col: Any = None, *, name: str | None = None
+    ) -> DataPipe[Any]:
+        """``fn`` applied to each list of ``batch_size`` elements (their
+        ``input_col`` values, a list per element for several columns), its
+        results flattened: a vectorised ``fn`` is called once per batch."""
+        params = {"fn": fn, "batch_size": batch_size, "input_col": input_col}
+        return self._then("map_batches", params, name=name)
+
+    def threadpool_map(
+        self,
+        fn: Fn,
+        input_col: Any = None,
+        output_col: Any = None,
+        scheduled_tasks: int = 128,
+        max_workers: int | None = None,
+        *,
+        name: str | None = None,
+        **threadpool_kwargs: Any,
+    ) -> DataPipe[Any]:
+        """``map(fn, input_col, output_col)`` with ``fn`` run on up to
+        ``scheduled_tasks`` elements at once by a ``ThreadPoolExecutor(
+        max_workers, **threadpool_kwargs)``; the same elements in the same
+        order. Worth it for I/O-bound functions, which release the GIL. A
+        resume recomputes the tasks that were in flight."""
+        if isinstance(output_col, (list, tuple)):
+            if len(output_col) > 1:
+                raise ParamError(
+                    "threadpool_map: output_col must be a single-element list or tuple"
+                )
+            output_col = output_col[0]
+        params = {
+            "fn": fn,
+            "input_col": input_col,
+            "output_col": output_col,
+            "scheduled_tasks": scheduled_tasks,
+            "max_workers": max_workers,
+            "threadpool_kwargs": threadpool_kwargs or None,
+        }
+        return self._then("threadpool_map", params, name=name)
+
+    def shuffled_flatmap(
+        self,
+        fn: Fn | None = None,
+        input_col: Any = None,
+        buffer_size: int = 100,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """flatmap's elements (``fn(element)``, or ``fn`` of the ``input_col``
+        values; None: the element itself), each drawn at random from the
+        expansions of up to ``buffer_size`` elements: same elements, order
+        from the seed (as ``shuffle``)."""
+        params = {"fn": fn, "input_col": input_col, "buffer_size": buffer_size}
+        return self._then("shuffled_flatmap", params, name=name)
+
+    def shard_expand(self, *, name: str | None = None) -> DataPipe[str]:
+        """Shard patterns in brace notation (``"train-{000000..000099}.tar"``,
+        zero-padded where the bounds are) to the names they stand for, in order."""
+        return self._then("shard_expand", {}, name=name)
+
+    def async_map_batches(
+        self,
+        async_fn: Fn,
+        batch_size: int,
+        input_col: Any = None,
+        output_col: Any = None,
+        max_concurrency: int = 32,
+        flatten: bool = True,
+        *,
+        name: str | None = None,
+    ) -> DataPipe[Any]:
+        """``map(async_fn, input_col, output_col)`` for an ``async def``
+        function, awaited on each batch of ``batch_size`` elements at once (at
+        most ``max_concurrency`` at a time) on an event loop of the node; the
+        same elements in the same order, as batches unless ``flatten``. The
+        graph: ``batch``, ``async_map_batches`` (per batch), ``flatmap``."""
+        output_col = _one_col("async_map_batches", output_col)
+        params = {
+            "async_fn": async_fn,
+            "input_col": input_col,
+            "output_col": output_col,
+            "max_concurrency": max_concurrency,
+        }
+        batches = self.batch(batch_size)._then("async_map_batches", params, name=name)
+        if not flatten:
+            return batches
+        try:
+            return batches.flatmap().set_length(length_of(self.node))
+        except TypeError:  # no length known in advance: none set, as torchdata
+            return batches.flatmap()
+
+
+def _one_col(op: str, output_col: Any) -> Any:
+    """torchdata's ``output_col=[col]`` as ``col``; more than one is refused."""
+    if not isinstance(output_col, (list, tuple)):
+        return output_col
+    if len(output_col) > 1:
+        raise ParamError(f"{op}: output_col must be a single-element list or tuple")
+    return output_col[0]
+
 
 def _device_name(device: Any) -> Any:
     """A ``torch.device`` as its name (graph params are plain data)."""

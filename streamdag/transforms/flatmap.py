@@ -12,7 +12,7 @@ from ..runtime.counting import Tally, position_of
 from ..runtime.node import ResumableNode
 from ..runtime.replay import Replayer, restore_source
 
-_REPLAY_EVERY = 32
+REPLAY_EVERY = 32
 
 
 class FlatMapNode(ResumableNode):
@@ -30,7 +30,7 @@ class FlatMapNode(ResumableNode):
         return self._pulls.value, None
 
     def iterator(self) -> Iterator[Any]:
-        self._replay = replay = Replayer(self.inputs[0], _REPLAY_EVERY)
+        self._replay = replay = Replayer(self.inputs[0], self.replay_every())
         self._pulls.follow(replay.pulled)
         self._part: Any = iter(())
         self._part_len = 0
@@ -39,12 +39,24 @@ class FlatMapNode(ResumableNode):
             replay.start()
             return chain.from_iterable(self._parts())
         replay.start(restored["ckpt"])
-        if restored["item"] == 0:
+        item = restored["item"]
+        if item == 0:
             return chain.from_iterable(self._parts())
-        replay.skip_to(restored["item"] - 1, self.label)
-        current = self._expand(replay.replay(restored["item"], self.label))
+        replay.skip_to(self.part_start(item), self.label)
+        current = self._expand(self.replay_part(item))
         current.__setstate__(restored["offset"])
         return chain(current, chain.from_iterable(self._parts()))
+
+    def replay_every(self) -> int:
+        return REPLAY_EVERY
+
+    def part_start(self, item: int) -> int:
+        """The number of the first input element of the part that ends at ``item``."""
+        return item - 1
+
+    def replay_part(self, item: int) -> Any:
+        """The input of the part that ends at ``item``, replayed."""
+        return self._replay.replay(item, self.label)
 
     def _expand(self, item: Any) -> Any:
         part = list(item if self.fn is None else self.fn(item))
@@ -67,7 +79,7 @@ class FlatMapNode(ResumableNode):
         return {
             "item": item,
             "offset": position_of(self._part, self._part_len),
-            "ckpt": self._replay.checkpoint(max(item - 1, 0)),
+            "ckpt": self._replay.checkpoint(self.part_start(item) if item else 0),
         }
 
     def restore(self, state: dict | None) -> None:

@@ -305,6 +305,15 @@ SPECS = (
             "on_error": ON_ERROR_PARAM,
         },
     ),
+    # -- torchdata's StreamReader -------------------------------------------------
+    OpSpec(
+        "read_from_stream",
+        _RT + "stream_reader:StreamReaderNode",
+        params={
+            "chunk": Param(None, partial(check_int, minimum=1, optional=True)),
+            "on_error": ON_ERROR_PARAM,
+        },
+    ),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -216,6 +217,28 @@ def _pack_overflow(params: Mapping[str, Any]) -> None:
 def _fields(op: str, key: str, value: Any) -> None:
     if value is not None and not (isinstance(value, list) and value):
         raise ParamError(f"{op}: {key} must be None or a non-empty list of keys, got {value!r}")
+
+
+# -- torchdata's function-applying names -----------------------------------------
+def _output_needs_input(op: str, params: Mapping[str, Any]) -> None:
+    if params["input_col"] is None and params["output_col"] is not None:
+        raise ParamError(f"{op}: output_col needs input_col")
+
+
+_threadpool_columns = partial(_output_needs_input, "threadpool_map")
+_async_columns = partial(_output_needs_input, "async_map_batches")
+
+
+def _coroutine_fn(op: str, key: str, value: Any) -> None:
+    if not inspect.iscoroutinefunction(value):
+        raise ParamError(f"{op}: {key} must be an async def function, got {value!r}")
+
+
+def _threadpool_kwargs(op: str, key: str, value: Any) -> None:
+    if value is not None and not (
+        isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    ):
+        raise ParamError(f"{op}: {key} must be None or a dict of ThreadPoolExecutor keywords")
 
 
 SPECS = (
@@ -515,6 +538,59 @@ SPECS = (
             "padding_value": Param(0, partial(check_type, types=(int, float), want="a number")),
             "pad_to_multiple_of": Param(None, _int(1, optional=True)),
             "fields": Param(None, _fields),
+        },
+    ),
+    # -- torchdata's function-applying names (map_batches, threadpool_map, ...) --
+    OpSpec(
+        "map_batches",
+        _RT + "map_batches:MapBatchesNode",
+        params={"fn": _FN, "batch_size": Param(check=_int(1)), "input_col": _COL},
+    ),
+    OpSpec(
+        "threadpool_map",
+        _RT + "threadpool_map:ThreadPoolMapNode",
+        passthrough=True,
+        params={
+            "fn": _FN,
+            "input_col": _COL,
+            "output_col": _COL,
+            "scheduled_tasks": Param(128, _int(1)),
+            "max_workers": Param(None, _int(1, optional=True)),
+            "threadpool_kwargs": Param(None, _threadpool_kwargs),
+        },
+        check=_threadpool_columns,
+    ),
+    OpSpec(
+        "shuffled_flatmap",
+        _RT + "shuffled_flatmap:ShuffledFlatMapNode",
+        params={"fn": _OPTIONAL_FN, "input_col": _COL, "buffer_size": Param(100, _int(1))},
+    ),
+    OpSpec("shard_expand", _RT + "shard_expand:ShardExpandNode", params={}),
+    OpSpec(
+        "async_map_batches",
+        _RT + "async_map:AsyncMapBatchNode",
+        passthrough=True,
+        params={
+            "async_fn": Param(check=_coroutine_fn),
+            "input_col": _COL,
+            "output_col": _COL,
+            "max_concurrency": Param(32, _int(1)),
+        },
+        check=_async_columns,
+    ),
+    OpSpec(
+        "sampler",
+        _RT + "sampler:SamplerNode",
+        inputs=(0, 0),
+        params={
+            "sampler": _OPTIONAL_FN,  # None: torch's SequentialSampler
+            "sampler_args": Param(
+                None, partial(check_type, types=(list, type(None)), want="a list")
+            ),
+            "sampler_kwargs": Param(
+                None, partial(check_type, types=(dict, type(None)), want="a dict")
+            ),
+            "length": Param(check=_int(0)),
         },
     ),
 )
