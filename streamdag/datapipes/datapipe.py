@@ -66,6 +66,9 @@ class DataPipe(ReaderMethods, TransformMethods, Generic[T]):
     def __repr__(self) -> str:
         return f"DataPipe({self.node.label})"
 
+    def _split_group(self, node: Node, groups: list[Any]) -> SplitGroup[Any]:
+        return SplitGroup(node, groups)
+
     def _then(
         self, op: str, params: Mapping[str, Any], *others: DataPipe[Any], name: str | None = None
     ) -> DataPipe[Any]:

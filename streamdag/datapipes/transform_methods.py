@@ -211,8 +211,6 @@ class TransformMethods(PipeMethods):
         the same split every epoch for a ``seed``. All groups (a list) or the
         ``target`` one. ``total_length`` defaults to ``len()``. A group's
         ``override_seed(seed)`` redraws the split of every group (torchdata's)."""
-        from .datapipe import SplitGroup
-
         if total_length is None:
             try:
                 total_length = len(self)
@@ -223,11 +221,13 @@ class TransformMethods(PipeMethods):
                 ) from None
         pairs = [[key, weight] for key, weight in weights.items()]
 
-        groups: list[SplitGroup[Any]] = []
+        groups: list[Any] = []
 
-        def group(key: Any, label: str | None) -> SplitGroup[Any]:
+        def group(key: Any, label: str | None) -> Any:
             params = {"weights": pairs, "seed": seed, "target": key, "total_length": total_length}
-            groups.append(SplitGroup(self._then("random_split", params, name=label).node, groups))
+            groups.append(
+                self._split_group(self._then("random_split", params, name=label).node, groups)
+            )
             return groups[-1]
 
         if target is not None:
