@@ -118,7 +118,12 @@ class WorkerLoop:
     blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
     an epoch (``WorkerPipe.for_epoch``); ``build`` compiles it when it is not
     the one running. Both run when a pass starts, so that a failure there is
-    reported like any node error."""
+    reported like any node error. A subclass may send larger chunks where
+    each message costs more: ``chunk_items``/``chunk_seconds`` replace
+    ``CHUNK_ITEMS``/``CHUNK_SECONDS``."""
+
+    chunk_items: int | None = None
+    chunk_seconds: float | None = None
 
     def __init__(
         self,
@@ -326,15 +331,15 @@ class WorkerLoop:
             elif cmd[1] == gen:
                 credits += cmd[2]
 
-    @staticmethod
-    def _chunk(it: Iterator[Any]) -> tuple[list[Any], bool, BaseException | None]:
+    def _chunk(self, it: Iterator[Any]) -> tuple[list[Any], bool, BaseException | None]:
         items: list[Any] = []
         append = items.append
-        deadline = perf_counter() + CHUNK_SECONDS
+        limit = self.chunk_items or CHUNK_ITEMS
+        deadline = perf_counter() + (self.chunk_seconds or CHUNK_SECONDS)
         try:
             for item in it:
                 append(item)
-                if len(items) >= CHUNK_ITEMS or perf_counter() >= deadline:
+                if len(items) >= limit or perf_counter() >= deadline:
                     return items, False, None
         except Exception as exc:  # noqa: BLE001 - sent after the elements before it
             return items, False, exc
