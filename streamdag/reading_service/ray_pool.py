@@ -63,6 +63,10 @@ class RayPool:
         self._pending[actor.messages.options(concurrency_group=MESSAGES).remote(_WAIT_S)] = worker
         return actor
 
+    @property
+    def actors(self) -> list[Any]:
+        return self._actors
+
     def send(self, worker: int, command: tuple) -> None:
         self._replays[worker].sent(command)
         self._submit(worker, command)
@@ -102,14 +106,15 @@ class RayPool:
         """Start a new actor for ``worker`` and send it what resumes the dead
         one's stream; raise once ``max_restarts`` replacements are used up."""
         if self._restarts[worker] >= self._max_restarts:
-            self.broken = True
-            self.stop()
-            raise WorkerDiedError(
+            died = WorkerDiedError(
                 f"{self.describe(worker)} died and was not restarted "
                 f"(max_restarts={self._max_restarts} used up): {error}",
                 worker_id=worker,
                 pid=(self._where[worker] or {}).get("pid"),
-            ) from error
+            )
+            self.broken = True
+            self.stop()
+            raise died from error
         self._restarts[worker] += 1
         self._ray.kill(self._actors[worker])
         self._seq[worker] = 0

@@ -11,6 +11,7 @@ from ..errors import ParamError
 from ..graph_io.files import dumps, loads_node
 from ..graph_io.trust import normalize_trusted
 from .init_fns import WorkerPipe
+from .ray_pool import RayPool
 from .worker_service import WorkerPool, WorkerService, check_int
 
 INSTALL = "pip install 'streamdag[ray]'"
@@ -80,9 +81,13 @@ class RayReadingService(WorkerService):
         self.scheduling = scheduling
         self.trusted_modules = normalize_trusted(trusted_modules)
 
-    def _start_pool(self, pipes: list[WorkerPipe]) -> WorkerPool:
-        from .ray_pool import RayPool
+    @property
+    def actors(self) -> list[Any]:
+        """The running actors' handles, by worker (empty when none run)."""
+        pool = self._pool
+        return list(pool.actors) if isinstance(pool, RayPool) else []
 
+    def _start_pool(self, pipes: list[WorkerPipe]) -> WorkerPool:
         ray = import_ray()
         spec = pipes[0].spec
         document = dumps(spec)  # names a node whose function cannot be saved
