@@ -6,12 +6,17 @@ naming the actor and its node, and no actor left behind."""
 from __future__ import annotations
 
 import gc
+import json
+import socket
 from itertools import islice
 
 import pytest
 
 import streamdag as sd
-from streamdag.errors import GraphFormatError
+from streamdag.errors import GraphFormatError, ParamError
+from streamdag.reading_service.ray_pool import check_store
+from streamdag.reading_service.ray_replay import Replay
+from streamdag.reading_service.worker import CREDIT, DATA, RUN, THEN
 from tests.support.leaks import wait_until
 from tests.support.rs_functions import big_array, fail_on_7, slow, tag_random
 
@@ -20,6 +25,7 @@ from ray.util.state import list_actors  # noqa: E402 - after the skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 TRUSTED = ["tests.support.rs_functions"]
+TRUSTED_KW = {"trusted_modules": TRUSTED}
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +96,10 @@ def test_killed_actor_is_replaced_and_the_stream_is_unchanged():
     with sd.DataLoader2(dp, reading_service=service, seed=7) as loader:
         it = iter(loader)
         got = list(islice(it, 60))
-        ray.kill(service.actors[0])
+        killed = service.actors[0]
+        ray.kill(killed)
         got += list(it)
+        assert service.actors[0]._actor_id != killed._actor_id  # replaced
     assert got == expected
 
 
@@ -165,3 +173,111 @@ def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'streamdag\[ray\]'"):
         sd.RayReadingService(2)
+
+
+def test_chunks_in_flight_are_checked_against_the_object_store():
+    mib = 1 << 20
+    check_store(100 * mib, 2, 4, 1200 * mib)  # 4 x 3 chunks of 100 MiB fit
+    with pytest.raises(ParamError) as info:
+        check_store(100 * mib, 3, 4, 1200 * mib)
+    message = str(info.value)
+    assert "about 100.0 MiB" in message
+    assert "4 actors x (prefetch_factor=3 + 1) chunks need 1600 MiB" in message
+    assert "store has 1200 MiB" in message
+
+
+def _rank_main(rank, port, address, outdir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    dp = _pipeline(120).batch(3)
+    out = {}
+    for name, workers in (
+        ("ray", sd.RayReadingService(2, resources={"CPU": 0}, address=address, **TRUSTED_KW)),
+        ("processes", sd.MultiProcessingReadingService(2)),
+    ):
+        service = sd.SequentialReadingService(sd.DistributedReadingService(), workers)
+        with sd.DataLoader2(dp, reading_service=service, seed=11) as loader:
+            out[name] = list(loader)
+    ray.shutdown()
+    dist.destroy_process_group()
+    with open(f"{outdir}/rank{rank}.json", "w") as f:
+        json.dump(out, f)
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_each_rank_runs_its_own_actors_as_the_process_service_would(tmp_path):
+    import torch.multiprocessing as tmp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = ray.get_runtime_context().gcs_address
+    tmp.start_processes(
+        _rank_main, args=(port, address, str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+    )
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert all(r["ray"] == r["processes"] for r in ranks)
+    seen = sorted(x for r in ranks for batch in r["ray"] for x, _ in batch)
+    assert seen == list(range(120))  # 4 global workers split it, once each
+
+
+def test_a_new_actor_resumes_the_first_unfinished_pass_and_requeues_the_rest():
+    replay = Replay()
+    run = (RUN, 1, 5, 0, True, None, 0, False, 2)
+    then = (THEN, 2, 5, 1, 2)
+    replay.sent(run)
+    replay.sent(then)
+    assert replay.commands() == [run, then]  # nothing received: start over
+    replay.received((DATA, 1, 0, [1, 2], "after 2", False, []))
+    replay.received((DATA, 1, 0, [3], "after 3", False, []))
+    replay.sent((CREDIT, 1, 1))
+    assert replay.commands() == [(RUN, 1, 5, 0, False, "after 3", 0, False, 1), then]
+    replay.received((DATA, 1, 0, [4], "end", True, []))
+    replay.received((DATA, 2, 0, [7], "epoch 1 after 7", False, []))
+    assert replay.commands() == [(RUN, 2, 5, 1, False, "epoch 1 after 7", 0, False, 1)]
+    replay.sent((RUN, 3, 5, 1, False, "saved", 4, False, 2))  # a new pass drops the old ones
+    assert replay.commands() == [(RUN, 3, 5, 1, False, "saved", 4, False, 2)]
+
+
+def _two_nodes_main(outdir):
+    """A head node (the trainer's) and a second node offering "reader": the
+    actors run there, so chunks cross from one object store to the other."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=2, resources={"reader": 2})
+    ray.init(address=cluster.address)
+    out = {}
+    try:
+        service = _ray(resources={"CPU": 1, "reader": 1})
+        with sd.DataLoader2(_pipeline(), reading_service=service, seed=3) as loader:
+            out["ray"] = list(loader)
+            out["nodes"] = [ray.get(a.where.remote())["node"] for a in service.actors]
+        dp = sd.IterableWrapper(range(6)).sharding_filter().map(big_array)
+        with sd.DataLoader2(dp, reading_service=_ray(resources={"CPU": 1, "reader": 1})) as loader:
+            arrays = list(loader)
+        out["arrays"] = [[int(a[0]), int(a[-1]), a.nbytes, a.flags.writeable] for a in arrays]
+        out["trainer"] = ray.get_runtime_context().get_node_id()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    with open(f"{outdir}/two_nodes.json", "w") as f:
+        json.dump(out, f)
+
+
+def test_actors_on_another_node_stream_through_its_object_store(tmp_path):
+    import multiprocessing
+
+    expected, _ = _run(_pipeline(), sd.MultiProcessingReadingService(2), seed=3)
+    # a cluster of its own needs a driver of its own: a fresh process
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_two_nodes_main, args=(str(tmp_path),)
+    )
+    proc.start()
+    proc.join(150)
+    assert proc.exitcode == 0
+    out = json.loads((tmp_path / "two_nodes.json").read_text())
+    assert out["ray"] == json.loads(json.dumps(expected))
+    assert out["trainer"] not in out["nodes"]
+    assert out["arrays"] == [[i, i, 1 << 20, False] for i in range(6)]

@@ -54,8 +54,8 @@ class RayWorker:
         import ray
 
         runtime = ray.get_runtime_context()
-        self.where = {"node": runtime.get_node_id(), "ip": ray.util.get_node_ip_address()}
-        self.where["pid"] = os.getpid()
+        self._where = {"node": runtime.get_node_id(), "ip": ray.util.get_node_ip_address()}
+        self._where["pid"] = os.getpid()
         self._commands: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._out: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._next = 0  # the sequence number of the next command for the loop
@@ -68,6 +68,10 @@ class RayWorker:
         )
         self._thread.start()
 
+    def where(self) -> dict[str, Any]:
+        """The actor's node id, node IP address and process id."""
+        return self._where
+
     def command(self, seq: int, command: tuple) -> None:
         self._held[seq] = command
         while self._next in self._held:
@@ -79,12 +83,12 @@ class RayWorker:
         try:
             out = [self._out.get(timeout=wait_s)]
         except queue.Empty:
-            return self.where, []
+            return self._where, []
         while True:
             try:
                 out.append(self._out.get_nowait())
             except queue.Empty:
-                return self.where, out
+                return self._where, out
 
 
 def _serve(

@@ -102,6 +102,7 @@ class RayReadingService(WorkerService):
             [pipe.context for pipe in pipes],
             self._actor_options(),
             self.max_restarts,
+            self.prefetch_factor,
         )
 
     def _actor_options(self) -> dict[str, Any]:
