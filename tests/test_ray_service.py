@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import socket
+import time
 from itertools import islice
 
 import pytest
@@ -21,7 +22,7 @@ from tests.support.leaks import wait_until
 from tests.support.rs_functions import big_array, fail_on_7, slow, tag_random
 
 ray = pytest.importorskip("ray")
-from ray.util.state import list_actors  # noqa: E402 - after the skip
+from ray.util.state import list_actors, list_objects  # noqa: E402 - after the skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 TRUSTED = ["tests.support.rs_functions"]
@@ -150,6 +151,23 @@ def test_large_arrays_arrive_from_the_object_store_without_a_copy():
     assert all(a.nbytes == 1 << 20 and (a == a[0]).all() for a in arrays)
     # a view of Ray's shared-memory object, not a copy in the trainer's heap
     assert all(not a.flags.writeable and not a.flags.owndata for a in arrays)
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_a_slow_consumer_keeps_the_object_store_within_prefetch_factor_plus_one_chunks():
+    """10 ms an element: a 50 ms chunk holds at most 6 arrays of 1 MiB. Without
+    backpressure the actors would fill the store with all 120."""
+    mib = 1 << 20
+    dp = sd.IterableWrapper(range(120)).sharding_filter().map(slow).map(big_array)
+    used = []
+    with sd.DataLoader2(dp, reading_service=_ray(prefetch_factor=1)) as loader:
+        for i, _ in enumerate(loader):
+            time.sleep(0.05)
+            if i % 10 == 5:
+                objects = list_objects(detail=True, limit=10_000)
+                used.append(sum(o.object_size or 0 for o in objects))
+    assert max(used) <= (1 + 1) * 2 * 6 * mib, [u / mib for u in used]
+    assert max(used) >= mib  # the chunks were in the store
 
 
 def test_no_actor_is_left_after_an_error_or_garbage_collection(ray_cluster):

@@ -32,17 +32,16 @@ from .intra_op import one_torch_thread
 from .worker import WorkerLoop, set_worker_info
 
 #: Ray calls cost about 1 ms each (a ``messages`` call and a credit per
-#: chunk): chunks of 50 ms keep that near 2% of the work
+#: chunk): chunks of 50 ms keep that near 2% of the work. The element cap
+#: stays the process service's 1024, which bounds a chunk's memory as there.
 CHUNK_SECONDS = 0.05
-CHUNK_ITEMS = 1 << 16
 COMMANDS, MESSAGES = "commands", "messages"
 CONCURRENCY_GROUPS = {COMMANDS: 1, MESSAGES: 1}
 
 
 class RayWorkerLoop(WorkerLoop):
-    """A worker loop sending larger chunks: each costs a Ray call."""
+    """A worker loop sending longer chunks: each costs a Ray call."""
 
-    chunk_items = CHUNK_ITEMS
     chunk_seconds = CHUNK_SECONDS
 
 
