@@ -19,7 +19,7 @@ from streamdag.reading_service.ray_pool import check_store
 from streamdag.reading_service.ray_replay import Replay
 from streamdag.reading_service.worker import CREDIT, DATA, RUN, THEN
 from tests.support.leaks import wait_until
-from tests.support.rs_functions import big_array, fail_on_7, slow, tag_random
+from tests.support.rs_functions import big_array, big_tensor, fail_on_7, slow, tag_random
 
 ray = pytest.importorskip("ray")
 from ray.util.state import list_actors, list_objects  # noqa: E402 - after the skip
@@ -151,6 +151,19 @@ def test_large_arrays_arrive_from_the_object_store_without_a_copy():
     assert all(a.nbytes == 1 << 20 and (a == a[0]).all() for a in arrays)
     # a view of Ray's shared-memory object, not a copy in the trainer's heap
     assert all(not a.flags.writeable and not a.flags.owndata for a in arrays)
+
+
+@pytest.mark.usefixtures("no_actors_left")
+@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")
+def test_tensors_are_copied_unless_ray_zero_copy_tensors_is_switched_on():
+    dp = sd.IterableWrapper(range(4)).sharding_filter().map(big_tensor)
+    zero_copy = {"env_vars": {"RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1"}}
+    for runtime_env, copied in ((None, True), (zero_copy, False)):
+        with sd.DataLoader2(dp, reading_service=_ray(runtime_env=runtime_env)) as loader:
+            tensors = list(loader)
+        assert [int(t[0]) for t in tensors] == list(range(4))
+        # a copy owns (resizable) memory; a zero-copy tensor views the object store
+        assert all(t.untyped_storage().resizable() == copied for t in tensors)
 
 
 @pytest.mark.usefixtures("no_actors_left")

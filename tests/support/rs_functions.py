@@ -65,3 +65,10 @@ def big_array(x):
     import numpy as np
 
     return np.full(1 << 18, x, dtype=np.int32)
+
+
+def big_tensor(x):
+    """A 1 MiB tensor."""
+    import torch
+
+    return torch.full((1 << 18,), x, dtype=torch.int32)
