@@ -19,7 +19,14 @@ from streamdag.reading_service.ray_pool import check_store
 from streamdag.reading_service.ray_replay import Replay
 from streamdag.reading_service.worker import CREDIT, DATA, RUN, THEN
 from tests.support.leaks import wait_until
-from tests.support.rs_functions import big_array, big_tensor, fail_on_7, slow, tag_random
+from tests.support.rs_functions import (
+    big_array,
+    big_tensor,
+    fail_on_7,
+    slow,
+    square,
+    tag_random,
+)
 
 ray = pytest.importorskip("ray")
 from ray.util.state import list_actors, list_objects  # noqa: E402 - after the skip
@@ -118,6 +125,17 @@ def test_actor_that_cannot_be_restarted_fails_the_epoch_naming_actor_and_node():
     assert f"Ray actor {actor._actor_id.hex()} of worker 1 (rank 0) on node " in message
     assert "max_restarts=0" in message
     assert info.value.worker_id == 1
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_stats_count_every_actors_elements():
+    dp = sd.IterableWrapper(range(100)).sharding_filter().map(square, name="sq").batch(8)
+    with sd.DataLoader2(dp, reading_service=_ray(), seed=0, stats=True) as loader:
+        batches = list(loader)
+        stats = loader.stats()
+    assert sum(len(b) for b in batches) == 100
+    assert (stats.node("sq").elements_in, stats.node("sq").elements_out) == (100, 100)
+    assert stats.nodes[0].elements_out == 200 and stats.nodes[0].copies == 2
 
 
 @pytest.mark.usefixtures("no_actors_left")
