@@ -55,7 +55,7 @@ class RayReadingService(WorkerService):
 
     def __init__(
         self,
-        num_workers: int = 2,
+        num_workers: int,
         *,
         resources: dict[str, float] | None = None,
         prefetch_factor: int = 2,
