@@ -330,3 +330,43 @@ def test_actors_on_another_node_stream_through_its_object_store(tmp_path):
     assert out["ray"] == json.loads(json.dumps(expected))
     assert out["trainer"] not in out["nodes"]
     assert out["arrays"] == [[i, i, 1 << 20, False] for i in range(6)]
+
+
+def _lost_node_main(outdir):
+    """Both actors run on one node; it is removed mid-epoch and the
+    replacements start on a spare node."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    doomed = cluster.add_node(num_cpus=2, resources={"reader": 2})
+    ray.init(address=cluster.address)
+    try:
+        service = _ray(resources={"CPU": 1, "reader": 1})
+        with sd.DataLoader2(_pipeline(400, slow), reading_service=service, seed=7) as loader:
+            it = iter(loader)
+            got = list(islice(it, 60))
+            cluster.add_node(num_cpus=2, resources={"reader": 2})
+            cluster.remove_node(doomed)
+            got += list(it)
+            nodes = [ray.get(a.where.remote())["node"] for a in service.actors]
+        out = {"got": got, "lost": doomed.node_id, "nodes": nodes}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    with open(f"{outdir}/lost_node.json", "w") as f:
+        json.dump(out, f)
+
+
+def test_actors_of_a_lost_node_are_replaced_and_the_stream_is_unchanged(tmp_path):
+    import multiprocessing
+
+    expected, _ = _run(_pipeline(400, slow), sd.MultiProcessingReadingService(2))
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_lost_node_main, args=(str(tmp_path),)
+    )
+    proc.start()
+    proc.join(150)
+    assert proc.exitcode == 0
+    out = json.loads((tmp_path / "lost_node.json").read_text())
+    assert out["got"] == json.loads(json.dumps(expected))
+    assert out["lost"] not in out["nodes"]
