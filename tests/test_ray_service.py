@@ -201,12 +201,17 @@ def test_a_slow_consumer_keeps_the_object_store_within_prefetch_factor_plus_one_
     assert max(used) >= mib  # the chunks were in the store
 
 
-def test_no_actor_is_left_after_an_error_or_garbage_collection(ray_cluster):
+def test_no_actor_or_object_is_left_after_an_error_ctrl_c_or_garbage_collection(ray_cluster):
     before = _live_actors()
     dp = sd.IterableWrapper(range(20)).sharding_filter().map(fail_on_7)
     with pytest.raises(sd.WorkerError):
         with sd.DataLoader2(dp, reading_service=_ray()) as loader:
             list(loader)
+    assert wait_until(lambda: _live_actors() == before)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C in the training loop
+        with sd.DataLoader2(_pipeline(), reading_service=_ray()) as loader:
+            for _ in loader:
+                raise KeyboardInterrupt
     assert wait_until(lambda: _live_actors() == before)
     loader = sd.DataLoader2(_pipeline(), reading_service=_ray())
     next(iter(loader))
@@ -214,6 +219,13 @@ def test_no_actor_is_left_after_an_error_or_garbage_collection(ray_cluster):
     del loader
     gc.collect()
     assert wait_until(lambda: _live_actors() == before)
+    assert wait_until(lambda: _live_objects() == []), _live_objects()
+
+
+def _live_objects():
+    """Objects in the store or in flight (chunks, calls), not actor handles."""
+    objects = list_objects(limit=10_000)
+    return [o.object_id for o in objects if o.reference_type != "ACTOR_HANDLE"]
 
 
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
