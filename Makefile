@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,s3,zstd,lz4,dali,bench,text]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,s3,zstd,lz4,dali,bench,text,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

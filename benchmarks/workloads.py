@@ -153,6 +153,7 @@ WORKLOADS: dict[str, Workload] = {
                 C("dali-cpu", "w2_dali", "anchor"),
                 C("streamdag", "w2_streamdag", "streamdag"),
                 C("streamdag-threads", "w2_streamdag_threads", "streamdag"),
+                C("streamdag-ray", "w2_streamdag_ray", "streamdag"),
                 C("streamdag-torch-dl", "w2_streamdag_torch_dl", "streamdag"),
             ),
         ),

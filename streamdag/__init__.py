@@ -42,6 +42,7 @@ from .reading_service.errors import (
 from .reading_service.in_process import InProcessReadingService
 from .reading_service.multiprocessing import MultiProcessingReadingService
 from .reading_service.multithreading import MultiThreadingReadingService
+from .reading_service.ray_service import RayReadingService
 from .reading_service.sequential import SequentialReadingService
 from .reading_service.worker import get_worker_info
 
@@ -65,6 +66,7 @@ __all__ = [
     "ParamError",
     "Reader",
     "ReaderContext",
+    "RayReadingService",
     "ReadingService",
     "ResumableNode",
     "ResumableTransform",

@@ -127,7 +127,10 @@ class WorkerLoop:
     the next command, or None when not blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
     an epoch (``WorkerPipe.for_epoch``); ``build`` compiles it when it is not
     the one running. Both run when a pass starts, so that a failure there is
-    reported like any node error."""
+    reported like any node error. A subclass may send longer chunks where
+    each message costs more: ``chunk_seconds`` replaces ``CHUNK_SECONDS``."""
+
+    chunk_seconds: float | None = None
 
     def __init__(
         self,
@@ -344,11 +347,10 @@ class WorkerLoop:
             elif cmd[1] == gen:
                 credits += cmd[2]
 
-    @staticmethod
-    def _chunk(it: Iterator[Any], most: int) -> tuple[list[Any], bool, BaseException | None]:
+    def _chunk(self, it: Iterator[Any], most: int) -> tuple[list[Any], bool, BaseException | None]:
         items: list[Any] = []
         append = items.append
-        deadline = perf_counter() + CHUNK_SECONDS
+        deadline = perf_counter() + (self.chunk_seconds or CHUNK_SECONDS)
         try:
             for item in it:
                 append(item)

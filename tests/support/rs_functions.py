@@ -51,3 +51,24 @@ def slow_start(worker_id):
     """A worker_init_fn for a worker slow to build its graph: commands sent
     meanwhile are all waiting when it reads its first one."""
     time.sleep(0.5)
+
+
+def tag_random(x):
+    """``x`` with a draw from the worker's global RNG: seeded per worker."""
+    import random
+
+    return (x, random.random())
+
+
+def big_array(x):
+    """A 1 MiB array: large enough to travel out of band."""
+    import numpy as np
+
+    return np.full(1 << 18, x, dtype=np.int32)
+
+
+def big_tensor(x):
+    """A 1 MiB tensor."""
+    import torch
+
+    return torch.full((1 << 18,), x, dtype=torch.int32)

@@ -1,0 +1,125 @@
+"""The Ray actor side of ``RayReadingService``: one actor per worker, hosting
+the same ``WorkerLoop`` as a worker process, in a thread of its own.
+
+The actor receives the worker part of the graph as its saved document
+(``graph_io``), never as a pickle: it rebuilds the graph from plain data and
+imports only streamdag, registered functions and ``trusted_modules``. User
+code must be importable on the actor's node (``runtime_env`` or the image).
+
+Two method groups, one thread each, so a waiting ``messages`` call never
+holds back a command: ``command`` feeds the loop's queue, ``messages``
+returns what the loop sent since the last call (waiting up to ``wait_s`` for
+the first). Ray does not keep the order of calls to a threaded actor, and a
+command with a large argument (a resume state) waits for the object store:
+commands carry a sequence number and are handed to the loop in that order.
+Messages go back as the call's return value: Ray stores numpy arrays of a
+chunk out of band, so the trainer reads them from the object store without
+copying them (on its node)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Any
+
+from ..core.node import Node
+from ..graph_io.files import loads_node
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import WorkerContext
+from .init_fns import WorkerPipe
+from .intra_op import one_torch_thread
+from .worker import WorkerLoop, set_worker_info
+
+#: Ray calls cost about 1 ms each (a ``messages`` call and a credit per
+#: chunk): chunks of 50 ms keep that near 2% of the work. The element cap
+#: stays the process service's 1024, which bounds a chunk's memory as there.
+CHUNK_SECONDS = 0.05
+COMMANDS, MESSAGES = "commands", "messages"
+CONCURRENCY_GROUPS = {COMMANDS: 1, MESSAGES: 1}
+
+
+class RayWorkerLoop(WorkerLoop):
+    """A worker loop sending longer chunks: each costs a Ray call."""
+
+    chunk_seconds = CHUNK_SECONDS
+
+
+class RayWorker:
+    """One worker of a ``RayReadingService`` (wrapped by ``ray.remote`` when
+    the pool starts, so that importing streamdag never imports Ray)."""
+
+    def __init__(self, document: bytes, trusted_modules: tuple[str, ...], context: WorkerContext):
+        import ray
+
+        runtime = ray.get_runtime_context()
+        self._where = {"node": runtime.get_node_id(), "ip": ray.util.get_node_ip_address()}
+        self._where["pid"] = os.getpid()
+        self._commands: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._out: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._next = 0  # the sequence number of the next command for the loop
+        self._held: dict[int, tuple] = {}  # commands that arrived before their turn
+        self._thread = threading.Thread(
+            target=_serve,
+            args=(document, trusted_modules, context, self._commands, self._out),
+            daemon=True,
+            name=f"streamdag-ray-worker-{context.worker_id}",
+        )
+        self._thread.start()
+
+    def where(self) -> dict[str, Any]:
+        """The actor's node id, node IP address and process id."""
+        return self._where
+
+    def command(self, seq: int, command: tuple) -> None:
+        self._held[seq] = command
+        while self._next in self._held:
+            self._commands.put(self._held.pop(self._next))
+            self._next += 1
+
+    def messages(self, wait_s: float) -> tuple[dict[str, Any], list[tuple]]:
+        """Where this actor runs, and the loop's messages since the last call."""
+        try:
+            out = [self._out.get(timeout=wait_s)]
+        except queue.Empty:
+            return self._where, []
+        while True:
+            try:
+                out.append(self._out.get_nowait())
+            except queue.Empty:
+                return self._where, out
+
+
+def _serve(
+    document: bytes,
+    trusted_modules: tuple[str, ...],
+    context: WorkerContext,
+    commands: queue.SimpleQueue[tuple],
+    out: queue.SimpleQueue[tuple],
+) -> None:
+    set_worker_info(context)
+    pipe: list[WorkerPipe] = []
+
+    def for_epoch(base_seed: int, epoch: int) -> Node:
+        """The graph is loaded when the first pass starts: an error in the
+        document is reported like a node's."""
+        if not pipe:
+            spec = loads_node(document, trusted_modules, source=f"worker {context.worker_id}")
+            pipe.append(WorkerPipe(spec, context))
+        return pipe[0].for_epoch(base_seed, epoch)
+
+    def build(spec: Node) -> RuntimeGraph:
+        one_torch_thread()
+        graph = RuntimeGraph(spec, context)
+        one_torch_thread()  # building the graph may have imported torch
+        return graph
+
+    def recv(block: bool) -> tuple | None:
+        if block:
+            return commands.get()
+        try:
+            return commands.get_nowait()
+        except queue.Empty:
+            return None
+
+    RayWorkerLoop(context, for_epoch, build, out.put, recv, seed_globals=True).serve()

@@ -1,0 +1,122 @@
+"""RayReadingService: the worker part of the graph in Ray actors, possibly
+on other machines; the main part (``main_process()`` and what follows it)
+in the trainer, over their merged stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import ParamError
+from ..graph_io.files import dumps, loads_node
+from ..graph_io.trust import normalize_trusted
+from .init_fns import WorkerPipe
+from .ray_pool import RayPool
+from .worker_service import WorkerPool, WorkerService, check_int
+
+INSTALL = "pip install 'streamdag[ray]'"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(f"RayReadingService needs Ray: {INSTALL}") from exc
+    return ray
+
+
+class RayReadingService(WorkerService):
+    """``num_workers`` Ray actors per rank each run their copy of the worker
+    part, as ``MultiProcessingReadingService``'s processes do: the same
+    ``WorkerContext`` (so ``sharding_filter`` splits over ``rank *
+    num_workers + worker``), seeds, order and resume state (a state saved
+    under one loads under the other with equal worker counts).
+
+    - ``resources``: what each actor needs, in Ray's terms (``{"CPU": 1}``;
+      a custom resource such as ``{"CPU": 1, "reader": 1}`` keeps actors on
+      the nodes that offer it).
+    - ``prefetch_factor``: chunks each actor may make ahead of the trainer (a
+      chunk is up to 50 ms of work); object-store use is at most
+      ``prefetch_factor + 1`` chunks per actor.
+    - ``address``: the cluster to join if Ray is not initialized yet (None:
+      ``ray.init()``'s default: ``RAY_ADDRESS`` or a local instance).
+    - ``runtime_env``: each actor's Ray runtime environment: how user code
+      (the modules the graph's functions live in) reaches the actors.
+    - ``max_restarts``: how often an actor that dies is replaced (resuming
+      from the last chunk the trainer received, so the stream is unchanged)
+      before the epoch fails.
+    - ``scheduling``: a Ray scheduling strategy for the actors (e.g. a
+      ``NodeAffinitySchedulingStrategy`` or placement group).
+    - ``trusted_modules``: modules (besides streamdag and registered
+      functions) the actors may import to load the graph: the actors get the
+      graph as its saved document, never as a pickle.
+
+    Actors live until ``shutdown()`` (starting one costs seconds)."""
+
+    def __init__(
+        self,
+        num_workers: int,
+        *,
+        resources: dict[str, float] | None = None,
+        prefetch_factor: int = 2,
+        address: str | None = None,
+        runtime_env: dict[str, Any] | None = None,
+        max_restarts: int = 3,
+        scheduling: Any = None,
+        trusted_modules: Iterable[str] = (),
+        in_order: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        import_ray()
+        check_int("num_workers", num_workers, 1)
+        check_int("max_restarts", max_restarts, 0)
+        super().__init__(num_workers, prefetch_factor, in_order, timeout)
+        resources = dict(resources if resources is not None else {"CPU": 1})
+        if not all(isinstance(v, (int, float)) and v >= 0 for v in resources.values()):
+            raise ParamError(f"resources must map names to amounts >= 0, got {resources!r}")
+        self.resources = resources
+        self.address = address
+        self.runtime_env = runtime_env
+        self.max_restarts = max_restarts
+        self.scheduling = scheduling
+        self.trusted_modules = normalize_trusted(trusted_modules)
+
+    @property
+    def actors(self) -> list[Any]:
+        """The running actors' handles, by worker (empty when none run)."""
+        pool = self._pool
+        return list(pool.actors) if isinstance(pool, RayPool) else []
+
+    def _start_pool(self, pipes: list[WorkerPipe]) -> WorkerPool:
+        ray = import_ray()
+        spec = pipes[0].spec
+        document = dumps(spec)  # names a node whose function cannot be saved
+        # what the actors will import, checked here first: a clear error now
+        # rather than one per actor
+        loads_node(document, self.trusted_modules, source="the worker part of the graph")
+        if not ray.is_initialized():
+            ray.init(address=self.address)
+        return RayPool(
+            document,
+            self.trusted_modules,
+            [pipe.context for pipe in pipes],
+            self._actor_options(),
+            self.max_restarts,
+            self.prefetch_factor,
+        )
+
+    def _actor_options(self) -> dict[str, Any]:
+        resources = dict(self.resources)
+        options: dict[str, Any] = {
+            "num_cpus": resources.pop("CPU", 0),
+            "num_gpus": resources.pop("GPU", 0),
+        }
+        if "memory" in resources:
+            options["memory"] = resources.pop("memory")
+        if resources:
+            options["resources"] = resources
+        if self.runtime_env is not None:
+            options["runtime_env"] = self.runtime_env
+        if self.scheduling is not None:
+            options["scheduling_strategy"] = self.scheduling
+        return options

@@ -1,0 +1,384 @@
+"""RayReadingService on a local Ray instance (2 CPUs, started once for the
+module: it takes seconds): the same stream as the process service, resume
+across the two, a killed actor replaced without changing the stream, errors
+naming the actor and its node, and no actor left behind."""
+
+from __future__ import annotations
+
+import gc
+import json
+import socket
+import time
+from itertools import islice
+
+import pytest
+
+import streamdag as sd
+from streamdag.errors import GraphFormatError, ParamError
+from streamdag.reading_service.ray_pool import check_store
+from streamdag.reading_service.ray_replay import Replay
+from streamdag.reading_service.worker import CREDIT, DATA, RUN, THEN
+from tests.support.leaks import wait_until
+from tests.support.rs_functions import (
+    big_array,
+    big_tensor,
+    fail_on_7,
+    slow,
+    square,
+    tag_random,
+)
+
+ray = pytest.importorskip("ray")
+from ray.util.state import list_actors, list_objects  # noqa: E402 - after the skip
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+TRUSTED = ["tests.support.rs_functions"]
+TRUSTED_KW = {"trusted_modules": TRUSTED}
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    # the dashboard serves ray.util.state, which the leak checks read
+    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def no_actors_left(ray_cluster):
+    yield
+    gc.collect()
+    assert wait_until(lambda: _live_actors() == []), _live_actors()
+
+
+def _live_actors():
+    return [a.actor_id for a in list_actors(filters=[("state", "!=", "DEAD")])]
+
+
+def _pipeline(n=200, fn=tag_random):
+    return sd.IterableWrapper(range(n)).shuffle(buffer_size=50).sharding_filter().map(fn)
+
+
+def _ray(num_workers=2, **kwargs):
+    return sd.RayReadingService(num_workers, trusted_modules=TRUSTED, **kwargs)
+
+
+def _run(dp, service, seed=7, stop=None, state=None):
+    """The elements (up to ``stop``) and the state after them."""
+    with sd.DataLoader2(dp, reading_service=service, seed=seed) as loader:
+        if state is not None:
+            loader.load_state_dict(state)
+        items = list(islice(loader, stop))
+        return items, loader.state_dict()
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_same_elements_in_the_same_order_as_the_process_service_two_epochs():
+    dp = _pipeline().batch(4)
+    with sd.DataLoader2(dp, reading_service=sd.MultiProcessingReadingService(2), seed=3) as ref:
+        expected = [list(ref), list(ref)]
+    with sd.DataLoader2(dp, reading_service=_ray(), seed=3) as loader:
+        got = [list(loader), list(loader)]
+    assert got == expected
+    assert got[0] != got[1]  # the second epoch is shuffled and seeded anew
+    assert sorted(x for batch in got[0] for x, _ in batch) == list(range(200))
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_resume_state_moves_between_ray_and_processes():
+    dp = _pipeline()
+    full, _ = _run(dp, sd.MultiProcessingReadingService(2))
+    head, state = _run(dp, sd.MultiProcessingReadingService(2), stop=37)
+    rest, _ = _run(dp, _ray(), state=state)
+    assert head + rest == full
+    head, state = _run(dp, _ray(), stop=81)
+    rest, _ = _run(dp, sd.MultiProcessingReadingService(2), state=state)
+    assert head + rest == full
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_killed_actor_is_replaced_and_the_stream_is_unchanged():
+    dp = _pipeline(400, slow)  # 10 ms an element: many chunks per actor
+    expected, _ = _run(dp, sd.MultiProcessingReadingService(2))
+    service = _ray()
+    with sd.DataLoader2(dp, reading_service=service, seed=7) as loader:
+        it = iter(loader)
+        got = list(islice(it, 60))
+        killed = service.actors[0]
+        ray.kill(killed)
+        got += list(it)
+        assert service.actors[0]._actor_id != killed._actor_id  # replaced
+    assert got == expected
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_actor_that_cannot_be_restarted_fails_the_epoch_naming_actor_and_node():
+    service = _ray(max_restarts=0)
+    with sd.DataLoader2(_pipeline(400, slow), reading_service=service, seed=7) as loader:
+        it = iter(loader)
+        list(islice(it, 10))
+        actor = service.actors[1]
+        ray.kill(actor)
+        with pytest.raises(sd.WorkerDiedError) as info:
+            list(it)
+    message = str(info.value)
+    assert f"Ray actor {actor._actor_id.hex()} of worker 1 (rank 0) on node " in message
+    assert "max_restarts=0" in message
+    assert info.value.worker_id == 1
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_stats_count_every_actors_elements():
+    dp = sd.IterableWrapper(range(100)).sharding_filter().map(square, name="sq").batch(8)
+    with sd.DataLoader2(dp, reading_service=_ray(), seed=0, stats=True) as loader:
+        batches = list(loader)
+        stats = loader.stats()
+    assert sum(len(b) for b in batches) == 100
+    assert (stats.node("sq").elements_in, stats.node("sq").elements_out) == (100, 100)
+    assert stats.nodes[0].elements_out == 200 and stats.nodes[0].copies == 2
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_node_error_in_an_actor_names_the_worker_and_node():
+    dp = sd.IterableWrapper(range(20)).sharding_filter().map(fail_on_7)
+    with sd.DataLoader2(dp, reading_service=_ray()) as loader:
+        with pytest.raises(sd.WorkerError, match=r"worker 1 .*map node.*bad element 7") as info:
+            list(loader)
+    assert "ValueError: bad element 7" in info.value.traceback
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_the_actors_get_the_saved_graph_so_its_functions_must_be_trusted():
+    dp = sd.IterableWrapper(range(4)).sharding_filter().map(fail_on_7)
+    loader = sd.DataLoader2(dp, reading_service=sd.RayReadingService(2))
+    with pytest.raises(GraphFormatError, match=r"tests\.support\.rs_functions.*trusted_modules"):
+        list(loader)
+    loader.shutdown()
+    closure = sd.IterableWrapper(range(4)).sharding_filter().map(lambda x: x)
+    with sd.DataLoader2(closure, reading_service=_ray()) as loader:
+        with pytest.raises(GraphFormatError, match="lambda"):
+            list(loader)
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_large_arrays_arrive_from_the_object_store_without_a_copy():
+    dp = sd.IterableWrapper(range(6)).sharding_filter().map(big_array)
+    with sd.DataLoader2(dp, reading_service=_ray()) as loader:
+        arrays = list(loader)
+    assert [int(a[0]) for a in arrays] == list(range(6))
+    assert all(a.nbytes == 1 << 20 and (a == a[0]).all() for a in arrays)
+    # a view of Ray's shared-memory object, not a copy in the trainer's heap
+    assert all(not a.flags.writeable and not a.flags.owndata for a in arrays)
+
+
+@pytest.mark.usefixtures("no_actors_left")
+@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")
+def test_tensors_are_copied_unless_ray_zero_copy_tensors_is_switched_on():
+    dp = sd.IterableWrapper(range(4)).sharding_filter().map(big_tensor)
+    zero_copy = {"env_vars": {"RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1"}}
+    for runtime_env, copied in ((None, True), (zero_copy, False)):
+        with sd.DataLoader2(dp, reading_service=_ray(runtime_env=runtime_env)) as loader:
+            tensors = list(loader)
+        assert [int(t[0]) for t in tensors] == list(range(4))
+        # a copy owns (resizable) memory; a zero-copy tensor views the object store
+        assert all(t.untyped_storage().resizable() == copied for t in tensors)
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_a_slow_consumer_keeps_the_object_store_within_prefetch_factor_plus_one_chunks():
+    """10 ms an element: a 50 ms chunk holds at most 6 arrays of 1 MiB. Without
+    backpressure the actors would fill the store with all 120."""
+    mib = 1 << 20
+    dp = sd.IterableWrapper(range(120)).sharding_filter().map(slow).map(big_array)
+    used = []
+    with sd.DataLoader2(dp, reading_service=_ray(prefetch_factor=1)) as loader:
+        for i, _ in enumerate(loader):
+            time.sleep(0.05)
+            if i % 10 == 5:
+                objects = list_objects(detail=True, limit=10_000)
+                used.append(sum(o.object_size or 0 for o in objects))
+    assert max(used) <= (1 + 1) * 2 * 6 * mib, [u / mib for u in used]
+    assert max(used) >= mib  # the chunks were in the store
+
+
+def test_no_actor_or_object_is_left_after_an_error_ctrl_c_or_garbage_collection(ray_cluster):
+    before = _live_actors()
+    dp = sd.IterableWrapper(range(20)).sharding_filter().map(fail_on_7)
+    with pytest.raises(sd.WorkerError):
+        with sd.DataLoader2(dp, reading_service=_ray()) as loader:
+            list(loader)
+    assert wait_until(lambda: _live_actors() == before)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C in the training loop
+        with sd.DataLoader2(_pipeline(), reading_service=_ray()) as loader:
+            for _ in loader:
+                raise KeyboardInterrupt
+    assert wait_until(lambda: _live_actors() == before)
+    loader = sd.DataLoader2(_pipeline(), reading_service=_ray())
+    next(iter(loader))
+    assert len(_live_actors()) == len(before) + 2
+    del loader
+    gc.collect()
+    assert wait_until(lambda: _live_actors() == before)
+    assert wait_until(lambda: _live_objects() == []), _live_objects()
+
+
+def _live_objects():
+    """Objects in the store or in flight (chunks, calls), not actor handles."""
+    objects = list_objects(limit=10_000)
+    return [o.object_id for o in objects if o.reference_type != "ACTOR_HANDLE"]
+
+
+def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install 'streamdag\[ray\]'"):
+        sd.RayReadingService(2)
+
+
+def test_chunks_in_flight_are_checked_against_the_object_store():
+    mib = 1 << 20
+    check_store(100 * mib, 2, 4, 1200 * mib)  # 4 x 3 chunks of 100 MiB fit
+    with pytest.raises(ParamError) as info:
+        check_store(100 * mib, 3, 4, 1200 * mib)
+    message = str(info.value)
+    assert "about 100.0 MiB" in message
+    assert "4 actors x (prefetch_factor=3 + 1) chunks need 1600 MiB" in message
+    assert "store has 1200 MiB" in message
+
+
+def _rank_main(rank, port, address, outdir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    dp = _pipeline(120).batch(3)
+    out = {}
+    for name, workers in (
+        ("ray", sd.RayReadingService(2, resources={"CPU": 0}, address=address, **TRUSTED_KW)),
+        ("processes", sd.MultiProcessingReadingService(2)),
+    ):
+        service = sd.SequentialReadingService(sd.DistributedReadingService(), workers)
+        with sd.DataLoader2(dp, reading_service=service, seed=11) as loader:
+            out[name] = list(loader)
+    ray.shutdown()
+    dist.destroy_process_group()
+    with open(f"{outdir}/rank{rank}.json", "w") as f:
+        json.dump(out, f)
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_each_rank_runs_its_own_actors_as_the_process_service_would(tmp_path):
+    import torch.multiprocessing as tmp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = ray.get_runtime_context().gcs_address
+    tmp.start_processes(
+        _rank_main, args=(port, address, str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+    )
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert all(r["ray"] == r["processes"] for r in ranks)
+    seen = sorted(x for r in ranks for batch in r["ray"] for x, _ in batch)
+    assert seen == list(range(120))  # 4 global workers split it, once each
+
+
+def test_a_new_actor_resumes_the_first_unfinished_pass_and_requeues_the_rest():
+    replay = Replay()
+    run = (RUN, 1, 5, 0, True, None, 0, False, 2)
+    then = (THEN, 2, 5, 1, 2)
+    replay.sent(run)
+    replay.sent(then)
+    assert replay.commands() == [run, then]  # nothing received: start over
+    replay.received((DATA, 1, 0, [1, 2], "after 2", False, []))
+    replay.received((DATA, 1, 0, [3], "after 3", False, []))
+    replay.sent((CREDIT, 1, 1))
+    assert replay.commands() == [(RUN, 1, 5, 0, False, "after 3", 0, False, 1), then]
+    replay.received((DATA, 1, 0, [4], "end", True, []))
+    replay.received((DATA, 2, 0, [7], "epoch 1 after 7", False, []))
+    assert replay.commands() == [(RUN, 2, 5, 1, False, "epoch 1 after 7", 0, False, 1)]
+    replay.sent((RUN, 3, 5, 1, False, "saved", 4, False, 2))  # a new pass drops the old ones
+    assert replay.commands() == [(RUN, 3, 5, 1, False, "saved", 4, False, 2)]
+
+
+def _two_nodes_main(outdir):
+    """A head node (the trainer's) and a second node offering "reader": the
+    actors run there, so chunks cross from one object store to the other."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=2, resources={"reader": 2})
+    ray.init(address=cluster.address)
+    out = {}
+    try:
+        service = _ray(resources={"CPU": 1, "reader": 1})
+        with sd.DataLoader2(_pipeline(), reading_service=service, seed=3) as loader:
+            out["ray"] = list(loader)
+            out["nodes"] = [ray.get(a.where.remote())["node"] for a in service.actors]
+        dp = sd.IterableWrapper(range(6)).sharding_filter().map(big_array)
+        with sd.DataLoader2(dp, reading_service=_ray(resources={"CPU": 1, "reader": 1})) as loader:
+            arrays = list(loader)
+        out["arrays"] = [[int(a[0]), int(a[-1]), a.nbytes, a.flags.writeable] for a in arrays]
+        out["trainer"] = ray.get_runtime_context().get_node_id()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    with open(f"{outdir}/two_nodes.json", "w") as f:
+        json.dump(out, f)
+
+
+def test_actors_on_another_node_stream_through_its_object_store(tmp_path):
+    import multiprocessing
+
+    expected, _ = _run(_pipeline(), sd.MultiProcessingReadingService(2), seed=3)
+    # a cluster of its own needs a driver of its own: a fresh process
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_two_nodes_main, args=(str(tmp_path),)
+    )
+    proc.start()
+    proc.join(150)
+    assert proc.exitcode == 0
+    out = json.loads((tmp_path / "two_nodes.json").read_text())
+    assert out["ray"] == json.loads(json.dumps(expected))
+    assert out["trainer"] not in out["nodes"]
+    assert out["arrays"] == [[i, i, 1 << 20, False] for i in range(6)]
+
+
+def _lost_node_main(outdir):
+    """Both actors run on one node; it is removed mid-epoch and the
+    replacements start on a spare node."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    doomed = cluster.add_node(num_cpus=2, resources={"reader": 2})
+    ray.init(address=cluster.address)
+    try:
+        service = _ray(resources={"CPU": 1, "reader": 1})
+        with sd.DataLoader2(_pipeline(400, slow), reading_service=service, seed=7) as loader:
+            it = iter(loader)
+            got = list(islice(it, 60))
+            cluster.add_node(num_cpus=2, resources={"reader": 2})
+            cluster.remove_node(doomed)
+            got += list(it)
+            nodes = [ray.get(a.where.remote())["node"] for a in service.actors]
+        out = {"got": got, "lost": doomed.node_id, "nodes": nodes}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    with open(f"{outdir}/lost_node.json", "w") as f:
+        json.dump(out, f)
+
+
+def test_actors_of_a_lost_node_are_replaced_and_the_stream_is_unchanged(tmp_path):
+    import multiprocessing
+
+    expected, _ = _run(_pipeline(400, slow), sd.MultiProcessingReadingService(2))
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_lost_node_main, args=(str(tmp_path),)
+    )
+    proc.start()
+    proc.join(150)
+    assert proc.exitcode == 0
+    out = json.loads((tmp_path / "lost_node.json").read_text())
+    assert out["got"] == json.loads(json.dumps(expected))
+    assert out["lost"] not in out["nodes"]
