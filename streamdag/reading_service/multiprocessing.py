@@ -69,8 +69,9 @@ class MultiProcessingReadingService(WorkerService):
         in_order: bool = True,
         timeout: float | None = None,
         persistent_workers: bool = False,
+        virtual_workers: int | None = None,
     ) -> None:
-        super().__init__(num_workers, prefetch_factor, in_order, timeout)
+        super().__init__(num_workers, prefetch_factor, in_order, timeout, virtual_workers)
         check_prefetch_cnt("worker_prefetch_cnt", worker_prefetch_cnt)
         check_prefetch_cnt("main_prefetch_cnt", main_prefetch_cnt)
         self.multiprocessing_context = get_context(multiprocessing_context)

@@ -1,0 +1,249 @@
+"""Elastic resume: a mid-epoch state loads into another number of workers
+and the rest of the epoch yields every remaining sample exactly once. With
+virtual workers fixed, each virtual worker's stream (and so the in-order
+global order) does not depend on how many workers run them."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import streamdag as sd
+from streamdag.testing import run_epoch
+from streamdag.testing.loaders import plain, saved, take
+from tests.support.readers import samples_tar
+from tests.support.rs_functions import fail_on_7, square
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+MP, MT = sd.MultiProcessingReadingService, sd.MultiThreadingReadingService
+TAR_SHARDS, SAMPLES_PER_TAR, JSONL_FILES, LINES_PER_FILE, READER_COUNT = 7, 5, 5, 4, 23
+
+
+@sd.reader("test_elastic.numbers", shardable=True)
+def numbers(ctx: sd.ReaderContext, count: int) -> Iterator[int]:
+    """A reader without random access that takes its own share."""
+    yield from range(ctx.shard_index, count, ctx.num_shards)
+
+
+def tar_sample(sample: dict) -> tuple[str, str]:
+    return ("tar", sample[".txt"])
+
+
+def json_sample(row: dict) -> tuple[str, int]:
+    return ("json", row["i"])
+
+
+def reader_sample(n: int) -> tuple[str, int]:
+    return ("reader", n)
+
+
+def first_of(pair: tuple) -> object:
+    return pair[0]
+
+
+def with_worker(x: int) -> tuple[int, int, int]:
+    info = sd.get_worker_info()
+    return (x, info.worker_id, info.num_workers)
+
+
+def with_global_random(x: int) -> tuple[int, float, float, float]:
+    return (x, random.random(), float(np.random.rand()), float(torch.rand(1)))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("elastic")
+    (root / "tar").mkdir()
+    (root / "jsonl").mkdir()
+    for shard in range(TAR_SHARDS):
+        samples_tar(root / "tar" / f"{shard:03d}.tar", SAMPLES_PER_TAR, shard * SAMPLES_PER_TAR)
+    for f in range(JSONL_FILES):
+        rows = (json.dumps({"i": f * LINES_PER_FILE + i}) for i in range(LINES_PER_FILE))
+        (root / "jsonl" / f"{f:03d}.jsonl").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def tar_branch(root: Path) -> sd.DataPipe:
+    return (
+        sd.FileLister(str(root / "tar"), "*.tar")
+        .shuffle()
+        .sharding_filter()
+        .open_files("b")
+        .load_from_tar()
+        .webdataset()
+        .decode()
+        .map(tar_sample)
+    )
+
+
+def jsonl_branch(root: Path) -> sd.DataPipe:
+    lister = sd.FileLister(str(root / "jsonl"), "*.jsonl").sharding_filter()
+    return lister.open_files().parse_jsonl().map(json_sample)
+
+
+def reader_branch(root: Path) -> sd.DataPipe:
+    return numbers(count=READER_COUNT).map(reader_sample)
+
+
+SOURCES = {
+    "tar": tar_branch,
+    "jsonl": jsonl_branch,
+    "reader": reader_branch,
+    "mux": lambda root: tar_branch(root).mux_longest(jsonl_branch(root), reader_branch(root)),
+}
+STEPS = st.lists(st.sampled_from(["shuffle", "forkzip", "prefetch"]), max_size=3)
+
+
+def build(root: Path, source: str, steps: list[str], size: int, batch: int) -> sd.DataPipe:
+    dp = SOURCES[source](root)
+    for step in steps:
+        if step == "shuffle":
+            dp = dp.shuffle(buffer_size=size)
+        elif step == "forkzip":
+            a, b = dp.fork(2, buffer_size=size + 8)
+            dp = a.zip(b).map(first_of)
+        else:
+            dp = dp.prefetch(size)
+    return dp.batch(batch) if batch > 1 else dp
+
+
+def flat(elements: list) -> list:
+    """The samples of an epoch, batches opened, in a canonical order."""
+    out = []
+    for element in plain(elements):
+        out.extend(element if isinstance(element, list) else [element])
+    return sorted(out)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    source=st.sampled_from(sorted(SOURCES)),
+    steps=STEPS,
+    size=st.integers(1, 9),
+    batch=st.integers(1, 4),
+    workers=st.integers(1, 4),
+    resume_workers=st.integers(1, 4),
+    extra_virtual=st.sampled_from([None, 0, 1, 3]),
+    stop_frac=st.floats(0, 1),
+    seed=st.integers(0, 2**31),
+)
+def test_resumed_on_any_number_of_workers_yields_the_rest_of_the_epoch_once(
+    data, source, steps, size, batch, workers, resume_workers, extra_virtual, stop_frac, seed
+):
+    """Stopped under W workers (V virtual, or today's format without V),
+    resumed under W': prefix + rest is the uninterrupted run under W, in
+    order, and holds each sample of one epoch exactly once."""
+    dp = build(data, source, steps, size, batch)
+    virtual = None if extra_virtual is None else workers + extra_virtual
+    full = run_epoch(dp, seed, reading_service=partial(MT, workers, virtual_workers=virtual))
+    stop = int(stop_frac * len(full))
+    with sd.DataLoader2(dp, MT(workers, virtual_workers=virtual), seed=seed) as first:
+        prefix = take(iter(first), stop)
+        state = saved(first.state_dict())
+    with sd.DataLoader2(dp, MT(resume_workers), seed=seed) as second:
+        second.load_state_dict(state)
+        rest = list(second)
+    if stop == 0:  # nothing was taken: the epoch starts afresh under W'
+        full = run_epoch(dp, seed, reading_service=partial(MT, resume_workers))
+    assert plain(prefix + rest) == plain(full)
+    assert flat(prefix + rest) == flat(run_epoch(dp, seed))
+
+
+@pytest.mark.parametrize(("workers", "resume_workers"), [(2, 3), (4, 1), (3, 2)])
+def test_processes_resume_on_another_number_of_workers(data, workers, resume_workers):
+    """The same in worker processes, over the mux of all three readers."""
+    dp = build(data, "mux", ["shuffle", "forkzip"], 5, 3)
+    service = partial(MP, workers, virtual_workers=4)
+    full = run_epoch(dp, 3, reading_service=service)
+    with sd.DataLoader2(dp, service(), seed=3) as first:
+        prefix = take(iter(first), len(full) // 2)
+        state = saved(first.state_dict())
+    with sd.DataLoader2(dp, MP(resume_workers), seed=3) as second:
+        second.load_state_dict(state)
+        rest = list(second)
+    assert plain(prefix + rest) == plain(full)
+    assert flat(full) == flat(run_epoch(dp, 3))
+
+
+@pytest.mark.parametrize("service", [MT, MP], ids=["threads", "processes"])
+def test_virtual_streams_do_not_depend_on_the_number_of_workers(data, service):
+    """With V fixed, each sample comes from the same virtual worker, in the
+    same place of the in-order stream, whatever the number of workers."""
+    dp = build(data, "tar", ["shuffle"], 4, 1).map(with_worker)
+    runs = [
+        run_epoch(dp, 5, reading_service=partial(service, w, virtual_workers=6)) for w in (1, 4)
+    ]
+    assert runs[0] == runs[1]
+    assert {(v, n) for _, v, n in runs[0]} == {(v, 6) for v in range(6)}
+
+
+def test_global_rngs_are_per_virtual_worker_in_processes():
+    """A map drawing from the global RNGs draws the same numbers whichever
+    worker process runs its virtual worker (they switch between chunks)."""
+    dp = sd.IterableWrapper(range(3000)).sharding_filter().map(with_global_random)
+    runs = [run_epoch(dp, 1, reading_service=partial(MP, w, virtual_workers=4)) for w in (1, 2)]
+    assert runs[0] == runs[1]
+
+
+def test_old_format_state_resumes_elastically_and_next_epoch_uses_the_new_count(data):
+    """A state saved without virtual workers (one per worker, the format of
+    earlier releases) finishes its epoch on another number of workers; the
+    next epoch is the new count's own."""
+    dp = build(data, "tar", ["shuffle"], 6, 2)
+    before, after = partial(MP, 2), partial(MP, 3)
+    full = run_epoch(dp, 9, reading_service=before)
+    with sd.DataLoader2(dp, before(), seed=9) as first:
+        prefix = take(iter(first), 4)
+        state = saved(first.state_dict())
+    with sd.DataLoader2(dp, after(), seed=9) as second:
+        second.load_state_dict(state)
+        rest = list(second)
+        following = list(second)
+    assert plain(prefix + rest) == plain(full)
+    assert plain(following) == plain(run_epoch(dp, 9, epoch=1, reading_service=after))
+
+
+def test_an_error_in_one_virtual_worker_names_its_node():
+    """An element error in a worker that runs several virtual workers ends
+    the epoch with the error, naming the node, instead of hanging."""
+    dp = sd.IterableWrapper(range(40)).sharding_filter().map(fail_on_7, name="boom")
+    with (
+        sd.DataLoader2(dp, MP(2, virtual_workers=5), seed=0) as loader,
+        pytest.raises(sd.WorkerError, match="'boom'"),
+    ):
+        list(loader)
+
+
+@pytest.mark.filterwarnings("ignore:.*without a sharding_filter")
+def test_virtual_workers_need_a_sharded_graph_and_at_least_the_workers():
+    """Bad settings are refused when the loader starts, saying why."""
+    with pytest.raises(sd.ParamError, match="virtual_workers must be an int >= 3"):
+        MP(3, virtual_workers=2)
+    with pytest.raises(sd.ParamError, match="num_workers >= 1"):
+        MT(0, virtual_workers=2)
+    dp = sd.IterableWrapper(range(10)).map(square)
+    with pytest.raises(sd.ParamError, match="needs a sharding_filter"):  # noqa: PT012
+        with sd.DataLoader2(dp, MT(2, virtual_workers=4)) as loader:
+            list(loader)
+
+
+def test_a_state_of_the_main_process_does_not_load_into_workers():
+    """num_workers=0 keeps its own state format: a clear error, not a guess."""
+    dp = sd.IterableWrapper(range(40)).sharding_filter().map(square)
+    with sd.DataLoader2(dp, MT(0), seed=0) as first:
+        take(iter(first), 3)
+        state = saved(first.state_dict())
+    with sd.DataLoader2(dp, MT(2), seed=0) as second:
+        second.load_state_dict(state)
+        with pytest.raises(sd.ResumeError, match="num_workers=0.*set_epoch"):
+            list(second)
