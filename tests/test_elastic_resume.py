@@ -219,7 +219,7 @@ def test_an_error_in_one_virtual_worker_names_its_node():
     dp = sd.IterableWrapper(range(40)).sharding_filter().map(fail_on_7, name="boom")
     with (
         sd.DataLoader2(dp, MP(2, virtual_workers=5), seed=0) as loader,
-        pytest.raises(sd.WorkerError, match="'boom'"),
+        pytest.raises(sd.WorkerError, match=r"worker 0 \(virtual worker 2 of 5, .*'boom'"),
     ):
         list(loader)
 

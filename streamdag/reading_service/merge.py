@@ -269,12 +269,19 @@ class Merge:
             if messages:
                 return
             if deadline is not None and time.monotonic() >= deadline:
-                who = "any worker" if waiting_for is None else f"worker {waiting_for}"
+                who = "any worker" if waiting_for is None else self._name(waiting_for)
                 msg = (
                     f"no element from {who} within timeout={self.timeout} s (a node is "
                     "stuck or very slow; raise the timeout or find the slow node)"
                 )
                 raise WorkerTimeoutError(msg)
+
+    def _name(self, index: int) -> str:
+        """Virtual worker ``index`` as the user knows it: by its worker."""
+        worker = f"worker {index % self.inbox.size}"
+        if len(self.workers) == self.inbox.size:
+            return worker
+        return f"{worker} (virtual worker {index} of {len(self.workers)})"
 
 
 def _cancelled() -> RuntimeError:
@@ -292,8 +299,10 @@ def _worker_error(info: dict) -> WorkerError:
         if info["op"]
         else "its pipeline"
     )
+    virtual = info.get("virtual")
+    lane = f"virtual worker {virtual[0]} of {virtual[1]}, " if virtual else ""
     msg = (
-        f"worker {info['worker']} (rank {info['rank']}, pid {info['pid']}): {where} "
+        f"worker {info['worker']} ({lane}rank {info['rank']}, pid {info['pid']}): {where} "
         f"{info['event']}\n\nOriginal traceback in the worker:\n{info['traceback']}"
     )
     err = WorkerError(

@@ -25,8 +25,9 @@ class MultiThreadingReadingService(WorkerService):
     numpy, torch) are shared by all threads of a process, so they are not
     seeded per thread: user functions should use their own seeded generators
     (a ``worker_reset_fn`` gets one each epoch). ``worker_init_fn``,
-    ``worker_reset_fn``, ``worker_prefetch_cnt`` and ``main_prefetch_cnt``
-    mean what they mean for ``MultiProcessingReadingService``."""
+    ``worker_reset_fn``, ``worker_prefetch_cnt``, ``main_prefetch_cnt`` and
+    ``virtual_workers`` mean what they mean for
+    ``MultiProcessingReadingService``."""
 
     def __init__(
         self,

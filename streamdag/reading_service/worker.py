@@ -217,7 +217,7 @@ class WorkerLoop:
                 lanes[-1].credits = credits
         except Exception as exc:  # noqa: BLE001 - reported to the main process
             failed = lanes[-1].context if lanes else self.context
-            self._fail(gen, [v for v, *_ in saved], describe(exc, failed))
+            self._fail(gen, [v for v, *_ in saved], self._describe(exc, failed))
             return self._failed()
         self._drop_lanes_but(lanes)
         multiple = len(lanes) > 1
@@ -243,7 +243,7 @@ class WorkerLoop:
                 except Exception as exc:  # noqa: BLE001
                     error = exc
             if error is not None:
-                info = describe(error, lane.context)
+                info = self._describe(error, lane.context)
                 info = self._send_chunk(ERROR, gen, lane, items, info) or info
             else:
                 if self._stats_every is not None:
@@ -327,7 +327,17 @@ class WorkerLoop:
             "generators inside the node, or run it in MultiThreadingReadingService, "
             "which does not pickle"
         )
-        return describe(exc, context, event)
+        return self._describe(exc, context, event)
+
+    def _describe(
+        self, exc: BaseException, context: WorkerContext, event: str | None = None
+    ) -> dict[str, Any]:
+        """``describe`` from this worker, naming the virtual worker where it
+        is not the worker itself."""
+        info = describe(exc, self.context, event)
+        if context != self.context:
+            info["virtual"] = (context.worker_id, context.num_workers)
+        return info
 
     def _failed(self) -> tuple | None:
         """After an error the main process decides what runs next: no queued pass."""
