@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamdag as sd
-from streamdag.testing import run_epoch
+from streamdag.testing import assert_resumes, run_epoch
 from streamdag.testing.loaders import plain, saved, take
 from tests.support.readers import samples_tar
 from tests.support.rs_functions import fail_on_7, square
@@ -247,3 +247,36 @@ def test_a_state_of_the_main_process_does_not_load_into_workers():
         second.load_state_dict(state)
         with pytest.raises(sd.ResumeError, match="num_workers=0.*set_epoch"):
             list(second)
+
+
+@pytest.mark.parametrize(
+    "service",
+    [partial(MP, 2, persistent_workers=True, virtual_workers=5), partial(MT, 2, virtual_workers=5)],
+    ids=["processes", "threads"],
+)
+def test_several_virtual_workers_per_worker_resume_exactly_in_every_phase(service):
+    """The four-phase resume check, with the next epoch queued behind the
+    current one (persistent workers) and a cycle in the main process."""
+    dp = (
+        sd.IterableWrapper(range(30))
+        .shuffle(buffer_size=4)
+        .sharding_filter()
+        .map(square)
+        .shuffle(buffer_size=3)
+        .main_process()
+        .cycle(2)
+    )
+    full = assert_resumes(dp, stops=[0, 7, 29, 30, 41, 60], seed=1, reading_service=service)
+    assert sorted(full[:30]) == sorted(full[30:]) == [i * i for i in range(30)]
+
+
+def test_out_of_order_resume_on_another_number_of_workers_yields_each_sample_once(data):
+    """in_order=False: the order varies, each remaining sample still comes once."""
+    dp = build(data, "tar", ["shuffle"], 5, 2)
+    with sd.DataLoader2(dp, MP(2, in_order=False, virtual_workers=4), seed=2) as first:
+        prefix = take(iter(first), 5)
+        state = saved(first.state_dict())
+    with sd.DataLoader2(dp, MP(3, in_order=False), seed=2) as second:
+        second.load_state_dict(state)
+        rest = list(second)
+    assert flat(prefix + rest) == flat(run_epoch(dp, 2))
