@@ -280,3 +280,15 @@ def test_out_of_order_resume_on_another_number_of_workers_yields_each_sample_onc
         second.load_state_dict(state)
         rest = list(second)
     assert flat(prefix + rest) == flat(run_epoch(dp, 2))
+
+
+@pytest.mark.parametrize("service", [MP, MT], ids=["processes", "threads"])
+def test_statistics_count_every_virtual_worker(service):
+    """Each of 4 virtual workers (2 per worker) reads the whole source and
+    keeps its shard: the source reports 4 x 50 read, the map 50 in all."""
+    dp = sd.IterableWrapper(range(50)).sharding_filter().map(square, name="sq")
+    with sd.DataLoader2(dp, service(2, virtual_workers=4), seed=0, stats=True) as loader:
+        assert sorted(loader) == [i * i for i in range(50)]
+        stats = loader.stats()
+    assert stats.nodes[0].elements_out == 200
+    assert (stats.node("sq").elements_in, stats.node("sq").elements_out) == (50, 50)

@@ -246,8 +246,8 @@ class WorkerLoop:
                 info = self._describe(error, lane.context)
                 info = self._send_chunk(ERROR, gen, lane, items, info) or info
             else:
-                if self._stats_every is not None:
-                    self._report_stats(gen, ended)
+                if self._stats_every is not None:  # a snapshot at the end of the pass
+                    self._report_stats(gen, ended and len(live) == 1)
                 info = self._send_chunk(DATA, gen, lane, items, state_after, ended)
             if info is not None:
                 others = [other.context.worker_id for other in live if other is not lane]
