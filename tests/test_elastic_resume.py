@@ -292,3 +292,18 @@ def test_statistics_count_every_virtual_worker(service):
         stats = loader.stats()
     assert stats.nodes[0].elements_out == 200
     assert (stats.node("sq").elements_in, stats.node("sq").elements_out) == (50, 50)
+
+
+@pytest.mark.filterwarnings("ignore:.*without a sharding_filter")
+def test_a_partly_unsharded_graph_resumes_only_on_the_same_number_of_workers():
+    """One source that every worker reads in full: another number of workers
+    would change the epoch, so the resume refuses and says which way out."""
+    sharded = sd.IterableWrapper(range(20)).sharding_filter()
+    dp = sharded.mux(sd.IterableWrapper(range(100, 110)))
+    with sd.DataLoader2(dp, MT(2), seed=0) as first:
+        take(iter(first), 3)
+        state = saved(first.state_dict())
+    with sd.DataLoader2(dp, MT(3), seed=0) as second:
+        second.load_state_dict(state)
+        with pytest.raises(sd.ResumeError, match="without a sharding_filter.*set_epoch"):
+            list(second)

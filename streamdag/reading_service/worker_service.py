@@ -15,6 +15,7 @@ from ..core.placement import (
     ReceiveAhead,
     find_boundary,
     has_sharding,
+    unsharded_sources,
     warn_if_unsharded,
 )
 from ..core.plan import apply_rules
@@ -105,12 +106,13 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         self.shutdown()
         worker_spec = find_boundary(output) or output
         warn_if_unsharded(worker_spec, self._world * max(1, self.num_workers), type(self).__name__)
-        self._sharded = has_sharding(worker_spec)
+        # every element passes a sharding point: another split keeps the epoch
+        self._sharded = not unsharded_sources(worker_spec)
         if not self._sharded and self.virtual_workers != self.num_workers:
             msg = (
                 f"{self._label}: virtual_workers={self.virtual_workers} needs a "
-                "sharding_filter in the worker part: without one every virtual worker "
-                "reads all the data, so the epoch would hold each sample "
+                "sharding_filter on every path of the worker part: without one every "
+                "virtual worker reads all of that data, so the epoch would hold it "
                 f"{self.virtual_workers} times instead of {self.num_workers}"
             )
             raise ParamError(msg)
@@ -346,8 +348,9 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             )
         elif not self._sharded:
             why = (
-                "The worker part has no sharding_filter: every worker reads all the "
-                "data, so another number of workers would change the epoch itself"
+                "A source of the worker part reaches its output without a "
+                "sharding_filter: every worker reads all of it, so another number of "
+                "workers would change the epoch itself"
             )
         else:
             return state["graph"]
