@@ -307,3 +307,52 @@ def test_a_partly_unsharded_graph_resumes_only_on_the_same_number_of_workers():
         second.load_state_dict(state)
         with pytest.raises(sd.ResumeError, match="without a sharding_filter.*set_epoch"):
             list(second)
+
+
+def _rank_main(rank: int, port: int, outdir: str) -> None:
+    """One of 2 gloo ranks: an epoch under 2 workers x 4 virtual workers with
+    equal batch counts, and the same epoch stopped after 4 batches and
+    resumed under 3 workers (each rank loads its own state)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    dp = sd.IterableWrapper(range(83)).shuffle().sharding_filter().shuffle(buffer_size=5).batch(2)
+
+    def service(workers: int, virtual: int | None = None) -> sd.ReadingService:
+        dist_service = sd.DistributedReadingService(sync_every=3)
+        return sd.SequentialReadingService(dist_service, MP(workers, virtual_workers=virtual))
+
+    with sd.DataLoader2(dp, service(2, 4), seed=7) as loader:
+        full = list(loader)
+    with sd.DataLoader2(dp, service(2, 4), seed=7) as first:
+        prefix = take(iter(first), 4)
+        state = saved(first.state_dict())
+    with sd.DataLoader2(dp, service(3)) as second:
+        second.load_state_dict(state)
+        rest = list(second)
+    dist.destroy_process_group()
+    Path(outdir, f"rank{rank}.json").write_text(json.dumps([full, prefix, rest]))
+
+
+@pytest.mark.timeout(180)
+def test_each_rank_resumes_on_another_number_of_workers(tmp_path):
+    """Under torch.distributed (2 gloo ranks), the same world size: each
+    rank's rest of the epoch after the resume on 3 workers is its
+    uninterrupted run's, and the ranks still yield equal batch counts."""
+    import socket
+
+    import torch.multiprocessing as tmp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp.start_processes(
+        _rank_main, args=(port, str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+    )
+    runs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for full, prefix, rest in runs:
+        assert prefix + rest == full
+    assert len(runs[0][0]) == len(runs[1][0])
+    assert len({x for full, _, _ in runs for batch in full for x in batch}) == sum(
+        len(batch) for full, _, _ in runs for batch in full
+    )
