@@ -36,6 +36,13 @@ STATS_EVERY_S = 0.5  # how often a worker sends its statistics, at most
 
 
 class WorkerPool(Protocol):
+    """``size`` workers, each serving ``WorkerLoop(pipe, build, send, recv,
+    seed_globals).serve()`` (``worker.py``) for the ``WorkerPipe`` it was
+    given, ``build(spec, context)`` compiling the graph of one of the
+    virtual workers it runs. A pool carries commands to worker ``i`` and
+    messages back and needs to know nothing of virtual workers (the loop's
+    and the merge's business; virtual worker 0 always runs in worker 0)."""
+
     size: int
     broken: bool
 
