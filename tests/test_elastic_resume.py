@@ -195,12 +195,19 @@ def test_global_rngs_are_per_virtual_worker_in_processes():
     assert runs[0] == runs[1]
 
 
-def test_old_format_state_resumes_elastically_and_next_epoch_uses_the_new_count(data):
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [(partial(MP, 2), partial(MP, 3)), (partial(MT, 2), partial(MT, 3, virtual_workers=6))],
+    ids=["processes", "threads-queued-next-epoch"],
+)
+def test_old_format_state_resumes_elastically_and_next_epoch_uses_the_new_count(
+    data, before, after
+):
     """A state saved without virtual workers (one per worker, the format of
     earlier releases) finishes its epoch on another number of workers; the
-    next epoch is the new count's own."""
+    next epoch is the new service's own (threads queue it behind the resumed
+    one, with the new virtual workers)."""
     dp = build(data, "tar", ["shuffle"], 6, 2)
-    before, after = partial(MP, 2), partial(MP, 3)
     full = run_epoch(dp, 9, reading_service=before)
     with sd.DataLoader2(dp, before(), seed=9) as first:
         prefix = take(iter(first), 4)
