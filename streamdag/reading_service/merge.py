@@ -12,10 +12,11 @@ worker stalls the others, the order varies from run to run, and resume is
 exact per worker but not in global order.
 
 State: ``{"turn": next virtual worker, "workers": [{"state", "skip",
-"ended", "next_pass"}, ...one per virtual worker]}``: a virtual worker resumes from ``state`` (after the last chunk the
-main process used up; with ``next_pass``, the end of the previous pass, after
-which it starts the next one) and drops ``skip`` elements it had already
-delivered."""
+"ended", "next_pass"}, ...one per virtual worker]}``: a virtual worker
+resumes from ``state`` (after the last chunk the main process used up; with
+``next_pass``, the end of the previous pass, after which it starts the next
+one) and drops ``skip`` elements it had already delivered. The state does
+not depend on the number of workers: any number can resume it."""
 
 from __future__ import annotations
 
