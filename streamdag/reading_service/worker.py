@@ -42,7 +42,10 @@ chunks and before the chunk that ends a pass. ``warnings`` are the
 skipped-input warnings the worker's nodes issued since the previous chunk
 (``datapipes/skip_warnings.py``): the main process issues them when it takes
 the chunk. An element that cannot be pickled ends the pass with an ERROR that
-names it, after the elements before it, instead of killing the worker."""
+names it, after the elements before it, instead of killing the worker. An
+error in one virtual worker ends the others the worker runs: each gets an
+ERROR with the same info, so the main process raises it whichever it reads
+first instead of waiting for their chunks."""
 
 from __future__ import annotations
 
