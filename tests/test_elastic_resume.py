@@ -125,7 +125,7 @@ def flat(elements: list) -> list:
     return sorted(out)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     source=st.sampled_from(sorted(SOURCES)),
     steps=STEPS,
