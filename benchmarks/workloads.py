@@ -154,6 +154,7 @@ WORKLOADS: dict[str, Workload] = {
                 C("streamdag", "w2_streamdag", "streamdag"),
                 C("streamdag-threads", "w2_streamdag_threads", "streamdag"),
                 C("streamdag-ray", "w2_streamdag_ray", "streamdag"),
+                C("streamdag-v4", "w2_streamdag_v4", "streamdag"),
                 C("streamdag-torch-dl", "w2_streamdag_torch_dl", "streamdag"),
             ),
         ),
@@ -174,6 +175,7 @@ WORKLOADS: dict[str, Workload] = {
             contenders=(
                 C("torch-generator", "w4_generator", "anchor"),
                 C("streamdag", "w4_streamdag", "streamdag"),
+                C("streamdag-v4", "w4_streamdag_v4", "streamdag"),
             ),
         ),
         Workload(

@@ -85,6 +85,12 @@ def test_source_reader_runs_and_resumes_by_skipping():
     assert assert_resumes(dp.shuffle(3), stops=list(range(6)))
 
 
+def test_source_reader_read_to_its_end_by_a_batch_resumes_at_its_end():
+    """The batch pulls the end of the run before the loop takes the batch:
+    a state saved then resumes nothing, not the run again."""
+    assert assert_resumes(countdown(start=3).batch(4), stops=[0, 1]) == [[3, 2, 1]]
+
+
 def test_reader_is_the_function_with_a_name():
     assert countdown.name == "test_countdown"
     assert countdown.__doc__ == "A deterministic source."

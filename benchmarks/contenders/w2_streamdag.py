@@ -1,6 +1,8 @@
 """W2 streamdag: the workload's pipeline as DataPipes, run by 2 worker processes
 (the service docs/reading-services.md recommends for Pillow image pipelines);
-``w2_streamdag_threads`` runs the same graph in 2 worker threads.
+``w2_streamdag_threads`` runs the same graph in 2 worker threads,
+``w2_streamdag_v4`` in 2 processes over 4x as many virtual workers (what
+elastic resume costs, docs/reading-services.md).
 
 Shard files (not samples) are shuffled and split across workers; members are
 grouped into samples, decoded by extension with the shared transform, shuffled
@@ -49,15 +51,23 @@ def image_batches(opened: Any, inputs: Inputs) -> Any:
     )
 
 
-def run_in_workers(dp: Any, inputs: Inputs, threads: bool = False) -> Iterator:
+def run_in_workers(
+    dp: Any, inputs: Inputs, threads: bool = False, virtual_per_worker: int = 1
+) -> Iterator:
     """One epoch of ``dp`` through DataLoader2 with the workload's number of
-    worker processes (or threads)."""
+    worker processes (or threads), each running ``virtual_per_worker``
+    virtual workers."""
     import streamdag as sd
 
+    virtual = inputs.num_workers * virtual_per_worker
     if threads:
-        reading_service = sd.MultiThreadingReadingService(num_threads=inputs.num_workers)
+        reading_service = sd.MultiThreadingReadingService(
+            num_threads=inputs.num_workers, virtual_workers=virtual
+        )
     else:
-        reading_service = sd.MultiProcessingReadingService(num_workers=inputs.num_workers)
+        reading_service = sd.MultiProcessingReadingService(
+            num_workers=inputs.num_workers, virtual_workers=virtual
+        )
     loader = sd.DataLoader2(dp, reading_service=reading_service, seed=inputs.seed)
     try:
         yield from loader
@@ -75,11 +85,14 @@ def setup_imports() -> Any:
     return sd
 
 
-def make(inputs: Inputs, threads: bool = False) -> Callable[[], Iterator]:
+def make(
+    inputs: Inputs, threads: bool = False, virtual_per_worker: int = 1
+) -> Callable[[], Iterator]:
     sd = setup_imports()
 
     def epoch() -> Iterator:
         shards = sd.FileLister(inputs.shard_dir, masks="*.tar").shuffle().sharding_filter()
-        return run_in_workers(image_batches(shards.open_files(mode="rb"), inputs), inputs, threads)
+        batches = image_batches(shards.open_files(mode="rb"), inputs)
+        return run_in_workers(batches, inputs, threads, virtual_per_worker)
 
     return epoch

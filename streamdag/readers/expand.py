@@ -18,6 +18,10 @@ from ..errors import StreamdagError
 from ..runtime.node import ResumableNode
 from ..runtime.policy import ErrorPolicy
 
+#: the "input state" of a source reader whose run has ended: a batch that
+#: pulled its last output must not resume it from the start
+_RAN = "ran"
+
 
 class ExpandingNode(ErrorPolicy, ResumableNode):
     """Subclasses implement ``expand(item, at)``: an iterator over the outputs
@@ -53,8 +57,8 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
             items = source.iterator()  # first: a finished input's state is its end
             self._in = restored["in"] if restored else source.state()
             return self._run(items, source.state)
-        self._in = None
-        return self._run(iter((None,)), None)
+        self._in = restored["in"] if restored else None
+        return self._run(iter(() if self._in == _RAN else (None,)), None)
 
     def _run(self, items: Iterator[Any], source_state: Callable[[], Any] | None) -> Iterator[Any]:
         for item in items:
@@ -85,8 +89,7 @@ class ExpandingNode(ErrorPolicy, ResumableNode):
             finally:  # also when the consumer drops the iterator: the position stays
                 self._release()
             self._pos = None
-            if source_state is not None:
-                self._in = source_state()
+            self._in = source_state() if source_state is not None else _RAN
 
     def _release(self) -> None:
         part, self._part = getattr(self, "_part", None), None

@@ -103,6 +103,14 @@ class WorkerPipe:
         self._reset: Node | None = None  # what reset_fn returned last
         self._current: Node | None = None
 
+    def for_context(self, context: WorkerContext) -> WorkerPipe:
+        """The same pipe for another copy of the graph (a virtual worker)."""
+        if context == self.context:
+            return self
+        return WorkerPipe(
+            self.spec, context, self.init_fn, self.reset_fn, self.prefetch, self.names
+        )
+
     def initial(self) -> Node:
         """The pipe before any reset: ``init_fn``'s (called on first use)."""
         if self._initial is None:

@@ -1,18 +1,22 @@
 """The main side of one pass over the workers: their chunks merged into one
 stream, and the position from which every worker can be resumed.
 
-``in_order=True`` takes one element from each worker in turn (workers whose
-stream ended drop out of the rotation), so the global order depends only on
-what each worker yields, never on timing. ``in_order=False`` takes elements
+The streams merged are those of the virtual workers (``worker.py``): as
+many as the workers by default, each run by worker ``v % num_workers``.
+``in_order=True`` takes one element from each virtual worker in turn (those
+whose stream ended drop out of the rotation), so the global order depends
+only on what each virtual worker yields, never on timing nor on the number
+of workers that run them. ``in_order=False`` takes elements
 from whichever worker has them first (round robin among the ready ones): no
 worker stalls the others, the order varies from run to run, and resume is
 exact per worker but not in global order.
 
-State: ``{"turn": next worker, "workers": [{"state", "skip", "ended",
-"next_pass"}]}``: a worker resumes from ``state`` (after the last chunk the
-main process used up; with ``next_pass``, the end of the previous pass, after
-which it starts the next one) and drops ``skip`` elements it had already
-delivered."""
+State: ``{"turn": next virtual worker, "workers": [{"state", "skip",
+"ended", "next_pass"}, ...one per virtual worker]}``: a virtual worker
+resumes from ``state`` (after the last chunk the main process used up; with
+``next_pass``, the end of the previous pass, after which it starts the next
+one) and drops ``skip`` elements it had already delivered. The state does
+not depend on the number of workers: any number can resume it."""
 
 from __future__ import annotations
 
@@ -78,7 +82,7 @@ class Inbox:
 
 
 class _Worker:
-    """What the main process knows about one worker during a pass."""
+    """What the main process knows about one virtual worker during a pass."""
 
     __slots__ = ("state", "skip", "ended", "next_pass", "items", "pos", "chunk", "queue")
 
@@ -106,6 +110,7 @@ class Merge:
         in_order: bool,
         timeout: float | None,
         skip_warnings: SkipWarnings,
+        num_virtual: int | None = None,
     ) -> None:
         self.inbox = inbox
         self.skip_warnings = skip_warnings
@@ -113,7 +118,7 @@ class Merge:
         self.in_order = in_order
         self.timeout = timeout
         self.cancelled = False
-        workers = saved["workers"] if saved else [None] * inbox.size
+        workers = saved["workers"] if saved else [None] * (num_virtual or inbox.size)
         self.workers = [_Worker(w) for w in workers]
         self.turn = saved["turn"] if saved else 0
 
@@ -121,26 +126,20 @@ class Merge:
         """Every worker runs, ended ones too: restoring their final state keeps
         their nodes right for a later pass (e.g. under cycle); what they send
         is never read."""
-        for index, worker in enumerate(self.workers):
+        workers, size = self.workers, self.inbox.size
+        for index in range(size):
+            lanes = [
+                (v, workers[v].state, workers[v].skip, workers[v].next_pass)
+                for v in range(index, len(workers), size)
+            ]
             self.inbox.send(
-                index,
-                (
-                    RUN,
-                    self.gen,
-                    base_seed,
-                    epoch,
-                    fresh,
-                    worker.state,
-                    worker.skip,
-                    worker.next_pass,
-                    prefetch,
-                ),
+                index, (RUN, self.gen, base_seed, epoch, fresh, len(workers), lanes, prefetch)
             )
 
     def start_behind(self, base_seed: int, epoch: int, prefetch: int) -> None:
         """Every worker starts this (fresh) pass when its current one ends."""
-        for index in range(len(self.workers)):
-            self.inbox.send(index, (THEN, self.gen, base_seed, epoch, prefetch))
+        for index in range(self.inbox.size):
+            self.inbox.send(index, (THEN, self.gen, base_seed, epoch, prefetch, len(self.workers)))
 
     def drop_chunks(self) -> None:
         """Let go of the chunks received and not taken, once nothing reads
@@ -256,7 +255,7 @@ class Merge:
         if chunk[5]:
             worker.ended = True
         else:
-            self.inbox.send(index, (CREDIT, self.gen, 1))
+            self.inbox.send(index % self.inbox.size, (CREDIT, self.gen, 1, index))
 
     def _receive(self, waiting_for: int | None = None) -> None:
         """Wait for messages of this pass (older passes' are dropped)."""
@@ -271,12 +270,19 @@ class Merge:
             if messages:
                 return
             if deadline is not None and time.monotonic() >= deadline:
-                who = "any worker" if waiting_for is None else f"worker {waiting_for}"
+                who = "any worker" if waiting_for is None else self._name(waiting_for)
                 msg = (
                     f"no element from {who} within timeout={self.timeout} s (a node is "
                     "stuck or very slow; raise the timeout or find the slow node)"
                 )
                 raise WorkerTimeoutError(msg)
+
+    def _name(self, index: int) -> str:
+        """Virtual worker ``index`` as the user knows it: by its worker."""
+        worker = f"worker {index % self.inbox.size}"
+        if len(self.workers) == self.inbox.size:
+            return worker
+        return f"{worker} (virtual worker {index} of {len(self.workers)})"
 
 
 def _cancelled() -> RuntimeError:
@@ -294,8 +300,10 @@ def _worker_error(info: dict) -> WorkerError:
         if info["op"]
         else "its pipeline"
     )
+    virtual = info.get("virtual")
+    lane = f"virtual worker {virtual[0]} of {virtual[1]}, " if virtual else ""
     msg = (
-        f"worker {info['worker']} (rank {info['rank']}, pid {info['pid']}): {where} "
+        f"worker {info['worker']} ({lane}rank {info['rank']}, pid {info['pid']}): {where} "
         f"{info['event']}\n\nOriginal traceback in the worker:\n{info['traceback']}"
     )
     err = WorkerError(

@@ -51,6 +51,11 @@ class MultiProcessingReadingService(WorkerService):
       ``WorkerTimeoutError`` (None or 0: no limit).
     - ``persistent_workers``: keep the processes (and their open files and
       caches) from one epoch to the next instead of starting new ones.
+    - ``virtual_workers``: shards of an epoch (default and minimum
+      ``num_workers``), each a copy of the worker part run by worker
+      ``v % num_workers`` with its own seeds and state, so that a mid-epoch
+      state resumes on another number of workers (docs/reading-services.md,
+      "Elastic resume").
 
     Each worker seeds Python's ``random``, numpy's and torch's global RNGs
     from (base seed, epoch, global worker), so user functions that draw from
@@ -69,8 +74,9 @@ class MultiProcessingReadingService(WorkerService):
         in_order: bool = True,
         timeout: float | None = None,
         persistent_workers: bool = False,
+        virtual_workers: int | None = None,
     ) -> None:
-        super().__init__(num_workers, prefetch_factor, in_order, timeout)
+        super().__init__(num_workers, prefetch_factor, in_order, timeout, virtual_workers)
         check_prefetch_cnt("worker_prefetch_cnt", worker_prefetch_cnt)
         check_prefetch_cnt("main_prefetch_cnt", main_prefetch_cnt)
         self.multiprocessing_context = get_context(multiprocessing_context)

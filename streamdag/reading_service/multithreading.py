@@ -9,7 +9,6 @@ import queue
 import threading
 import weakref
 
-from ..core.node import Node
 from ..runtime.graph import RuntimeGraph
 from .init_fns import InitFn, ResetFn, WorkerPipe, check_prefetch_cnt
 from .intra_op import one_torch_thread
@@ -26,8 +25,9 @@ class MultiThreadingReadingService(WorkerService):
     numpy, torch) are shared by all threads of a process, so they are not
     seeded per thread: user functions should use their own seeded generators
     (a ``worker_reset_fn`` gets one each epoch). ``worker_init_fn``,
-    ``worker_reset_fn``, ``worker_prefetch_cnt`` and ``main_prefetch_cnt``
-    mean what they mean for ``MultiProcessingReadingService``."""
+    ``worker_reset_fn``, ``worker_prefetch_cnt``, ``main_prefetch_cnt`` and
+    ``virtual_workers`` mean what they mean for
+    ``MultiProcessingReadingService``."""
 
     def __init__(
         self,
@@ -40,8 +40,9 @@ class MultiThreadingReadingService(WorkerService):
         worker_reset_fn: ResetFn | None = None,
         worker_prefetch_cnt: int | None = None,
         main_prefetch_cnt: int | None = None,
+        virtual_workers: int | None = None,
     ) -> None:
-        super().__init__(num_threads, prefetch_factor, in_order, timeout)
+        super().__init__(num_threads, prefetch_factor, in_order, timeout, virtual_workers)
         check_prefetch_cnt("worker_prefetch_cnt", worker_prefetch_cnt)
         check_prefetch_cnt("main_prefetch_cnt", main_prefetch_cnt)
         self.worker_init_fn = worker_init_fn
@@ -142,10 +143,7 @@ def _serve(
             capped = one_torch_thread()
         out.put(message)
 
-    def build(spec: Node) -> RuntimeGraph:
-        return RuntimeGraph(spec, context)
-
-    WorkerLoop(context, pipe.for_epoch, build, send, recv, seed_globals=False).serve()
+    WorkerLoop(pipe, RuntimeGraph, send, recv, seed_globals=False).serve()
 
 
 def _stop_all(cmds: list[queue.SimpleQueue[tuple]], threads: list[threading.Thread]) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 from ..core.node import Node, walk
 from ..errors import ParamError
 from ..runtime.graph import RuntimeGraph
+from ..runtime.node import WorkerContext
 from . import transport
 from .errors import WorkerDiedError
 from .init_fns import WorkerPipe
@@ -71,13 +72,13 @@ def process_main(
     set_worker_info(context)
     channel = _Channel(conn)
 
-    def build(spec: Node) -> RuntimeGraph:
+    def build(spec: Node, lane: WorkerContext) -> RuntimeGraph:
         one_torch_thread()
-        graph = RuntimeGraph(spec, context)
+        graph = RuntimeGraph(spec, lane)
         one_torch_thread()  # building the graph (or an init fn) may have imported torch
         return graph
 
-    loop = WorkerLoop(context, pipe.for_epoch, build, channel.send, channel.recv, seed_globals=True)
+    loop = WorkerLoop(pipe, build, channel.send, channel.recv, seed_globals=True)
     try:
         loop.serve()
     finally:

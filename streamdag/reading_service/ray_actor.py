@@ -98,19 +98,10 @@ def _serve(
     out: queue.SimpleQueue[tuple],
 ) -> None:
     set_worker_info(context)
-    pipe: list[WorkerPipe] = []
 
-    def for_epoch(base_seed: int, epoch: int) -> Node:
-        """The graph is loaded when the first pass starts: an error in the
-        document is reported like a node's."""
-        if not pipe:
-            spec = loads_node(document, trusted_modules, source=f"worker {context.worker_id}")
-            pipe.append(WorkerPipe(spec, context))
-        return pipe[0].for_epoch(base_seed, epoch)
-
-    def build(spec: Node) -> RuntimeGraph:
+    def build(spec: Node, lane: WorkerContext) -> RuntimeGraph:
         one_torch_thread()
-        graph = RuntimeGraph(spec, context)
+        graph = RuntimeGraph(spec, lane)
         one_torch_thread()  # building the graph may have imported torch
         return graph
 
@@ -122,4 +113,29 @@ def _serve(
         except queue.Empty:
             return None
 
-    RayWorkerLoop(context, for_epoch, build, out.put, recv, seed_globals=True).serve()
+    pipe = _DocumentPipe(document, trusted_modules, context)
+    RayWorkerLoop(pipe, build, out.put, recv, seed_globals=True).serve()  # type: ignore[arg-type]
+
+
+class _DocumentPipe:
+    """The ``WorkerPipe`` of the graph document, loaded when the first pass
+    starts, so that an error in the document is reported like a node's."""
+
+    def __init__(
+        self, document: bytes, trusted_modules: tuple[str, ...], context: WorkerContext
+    ) -> None:
+        self.document, self.trusted_modules, self.context = document, trusted_modules, context
+        self._pipe: WorkerPipe | None = None
+
+    def for_context(self, context: WorkerContext) -> _DocumentPipe:
+        """The same document for another virtual worker."""
+        if context == self.context:
+            return self
+        return _DocumentPipe(self.document, self.trusted_modules, context)
+
+    def for_epoch(self, base_seed: int, epoch: int) -> Node:
+        if self._pipe is None:
+            source = f"worker {self.context.worker_id}"
+            spec = loads_node(self.document, self.trusted_modules, source=source)
+            self._pipe = WorkerPipe(spec, self.context)
+        return self._pipe.for_epoch(base_seed, epoch)

@@ -17,16 +17,25 @@ the state of the last chunk it used up plus the number of elements it took
 from the next one.
 
 Protocol (tuples, first item the kind):
-  main -> worker: (RUN, gen, base_seed, epoch, fresh, state, skip, next_pass, credits)
-                  (THEN, gen, base_seed, epoch, credits)
-                  (CREDIT, gen, n)   (SHUTDOWN,)   (STATS, every_s, main_pid)
-  worker -> main: (DATA, gen, worker, items, state_after, ended, warnings)
-                  (ERROR, gen, worker, items, info, warnings)   (STATS, gen, worker, snapshot)
-A RUN starts a pass (abandoning any pass in progress) from ``state`` (None:
-the start of the epoch), dropping ``skip`` elements; with ``next_pass`` the
-state is the end of the previous pass and the worker starts the next one
-(cycle in the main process). THEN queues a fresh pass of (base_seed, epoch)
-behind the current one and any queued before it: the worker starts it as soon
+  main -> worker: (RUN, gen, base_seed, epoch, fresh, num_virtual,
+                   [(v, state, skip, next_pass), ...], credits)
+                  (THEN, gen, base_seed, epoch, credits, num_virtual)
+                  (CREDIT, gen, n, v)   (SHUTDOWN,)   (STATS, every_s, main_pid)
+  worker -> main: (DATA, gen, v, items, state_after, ended, warnings)
+                  (ERROR, gen, v, items, info, warnings)   (STATS, gen, worker, snapshot)
+Elements come from virtual workers ``v`` of ``num_virtual`` (elastic resume,
+docs/reading-services.md): a RUN names the ones this worker runs, each a
+copy of the graph with ``WorkerContext(rank, world_size, v, num_virtual)``,
+so a virtual worker's stream and state do not depend on which worker runs
+it. The worker makes their chunks in turn, each within its own ``credits``
+(a CREDIT names its virtual worker). With as many virtual workers as
+workers, worker ``i`` runs virtual worker ``i`` alone. A RUN starts a pass
+(abandoning any pass in progress) from each ``state`` (None: the start of
+the epoch), dropping ``skip`` elements; with ``next_pass`` the state is the
+end of the previous pass and the virtual worker starts the next one (cycle
+in the main process). THEN queues a fresh pass of (base_seed, epoch)
+behind the current one and any queued before it (with the virtual workers
+``v % num_workers == worker``): the worker starts it as soon
 as the passes before it end cleanly (at once when idle), so the next epoch's
 first chunks are made while the main process still consumes this epoch's last
 ones; a RUN or an error drops every queued pass. Several can be queued: a
@@ -40,7 +49,10 @@ chunks and before the chunk that ends a pass. ``warnings`` are the
 skipped-input warnings the worker's nodes issued since the previous chunk
 (``datapipes/skip_warnings.py``): the main process issues them when it takes
 the chunk. An element that cannot be pickled ends the pass with an ERROR that
-names it, after the elements before it, instead of killing the worker."""
+names it, after the elements before it, instead of killing the worker. An
+error in one virtual worker ends the others the worker runs: each gets an
+ERROR with the same info, so the main process raises it whichever it reads
+first instead of waiting for their chunks."""
 
 from __future__ import annotations
 
@@ -62,6 +74,7 @@ from ..runtime.sources import describe as describe_element
 from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
+from .init_fns import WorkerPipe
 
 RUN, THEN, CREDIT, SHUTDOWN, STATS = "run", "then", "credit", "shutdown", "stats"
 DATA, ERROR = "data", "error"
@@ -120,33 +133,49 @@ def describe(
     return info
 
 
+class _Lane:
+    """One virtual worker that a worker runs: its own copy of the graph, with
+    ``WorkerContext(rank, world_size, v, num_virtual)``, so its shard, seeds
+    and state do not depend on which worker runs it; and its own credits."""
+
+    __slots__ = ("context", "pipe", "graph", "spec", "epoch_key", "it", "credits", "rngs")
+
+    def __init__(self, context: WorkerContext, pipe: WorkerPipe) -> None:
+        self.context, self.pipe = context, pipe
+        self.graph: RuntimeGraph | None = None
+        self.spec: Node | None = None
+        self.epoch_key: tuple[int, int] | None = None
+        self.it: Iterator[Any] | None = None  # None: ended in this pass
+        self.credits = 0
+        self.rngs: Any = None  # its global RNGs' states, while others share the process
+
+
 class WorkerLoop:
     """Serves commands until SHUTDOWN. ``send`` hands a message to the main
     process and returns the bytes of its tensors and arrays put in shared
     memory (None: not pickled, as between threads); ``recv(block)`` returns
-    the next command, or None when not blocking and none is waiting. ``pipe(base_seed, epoch)`` is the graph of
-    an epoch (``WorkerPipe.for_epoch``); ``build`` compiles it when it is not
-    the one running. Both run when a pass starts, so that a failure there is
-    reported like any node error. A subclass may send longer chunks where
+    the next command, or None when not blocking and none is waiting. ``pipe`` is the worker's ``WorkerPipe``;
+    ``build(spec, context)`` compiles the graph of one virtual worker when it
+    is not the one running. Both run when a pass starts, so that a failure
+    there is reported like any node error. A RUN names the virtual workers
+    (lanes) this worker runs in the pass; it makes their chunks in turn,
+    each lane within its own credits. A subclass may send longer chunks where
     each message costs more: ``chunk_seconds`` replaces ``CHUNK_SECONDS``."""
 
     chunk_seconds: float | None = None
 
     def __init__(
         self,
-        context: WorkerContext,
-        pipe: Callable[[int, int], Node],
-        build: Callable[[Node], RuntimeGraph],
+        pipe: WorkerPipe,
+        build: Callable[[Node, WorkerContext], RuntimeGraph],
         send: Callable[[tuple], int | None],
         recv: Callable[[bool], tuple | None],
         seed_globals: bool,
     ) -> None:
-        self.context = context
+        self.context = pipe.context
         self._pipe = pipe
         self._build = build
-        self._graph: RuntimeGraph | None = None
-        self._spec: Node | None = None
-        self._epoch_key: tuple[int, int] | None = None
+        self._lanes: dict[tuple[int, int], _Lane] = {}  # (v, num_virtual) -> lane
         self.send = send
         self.recv = recv
         self._seed_globals = seed_globals
@@ -164,14 +193,15 @@ class WorkerLoop:
                 if cmd[0] == STATS:
                     self._collect_stats(cmd[1], cmd[2])
                 elif cmd[0] == THEN:  # idle: the pass it follows has ended
-                    cmd = _run_of(cmd)
+                    cmd = self._run_of(cmd)
                 cmd = self.run(cmd) if cmd[0] == RUN else self._command(True)
         finally:
             self.close()
 
     def close(self) -> None:
-        if self._graph is not None:
-            self._graph.close()
+        for lane in self._lanes.values():
+            if lane.graph is not None:
+                lane.graph.close()
         if self._sampler is not None:
             self._sampler = None
             sampler.release()
@@ -186,60 +216,116 @@ class WorkerLoop:
 
     def _report_stats(self, gen: int, ended: bool) -> None:
         now = perf_counter()
-        if self._graph is not None and (ended or now >= self._stats_due):
+        graphs = [lane.graph for lane in self._lanes.values() if lane.graph is not None]
+        if graphs and (ended or now >= self._stats_due):
             self._stats_due = now + self._stats_every
             own = self._sampler if self._own_times else None
-            self.send((STATS, gen, self.context.worker_id, snapshot([self._graph], own)))
+            self.send((STATS, gen, self.context.worker_id, snapshot(graphs, own)))
 
     def run(self, cmd: tuple) -> tuple | None:
         """One pass; returns the command that ended it early, if any."""
-        _, gen, base_seed, epoch, fresh, state, skip, next_pass, credits = cmd
+        _, gen, base_seed, epoch, fresh, num_virtual, saved, credits = cmd
+        lanes: list[_Lane] = []
         try:
-            it = self._start(base_seed, epoch, fresh, state, skip, next_pass)
+            for v, state, skip, next_pass in saved:
+                lanes.append(self._lane(v, num_virtual))
+                self._start(lanes[-1], base_seed, epoch, fresh, state, skip, next_pass)
+                lanes[-1].credits = credits
         except Exception as exc:  # noqa: BLE001 - reported to the main process
-            self._send_chunk(ERROR, gen, [], describe(exc, self.context))
+            failed = lanes[-1].context if lanes else self.context
+            self._fail(gen, [v for v, *_ in saved], self._describe(exc, failed))
             return self._failed()
+        self._drop_lanes_but(lanes)
+        multiple = len(lanes) > 1
+        turn = 0
         while True:
-            credits, interrupt = self._take_commands(gen, credits)
+            live = [lane for lane in lanes if lane.it is not None]
+            if not live:
+                return self._run_of(self._queued.popleft()) if self._queued else self._command(True)
+            interrupt = self._take_commands(gen, live)
             if interrupt is not None:
                 return interrupt
-            items, ended, error = self._chunk(it, min(self._chunk_items, CHUNK_ITEMS))
+            for step in range(len(lanes)):  # the next lane in turn that may make a chunk
+                lane = lanes[(turn + step) % len(lanes)]
+                if lane.it is not None and lane.credits > 0:
+                    break
+            turn = (turn + step + 1) % len(lanes)
+            if multiple:
+                self._enter(lane)
+            items, ended, error = self._chunk(lane.it, min(self._chunk_items, CHUNK_ITEMS))
+            if error is None:
+                try:
+                    state_after = self._state(lane)
+                except Exception as exc:  # noqa: BLE001
+                    error = exc
             if error is not None:
-                self._send_chunk(ERROR, gen, items, describe(error, self.context))
+                info = self._describe(error, lane.context)
+                info = self._send_chunk(ERROR, gen, lane, items, info) or info
+            else:
+                if self._stats_every is not None:  # a snapshot at the end of the pass
+                    self._report_stats(gen, ended and len(live) == 1)
+                info = self._send_chunk(DATA, gen, lane, items, state_after, ended)
+            if info is not None:
+                others = [other.context.worker_id for other in live if other is not lane]
+                self._fail(gen, others, info)
                 return self._failed()
-            try:
-                state_after = self._state()
-            except Exception as exc:  # noqa: BLE001
-                self._send_chunk(ERROR, gen, items, describe(exc, self.context))
-                return self._failed()
-            if self._stats_every is not None:
-                self._report_stats(gen, ended)
-            if not self._send_chunk(DATA, gen, items, state_after, ended):
-                return self._failed()
+            lane.credits -= 1
             if ended:
-                return _run_of(self._queued.popleft()) if self._queued else self._command(True)
-            credits -= 1
+                lane.it = None
 
-    def _send_chunk(self, kind: str, gen: int, items: list[Any], *rest: Any) -> bool:
+    def _lane(self, v: int, num_virtual: int) -> _Lane:
+        lane = self._lanes.get((v, num_virtual))
+        if lane is None:
+            ctx = self.context
+            context = WorkerContext(ctx.rank, ctx.world_size, v, num_virtual)
+            lane = self._lanes[(v, num_virtual)] = _Lane(context, self._pipe.for_context(context))
+        return lane
+
+    def _drop_lanes_but(self, lanes: list[_Lane]) -> None:
+        """Close the graphs of virtual workers this worker no longer runs."""
+        keep = {id(lane) for lane in lanes}
+        for key, lane in list(self._lanes.items()):
+            if id(lane) not in keep:
+                if lane.graph is not None:
+                    lane.graph.close()
+                del self._lanes[key]
+
+    def _enter(self, lane: _Lane) -> None:
+        """Switch the process to ``lane`` (between two chunks): its worker info
+        and, where seeded here, its global RNGs."""
+        set_worker_info(lane.context)
+        if self._seed_globals:
+            set_global_rng_states(lane.rngs)
+
+    def _fail(self, gen: int, virtuals: list[int], info: dict[str, Any]) -> None:
+        """Send the error ``info`` to the main process as the end of the
+        virtual workers ``virtuals`` (those of this worker still running,
+        which stop with it): the main process raises it whichever of them it
+        reads first."""
+        for v in virtuals:
+            self.send((ERROR, gen, v, [], info, []))
+
+    def _send_chunk(
+        self, kind: str, gen: int, lane: _Lane, items: list[Any], *rest: Any
+    ) -> dict[str, Any] | None:
         """Send a DATA or ERROR message with the warnings held since the last
         one. An element that cannot be pickled (a generator, an open file, a
         lambda) would end a worker process: the elements before it are sent
-        with an error naming it instead, and False is returned."""
-        graph = self._graph
+        with an error naming it instead, and that error is returned."""
+        graph = lane.graph
         held = graph.skip_warnings.take_held() if graph is not None else []
-        worker = self.context.worker_id
+        worker = lane.context.worker_id
         try:
             self._fit_chunks(len(items), self.send((kind, gen, worker, items, *rest, held)))
-            return True
+            return None
         except Exception:
             bad = _first_unpicklable(items)
             if bad is None or graph is None:  # not an element's fault
                 raise
         index, error = bad
-        self.send(
-            (ERROR, gen, worker, items[:index], self._unpicklable(graph, items[index], error), held)
-        )
-        return False
+        info = self._unpicklable(graph, lane.context, items[index], error)
+        self.send((ERROR, gen, worker, items[:index], info, held))
+        return info
 
     def _fit_chunks(self, count: int, shared: int | None) -> None:
         """Chunks of as many elements as put about ``CHUNK_BYTES`` in shared
@@ -249,7 +335,9 @@ class WorkerLoop:
         elif count:
             self._chunk_items = max(1, min(CHUNK_ITEMS, count * CHUNK_BYTES // max(shared, 1)))
 
-    def _unpicklable(self, graph: RuntimeGraph, item: Any, error: Exception) -> dict[str, Any]:
+    def _unpicklable(
+        self, graph: RuntimeGraph, context: WorkerContext, item: Any, error: Exception
+    ) -> dict[str, Any]:
         """The error for an element that cannot be pickled, named after the
         node that yields the worker's elements."""
         spec = graph.output.spec
@@ -263,7 +351,17 @@ class WorkerLoop:
             "generators inside the node, or run it in MultiThreadingReadingService, "
             "which does not pickle"
         )
-        return describe(exc, self.context, event)
+        return self._describe(exc, context, event)
+
+    def _describe(
+        self, exc: BaseException, context: WorkerContext, event: str | None = None
+    ) -> dict[str, Any]:
+        """``describe`` from this worker, naming the virtual worker where it
+        is not the worker itself."""
+        info = describe(exc, self.context, event)
+        if context != self.context:
+            info["virtual"] = (context.worker_id, context.num_workers)
+        return info
 
     def _failed(self) -> tuple | None:
         """After an error the main process decides what runs next: no queued pass."""
@@ -277,19 +375,35 @@ class WorkerLoop:
             self._queued.clear()
         return cmd
 
+    def _run_of(self, then: tuple) -> tuple:
+        """The RUN that starts a queued pass: fresh, from the start of its
+        epoch, for this worker's virtual workers ``v % num_workers == worker``."""
+        _, gen, base_seed, epoch, credits, num_virtual = then
+        ctx = self.context
+        lanes = [(v, None, 0, False) for v in range(ctx.worker_id, num_virtual, ctx.num_workers)]
+        return (RUN, gen, base_seed, epoch, True, num_virtual, lanes, credits)
+
     def _start(
-        self, base_seed: int, epoch: int, fresh: bool, state: Any, skip: int, next_pass: bool
-    ) -> Iterator[Any]:
-        if fresh or self._epoch_key != (base_seed, epoch):
+        self,
+        lane: _Lane,
+        base_seed: int,
+        epoch: int,
+        fresh: bool,
+        state: Any,
+        skip: int,
+        next_pass: bool,
+    ) -> None:
+        set_worker_info(lane.context)
+        if fresh or lane.epoch_key != (base_seed, epoch):
             if self._seed_globals:
-                seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
-            graph = self._use(self._pipe(base_seed, epoch))
+                seed_global_rngs(global_rng_seed(base_seed, epoch, lane.context))
+            graph = self._use(lane, lane.pipe.for_epoch(base_seed, epoch))
             graph.close()
             graph.start_epoch(base_seed, epoch)
-            self._epoch_key = (base_seed, epoch)
+            lane.epoch_key = (base_seed, epoch)
             if self._seed_globals:
-                seed_global_rngs(global_rng_seed(base_seed, epoch, self.context))
-        graph = self._graph
+                seed_global_rngs(global_rng_seed(base_seed, epoch, lane.context))
+        graph = lane.graph
         assert graph is not None  # the first pass is fresh
         if state is not None:
             if self._seed_globals:
@@ -303,49 +417,55 @@ class WorkerLoop:
         for done in range(skip):
             if next(it, _END) is _END:
                 msg = (
-                    f"worker {self.context.worker_id}: its pipeline ended after {done} "
+                    f"worker {lane.context.worker_id}: its pipeline ended after {done} "
                     f"elements while resuming to element {skip}; the pipeline or its data "
                     "changed since the state was saved, or is not deterministic"
                 )
                 raise ResumeError(msg)
         graph.skip_warnings.take_held()  # issued already, or of an abandoned pass
-        return it
+        lane.it = it
+        if self._seed_globals:
+            lane.rngs = global_rng_states()
 
-    def _use(self, spec: Node) -> RuntimeGraph:
-        """Run ``spec`` from now on, building its graph unless it runs already."""
-        if self._graph is not None and spec is self._spec:
-            return self._graph
-        if self._graph is not None:
-            self._graph.close()
-        graph = self._build(spec)
+    def _use(self, lane: _Lane, spec: Node) -> RuntimeGraph:
+        """Run ``spec`` in ``lane`` from now on, building its graph unless it runs already."""
+        if lane.graph is not None and spec is lane.spec:
+            return lane.graph
+        if lane.graph is not None:
+            lane.graph.close()
+        graph = self._build(spec, lane.context)
         graph.skip_warnings.hold()  # the main process issues them
         if self._sampler is not None:
             graph.counting = True
             self._sampler.watch(graph)
-        self._graph, self._spec = graph, spec
+        lane.graph, lane.spec = graph, spec
         return graph
 
-    def _state(self) -> Any:
-        """The graph's state; in a worker process (which seeds the global
+    def _state(self, lane: _Lane) -> Any:
+        """The lane's graph state; in a worker process (which seeds the global
         RNGs), with those RNGs' states too, so a function drawing from them
         (``torch.randint`` in a map) resumes where it was. Threads share the
         global RNGs: there only ``map(fn, rng=True)`` draws reproducibly."""
-        state = self._graph.state()
-        return {"graph": state, "rngs": global_rng_states()} if self._seed_globals else state
+        state = lane.graph.state()
+        if not self._seed_globals:
+            return state
+        lane.rngs = global_rng_states()
+        return {"graph": state, "rngs": lane.rngs}
 
-    def _take_commands(self, gen: int, credits: int) -> tuple[int, tuple | None]:
-        """Apply waiting credits; block while none is left. A command other
-        than a credit for this pass interrupts it."""
+    def _take_commands(self, gen: int, live: list[_Lane]) -> tuple | None:
+        """Apply waiting credits; block while no live lane has one left. A
+        command other than a credit for this pass interrupts it."""
+        by_virtual = {lane.context.worker_id: lane for lane in live}
         while True:
-            cmd = self._command(credits <= 0)
+            cmd = self._command(all(lane.credits <= 0 for lane in live))
             if cmd is None:
-                return credits, None
+                return None
             if cmd[0] == THEN:
                 self._queued.append(cmd)
             elif cmd[0] != CREDIT:
-                return credits, cmd
-            elif cmd[1] == gen:
-                credits += cmd[2]
+                return cmd
+            elif cmd[1] == gen and cmd[3] in by_virtual:
+                by_virtual[cmd[3]].credits += cmd[2]
 
     def _chunk(self, it: Iterator[Any], most: int) -> tuple[list[Any], bool, BaseException | None]:
         items: list[Any] = []
@@ -369,12 +489,6 @@ def _first_unpicklable(items: list[Any]) -> tuple[int, Exception] | None:
         except Exception as exc:  # noqa: BLE001 - pickle raises several types
             return index, exc
     return None
-
-
-def _run_of(then: tuple) -> tuple:
-    """The RUN that starts a queued pass: fresh, from the start of its epoch."""
-    _, gen, base_seed, epoch, credits = then
-    return (RUN, gen, base_seed, epoch, True, None, 0, False, credits)
 
 
 _END = object()

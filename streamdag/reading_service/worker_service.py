@@ -15,6 +15,7 @@ from ..core.placement import (
     ReceiveAhead,
     find_boundary,
     has_sharding,
+    unsharded_sources,
     warn_if_unsharded,
 )
 from ..core.plan import apply_rules
@@ -35,6 +36,13 @@ STATS_EVERY_S = 0.5  # how often a worker sends its statistics, at most
 
 
 class WorkerPool(Protocol):
+    """``size`` workers, each serving ``WorkerLoop(pipe, build, send, recv,
+    seed_globals).serve()`` (``worker.py``) for the ``WorkerPipe`` it was
+    given, ``build(spec, context)`` compiling the graph of one of the
+    virtual workers it runs. A pool carries commands to worker ``i`` and
+    messages back and needs to know nothing of virtual workers (the loop's
+    and the merge's business; virtual worker 0 always runs in worker 0)."""
+
     size: int
     broken: bool
 
@@ -60,17 +68,29 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
     main_prefetch_cnt: int | None = None
 
     def __init__(
-        self, num_workers: int, prefetch_factor: int, in_order: bool, timeout: float | None
+        self,
+        num_workers: int,
+        prefetch_factor: int,
+        in_order: bool,
+        timeout: float | None,
+        virtual_workers: int | None = None,
     ) -> None:
         check_int("num_workers", num_workers, 0)
+        if virtual_workers is not None:
+            check_int("virtual_workers", virtual_workers, max(1, num_workers))
+            if num_workers == 0:
+                raise ParamError("virtual_workers needs num_workers >= 1")
         check_int("prefetch_factor", prefetch_factor, 1)
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
             raise ParamError(f"timeout must be None, 0 (no limit) or seconds > 0, got {timeout!r}")
         self.num_workers = num_workers
+        #: the shards of a fresh epoch, each run by worker ``v % num_workers``
+        self.virtual_workers = virtual_workers or num_workers
         self.prefetch_factor = prefetch_factor
         self.in_order = in_order
         self.timeout = timeout or None
         self._rank, self._world = 0, 1
+        self._sharded = False
         self._main: RuntimeGraph | None = None
         self._worker_spec: Node | None = None
         self._inline: RuntimeGraph | None = None
@@ -93,6 +113,16 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         self.shutdown()
         worker_spec = find_boundary(output) or output
         warn_if_unsharded(worker_spec, self._world * max(1, self.num_workers), type(self).__name__)
+        # every element passes a sharding point: another split keeps the epoch
+        self._sharded = not unsharded_sources(worker_spec)
+        if not self._sharded and self.virtual_workers != self.num_workers:
+            msg = (
+                f"{self._label}: virtual_workers={self.virtual_workers} needs a "
+                "sharding_filter on every path of the worker part: without one every "
+                "virtual worker reads all of that data, so the epoch would hold it "
+                f"{self.virtual_workers} times instead of {self.num_workers}"
+            )
+            raise ParamError(msg)
         spec = apply_rules(
             output, (MainProcessPart(worker_spec), ReceiveAhead(self.main_prefetch_cnt or 0))
         )
@@ -205,6 +235,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             in_order=self.in_order,
             timeout=self.timeout,
             skip_warnings=self._require_graph().skip_warnings,
+            num_virtual=self.virtual_workers,
         )
         merge.start_behind(base_seed, epoch, self.prefetch_factor)
         self._behind = ((base_seed, epoch), merge)
@@ -236,6 +267,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             in_order=self.in_order,
             timeout=self.timeout,
             skip_warnings=self._require_graph().skip_warnings,
+            num_virtual=self.virtual_workers,
         )
         merge.start(base_seed, epoch, fresh, self.prefetch_factor)
         return merge
@@ -300,23 +332,44 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         return [g for g in (self._main, self._inline) if g is not None]
 
     def _unwrap(self, state: Any) -> Any:
+        """The graph state in a saved service state. Each virtual worker (by
+        default one per worker) resumes its own shard, so a state saved with
+        other ``num_workers`` loads as long as both have workers and the graph
+        is sharded: its virtual workers are dealt to this service's workers."""
         if not isinstance(state, dict) or "num_workers" not in state:
             raise ResumeError(
                 f"{self._label}: not a state saved by a worker reading service: {str(state)[:200]}"
             )
         saved = (state["num_workers"], state.get("world_size", 1))
-        if saved != (self.num_workers, self._world):
-            msg = (
-                f"{self._label}: the state was saved with num_workers={saved[0]} and "
-                f"world size {saved[1]}, this service has num_workers={self.num_workers} "
-                f"and world size {self._world}. Each worker resumes its own shard, so "
-                "exact resume mid-epoch needs the same numbers. Use them, or skip the "
-                "rest of the saved epoch with loader.set_epoch(state['epoch'] + 1) "
-                "instead of load_state_dict (a state saved between epochs loads into "
-                "any number of workers)."
+        if saved == (self.num_workers, self._world):
+            return state["graph"]
+        if saved[1] != self._world:
+            why = (
+                "Resuming on another world size is not supported yet: each rank "
+                "resumes its own shards"
             )
-            raise ResumeError(msg)
-        return state["graph"]
+        elif 0 in (saved[0], self.num_workers):
+            why = (
+                "A state of num_workers=0 (the worker part in the main process) and "
+                "one of workers do not convert into each other"
+            )
+        elif not self._sharded:
+            why = (
+                "A source of the worker part reaches its output without a "
+                "sharding_filter: every worker reads all of it, so another number of "
+                "workers would change the epoch itself"
+            )
+        else:
+            return state["graph"]
+        msg = (
+            f"{self._label}: the state was saved with num_workers={saved[0]} and "
+            f"world size {saved[1]}, this service has num_workers={self.num_workers} "
+            f"and world size {self._world}. {why}. Use the same numbers, or skip the "
+            "rest of the saved epoch with loader.set_epoch(state['epoch'] + 1) "
+            "instead of load_state_dict (a state saved between epochs loads into "
+            "any number of workers)."
+        )
+        raise ResumeError(msg)
 
     def _require_graph(self) -> RuntimeGraph:
         if self._main is None:

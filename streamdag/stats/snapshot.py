@@ -21,12 +21,22 @@ def snapshot(graphs: Iterable[RuntimeGraph], sampler: StackSampler | None) -> di
     for graph in graphs:
         counters = {key: node.stats() for key, node in graph.nodes.items()}
         for key, (n_in, n_out) in element_counts(graph, counters).items():
-            nodes[key] = {"in": n_in, "out": n_out, **counters[key]}
+            part = {"in": n_in, "out": n_out, **counters[key]}
+            nodes[key] = _add(nodes[key], part) if key in nodes else part
     if sampler is None:
         return {"nodes": nodes}
     for key, seconds in list(sampler.busy.items()):
         nodes.setdefault(key, {})["busy_s"] = seconds
     return {"nodes": nodes, "wall_s": perf_counter() - sampler.started}
+
+
+def _add(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """The counts of two copies of one node in one process (the virtual
+    workers of a worker); an unknown count (None) stays unknown."""
+    return {
+        key: None if value is None or total.get(key) is None else total[key] + value
+        for key, value in part.items()
+    }
 
 
 def by_position(snapshots: list[dict[str, Any]], output: Node) -> list[dict[str, Any]]:
