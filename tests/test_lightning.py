@@ -44,13 +44,15 @@ class Recorder(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
-def loader(service: str) -> sd.DataLoader2:
+def loader(service: str, in_flight: int = 0) -> sd.DataLoader2:
     dp = sd.IterableWrapper(range(BATCHES * 4)).shuffle(buffer_size=16).sharding_filter().batch(4)
     reading = sd.MultiProcessingReadingService(2) if service == "processes" else None
-    return sd.DataLoader2(dp, reading_service=reading, seed=7, in_flight=1)
+    return sd.DataLoader2(dp, reading_service=reading, seed=7, in_flight=in_flight)
 
 
-def fit(model: Recorder, service: str, root: Path, ckpt_path: Path | None = None) -> None:
+def fit(
+    model: Recorder, service: str, root: Path, ckpt_path: Path | None = None, in_flight: int = 0
+) -> None:
     checkpoints = pl.callbacks.ModelCheckpoint(
         dirpath=root, filename="{step}", every_n_train_steps=EVERY, save_top_k=-1
     )
@@ -63,7 +65,7 @@ def fit(model: Recorder, service: str, root: Path, ckpt_path: Path | None = None
         enable_model_summary=False,
         callbacks=[checkpoints],
     )
-    data = loader(service)
+    data = loader(service, in_flight)
     try:
         trainer.fit(model, data, ckpt_path=ckpt_path)
     finally:
@@ -81,19 +83,20 @@ def uninterrupted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 
 # checkpoints at steps 5 (mid-epoch 0), 10 (after the last batch of epoch 0), 15 (mid-epoch 1)
-@pytest.mark.parametrize("crash_at", [7, 13, 17])
+# a loader without in_flight (Lightning's fit loop is recognised) and with in_flight=1
+@pytest.mark.parametrize(("crash_at", "in_flight"), [(7, 0), (13, 1), (17, 0)])
 def test_resume_from_a_checkpoint_trains_the_remaining_batches(
-    tmp_path: Path, uninterrupted: tuple[str, list[list[int]]], crash_at: int
+    tmp_path: Path, uninterrupted: tuple[str, list[list[int]]], crash_at: int, in_flight: int
 ) -> None:
     """The batches trained after ``fit(ckpt_path=...)`` are the uninterrupted
     run's batches from the checkpoint step on: none skipped, none repeated."""
     service, trained = uninterrupted
     crashed = Recorder(crash_at=crash_at)
     with pytest.raises(Crash):
-        fit(crashed, service, tmp_path)
+        fit(crashed, service, tmp_path, in_flight=in_flight)
     assert crashed.trained == trained[:crash_at]
 
     step = crash_at // EVERY * EVERY
     resumed = Recorder()
-    fit(resumed, service, tmp_path, tmp_path / f"step={step}.ckpt")
+    fit(resumed, service, tmp_path, tmp_path / f"step={step}.ckpt", in_flight)
     assert resumed.trained == trained[step:]

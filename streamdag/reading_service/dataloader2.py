@@ -224,7 +224,9 @@ class DataLoader2(Generic[T]):
         points at an earlier graph state with the elements to replay from it
         (a state per element would cost more than the element): one the loader
         keeps now and then when it has ``in_flight``, else that of the previous
-        ``state_dict()`` call or of the epoch's start."""
+        ``state_dict()`` call or of the epoch's start. Called by Lightning's
+        fit loop (which holds one batch ahead) on a loader without
+        ``in_flight``, ``in_flight`` is 1."""
         current = self._current
         if current is None:
             return {
@@ -250,7 +252,10 @@ class DataLoader2(Generic[T]):
             "graph": graph,
             "replay": 0,
         }
-        in_flight = self._in_flight if in_flight is None else flight.count(in_flight)
+        if in_flight is None:
+            in_flight = self._in_flight or flight.taken_ahead_by_caller()
+        else:
+            in_flight = flight.count(in_flight)
         back = in_flight - 1 if current["done"] and in_flight else in_flight
         return current["anchors"].rewound(state, back, in_flight) if back else state
 

@@ -6,6 +6,7 @@ at an earlier graph state and says how many elements to replay from it."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -13,6 +14,26 @@ from typing import Any
 import msgpack
 
 from ..errors import ResumeError
+
+#: modules whose fit loop asks a loader for its state while its data fetcher
+#: holds the next batch: Lightning's (both package names)
+LIGHTNING = ("lightning.pytorch.", "pytorch_lightning.")
+
+
+def taken_ahead_by_caller(depth: int = 8) -> int:
+    """1 when Lightning's fit loop is asking for the state (its fetcher took
+    one batch ahead of the step it trains), else 0; so a Lightning checkpoint
+    resumes at the first untrained batch without ``in_flight=1``. Looks at
+    the callers' module names only when a state is taken (a checkpoint)."""
+    frame = sys._getframe(2)
+    for _ in range(depth):
+        if frame is None:
+            return 0
+        if frame.f_globals.get("__name__", "").startswith(LIGHTNING):
+            return 1
+        frame = frame.f_back
+    return 0
+
 
 #: a loader with ``in_flight`` takes a graph state between two elements when
 #: this many times the cost of the last one has passed: at most 0.1% of the time
