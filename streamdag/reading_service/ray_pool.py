@@ -60,7 +60,7 @@ class RayPool:
         self._actors: list[Any] = []
         self._finalizer = weakref.finalize(self, _kill_all, ray, self._actors)
         self._seq = [0] * self.size
-        self._replays = [Replay() for _ in contexts]
+        self._replays = [Replay(c.worker_id, c.num_workers) for c in contexts]
         self._restarts = [0] * self.size
         self._where: list[dict[str, Any] | None] = [None] * self.size
         self._pending: dict[Any, int] = {}  # each actor's outstanding messages call
