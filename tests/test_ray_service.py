@@ -267,6 +267,9 @@ def test_chunks_in_flight_are_checked_against_the_object_store():
     assert "about 100.0 MiB" in message
     assert "4 actors x (prefetch_factor=3 + 1) chunks need 1600 MiB" in message
     assert "store has 1200 MiB" in message
+    with pytest.raises(ParamError) as info:  # 2 actors running 4 virtual workers
+        check_store(100 * mib, 2, 4, 1000 * mib, "virtual workers")
+    assert "4 virtual workers x (prefetch_factor=2 + 1) chunks need 1200 MiB" in str(info.value)
 
 
 def _rank_main(rank, port, address, outdir):

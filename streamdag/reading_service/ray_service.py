@@ -107,6 +107,7 @@ class RayReadingService(WorkerService):
             self._actor_options(),
             self.max_restarts,
             self.prefetch_factor,
+            self.virtual_workers,
         )
 
     def _actor_options(self) -> dict[str, Any]:
