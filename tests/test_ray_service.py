@@ -9,6 +9,7 @@ import gc
 import json
 import socket
 import time
+from functools import partial
 from itertools import islice
 
 import pytest
@@ -17,7 +18,7 @@ import streamdag as sd
 from streamdag.errors import GraphFormatError, ParamError
 from streamdag.reading_service.ray_pool import check_store
 from streamdag.reading_service.ray_replay import Replay
-from streamdag.reading_service.worker import CREDIT, DATA, RUN, THEN
+from streamdag.reading_service.worker import CREDIT, DATA, ERROR, RUN, THEN
 from tests.support.leaks import wait_until
 from tests.support.rs_functions import (
     big_array,
@@ -109,6 +110,27 @@ def test_killed_actor_is_replaced_and_the_stream_is_unchanged():
         got += list(it)
         assert service.actors[0]._actor_id != killed._actor_id  # replaced
     assert got == expected
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_virtual_workers_resume_another_worker_count_and_an_actor_of_two_is_replaced():
+    """A state of 3 worker processes over 4 virtual workers resumes in 2
+    actors, each running two virtual workers; actor 0 (virtual workers 0
+    and 2) is killed mid-epoch: the stream is still the uninterrupted one."""
+    dp = _pipeline(400, slow)
+    processes = partial(sd.MultiProcessingReadingService, 3, virtual_workers=4)
+    full, _ = _run(dp, processes())
+    head, state = _run(dp, processes(), stop=50)
+    service = _ray(virtual_workers=4)
+    with sd.DataLoader2(dp, reading_service=service, seed=7) as loader:
+        loader.load_state_dict(state)
+        it = iter(loader)
+        rest = list(islice(it, 100))
+        killed = service.actors[0]
+        ray.kill(killed)
+        rest += list(it)
+        assert service.actors[0]._actor_id != killed._actor_id  # replaced
+    assert head + rest == full
 
 
 @pytest.mark.usefixtures("no_actors_left")
@@ -245,6 +267,9 @@ def test_chunks_in_flight_are_checked_against_the_object_store():
     assert "about 100.0 MiB" in message
     assert "4 actors x (prefetch_factor=3 + 1) chunks need 1600 MiB" in message
     assert "store has 1200 MiB" in message
+    with pytest.raises(ParamError) as info:  # 2 actors running 4 virtual workers
+        check_store(100 * mib, 2, 4, 1000 * mib, "virtual workers")
+    assert "4 virtual workers x (prefetch_factor=2 + 1) chunks need 1200 MiB" in str(info.value)
 
 
 def _rank_main(rank, port, address, outdir):
@@ -284,21 +309,34 @@ def test_each_rank_runs_its_own_actors_as_the_process_service_would(tmp_path):
 
 
 def test_a_new_actor_resumes_the_first_unfinished_pass_and_requeues_the_rest():
-    replay = Replay()
-    run = (RUN, 1, 5, 0, True, None, 0, False, 2)
-    then = (THEN, 2, 5, 1, 2)
+    replay = Replay(0, 2)  # worker 0 of 2 runs virtual workers 0 and 2 of 4
+    run = (RUN, 1, 5, 0, True, 4, [(0, None, 0, False), (2, None, 0, False)], 2)
+    then = (THEN, 2, 5, 1, 2, 4)
     replay.sent(run)
     replay.sent(then)
     assert replay.commands() == [run, then]  # nothing received: start over
-    replay.received((DATA, 1, 0, [1, 2], "after 2", False, []))
-    replay.received((DATA, 1, 0, [3], "after 3", False, []))
-    replay.sent((CREDIT, 1, 1))
-    assert replay.commands() == [(RUN, 1, 5, 0, False, "after 3", 0, False, 1), then]
-    replay.received((DATA, 1, 0, [4], "end", True, []))
-    replay.received((DATA, 2, 0, [7], "epoch 1 after 7", False, []))
-    assert replay.commands() == [(RUN, 2, 5, 1, False, "epoch 1 after 7", 0, False, 1)]
-    replay.sent((RUN, 3, 5, 1, False, "saved", 4, False, 2))  # a new pass drops the old ones
-    assert replay.commands() == [(RUN, 3, 5, 1, False, "saved", 4, False, 2)]
+    replay.received((DATA, 1, 0, [1, 2], "v0 after 2", False, []))
+    replay.received((DATA, 1, 0, [3], "v0 after 3", False, []))
+    replay.received((DATA, 1, 2, [9], "v2 after 9", False, []))
+    replay.sent((CREDIT, 1, 1, 0))
+    replay.sent((CREDIT, 1, 1, 2))
+    # each lane from its last chunk, with its own credits (v2: one more)
+    lanes = [(0, "v0 after 3", 0, False), (2, "v2 after 9", 0, False)]
+    assert replay.commands() == [(RUN, 1, 5, 0, True, 4, lanes, 1), (CREDIT, 1, 1, 2), then]
+    replay.received((DATA, 1, 0, [4], "v0 end", True, []))  # an ended lane stays ended
+    lanes = [(2, "v2 after 9", 0, False)]
+    assert replay.commands() == [(RUN, 1, 5, 0, True, 4, lanes, 2), then]
+    replay.received((DATA, 1, 2, [], "v2 end", True, []))
+    replay.received((DATA, 2, 2, [7], "epoch 1 v2 after 7", False, []))
+    # the queued pass runs the worker's lanes afresh; v0 has sent nothing yet
+    lanes = [(0, None, 0, False), (2, "epoch 1 v2 after 7", 0, False)]
+    assert replay.commands() == [(RUN, 2, 5, 1, True, 4, lanes, 1), (CREDIT, 2, 1, 0)]
+    resumed = (RUN, 3, 5, 1, False, 4, [(0, "saved", 4, True), (2, "saved", 1, False)], 2)
+    replay.sent(resumed)  # a new pass drops the old ones
+    assert replay.commands() == [resumed]
+    replay.received((DATA, 2, 0, [8], "abandoned", False, []))  # an old pass's: ignored
+    replay.received((ERROR, 3, 2, [], {"event": "raised"}, []))
+    assert replay.commands() == []  # the trainer raises it: nothing to resume
 
 
 def _two_nodes_main(outdir):

@@ -4,8 +4,8 @@
 Each actor has one ``messages`` call outstanding at a time; ``recv`` waits on
 them with ``ray.wait`` and sends the next as each returns, so at most the
 chunks the worker loop's credits allow are in flight (``prefetch_factor`` per
-worker, plus the one the trainer is reading). An actor that dies is replaced
-by a new one that resumes where the trainer's copy of its stream ends
+virtual worker, plus the one the trainer is reading). An actor that dies is
+replaced by a new one that resumes where the trainer's copy of its stream ends
 (``ray_replay.py``), up to ``max_restarts`` times per actor; after that the
 epoch fails with ``WorkerDiedError`` naming the worker, the actor, its node
 and Ray's error. ``stop`` (also when the pool is garbage) kills the actors."""
@@ -34,7 +34,8 @@ RESTART_TIMEOUT_S = 30.0
 class RayPool:
     """``size`` actors, created with ``options`` (``ray.remote`` options:
     resources, scheduling, runtime_env), each running the graph ``document``
-    for one of ``contexts``."""
+    for one of ``contexts``; ``num_virtual`` streams (virtual workers) in all,
+    each with its own ``prefetch_factor`` chunks ahead."""
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class RayPool:
         options: dict[str, Any],
         max_restarts: int,
         prefetch_factor: int,
+        num_virtual: int,
     ) -> None:
         import ray
 
@@ -56,11 +58,12 @@ class RayPool:
         self._contexts = contexts
         self._max_restarts = max_restarts
         self._prefetch_factor = prefetch_factor
+        self._num_virtual = num_virtual
         self._store_checked = False
         self._actors: list[Any] = []
         self._finalizer = weakref.finalize(self, _kill_all, ray, self._actors)
         self._seq = [0] * self.size
-        self._replays = [Replay() for _ in contexts]
+        self._replays = [Replay(c.worker_id, c.num_workers) for c in contexts]
         self._restarts = [0] * self.size
         self._where: list[dict[str, Any] | None] = [None] * self.size
         self._pending: dict[Any, int] = {}  # each actor's outstanding messages call
@@ -158,14 +161,17 @@ class RayPool:
 
     def _check_store(self, items: list[Any]) -> None:
         """On the first chunk: the chunks in flight must fit the trainer
-        node's object store, where every actor's chunks arrive."""
+        node's object store, where every actor's chunks arrive (each virtual
+        worker's, where an actor runs several)."""
         self._store_checked = True
         ray = self._ray
         here = ray.get_runtime_context().get_node_id()
         nodes = [n for n in ray.nodes() if n["NodeID"] == here]
         store = nodes[0]["Resources"].get("object_store_memory", 0) if nodes else 0
         try:
-            check_store(payload_bytes(items), self._prefetch_factor, self.size, int(store))
+            streams = self._num_virtual
+            label = "actors" if streams == self.size else "virtual workers"
+            check_store(payload_bytes(items), self._prefetch_factor, streams, int(store), label)
         except ParamError:
             self.broken = True
             self.stop()
@@ -204,16 +210,20 @@ def payload_bytes(value: Any) -> int:
     return nbytes if isinstance(nbytes, int) else 0
 
 
-def check_store(chunk_bytes: int, prefetch_factor: int, actors: int, store_bytes: int) -> None:
-    """Raise when ``prefetch_factor + 1`` chunks per actor exceed the store."""
-    need = chunk_bytes * (prefetch_factor + 1) * actors
+def check_store(
+    chunk_bytes: int, prefetch_factor: int, streams: int, store_bytes: int, label: str = "actors"
+) -> None:
+    """Raise when ``prefetch_factor + 1`` chunks per stream (``label``:
+    actors, or virtual workers) exceed the store."""
+    need = chunk_bytes * (prefetch_factor + 1) * streams
     if store_bytes and need > store_bytes:
         mib = 1 << 20
         raise ParamError(
             f"RayReadingService: a chunk holds about {chunk_bytes / mib:.1f} MiB; "
-            f"{actors} actors x (prefetch_factor={prefetch_factor} + 1) chunks need "
+            f"{streams} {label} x (prefetch_factor={prefetch_factor} + 1) chunks need "
             f"{need / mib:.0f} MiB of object store, but this node's store has "
-            f"{store_bytes / mib:.0f} MiB. Lower prefetch_factor, num_workers or the "
+            f"{store_bytes / mib:.0f} MiB. Lower prefetch_factor, num_workers (and "
+            "virtual_workers) or the "
             "batch size, or start Ray with a larger object_store_memory"
         )
 

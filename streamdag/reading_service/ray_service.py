@@ -30,7 +30,8 @@ class RayReadingService(WorkerService):
     part, as ``MultiProcessingReadingService``'s processes do: the same
     ``WorkerContext`` (so ``sharding_filter`` splits over ``rank *
     num_workers + worker``), seeds, order and resume state (a state saved
-    under one loads under the other with equal worker counts).
+    under one loads under the other, on another worker count too where the
+    graph is sharded).
 
     - ``resources``: what each actor needs, in Ray's terms (``{"CPU": 1}``;
       a custom resource such as ``{"CPU": 1, "reader": 1}`` keeps actors on
@@ -50,6 +51,8 @@ class RayReadingService(WorkerService):
     - ``trusted_modules``: modules (besides streamdag and registered
       functions) the actors may import to load the graph: the actors get the
       graph as its saved document, never as a pickle.
+    - ``virtual_workers``: shards of an epoch, as for
+      ``MultiProcessingReadingService`` (elastic resume).
 
     Actors live until ``shutdown()`` (starting one costs seconds)."""
 
@@ -66,11 +69,12 @@ class RayReadingService(WorkerService):
         trusted_modules: Iterable[str] = (),
         in_order: bool = True,
         timeout: float | None = None,
+        virtual_workers: int | None = None,
     ) -> None:
         import_ray()
         check_int("num_workers", num_workers, 1)
         check_int("max_restarts", max_restarts, 0)
-        super().__init__(num_workers, prefetch_factor, in_order, timeout)
+        super().__init__(num_workers, prefetch_factor, in_order, timeout, virtual_workers)
         resources = dict(resources if resources is not None else {"CPU": 1})
         if not all(isinstance(v, (int, float)) and v >= 0 for v in resources.values()):
             raise ParamError(f"resources must map names to amounts >= 0, got {resources!r}")
@@ -103,6 +107,7 @@ class RayReadingService(WorkerService):
             self._actor_options(),
             self.max_restarts,
             self.prefetch_factor,
+            self.virtual_workers,
         )
 
     def _actor_options(self) -> dict[str, Any]:
