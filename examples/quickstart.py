@@ -34,7 +34,8 @@ def is_not_label_9(pair: tuple[np.ndarray, int]) -> bool:
 
 def build_pipeline(samples: list[dict]) -> sd.DataPipe:
     return (
-        sd.IterableWrapper(samples, name="samples")
+        # the samples are never changed in place: no deep copy each epoch (torchdata's default)
+        sd.IterableWrapper(samples, deepcopy=False, name="samples")
         .shuffle(buffer_size=256, name="shuffle")
         .map(to_tensor_pair, name="to_tensor")
         .filter(is_not_label_9, name="drop_9")
