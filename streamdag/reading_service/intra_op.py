@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import sys
 
+from ..core.node import Node
+from ..runtime.graph import RuntimeGraph
+from ..runtime.node import WorkerContext
+
 
 def one_torch_thread() -> bool:
     """Cap the calling thread at one torch thread; False while torch is not imported."""
@@ -20,3 +24,12 @@ def one_torch_thread() -> bool:
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
     return True
+
+
+def build_one_thread(spec: Node, lane: WorkerContext) -> RuntimeGraph:
+    """A worker process's graph of one virtual worker, capped at one torch
+    thread before and after (building it, or an init fn, may import torch)."""
+    one_torch_thread()
+    graph = RuntimeGraph(spec, lane)
+    one_torch_thread()
+    return graph

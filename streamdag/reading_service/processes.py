@@ -33,14 +33,12 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from ..core.node import Node, walk
+from ..core.node import walk
 from ..errors import ParamError
-from ..runtime.graph import RuntimeGraph
-from ..runtime.node import WorkerContext
 from . import transport
 from .errors import WorkerDiedError
 from .init_fns import WorkerPipe
-from .intra_op import one_torch_thread
+from .intra_op import build_one_thread, one_torch_thread
 from .segments import SegmentPool, SegmentViews
 from .worker import SHUTDOWN, WorkerLoop, set_worker_info
 
@@ -72,13 +70,7 @@ def process_main(
     set_worker_info(context)
     channel = _Channel(conn)
 
-    def build(spec: Node, lane: WorkerContext) -> RuntimeGraph:
-        one_torch_thread()
-        graph = RuntimeGraph(spec, lane)
-        one_torch_thread()  # building the graph (or an init fn) may have imported torch
-        return graph
-
-    loop = WorkerLoop(pipe, build, channel.send, channel.recv, seed_globals=True)
+    loop = WorkerLoop(pipe, build_one_thread, channel.send, channel.recv, seed_globals=True)
     try:
         loop.serve()
     finally:

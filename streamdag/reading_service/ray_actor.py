@@ -25,10 +25,9 @@ from typing import Any
 
 from ..core.node import Node
 from ..graph_io.files import loads_node
-from ..runtime.graph import RuntimeGraph
 from ..runtime.node import WorkerContext
 from .init_fns import WorkerPipe
-from .intra_op import one_torch_thread
+from .intra_op import build_one_thread
 from .worker import WorkerLoop, set_worker_info
 
 #: Ray calls cost about 1 ms each (a ``messages`` call and a credit per
@@ -99,12 +98,6 @@ def _serve(
 ) -> None:
     set_worker_info(context)
 
-    def build(spec: Node, lane: WorkerContext) -> RuntimeGraph:
-        one_torch_thread()
-        graph = RuntimeGraph(spec, lane)
-        one_torch_thread()  # building the graph may have imported torch
-        return graph
-
     def recv(block: bool) -> tuple | None:
         if block:
             return commands.get()
@@ -114,7 +107,7 @@ def _serve(
             return None
 
     pipe = _DocumentPipe(document, trusted_modules, context)
-    RayWorkerLoop(pipe, build, out.put, recv, seed_globals=True).serve()  # type: ignore[arg-type]
+    RayWorkerLoop(pipe, build_one_thread, out.put, recv, seed_globals=True).serve()  # type: ignore[arg-type]
 
 
 class _DocumentPipe:
