@@ -5,11 +5,15 @@ downstream differ. Never from pid or time."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import secrets
 import struct
 import sys
+from typing import Any
+
+from .rng_state import decode_random_state, encode_random_state, pack_words, unpack_words
 
 _MASK64 = (1 << 64) - 1
 
@@ -35,33 +39,75 @@ def seed_global_rngs(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def global_rng_states() -> dict[str, list]:
+def global_rng_states(seed: int) -> dict[str, Any]:
     """The global RNGs' states as plain data (Python's random, and numpy's and
-    torch's where imported; their words as hex text, cheaper to make than
-    lists of ints): a worker process's resume state holds them, so a user
-    function drawing from them resumes where it was."""
-    version, internal, gauss = random.getstate()
-    states: dict[str, list] = {"random": [version, list(internal), gauss]}
+    torch's where imported), given the ``seed`` that ``seed_global_rngs`` gave
+    them: a worker process's resume state holds them, so a user function
+    drawing from them resumes where it was. An RNG still as that seeding left
+    it (the common case: nothing draws from it) is None, re-derived from
+    ``seed`` on restore; one that moved is its words (``core/rng_state.py``).
+    Checking costs a comparison with a cached seeded state, per call only."""
+    now = random.getstate()
+    states: dict[str, Any] = {
+        "seed": seed,
+        "random": None if now == _seeded_random(seed) else encode_random_state(now),
+    }
     if "numpy" in sys.modules:
-        name, keys, pos, has_gauss, cached = sys.modules["numpy"].random.get_state()
-        states["numpy"] = [name, keys.tobytes().hex(), pos, has_gauss, cached]
+        name, keys, pos, has_gauss, cached = np_now = sys.modules["numpy"].random.get_state()
+        fresh = _seeded_numpy(seed)
+        if np_now[2:] == fresh[2:] and (keys == fresh[1]).all():
+            states["numpy"] = None
+        else:
+            words = pack_words(keys.astype("<u4", copy=False).tobytes())
+            states["numpy"] = [name, words, pos, has_gauss, cached]
     if "torch" in sys.modules:
-        states["torch"] = [sys.modules["torch"].get_rng_state().numpy().tobytes().hex()]
+        torch = sys.modules["torch"]
+        torch_now = torch.get_rng_state()
+        same = torch.equal(torch_now, _seeded_torch(seed))
+        states["torch"] = None if same else [pack_words(torch_now.numpy().tobytes())]
     return states
 
 
-def set_global_rng_states(states: dict[str, list]) -> None:
-    """Restore what ``global_rng_states`` returned."""
-    version, internal, gauss = states["random"]
-    random.setstate((version, tuple(internal), gauss))
+def set_global_rng_states(states: dict[str, Any]) -> None:
+    """Restore what ``global_rng_states`` returned, or the form earlier
+    releases saved (no ``"seed"``: int lists and hex text)."""
+    seed = states.get("seed")
+    words = bytes.fromhex if seed is None else unpack_words
+    saved = states["random"]
+    random.setstate(_seeded_random(seed) if saved is None else decode_random_state(saved))
     if "numpy" in states:
         import numpy as np
 
-        name, keys, pos, has_gauss, cached = states["numpy"]
-        words = np.frombuffer(bytes.fromhex(keys), dtype=np.uint32)
-        np.random.set_state((name, words, pos, has_gauss, cached))
+        saved = states["numpy"]
+        if saved is None:
+            np.random.set_state(_seeded_numpy(seed))
+        else:
+            name, keys, pos, has_gauss, cached = saved
+            keys = np.frombuffer(words(keys), dtype="<u4")
+            np.random.set_state((name, keys, pos, has_gauss, cached))
     if "torch" in states:
         import torch
 
-        data = bytearray.fromhex(states["torch"][0])
-        torch.set_rng_state(torch.frombuffer(data, dtype=torch.uint8))
+        saved = states["torch"]
+        if saved is None:
+            torch.set_rng_state(_seeded_torch(seed))
+        else:
+            data = bytearray(words(saved[0]))
+            torch.set_rng_state(torch.frombuffer(data, dtype=torch.uint8))
+
+
+# What ``seed_global_rngs(seed)`` leaves in each RNG, made with private
+# generators; a worker process has a seed per virtual worker and epoch.
+@functools.lru_cache(maxsize=32)
+def _seeded_random(seed: int) -> tuple:
+    return random.Random(seed).getstate()
+
+
+@functools.lru_cache(maxsize=32)
+def _seeded_numpy(seed: int) -> tuple:
+    return sys.modules["numpy"].random.RandomState(seed % (1 << 32)).get_state()
+
+
+@functools.lru_cache(maxsize=32)
+def _seeded_torch(seed: int) -> Any:
+    return sys.modules["torch"].Generator().manual_seed(seed).get_state()

@@ -149,6 +149,11 @@ class _Lane:
         self.credits = 0
         self.rngs: Any = None  # its global RNGs' states, while others share the process
 
+    def rng_seed(self) -> int:
+        """What seeds its global RNGs in the epoch it runs."""
+        assert self.epoch_key is not None
+        return global_rng_seed(*self.epoch_key, self.context)
+
 
 class WorkerLoop:
     """Serves commands until SHUTDOWN. ``send`` hands a message to the main
@@ -425,7 +430,7 @@ class WorkerLoop:
         graph.skip_warnings.take_held()  # issued already, or of an abandoned pass
         lane.it = it
         if self._seed_globals:
-            lane.rngs = global_rng_states()
+            lane.rngs = global_rng_states(lane.rng_seed())
 
     def _use(self, lane: _Lane, spec: Node) -> RuntimeGraph:
         """Run ``spec`` in ``lane`` from now on, building its graph unless it runs already."""
@@ -449,7 +454,7 @@ class WorkerLoop:
         state = lane.graph.state()
         if not self._seed_globals:
             return state
-        lane.rngs = global_rng_states()
+        lane.rngs = global_rng_states(lane.rng_seed())
         return {"graph": state, "rngs": lane.rngs}
 
     def _take_commands(self, gen: int, live: list[_Lane]) -> tuple | None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from itertools import accumulate
 from typing import Any
 
+from ..core.rng_state import decode_random_state, encode_random_state
 from ..core.seeds import derive_seed
 from ..runtime.node import ResumableNode
 
@@ -42,8 +43,7 @@ class SampleMultiplexerNode(ResumableNode):
         else:
             self._alive = list(restored["alive"])
             self._pass = restored["pass"]
-            version, internal, gauss = restored["rng"]
-            self._rng.setstate((version, tuple(internal), gauss))
+            self._rng.setstate(decode_random_state(restored["rng"]))
             for node, sub in zip(self.inputs, restored["in"], strict=True):
                 node.restore(sub)
         return self._run([node.iterator() for node in self.inputs])
@@ -65,10 +65,9 @@ class SampleMultiplexerNode(ResumableNode):
                 yield item
 
     def live_state(self) -> dict:
-        version, internal, gauss = self._rng.getstate()
         return {
             "pass": self._pass,
             "alive": list(self._alive),
-            "rng": [version, list(internal), gauss],
+            "rng": encode_random_state(self._rng.getstate()),
             "in": [node.state() for node in self.inputs],
         }

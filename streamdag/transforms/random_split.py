@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from ..core.rng_state import decode_random_state, encode_random_state
 from ..runtime.node import ResumableTransform
 
 
@@ -36,8 +37,7 @@ class RandomSplitNode(ResumableTransform):
             self._weights = list(self._initial)
             self._remaining = self.params["total_length"]
         else:
-            version, internal, gauss = restored["rng"]
-            self._rng.setstate((version, tuple(internal), gauss))
+            self._rng.setstate(decode_random_state(restored["rng"]))
             self._weights, self._remaining = list(restored["weights"]), restored["remaining"]
         return self._run(self.inputs[0].iterator())
 
@@ -58,7 +58,7 @@ class RandomSplitNode(ResumableTransform):
 
     def live_state(self) -> dict:
         return {
-            "rng": list(self._rng.getstate()),
+            "rng": encode_random_state(self._rng.getstate()),
             "weights": list(self._weights),
             "remaining": self._remaining,
         }

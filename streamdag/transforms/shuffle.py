@@ -15,6 +15,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from ..core.rng_state import decode_random_state, encode_random_state
 from ..core.seeds import derive_seed
 from ..runtime.counting import Tally
 from ..runtime.node import ResumableNode
@@ -64,7 +65,7 @@ class ShuffleNode(ResumableNode):
         else:
             self._pass = restored["pass"]
             self._rng = random.Random()
-            self._rng.setstate((restored["rng"][0], tuple(restored["rng"][1]), restored["rng"][2]))
+            self._rng.setstate(decode_random_state(restored["rng"]))
             self._refill(restored)
         return self._run(size, initial)
 
@@ -154,10 +155,9 @@ class ShuffleNode(ResumableNode):
 
     def live_state(self) -> dict:
         seqs = list(self._seqs)
-        version, internal, gauss = self._rng.getstate()
         return {
             "pass": self._pass,
-            "rng": [version, list(internal), gauss],
+            "rng": encode_random_state(self._rng.getstate()),
             "seqs": seqs,
             "draining": self._draining,
             "next": self._replay.seq,

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..core.rng_state import decode_random_state, encode_random_state
 from ..runtime.attribution import framed
 from ..runtime.counting import Tally
 from ..runtime.node import ResumableNode
@@ -44,8 +45,7 @@ class ShuffledFlatMapNode(ResumableNode):
             self._rng.seed(self.seed())
             replay.start()
         else:
-            version, internal, gauss = restored["rng"]
-            self._rng.setstate((version, tuple(internal), gauss))
+            self._rng.setstate(decode_random_state(restored["rng"]))
             self._refill(restored)
         return self._run(self.params["buffer_size"])
 
@@ -93,10 +93,9 @@ class ShuffledFlatMapNode(ResumableNode):
             yield part[at]
 
     def live_state(self) -> dict:
-        version, internal, gauss = self._rng.getstate()
         seqs = list(self._seqs)
         return {
-            "rng": [version, list(internal), gauss],
+            "rng": encode_random_state(self._rng.getstate()),
             "seqs": seqs,
             "pos": list(self._pos),
             "next": self._replay.seq,
