@@ -29,7 +29,7 @@ def unpack_words(text: str) -> bytes:
 
 def encode_random_state(state: tuple) -> list:
     """``random.Random.getstate()`` as ``[version, words, gauss]``: 3.3 KB of
-    text instead of a 625-int list (3.1 KB in msgpack, 6.8 KB in JSON)."""
+    text instead of a 625-int list (3.1 KB in msgpack, 7.3 KB in JSON)."""
     version, internal, gauss = state
     return [version, pack_words(_MT_WORDS.pack(*internal)), gauss]
 
