@@ -236,7 +236,8 @@ class DataLoader2(Generic[T]):
         current = self._current
         # under torch.distributed, which rank's: every rank's resume a job of
         # another world size (load_state_dict of the list)
-        rank = {"rank": self._ranks()[0]} if isinstance(self.reading_service, SpansRanks) else {}
+        ranks = self._ranks() if isinstance(self.reading_service, SpansRanks) else None
+        rank = {} if ranks is None else {"rank": ranks[0], "world_size": ranks[1]}
         if current is None:
             return {
                 "format": STATE_FORMAT,

@@ -32,36 +32,13 @@ def rank_state(states: list[dict[str, Any]], rank: int, world_size: int) -> dict
             "the rank states are of different epochs or seeds "
             f"({sorted(epochs, key=str)}): load the states all ranks saved at the same step"
         )
-    live = [s for s in states if not s["done"]]
-    if not live:  # every rank had finished the epoch: the next one starts
-        return states[0]
-    started = [s for s in live if s["graph"] is not None]
-    if not started:  # no rank had yielded anything: the epoch starts afresh
-        return live[0]
-    dealt = [s for s in started if isinstance(s["graph"], dict) and RANKS in s["graph"]]
-    if dealt:  # saved after a resume on another world size, before any element
-        if len(dealt) != len(started) or any(s["graph"] != dealt[0]["graph"] for s in dealt):
-            raise ResumeError(
-                "the rank states mix states resumed from other ranks' before their first "
-                "element with others: resume them on the world size that saved them"
-            )
-        return dealt[0]
-    parts: dict[int, Any] = {}  # old rank -> its service state (START, None: done)
     own: dict[int, dict] = {}  # old rank -> its loader state
-    worlds = set()
     for position, state in enumerate(states):
-        graph = state["graph"]
         old = state.get("rank", position)
         if old in own:
             raise ResumeError(f"two of the rank states given are rank {old}'s")
         own[old] = state
-        if state["done"]:
-            parts[old] = None
-        elif graph is None:
-            parts[old] = START
-        else:
-            parts[old] = graph
-            worlds.add(graph.get("world_size", 1) if isinstance(graph, dict) else 1)
+    worlds = {w for w in map(_world_of, states) if w is not None} or {len(states)}
     if len(worlds) > 1:
         raise ResumeError(f"the rank states were saved with different world sizes {worlds}")
     old_world = worlds.pop()
@@ -72,16 +49,55 @@ def rank_state(states: list[dict[str, Any]], rank: int, world_size: int) -> dict
             f"of them, missing rank {missing} (got the states of ranks {sorted(own)}); "
             "each old rank's virtual workers resume from that rank's state only"
         )
+    parts = [_part(own[r]) for r in range(old_world)]
+    if all(p is None for p in parts):  # every rank had finished: the next epoch starts
+        return states[0]
+    if all(p in (None, START) for p in parts):
+        if all(p == START for p in parts):  # nothing yielded: the epoch starts afresh
+            return own[rank] if rank in own else states[0]
+        if old_world == world_size:
+            return own[rank]
+        raise ResumeError(
+            "no rank had yielded an element since it resumed, but some had ended the "
+            "epoch: resume on the world size that saved it"
+        )
+    dealt = [p for p in parts if isinstance(p, dict) and RANKS in p]
+    if dealt:  # saved after a resume on another world size, before any element
+        if len(dealt) != len(parts) or any(p != dealt[0] for p in dealt):
+            raise ResumeError(
+                "the rank states mix states resumed from other ranks' before their first "
+                "element with others: resume them on the world size that saved them"
+            )
+        return {**own[0], "yielded": 0, "graph": dealt[0]}
     if old_world == world_size and parts[rank] != START:  # its own part, exactly
         return own[rank]
     # (a rank that had not begun, while others had, starts its own share of
     # the epoch as it was laid out then, not afresh under this service)
-    if old_world != world_size and any(s.get("replay", 0) for s in live):
+    if old_world != world_size and any(s.get("replay", 0) for s in states):
         raise ResumeError(
             "a state taken with in_flight elements (replayed from an earlier position) "
             "resumes on the same world size only; take it with state_dict(in_flight=0)"
         )
-    return {**started[0], "yielded": 0, "graph": {RANKS: [parts[r] for r in range(old_world)]}}
+    started = next(s for s in states if _part(s) not in (None, START))
+    return {**started, "yielded": 0, "graph": {RANKS: parts}}
+
+
+def _world_of(state: dict) -> int | None:
+    """The world size that saved a loader state (None: not known)."""
+    if "world_size" in state:
+        return state["world_size"]
+    graph = state["graph"]
+    if isinstance(graph, dict) and RANKS not in graph:
+        return graph.get("world_size", 1)
+    return None
+
+
+def _part(state: dict) -> Any:
+    """A loader state's service state: None where the rank had finished its
+    epoch, START where it had not yielded an element of it."""
+    if state["done"]:
+        return None
+    return START if state["graph"] is None else state["graph"]
 
 
 def deal(parts: list[Any], rank: int, world_size: int, who: str) -> dict[str, Any]:
