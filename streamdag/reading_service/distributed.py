@@ -126,14 +126,7 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
 
     def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
         inner_state, skip, number = None, 0, 0
-        if isinstance(state, dict) and RANKS in state:  # saved on another world size
-            if isinstance(self._inner, InProcessReadingService):
-                raise ResumeError(
-                    "DistributedReadingService: a state saved on another world size "
-                    "resumes under a worker service (SequentialReadingService(dist, "
-                    "MultiProcessingReadingService(...)) or threads): its virtual "
-                    "workers are dealt to this rank's workers"
-                )
+        if isinstance(state, dict) and RANKS in state:  # for the inner service to deal
             inner_state, state = state, None
         if state is not None:
             if not isinstance(state, dict) or state.get("world_size") != self.world_size:

@@ -33,11 +33,15 @@ def rank_state(states: list[dict[str, Any]], rank: int, world_size: int) -> dict
             f"({sorted(epochs, key=str)}): load the states all ranks saved at the same step"
         )
     own: dict[int, dict] = {}  # old rank -> its loader state
-    for position, state in enumerate(states):
-        old = state.get("rank", position)
-        if old in own:
+    for state in states:
+        old = _rank_of(state)
+        if old is not None and old in own:
             raise ResumeError(f"two of the rank states given are rank {old}'s")
-        own[old] = state
+        own[-1 - len(own) if old is None else old] = state
+    # states that do not say their rank (of a worker service told its rank by
+    # hand, or of earlier releases) take the ranks left, in list order
+    left = iter(r for r in range(len(states)) if r not in own)
+    own = {r if r >= 0 else next(left, r): state for r, state in own.items()}
     worlds = {w for w in map(_world_of, states) if w is not None} or {len(states)}
     if len(worlds) > 1:
         raise ResumeError(f"the rank states were saved with different world sizes {worlds}")
@@ -80,6 +84,14 @@ def rank_state(states: list[dict[str, Any]], rank: int, world_size: int) -> dict
         )
     started = next(s for s in states if _part(s) not in (None, START))
     return {**started, "yielded": 0, "graph": {RANKS: parts}}
+
+
+def _rank_of(state: dict) -> int | None:
+    """The rank that saved a loader state, where it says."""
+    graph = state["graph"]
+    if "rank" not in state and isinstance(graph, dict):
+        return graph.get("rank")
+    return state.get("rank")
 
 
 def _world_of(state: dict) -> int | None:

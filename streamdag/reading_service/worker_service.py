@@ -150,6 +150,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         return {
             "num_workers": self.num_workers,
             "world_size": self._world,
+            "rank": self._rank,
             "graph": self._require_graph().state(),
         }
 
