@@ -160,13 +160,7 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
             raise RuntimeError("DistributedReadingService: no epoch has started")
         source, mark, skip = self._at
         number, inner = mark if mark is not None else source.position()
-        return {
-            "world_size": self.world_size,
-            "rank": self.rank,
-            "pass": number,
-            "inner": inner,
-            "skip": skip,
-        }
+        return {"world_size": self.world_size, "pass": number, "inner": inner, "skip": skip}
 
     def collect_stats(self) -> None:
         require(self._inner, CollectsStats, "collect statistics")
