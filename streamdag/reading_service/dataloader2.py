@@ -234,8 +234,8 @@ class DataLoader2(Generic[T]):
         fit loop (which holds one batch ahead) on a loader without
         ``in_flight``, ``in_flight`` is 1."""
         current = self._current
-        # under torch.distributed, which rank's: every rank's resume a job of
-        # another world size (load_state_dict of the list)
+        # under torch.distributed, the rank that saved it: a job on another
+        # world size loads the list of every rank's state
         ranks = self._ranks() if isinstance(self.reading_service, SpansRanks) else None
         rank = {} if ranks is None else {"rank": ranks[0], "world_size": ranks[1]}
         if current is None:
