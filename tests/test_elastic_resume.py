@@ -62,7 +62,11 @@ def with_global_random(x: int) -> tuple[int, float, float, float]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("elastic")
+    return write_data(tmp_path_factory.mktemp("elastic"))
+
+
+def write_data(root: Path) -> Path:
+    """7 tar shards of 5 text samples and 5 jsonl files of 4 rows under ``root``."""
     (root / "tar").mkdir()
     (root / "jsonl").mkdir()
     for shard in range(TAR_SHARDS):

@@ -31,6 +31,10 @@ class SpansRanks(Protocol):
     def gather(self, snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Every rank's statistics snapshots, concatenated (a collective)."""
 
+    def ranks(self) -> tuple[int, int]:
+        """(this rank, world size): a loader state records its rank, and
+        every old rank's states are dealt to the ranks (elastic resume)."""
+
 
 @runtime_checkable
 class CollectsStats(Protocol):

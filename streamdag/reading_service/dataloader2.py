@@ -20,6 +20,7 @@ from . import in_flight as flight
 from .adapters import Adapters, adapt
 from .base import ReadingService
 from .capabilities import CollectsStats, PreparesEpochs, SpansRanks, require
+from .elastic import rank_state
 from .in_process import InProcessReadingService
 
 T = TypeVar("T")
@@ -172,6 +173,11 @@ class DataLoader2(Generic[T]):
             self._drawn = (epoch, self._agree_seed(draw_base_seed()))
         service.prepare_epoch(self._seed_of(epoch), epoch)
 
+    def _ranks(self) -> tuple[int, int]:
+        """(this rank, world size); (0, 1) where the service is the only rank."""
+        service = self.reading_service
+        return service.ranks() if isinstance(service, SpansRanks) else (0, 1)
+
     def _agree_seed(self, seed: int) -> int:
         """The base seed every rank uses: ``seed`` where there is one rank."""
         service = self.reading_service
@@ -228,6 +234,10 @@ class DataLoader2(Generic[T]):
         fit loop (which holds one batch ahead) on a loader without
         ``in_flight``, ``in_flight`` is 1."""
         current = self._current
+        # under torch.distributed, the rank that saved it: a job on another
+        # world size loads the list of every rank's state
+        ranks = self._ranks() if isinstance(self.reading_service, SpansRanks) else None
+        rank = {} if ranks is None else {"rank": ranks[0], "world_size": ranks[1]}
         if current is None:
             return {
                 "format": STATE_FORMAT,
@@ -238,6 +248,7 @@ class DataLoader2(Generic[T]):
                 "done": True,
                 "graph": None,
                 "replay": 0,
+                **rank,
             }
         graph = current["graph"]
         if graph is _LIVE:
@@ -251,6 +262,7 @@ class DataLoader2(Generic[T]):
             "done": current["done"],
             "graph": graph,
             "replay": 0,
+            **rank,
         }
         if in_flight is None:
             in_flight = self._in_flight or flight.taken_ahead_by_caller()
@@ -259,8 +271,22 @@ class DataLoader2(Generic[T]):
         back = in_flight - 1 if current["done"] and in_flight else in_flight
         return current["anchors"].rewound(state, back, in_flight) if back else state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """The next ``iter()`` continues from ``state``."""
+    def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """The next ``iter()`` continues from ``state``. Under
+        torch.distributed, ``state`` may be the list of every old rank's
+        state (saved by each rank at the same step): then the job may have
+        another world size, and each remaining sample comes once (elastic
+        resume, docs/reading-services.md)."""
+        if isinstance(state, list):
+            for part in state:
+                self._check_state(part)
+            state = rank_state(state, *self._ranks())
+        self._check_state(state)
+        self._pending = dict(state)
+        self._current = None
+
+    @staticmethod
+    def _check_state(state: Any) -> None:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ResumeError(f"not a DataLoader2 state dict: {str(state)[:200]}")
         if state.get("version") not in (1, STATE_VERSION):
@@ -268,8 +294,6 @@ class DataLoader2(Generic[T]):
                 f"DataLoader2 state version {state.get('version')} is not "
                 f"supported (this streamdag reads versions 1 to {STATE_VERSION})"
             )
-        self._pending = dict(state)
-        self._current = None
 
     def shutdown(self) -> None:
         """Stop workers and threads, and end the current epoch: whatever its

@@ -50,6 +50,7 @@ from ..core.placement import find_boundary, warn_if_unsharded
 from ..errors import ParamError, ResumeError
 from .base import ReadingService
 from .capabilities import CollectsStats, PreparesEpochs, Ranked, SpansRanks, require
+from .elastic import RANKS
 from .errors import UnevenShardsWarning
 from .in_process import InProcessReadingService
 
@@ -120,15 +121,21 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
         if isinstance(self._inner, PreparesEpochs):
             self._inner.prepare_epoch(base_seed, epoch)
 
+    def ranks(self) -> tuple[int, int]:
+        return self.rank, self.world_size
+
     def epoch(self, base_seed: int, epoch: int, state: Any | None) -> Iterator[Any]:
         inner_state, skip, number = None, 0, 0
+        if isinstance(state, dict) and RANKS in state:  # for the inner service to deal
+            inner_state, state = state, None
         if state is not None:
             if not isinstance(state, dict) or state.get("world_size") != self.world_size:
                 saved = state.get("world_size") if isinstance(state, dict) else None
                 msg = (
                     f"DistributedReadingService: the state was saved with world size "
-                    f"{saved}, this job has {self.world_size}; each rank resumes its own "
-                    "shard, so the world size must match (or start the next epoch with "
+                    f"{saved}, this job has {self.world_size}; one rank's state covers "
+                    "its own shard only: give loader.load_state_dict the list of every "
+                    "old rank's state (or start the next epoch with "
                     "loader.set_epoch(state['epoch'] + 1))"
                 )
                 raise ResumeError(msg)

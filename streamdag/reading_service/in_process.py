@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..core.node import Node
-from ..errors import ParamError
+from ..errors import ParamError, ResumeError
 from ..runtime.graph import RuntimeGraph
 from ..runtime.node import WorkerContext
 from ..stats import sampler
@@ -14,6 +14,7 @@ from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
 from .capabilities import CollectsStats, Ranked
+from .elastic import RANKS
 from .init_fns import InitFn, ResetFn, WorkerPipe
 
 _NAMES = ("init_fn", "reset_fn")
@@ -77,6 +78,13 @@ class InProcessReadingService(ReadingService, Ranked, CollectsStats):
             if self._sampler is not None:
                 self._sampler.watch(graph)
         graph.start_epoch(base_seed, epoch)
+        if isinstance(state, dict) and RANKS in state:
+            raise ResumeError(
+                "InProcessReadingService: a state saved on another world size resumes "
+                "under a worker service (MultiProcessingReadingService or "
+                "MultiThreadingReadingService, with SequentialReadingService under "
+                "torch.distributed): the old ranks' virtual workers are dealt to its workers"
+            )
         if state is not None:
             graph.restore(state)
         return graph.iterate()

@@ -16,7 +16,10 @@ State: ``{"turn": next virtual worker, "workers": [{"state", "skip",
 resumes from ``state`` (after the last chunk the main process used up; with
 ``next_pass``, the end of the previous pass, after which it starts the next
 one) and drops ``skip`` elements it had already delivered. The state does
-not depend on the number of workers: any number can resume it."""
+not depend on the number of workers: any number can resume it. A state
+dealt from other ranks' (``elastic.py``) also has ``"virtual"``: each
+virtual worker's ``[rank, world_size, v, num_virtual]`` in the run that
+started the epoch (by default ``[this rank, world size, index, count]``)."""
 
 from __future__ import annotations
 
@@ -121,15 +124,18 @@ class Merge:
         workers = saved["workers"] if saved else [None] * (num_virtual or inbox.size)
         self.workers = [_Worker(w) for w in workers]
         self.turn = saved["turn"] if saved else 0
+        self.virtual: list | None = saved.get("virtual") if saved else None
 
     def start(self, base_seed: int, epoch: int, fresh: bool, prefetch: int) -> None:
         """Every worker runs, ended ones too: restoring their final state keeps
         their nodes right for a later pass (e.g. under cycle); what they send
         is never read."""
         workers, size = self.workers, self.inbox.size
+        origins = self.virtual
         for index in range(size):
             lanes = [
                 (v, workers[v].state, workers[v].skip, workers[v].next_pass)
+                + ((origins[v],) if origins else ())
                 for v in range(index, len(workers), size)
             ]
             self.inbox.send(
@@ -156,23 +162,29 @@ class Merge:
         return all(w.ended for w in self.workers)
 
     def state(self) -> dict:
-        return {
-            "turn": self.turn,
-            "workers": [
+        return self._saved(
+            self.turn,
+            [
                 {"state": w.state, "skip": w.skip, "ended": w.ended, "next_pass": w.next_pass}
                 for w in self.workers
             ],
-        }
+        )
 
     def next_pass(self) -> dict:
         """The saved form of "every worker starts its next pass" (after this one ended)."""
-        return {
-            "turn": 0,
-            "workers": [
+        return self._saved(
+            0,
+            [
                 {"state": w.state, "skip": 0, "ended": False, "next_pass": True}
                 for w in self.workers
             ],
-        }
+        )
+
+    def _saved(self, turn: int, workers: list[dict]) -> dict:
+        saved = {"turn": turn, "workers": workers}
+        if self.virtual is not None:
+            saved["virtual"] = self.virtual
+        return saved
 
     def __iter__(self) -> Iterator[Any]:
         return self._ordered() if self.in_order else self._any_order()

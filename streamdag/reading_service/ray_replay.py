@@ -21,10 +21,11 @@ from .worker import CREDIT, DATA, ERROR, RUN, STATS, THEN
 class _Lane:
     """One virtual worker of a pass: where a new worker resumes it."""
 
-    __slots__ = ("state", "skip", "next_pass", "credits", "ended")
+    __slots__ = ("state", "skip", "next_pass", "credits", "ended", "origin")
 
-    def __init__(self, state: Any, skip: int, next_pass: bool, credits: int) -> None:
+    def __init__(self, state: Any, skip: int, next_pass: bool, credits: int, origin: list) -> None:
         self.state, self.skip, self.next_pass = state, skip, next_pass
+        self.origin = origin  # [] or the virtual worker's context on another rank
         self.credits = credits
         self.ended = False
 
@@ -39,7 +40,9 @@ class _Pass:
         else:  # THEN: a fresh pass of the worker's virtual workers (WorkerLoop._run_of)
             saved = [(v, None, 0, False) for v in range(worker, command[5], num_workers)]
             credits = command[4]
-        self.lanes = {v: _Lane(state, skip, nxt, credits) for v, state, skip, nxt in saved}
+        self.lanes = {
+            v: _Lane(state, skip, nxt, credits, origin) for v, state, skip, nxt, *origin in saved
+        }
 
     @property
     def ended(self) -> bool:
@@ -51,7 +54,9 @@ class _Pass:
         kind, gen, base_seed, epoch = self.command[:4]
         fresh = self.command[4] if kind == RUN else True
         live = {v: lane for v, lane in self.lanes.items() if not lane.ended}
-        saved = [(v, lane.state, lane.skip, lane.next_pass) for v, lane in live.items()]
+        saved = [
+            (v, lane.state, lane.skip, lane.next_pass, *lane.origin) for v, lane in live.items()
+        ]
         least = min(lane.credits for lane in live.values())
         out = [(RUN, gen, base_seed, epoch, fresh, self.command[5], saved, least)]
         out.extend(

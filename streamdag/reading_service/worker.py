@@ -18,7 +18,7 @@ from the next one.
 
 Protocol (tuples, first item the kind):
   main -> worker: (RUN, gen, base_seed, epoch, fresh, num_virtual,
-                   [(v, state, skip, next_pass), ...], credits)
+                   [(v, state, skip, next_pass[, origin]), ...], credits)
                   (THEN, gen, base_seed, epoch, credits, num_virtual)
                   (CREDIT, gen, n, v)   (SHUTDOWN,)   (STATS, every_s, main_pid)
   worker -> main: (DATA, gen, v, items, state_after, ended, warnings)
@@ -27,7 +27,9 @@ Elements come from virtual workers ``v`` of ``num_virtual`` (elastic resume,
 docs/reading-services.md): a RUN names the ones this worker runs, each a
 copy of the graph with ``WorkerContext(rank, world_size, v, num_virtual)``,
 so a virtual worker's stream and state do not depend on which worker runs
-it. The worker makes their chunks in turn, each within its own ``credits``
+it (``origin``, a state's virtual worker resumed on another rank: the
+``[rank, world_size, v, num_virtual]`` of the run that made it, its
+context in place of that default). The worker makes their chunks in turn, each within its own ``credits``
 (a CREDIT names its virtual worker). With as many virtual workers as
 workers, worker ``i`` runs virtual worker ``i`` alone. A RUN starts a pass
 (abandoning any pass in progress) from each ``state`` (None: the start of
@@ -138,9 +140,10 @@ class _Lane:
     ``WorkerContext(rank, world_size, v, num_virtual)``, so its shard, seeds
     and state do not depend on which worker runs it; and its own credits."""
 
-    __slots__ = ("context", "pipe", "graph", "spec", "epoch_key", "it", "credits", "rngs")
+    __slots__ = ("index", "context", "pipe", "graph", "spec", "epoch_key", "it", "credits", "rngs")
 
-    def __init__(self, context: WorkerContext, pipe: WorkerPipe) -> None:
+    def __init__(self, index: int, context: WorkerContext, pipe: WorkerPipe) -> None:
+        self.index = index  # its place in the main process's merge (messages name it)
         self.context, self.pipe = context, pipe
         self.graph: RuntimeGraph | None = None
         self.spec: Node | None = None
@@ -180,7 +183,7 @@ class WorkerLoop:
         self.context = pipe.context
         self._pipe = pipe
         self._build = build
-        self._lanes: dict[tuple[int, int], _Lane] = {}  # (v, num_virtual) -> lane
+        self._lanes: dict[tuple, _Lane] = {}  # (v, num_virtual, origin) -> lane
         self.send = send
         self.recv = recv
         self._seed_globals = seed_globals
@@ -232,8 +235,8 @@ class WorkerLoop:
         _, gen, base_seed, epoch, fresh, num_virtual, saved, credits = cmd
         lanes: list[_Lane] = []
         try:
-            for v, state, skip, next_pass in saved:
-                lanes.append(self._lane(v, num_virtual))
+            for v, state, skip, next_pass, *origin in saved:
+                lanes.append(self._lane(v, num_virtual, origin[0] if origin else None))
                 self._start(lanes[-1], base_seed, epoch, fresh, state, skip, next_pass)
                 lanes[-1].credits = credits
         except Exception as exc:  # noqa: BLE001 - reported to the main process
@@ -271,19 +274,24 @@ class WorkerLoop:
                     self._report_stats(gen, ended and len(live) == 1)
                 info = self._send_chunk(DATA, gen, lane, items, state_after, ended)
             if info is not None:
-                others = [other.context.worker_id for other in live if other is not lane]
+                others = [other.index for other in live if other is not lane]
                 self._fail(gen, others, info)
                 return self._failed()
             lane.credits -= 1
             if ended:
                 lane.it = None
 
-    def _lane(self, v: int, num_virtual: int) -> _Lane:
-        lane = self._lanes.get((v, num_virtual))
+    def _lane(self, v: int, num_virtual: int, origin: list[int] | None) -> _Lane:
+        key = (v, num_virtual, tuple(origin or ()))
+        lane = self._lanes.get(key)
         if lane is None:
             ctx = self.context
-            context = WorkerContext(ctx.rank, ctx.world_size, v, num_virtual)
-            lane = self._lanes[(v, num_virtual)] = _Lane(context, self._pipe.for_context(context))
+            context = (
+                WorkerContext(*origin)
+                if origin
+                else WorkerContext(ctx.rank, ctx.world_size, v, num_virtual)
+            )
+            lane = self._lanes[key] = _Lane(v, context, self._pipe.for_context(context))
         return lane
 
     def _drop_lanes_but(self, lanes: list[_Lane]) -> None:
@@ -319,7 +327,7 @@ class WorkerLoop:
         with an error naming it instead, and that error is returned."""
         graph = lane.graph
         held = graph.skip_warnings.take_held() if graph is not None else []
-        worker = lane.context.worker_id
+        worker = lane.index
         try:
             self._fit_chunks(len(items), self.send((kind, gen, worker, items, *rest, held)))
             return None
@@ -460,7 +468,7 @@ class WorkerLoop:
     def _take_commands(self, gen: int, live: list[_Lane]) -> tuple | None:
         """Apply waiting credits; block while no live lane has one left. A
         command other than a credit for this pass interrupts it."""
-        by_virtual = {lane.context.worker_id: lane for lane in live}
+        by_virtual = {lane.index: lane for lane in live}
         while True:
             cmd = self._command(all(lane.credits <= 0 for lane in live))
             if cmd is None:

@@ -27,6 +27,7 @@ from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
 from .capabilities import CollectsStats, PreparesEpochs, Ranked
+from .elastic import RANKS, deal
 from .errors import WorkerTimeoutError
 from .init_fns import InitFn, ResetFn, WorkerPipe
 from .merge import Inbox, Merge
@@ -149,6 +150,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         return {
             "num_workers": self.num_workers,
             "world_size": self._world,
+            "rank": self._rank,
             "graph": self._require_graph().state(),
         }
 
@@ -336,6 +338,8 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         default one per worker) resumes its own shard, so a state saved with
         other ``num_workers`` loads as long as both have workers and the graph
         is sharded: its virtual workers are dealt to this service's workers."""
+        if isinstance(state, dict) and RANKS in state:  # saved on another world size
+            return self._deal(state[RANKS])
         if not isinstance(state, dict) or "num_workers" not in state:
             raise ResumeError(
                 f"{self._label}: not a state saved by a worker reading service: {str(state)[:200]}"
@@ -345,8 +349,9 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             return state["graph"]
         if saved[1] != self._world:
             why = (
-                "Resuming on another world size is not supported yet: each rank "
-                "resumes its own shards"
+                "A state of one rank covers that rank's shards only: to resume on "
+                "another world size, give loader.load_state_dict the list of every "
+                "old rank's state"
             )
         elif 0 in (saved[0], self.num_workers):
             why = (
@@ -370,6 +375,32 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             "any number of workers)."
         )
         raise ResumeError(msg)
+
+    def _deal(self, parts: list[Any]) -> Any:
+        """This rank's virtual workers of every old rank's ``parts``
+        (``elastic.py``): the graph must be the merged stream alone."""
+        graph = self._require_graph()
+        why = None
+        if self.num_workers == 0:
+            why = "it runs the worker part in the main process (num_workers=0)"
+        elif graph.output.spec.op != STREAM_OP:
+            why = (
+                "its graph has a main-process part (main_process(), a main-placed op "
+                "or main_prefetch_cnt), whose state is each rank's own"
+            )
+        elif not self._sharded:
+            why = (
+                "a source of the worker part reaches its output without a "
+                "sharding_filter, so every rank reads all of it"
+            )
+        if why is not None:
+            msg = (
+                f"{self._label}: cannot resume a state saved on another world size: {why}. "
+                "Resume on the same world size, or skip the rest of the saved epoch with "
+                "loader.set_epoch(state['epoch'] + 1)"
+            )
+            raise ResumeError(msg)
+        return deal(parts, self._rank, self._world, self._label)
 
     def _require_graph(self) -> RuntimeGraph:
         if self._main is None:
