@@ -76,13 +76,14 @@ def new_segments(before: set[str]) -> set[str]:
     """Segments in /dev/shm that are not in ``before``, less those whose name
     says a live process outside this one's tree made them (a test running
     beside this one)."""
-    tree = descendants()
+    new = shm_segments() - before
+    tree = descendants() if new else set()
 
     def foreign(name: str) -> bool:
         creator = _CREATOR.match(name)
         return creator is not None and int(creator[1]) not in tree and alive(int(creator[1]))
 
-    return {name for name in shm_segments() - before if not foreign(name)}
+    return {name for name in new if not foreign(name)}
 
 
 def mapped_segments(pid: int | None = None) -> int:
