@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # the inner loop: no S3 server, no slow end-to-end tests
 test-fast: $(STAMP)

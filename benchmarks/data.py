@@ -1,6 +1,6 @@
 """Deterministic benchmark data, generated once into a cache folder and reused.
 
-Layout under ``cache_root()/<full|quick|large>/``:
+Layout under ``cache_root()/<full|quick|large|smoke>/``:
 
     images/shards/shard-NNNNNN.tar   WebDataset tars (``KEY.jpg`` + ``KEY.cls``)
     images/shards/shard-NNNNNN.idx   DALI index of each tar (what ``wds2idx`` writes)
@@ -62,7 +62,9 @@ QUICK = DataSpec(
 LARGE = DataSpec(
     "large", 112, 300, text_files=56, lines_per_file=50_000, doc_files=8, docs_per_file=2000
 )
-SPECS = {s.name: s for s in (FULL, QUICK, LARGE)}
+# Smoke tests of the plumbing (W7 on the CPU): seconds to make, too small to time.
+SMOKE = DataSpec("smoke", 2, 32, text_files=1, lines_per_file=500, doc_files=1, docs_per_file=50)
+SPECS = {s.name: s for s in (FULL, QUICK, LARGE, SMOKE)}
 
 
 def cache_root() -> Path:

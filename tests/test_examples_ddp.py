@@ -24,9 +24,11 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train_ddp.py"
 # step 11 (in epoch 1), so the resume starts after step 9
 ARGS = ["--shards", "4", "--per-shard", "32", "--batch-size", "8", "--epochs", "2"]
 CKPT_EVERY, CRASH_AT, STEPS = 3, 11, 16
+RESUMES = (("killed", "resumed"), ("torn", "torn"))  # (checkpoints, steps log)
 
 
-def torchrun(tmp: Path, ckpt: str, log: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def torchrun(tmp: Path, data: str, ckpt: str, log: str, *extra: str) -> subprocess.Popen[bytes]:
+    """Start one torchrun job (2 ranks on a free port); ``finish`` waits for it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -42,13 +44,27 @@ def torchrun(tmp: Path, ckpt: str, log: str, *extra: str) -> subprocess.Complete
         str(port),
         str(EXAMPLE),
         *ARGS,
-        *("--data", str(tmp / "shards"), "--ckpt", str(tmp / "ckpt" / ckpt)),
+        *("--data", str(tmp / data), "--ckpt", str(tmp / "ckpt" / ckpt)),
         *("--steps-log", str(tmp / "logs" / log), "--ckpt-every", str(CKPT_EVERY)),
         *extra,
     ]
     root = str(EXAMPLE.parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=200)
+    with open(tmp / f"{log}.out", "w") as output:  # a file, not a pipe: jobs run side by side
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+
+
+def finish(tmp: Path, *jobs: tuple[str, subprocess.Popen[bytes]]) -> list[tuple[int, str]]:
+    """Wait for ``(log, job)`` pairs that run side by side: exit code and output tail."""
+    done = []
+    for log, job in jobs:
+        try:
+            job.wait(timeout=200)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            job.wait()
+        done.append((job.returncode, (tmp / f"{log}.out").read_text()[-3000:]))
+    return done
 
 
 def steps(logs: Path, rank: int) -> list[dict]:
@@ -80,16 +96,22 @@ def no_process_left(tmp: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The four jobs, two at a time: the uninterrupted run beside the killed
+    one (each makes the same deterministic shards in its own data folder),
+    then the two resumes of the killed run."""
     tmp = tmp_path_factory.mktemp("ddp")
-    full = torchrun(tmp, "full", "full")
-    assert full.returncode == 0, full.stderr[-3000:]
-    crash = torchrun(tmp, "killed", "killed", "--crash-at", str(CRASH_AT))
-    assert crash.returncode != 0
+    (full, full_out), (crashed, _) = finish(
+        tmp,
+        ("full", torchrun(tmp, "shards-full", "full", "full")),
+        ("killed", torchrun(tmp, "shards", "killed", "killed", "--crash-at", str(CRASH_AT))),
+    )
+    assert full == 0, full_out
+    assert crashed != 0
     assert no_process_left(tmp), "a rank or a worker outlived the killed job"
     torn_while_saving(tmp / "ckpt" / "killed", tmp / "ckpt" / "torn")
-    for ckpt, log in (("killed", "resumed"), ("torn", "torn")):
-        resumed = torchrun(tmp, ckpt, log, "--resume")
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumes = [(log, torchrun(tmp, "shards", ckpt, log, "--resume")) for ckpt, log in RESUMES]
+    for code, out in finish(tmp, *resumes):
+        assert code == 0, out
     assert no_process_left(tmp)
     return tmp
 
