@@ -221,15 +221,13 @@ def test_node_error_in_an_actor_names_the_worker_and_node():
 
 @pytest.mark.usefixtures("no_actors_left")
 def test_the_actors_get_the_saved_graph_so_its_functions_must_be_trusted():
+    """Checked when the loader starts its actors: as it is created."""
     dp = sd.IterableWrapper(range(4)).sharding_filter().map(fail_on_7)
-    loader = sd.DataLoader2(dp, reading_service=sd.RayReadingService(2))
     with pytest.raises(GraphFormatError, match=r"tests\.support\.rs_functions.*trusted_modules"):
-        list(loader)
-    loader.shutdown()
+        sd.DataLoader2(dp, reading_service=sd.RayReadingService(2))
     closure = sd.IterableWrapper(range(4)).sharding_filter().map(lambda x: x)
-    with sd.DataLoader2(closure, reading_service=_ray()) as loader:
-        with pytest.raises(GraphFormatError, match="lambda"):
-            list(loader)
+    with pytest.raises(GraphFormatError, match="lambda"):
+        sd.DataLoader2(closure, reading_service=_ray())
 
 
 @pytest.mark.usefixtures("no_actors_left")
