@@ -1,7 +1,8 @@
 """W2 (tar shards -> decode -> crop 224 -> shuffle 1000 -> batch 64) under
 ``RayReadingService`` and ``MultiProcessingReadingService(persistent_workers=True)``
 at several worker counts: images/s, images/s per worker, first-batch latency
-of each epoch and the CPU of Ray's own processes.
+of each epoch and the CPU of Ray's own processes (raylet, GCS, agents, idle
+workers: during the epochs, and in all since Ray started).
 
     python -m benchmarks.ray_scaling --actors 2,4,8,12 --data large
 
@@ -94,8 +95,13 @@ def run_one(service_name: str, workers: int, shard_dir: str, epochs: int) -> dic
         result["epochs"].append({"images": images, "per_s": images / seconds, "first_s": first})
     wall = sum(e["images"] / e["per_s"] for e in result["epochs"])
     result["cpu_cores"] = (tree_cpu() - cpu0) / wall
+    result["cpu_ms_per_image"] = (
+        (tree_cpu() - cpu0) / sum(e["images"] for e in result["epochs"]) * 1e3
+    )
     if ray0 is not None:
-        result["ray_own_cores"] = (_ray_own_cpu(service) - ray0) / wall
+        ray_cpu = _ray_own_cpu(service)
+        result["ray_own_cores"] = (ray_cpu - ray0) / wall
+        result["ray_own_cpu_s"] = ray_cpu  # since Ray started: its start-up too
     loader.shutdown()
     return result
 
@@ -132,7 +138,9 @@ def report(results: dict[tuple[str, int], list[dict]], epochs: int) -> str:
     head = ["service", "workers", "setup s"]
     for e in range(1, epochs + 1):
         head += [f"epoch {e} images/s", f"epoch {e} first batch s"]
-    head += [f"epoch {epochs} images/s per worker", "CPU cores (all)", "Ray's own cores"]
+    head += [f"epoch {epochs} images/s per worker", "CPU cores (all)"]
+    head += ["CPU ms/image (all)", "Ray's own cores"]
+    head += ["Ray's own CPU s (all)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (name, workers), reps in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         row = [name, str(workers), _cell([r["setup_s"] for r in reps], ".2f")]
@@ -141,8 +149,10 @@ def report(results: dict[tuple[str, int], list[dict]], epochs: int) -> str:
             row.append(_cell([r["epochs"][e]["first_s"] for r in reps], ".2f"))
         row.append(_cell([r["epochs"][-1]["per_s"] / workers for r in reps], ",.0f"))
         row.append(_cell([r["cpu_cores"] for r in reps], ".2f"))
-        own = [r["ray_own_cores"] for r in reps if "ray_own_cores" in r]
-        row.append(_cell(own, ".2f") if own else "-")
+        row.append(_cell([r["cpu_ms_per_image"] for r in reps], ".2f"))
+        for key in ("ray_own_cores", "ray_own_cpu_s"):
+            own = [r[key] for r in reps if key in r]
+            row.append(_cell(own, ".2f") if own else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
