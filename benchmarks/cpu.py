@@ -37,11 +37,12 @@ def tree_cpu() -> float:
     me = os.getpid()
     for pid in descendants(me):
         if pid != me:
-            total += _proc_cpu(pid)
+            total += proc_cpu(pid)
     return total
 
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of live process ``pid`` and the children it reaped (0 if gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()

@@ -110,7 +110,7 @@ def ensure(spec: DataSpec, processes: int | None = None) -> dict:
 def _run_job(job: tuple) -> dict:
     kind, root, spec, index = job
     if kind == "image":
-        return _write_shard(root, spec, index)
+        return write_shard(root, spec, index)
     if kind == "docs":
         return _write_docs(root, spec, index)
     return _write_text(root, spec, index)
@@ -138,7 +138,9 @@ def _photo_like(rng, yy, xx) -> bytes:
     return buf.getvalue()
 
 
-def _write_shard(root: Path, spec: DataSpec, shard: int) -> dict:
+def write_shard(root: Path, spec: DataSpec, shard: int) -> dict:
+    """Image shard ``shard`` of ``spec`` under ``root`` (tar, DALI index and
+    extracted files); its manifest entry."""
     import numpy as np
 
     rng = np.random.default_rng([SEED, 1, shard])

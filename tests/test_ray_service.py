@@ -86,6 +86,56 @@ def test_same_elements_in_the_same_order_as_the_process_service_two_epochs():
 
 
 @pytest.mark.usefixtures("no_actors_left")
+def test_actors_start_with_the_loader_and_serve_every_epoch_like_persistent_processes():
+    dp = _pipeline().batch(4)
+    persistent = sd.MultiProcessingReadingService(2, persistent_workers=True)
+    with sd.DataLoader2(dp, reading_service=persistent, seed=3) as ref:
+        expected = [list(ref), list(ref)]
+    service = _ray()
+    with sd.DataLoader2(dp, reading_service=service, seed=3) as loader:
+        started = {actor._actor_id.hex() for actor in service.actors}
+        assert len(started) == 2  # before the first batch is asked for
+        got = []
+        for _ in range(2):
+            got.append(list(loader))
+            assert {actor._actor_id.hex() for actor in service.actors} == started
+            assert set(_live_actors()) == started
+    assert got == expected
+    assert got[0] != got[1]
+    assert wait_until(lambda: not started & set(_live_actors()))  # shut down with the loader
+
+
+def _own_ray_main(_index, outdir):
+    """Without Ray running, the service starts a local instance sized to its actors."""
+    dp = _pipeline(60)
+    service = sd.RayReadingService(1, resources={"CPU": 1, "reader": 1}, **TRUSTED_KW)
+    with sd.DataLoader2(dp, reading_service=service, seed=5) as loader:
+        items = list(loader)
+        resources = ray.cluster_resources()
+    ray.shutdown()
+    with open(f"{outdir}/out.json", "w") as f:
+        json.dump({"items": items, "resources": resources}, f)
+
+
+def test_without_ray_running_the_service_starts_one_sized_to_its_actors(tmp_path):
+    import torch.multiprocessing as tmp
+
+    tmp.start_processes(_own_ray_main, args=(str(tmp_path),), nprocs=1, start_method="spawn")
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert sorted(x for x, _ in out["items"]) == list(range(60))
+    # one actor of one CPU and one "reader": not the machine's CPUs
+    assert out["resources"]["CPU"] == 1
+    assert out["resources"]["reader"] == 1
+    options = sd.RayReadingService(3, resources={"CPU": 0.5}).local_ray_options()
+    assert options == {
+        "num_cpus": 2,
+        "resources": None,
+        "include_dashboard": False,
+        "log_to_driver": False,
+    }
+
+
+@pytest.mark.usefixtures("no_actors_left")
 def test_resume_state_moves_between_ray_and_processes():
     dp = _pipeline()
     full, _ = _run(dp, sd.MultiProcessingReadingService(2))
@@ -171,15 +221,13 @@ def test_node_error_in_an_actor_names_the_worker_and_node():
 
 @pytest.mark.usefixtures("no_actors_left")
 def test_the_actors_get_the_saved_graph_so_its_functions_must_be_trusted():
+    """Checked when the loader starts its actors: as it is created."""
     dp = sd.IterableWrapper(range(4)).sharding_filter().map(fail_on_7)
-    loader = sd.DataLoader2(dp, reading_service=sd.RayReadingService(2))
     with pytest.raises(GraphFormatError, match=r"tests\.support\.rs_functions.*trusted_modules"):
-        list(loader)
-    loader.shutdown()
+        sd.DataLoader2(dp, reading_service=sd.RayReadingService(2))
     closure = sd.IterableWrapper(range(4)).sharding_filter().map(lambda x: x)
-    with sd.DataLoader2(closure, reading_service=_ray()) as loader:
-        with pytest.raises(GraphFormatError, match="lambda"):
-            list(loader)
+    with pytest.raises(GraphFormatError, match="lambda"):
+        sd.DataLoader2(closure, reading_service=_ray())
 
 
 @pytest.mark.usefixtures("no_actors_left")

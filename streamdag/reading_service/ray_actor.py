@@ -18,6 +18,7 @@ copying them (on its node)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -107,12 +108,14 @@ def _serve(
             return None
 
     pipe = _DocumentPipe(document, trusted_modules, context)
+    pipe.warm()
     RayWorkerLoop(pipe, build_one_thread, out.put, recv, seed_globals=True).serve()  # type: ignore[arg-type]
 
 
 class _DocumentPipe:
-    """The ``WorkerPipe`` of the graph document, loaded when the first pass
-    starts, so that an error in the document is reported like a node's."""
+    """The ``WorkerPipe`` of the graph document, loaded as the actor starts
+    (``warm``); an error in the document is reported by the first pass, like
+    a node's."""
 
     def __init__(
         self, document: bytes, trusted_modules: tuple[str, ...], context: WorkerContext
@@ -126,9 +129,19 @@ class _DocumentPipe:
             return self
         return _DocumentPipe(self.document, self.trusted_modules, context)
 
+    def warm(self) -> None:
+        """Load the graph (importing its functions' modules) as the actor
+        starts, before the first pass asks for it. An error is left to that
+        pass, which reports it like a node's."""
+        with contextlib.suppress(Exception):
+            self._load()
+
     def for_epoch(self, base_seed: int, epoch: int) -> Node:
+        return self._load().for_epoch(base_seed, epoch)
+
+    def _load(self) -> WorkerPipe:
         if self._pipe is None:
             source = f"worker {self.context.worker_id}"
             spec = loads_node(self.document, self.trusted_modules, source=source)
             self._pipe = WorkerPipe(spec, self.context)
-        return self._pipe.for_epoch(base_seed, epoch)
+        return self._pipe

@@ -4,9 +4,12 @@ in the trainer, over their merged stream."""
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable
 from typing import Any
 
+from ..core.node import Node
 from ..errors import ParamError
 from ..graph_io.files import dumps, loads_node
 from ..graph_io.trust import normalize_trusted
@@ -40,7 +43,8 @@ class RayReadingService(WorkerService):
       chunk is up to 50 ms of work); object-store use is at most
       ``prefetch_factor + 1`` chunks per actor.
     - ``address``: the cluster to join if Ray is not initialized yet (None:
-      ``ray.init()``'s default: ``RAY_ADDRESS`` or a local instance).
+      ``RAY_ADDRESS``, a running local instance, else a new local one with
+      lean defaults: ``local_ray_options``).
     - ``runtime_env``: each actor's Ray runtime environment: how user code
       (the modules the graph's functions live in) reaches the actors.
     - ``max_restarts``: how often an actor that dies is replaced (resuming
@@ -54,7 +58,9 @@ class RayReadingService(WorkerService):
     - ``virtual_workers``: shards of an epoch, as for
       ``MultiProcessingReadingService`` (elastic resume).
 
-    Actors live until ``shutdown()`` (starting one costs seconds)."""
+    The actors start when the loader is created, so they boot while the
+    trainer gets ready, and serve every epoch until ``shutdown()``: starting
+    one costs seconds."""
 
     def __init__(
         self,
@@ -91,6 +97,38 @@ class RayReadingService(WorkerService):
         pool = self._pool
         return list(pool.actors) if isinstance(pool, RayPool) else []
 
+    def initialize(self, output: Node) -> None:
+        super().initialize(output)
+        if self.num_workers:
+            self._ensure_pool()  # actor start (seconds) overlaps the trainer's setup
+
+    def local_ray_options(self) -> dict[str, Any]:
+        """``ray.init`` options of the local instance this service starts when
+        no Ray runs: only the CPUs (and custom resources) its actors need, so
+        Ray starts no idle worker processes for the rest; no dashboard and no
+        actor logs streamed to the trainer (errors still come back as
+        ``WorkerError`` with the actor's traceback)."""
+        per_actor = {k: v for k, v in self.resources.items() if k not in ("CPU", "GPU", "memory")}
+        return {
+            "num_cpus": max(1, math.ceil(self.resources.get("CPU", 0) * self.num_workers)),
+            "resources": {k: v * self.num_workers for k, v in per_actor.items()} or None,
+            "include_dashboard": False,
+            "log_to_driver": False,
+        }
+
+    def _init_ray(self, ray: Any) -> None:
+        """Join ``address`` (or ``RAY_ADDRESS``, or a running local instance)
+        as it is; else start a local instance with ``local_ray_options``."""
+        if self.address is not None or os.environ.get("RAY_ADDRESS"):
+            ray.init(address=self.address)
+            return
+        try:
+            ray.init(**self.local_ray_options())
+        except ValueError as exc:  # Ray found a local instance (`ray start`): join it
+            if "existing cluster" not in str(exc):
+                raise
+            ray.init()
+
     def _start_pool(self, pipes: list[WorkerPipe]) -> WorkerPool:
         ray = import_ray()
         spec = pipes[0].spec
@@ -99,7 +137,7 @@ class RayReadingService(WorkerService):
         # rather than one per actor
         loads_node(document, self.trusted_modules, source="the worker part of the graph")
         if not ray.is_initialized():
-            ray.init(address=self.address)
+            self._init_ray(ray)
         return RayPool(
             document,
             self.trusted_modules,

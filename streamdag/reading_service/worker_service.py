@@ -176,6 +176,8 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         for graph in self._graphs():
             graph.counting = True
             self._sampler.watch(graph)
+        if self._pool is not None:  # workers started early (Ray's actors)
+            self._request_stats()
 
     def stats_snapshots(self) -> list[dict[str, Any]]:
         if self._sampler is None:
@@ -243,6 +245,22 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         self._behind = ((base_seed, epoch), merge)
 
     def _start_pass(self, base_seed: int, epoch: int, fresh: bool, restored: Any) -> Merge:
+        self._ensure_pool()
+        self._gen += 1
+        merge = Merge(
+            self._inbox,
+            self._gen,
+            restored,
+            in_order=self.in_order,
+            timeout=self.timeout,
+            skip_warnings=self._require_graph().skip_warnings,
+            num_virtual=self.virtual_workers,
+        )
+        merge.start(base_seed, epoch, fresh, self.prefetch_factor)
+        return merge
+
+    def _ensure_pool(self) -> None:
+        """Start the workers unless they run."""
         if self._pool is None:
             spec = self._require_spec()
             self._pool = self._start_pool(
@@ -259,20 +277,13 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             )
             self._inbox = Inbox(self._pool, self._worker_stats)
             if self._sampler is not None:
-                for worker in range(self.num_workers):
-                    self._pool.send(worker, (STATS, STATS_EVERY_S, os.getpid()))
-        self._gen += 1
-        merge = Merge(
-            self._inbox,
-            self._gen,
-            restored,
-            in_order=self.in_order,
-            timeout=self.timeout,
-            skip_warnings=self._require_graph().skip_warnings,
-            num_virtual=self.virtual_workers,
-        )
-        merge.start(base_seed, epoch, fresh, self.prefetch_factor)
-        return merge
+                self._request_stats()
+
+    def _request_stats(self) -> None:
+        """Ask every worker for its statistics, every ``STATS_EVERY_S``."""
+        assert self._pool is not None
+        for worker in range(self.num_workers):
+            self._pool.send(worker, (STATS, STATS_EVERY_S, os.getpid()))
 
     def stream_state(self) -> Any:
         if self._inline is not None:
