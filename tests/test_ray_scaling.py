@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 def test_ray_scaling_prints_images_per_second_for_each_service_and_count(tmp_path):
     root = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "benchmarks.ray_scaling", "--actors", "1,2", "--data", "tiny"]
+    cmd = [sys.executable, "-m", "benchmarks.ray_scaling", "--actors", "1", "--data", "tiny"]
     out = subprocess.run(
         [*cmd, "--data-dir", str(tmp_path)], cwd=root, capture_output=True, text=True, check=True
     ).stdout
@@ -24,8 +24,6 @@ def test_ray_scaling_prints_images_per_second_for_each_service_and_count(tmp_pat
     assert [(r[0], r[1]) for r in rows] == [
         ("| processes", "1"),
         ("| ray", "1"),
-        ("| processes", "2"),
-        ("| ray", "2"),
     ]
     assert all(float(r[3].replace(",", "")) > 0 for r in rows)  # epoch 1 images/s
     assert len(list(tmp_path.glob("images/shards/*.tar"))) == 4
