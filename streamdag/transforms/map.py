@@ -51,8 +51,9 @@ class FilterNode(RuntimeNode):
 class CollateNode(RuntimeNode):
     """Batches (lists of samples) to tensors; default: torch's default_collate
     (numbers, arrays and tensors stacked; dicts, tuples and lists recursed).
-    In a torch DataLoader worker, ``torch.stack`` results go straight into
-    shared memory (``shared_batches.py``)."""
+    In a torch DataLoader worker, a collate function's ``torch.stack``
+    results go straight into shared memory (``shared_batches.py``), as
+    ``default_collate``'s do there."""
 
     def setup(self) -> None:
         fn = self.params["fn"]
@@ -62,7 +63,7 @@ class CollateNode(RuntimeNode):
 
     def iterator(self) -> Iterator[Any]:
         fn = self.fn
-        if torch_worker_info() is not None:
+        if self.params["fn"] is not None and torch_worker_info() is not None:
             from .shared_batches import stacking_into_shared_memory
 
             fn = stacking_into_shared_memory(fn)
