@@ -80,3 +80,19 @@ def test_pad_collate_pads_in_shared_memory_in_a_torch_worker() -> None:
     assert [shared[0] for *_, shared in loaded] == [True, True]
     padded = [b[0].tolist() for b in loaded]
     assert padded == [[[0, -1, -1], [0, 1, 2], [0, 1, -1]], [[0, 1, -1], [0, -1, -1], [0, 1, 2]]]
+
+
+def failing(samples: Sequence[int]) -> None:
+    raise ValueError("no batch today")
+
+
+def test_an_error_in_the_collate_function_still_names_the_node_and_batch() -> None:
+    dp = _sharded(4).batch(2).collate(failing, name="stack")
+    loader = iter(DataLoader(dp, batch_size=None, num_workers=1))
+    with pytest.raises(sd.NodeError) as caught:
+        next(loader)
+    message = str(caught.value)
+    del caught, loader  # the traceback holds the loader: its worker stops once both are gone
+    assert (
+        "collate node 'stack' raised ValueError: no batch today (on a list of 2: 0, 1)" in message
+    )
