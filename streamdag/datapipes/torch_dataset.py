@@ -27,6 +27,7 @@ from ..core.placement import warn_if_unsharded
 from ..core.registry import get_op
 from ..runtime.graph import RuntimeGraph
 from ..runtime.node import WorkerContext
+from ..runtime.torch_worker import torch_worker_info
 
 _TORCH_DATA = "torch.utils.data"
 NO_SHUFFLE_WARNING = (
@@ -122,11 +123,7 @@ def loader_epoch(pipe: Any) -> Iterator[Any] | None:
         settings = None  # what torch set is for its own loader's iterations only
     if settings is not None:
         seed, settings.seed = settings.seed, None  # one epoch per seed torch sets
-    info = None
-    if _TORCH_DATA in sys.modules:
-        from torch.utils.data import get_worker_info
-
-        info = get_worker_info()
+    info = torch_worker_info()
     if seed is None and info is None:
         return None
     if seed is None:  # a worker of a plain IterableDataset: torch's base seed

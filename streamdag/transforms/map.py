@@ -8,6 +8,7 @@ from typing import Any
 from ..core.node import Node
 from ..runtime.attribution import framed
 from ..runtime.node import RuntimeNode
+from ..runtime.torch_worker import torch_worker_info
 from .columns import arity, selecting, with_columns
 
 
@@ -49,7 +50,10 @@ class FilterNode(RuntimeNode):
 
 class CollateNode(RuntimeNode):
     """Batches (lists of samples) to tensors; default: torch's default_collate
-    (numbers, arrays and tensors stacked; dicts, tuples and lists recursed)."""
+    (numbers, arrays and tensors stacked; dicts, tuples and lists recursed).
+    In a torch DataLoader worker, a collate function's ``torch.stack``
+    results go straight into shared memory (``shared_batches.py``), as
+    ``default_collate``'s do there."""
 
     def setup(self) -> None:
         fn = self.params["fn"]
@@ -58,7 +62,12 @@ class CollateNode(RuntimeNode):
         self.fn = framed(fn, self, always=True)
 
     def iterator(self) -> Iterator[Any]:
-        return map(self.fn, self.inputs[0].iterator())
+        fn = self.fn
+        if self.params["fn"] is not None and torch_worker_info() is not None:
+            from .shared_batches import stacking_into_shared_memory
+
+            fn = stacking_into_shared_memory(fn)
+        return map(fn, self.inputs[0].iterator())
 
     def user_functions(self) -> list[Callable[..., Any]]:
         return [self.params["fn"]] if self.params["fn"] else []

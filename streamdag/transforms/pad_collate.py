@@ -12,6 +12,8 @@ import torch
 from torch.utils.data import default_collate
 
 from ..runtime.node import RuntimeNode
+from ..runtime.torch_worker import torch_worker_info
+from .shared_batches import shared_empty
 
 #: the field whose lengths give a dict batch's attention mask, where padded
 MASK_FROM = "input_ids"
@@ -32,7 +34,12 @@ def _tensors(values: Sequence[Any]) -> list[torch.Tensor]:
 
 
 class PadCollateNode(RuntimeNode):
+    shared = False
+
     def iterator(self) -> Iterator[Any]:
+        # in a torch DataLoader worker, padded batches are made in shared
+        # memory, where torch would copy them to hand them over
+        self.shared = torch_worker_info() is not None
         return map(self.collate, self.inputs[0].iterator())
 
     def _length(self, longest: int) -> int:
@@ -41,11 +48,12 @@ class PadCollateNode(RuntimeNode):
 
     def _pad(self, tensors: list[torch.Tensor], length: int) -> torch.Tensor:
         first = tensors[0]
-        out = torch.full(
-            (len(tensors), length, *first.shape[1:]),
-            self.params["padding_value"],
-            dtype=first.dtype,
-        )
+        shape = (len(tensors), length, *first.shape[1:])
+        value = self.params["padding_value"]
+        if self.shared:
+            out = shared_empty(shape, first.dtype).fill_(value)
+        else:
+            out = torch.full(shape, value, dtype=first.dtype)
         for row, tensor in zip(out, tensors, strict=True):
             row[: len(tensor)] = tensor
         return out
