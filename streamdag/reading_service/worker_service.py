@@ -26,7 +26,7 @@ from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
-from .capabilities import CollectsStats, PreparesEpochs, Ranked
+from .capabilities import CollectsStats, PreparesEpochs, Ranked, StatesBack
 from .elastic import RANKS, deal
 from .errors import WorkerTimeoutError
 from .init_fns import InitFn, ResetFn, WorkerPipe
@@ -56,7 +56,7 @@ class WorkerPool(Protocol):
     def stop(self) -> None: ...
 
 
-class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
+class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs, StatesBack):
     """Runs the worker part of the graph in ``num_workers`` workers and the
     main part over their merged stream. With ``num_workers=0`` the worker part
     runs in the calling thread (for debugging), under the same state format."""
@@ -147,11 +147,23 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         return self._iterate(token, graph.iterate())
 
     def state(self) -> Any:
+        return self._saved(self._require_graph().state())
+
+    def state_back(self, count: int) -> Any:
+        """Where the graph is the merged stream alone, the merge's state
+        ``count`` elements back (each element the loader had is one of its)."""
+        graph = self._require_graph()
+        if self._merge is None or graph.output.spec.op != STREAM_OP:
+            return None
+        merge = self._merge.state_back(count)
+        return None if merge is None else self._saved(merge)
+
+    def _saved(self, graph: Any) -> dict[str, Any]:
         return {
             "num_workers": self.num_workers,
             "world_size": self._world,
             "rank": self._rank,
-            "graph": self._require_graph().state(),
+            "graph": graph,
         }
 
     def shutdown(self) -> None:
