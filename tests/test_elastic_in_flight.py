@@ -11,6 +11,8 @@ from itertools import islice
 import pytest
 
 import streamdag as sd
+from streamdag.errors import ResumeError
+from streamdag.reading_service.merge import BACK
 from streamdag.testing.loaders import saved
 
 pytestmark = pytest.mark.timeout(120)
@@ -89,3 +91,14 @@ def test_in_flight_states_of_a_two_rank_job_resume_in_one_process(
         loader.load_state_dict(states)
         rest = list(loader)
     _check_one_epoch(trained, rest, fulls, 4)
+
+
+def test_states_that_replay_in_the_old_merged_order_stay_on_their_world_size() -> None:
+    """More in flight than a worker service can go back over: the states
+    replay from an earlier position in the old merged order, which another
+    world size does not have; refused naming the ranks, not resumed afresh."""
+    states = [_stopped(_rank(rank, 2, 2), BACK + 4, BACK + 1)[1] for rank in range(2)]
+    assert all(state["replay"] for state in states)
+    with sd.DataLoader2(_pipe(), MT(2), seed=3) as loader:
+        with pytest.raises(ResumeError, match=r"ranks \[0, 1\] replay elements"):
+            loader.load_state_dict(states)
