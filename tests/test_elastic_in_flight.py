@@ -102,3 +102,24 @@ def test_states_that_replay_in_the_old_merged_order_stay_on_their_world_size() -
     with sd.DataLoader2(_pipe(), MT(2), seed=3) as loader:
         with pytest.raises(ResumeError, match=r"ranks \[0, 1\] replay elements"):
             loader.load_state_dict(states)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_replayed_state_with_a_main_process_part_resumes_on_another_worker_count(
+    workers: int,
+) -> None:
+    """With a main-process part the state replays from the epoch's start in
+    the merged order of its virtual workers; under another ``num_workers``
+    (another default ``virtual_workers``) the epoch still starts with the
+    saved ones, so the rest is the uninterrupted run's."""
+    pipe = _pipe().main_process().batch(2)
+    with sd.DataLoader2(pipe, MP(2), seed=3) as loader:
+        full = list(loader)
+    with sd.DataLoader2(pipe, MP(2), seed=3) as loader:
+        handed = list(islice(loader, 11))
+        state = saved(loader.state_dict(in_flight=1))
+    assert state["replay"] == 10
+    with sd.DataLoader2(pipe, MP(workers), seed=3) as loader:
+        loader.load_state_dict(state)
+        rest = list(loader)
+    assert handed[:10] + rest == full

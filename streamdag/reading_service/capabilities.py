@@ -71,6 +71,10 @@ class StatesBack(Protocol):
         """``state()`` as it was ``count`` elements before the last one handed
         out; None where the service cannot tell."""
 
+    def start_state(self) -> Any:
+        """A state of a fresh epoch's start that keeps what its order depends
+        on (a replay from it must follow that order); None: start afresh."""
+
 
 CAPABILITIES: tuple[type, ...] = (Ranked, SpansRanks, CollectsStats, PreparesEpochs, StatesBack)
 

@@ -273,9 +273,14 @@ class DataLoader2(Generic[T]):
         if not back:
             return state
         graph = self._state_back(current, back)
-        if graph is None:  # an earlier graph state and the elements to replay from it
-            return current["anchors"].rewound(state, back, in_flight)
-        return {**state, "yielded": state["yielded"] - back, "done": False, "graph": graph}
+        if graph is not None:
+            return {**state, "yielded": state["yielded"] - back, "done": False, "graph": graph}
+        # an earlier graph state and the elements to replay from it
+        state = current["anchors"].rewound(state, back, in_flight)
+        service = self.reading_service
+        if state["graph"] is None and state["replay"] and isinstance(service, StatesBack):
+            state["graph"] = service.start_state()  # the epoch's start, as laid out
+        return state
 
     def _state_back(self, current: dict, back: int) -> Any:
         """The service's state ``back`` elements before the last one handed

@@ -185,6 +185,12 @@ class DistributedReadingService(
         inner = self._inner.state_back(count)
         return None if inner is None else {**self.state(), "inner": inner}
 
+    def start_state(self) -> Any:
+        inner = self._inner.start_state() if isinstance(self._inner, StatesBack) else None
+        if inner is None:
+            return None
+        return {"world_size": self.world_size, "pass": 0, "inner": inner, "skip": 0}
+
     def collect_stats(self) -> None:
         require(self._inner, CollectsStats, "collect statistics")
         self._inner.collect_stats()

@@ -100,6 +100,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs, State
         self._inbox: Inbox | None = None
         self._next: tuple[int, int] | None = None  # (base seed, epoch) announced as next
         self._behind: tuple[tuple[int, int], Merge] | None = None  # queued behind the current
+        self._started_with: int | None = None  # virtual workers of a start_state() loaded
         self._gen = 0
         self._token: object | None = None
         self._sampler: StackSampler | None = None
@@ -141,8 +142,12 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs, State
         self._end_epoch()
         graph.close()
         graph.start_epoch(base_seed, epoch)
-        if state is not None:
-            graph.restore(self._unwrap(state))
+        self._started_with = None
+        restored = None if state is None else self._unwrap(state)
+        if restored is not None:
+            graph.restore(restored)
+        elif state is not None:  # the epoch's start (``start_state``), laid out as saved
+            self._started_with = state.get("virtual_workers")
         self._token = token = object()
         return self._iterate(token, graph.iterate())
 
@@ -157,6 +162,13 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs, State
             return None
         merge = self._merge.state_back(count)
         return None if merge is None else self._saved(merge)
+
+    def start_state(self) -> Any:
+        """A fresh epoch's start: its virtual workers, so that elements
+        replayed from there follow the merged order that saved them."""
+        if self.num_workers == 0:
+            return None
+        return self._saved(None) | {"virtual_workers": self.virtual_workers}
 
     def _saved(self, graph: Any) -> dict[str, Any]:
         return {
@@ -215,6 +227,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs, State
             and restored is None
             and previous is not None
             and previous.finished
+            and self._started_with is None
         ):
             merge = behind[1]  # started by each worker when its previous pass ended
         else:  # a pass queued for another epoch, if any, is abandoned by the new RUN
@@ -281,7 +294,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs, State
             in_order=self.in_order,
             timeout=self.timeout,
             skip_warnings=self._require_graph().skip_warnings,
-            num_virtual=self.virtual_workers,
+            num_virtual=self._started_with or self.virtual_workers,
         )
         merge.start(base_seed, epoch, fresh, self.prefetch_factor)
         return merge
