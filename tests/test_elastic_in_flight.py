@@ -48,7 +48,7 @@ def _check_one_epoch(trained: list, rest: list, fulls: list[list], lanes: int) -
 
 
 @pytest.mark.parametrize("in_order", [True, False])
-@pytest.mark.parametrize("in_flight", [1, 2])
+@pytest.mark.parametrize("in_flight", [1, 2, BACK])
 @pytest.mark.parametrize("workers", [1, 3])
 def test_in_flight_state_of_two_processes_resumes_on_another_worker_count(
     in_flight: int, workers: int, in_order: bool
@@ -65,6 +65,22 @@ def test_in_flight_state_of_two_processes_resumes_on_another_worker_count(
     _check_one_epoch(trained, rest, [full], 2)
     if in_order:
         assert trained + rest == full
+
+
+@pytest.mark.parametrize(("stop", "in_flight"), [(4, 4), (5, 3), (7, 6)])
+def test_in_flight_reaching_back_over_chunks_resumes_on_another_worker_count(
+    stop: int, in_flight: int
+) -> None:
+    """The first chunks of an epoch hold one element: a state that many
+    elements back (to the epoch's start, at most) is still each virtual
+    worker's own position (documented ``"replay": 0``), and exact on W'=3."""
+    with sd.DataLoader2(_pipe(), MP(2), seed=3) as loader:
+        full = list(loader)
+    handed, state = _stopped(MP(2), stop, in_flight)
+    assert state["replay"] == 0
+    with sd.DataLoader2(_pipe(), MP(3), seed=3) as loader:
+        loader.load_state_dict(state)
+        assert handed[: stop - in_flight] + list(loader) == full
 
 
 def _rank(rank: int, world: int, workers: int) -> MT:

@@ -24,15 +24,16 @@ started the epoch (by default ``[this rank, world size, index, count]``).
 ``state_back(n)``: the state ``n`` elements before the last one taken (a
 training loop holds up to ``BACK`` ahead of the one it trains on). The merge
 keeps the virtual workers of the last ``BACK`` elements taken (one int per
-element) and each virtual worker's last ``BACK`` chunk-start states (one
-reference per chunk), so the state is per virtual worker, as any layout
-resumes it."""
+element) and the start states of each virtual worker's chunks that hold its
+last ``BACK`` elements (one reference per chunk), so the state is per
+virtual worker, as any layout resumes it."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any, Protocol
 
 from ..runtime.skip_warnings import SkipWarnings
@@ -110,6 +111,15 @@ class _Worker:
         self.queue: deque[tuple] = deque()
         #: (state, next_pass, elements) of the chunks used up last, oldest first
         self.history: deque[tuple[Any, bool, int]] = deque(maxlen=BACK + 1)
+
+    def remember(self) -> None:
+        """Keep the start of the chunk just used up, and the older ones as far
+        as ``back`` may need them (``BACK`` elements), no further: a state
+        per chunk held costs memory (a few KB)."""
+        history = self.history
+        history.append((self.state, self.next_pass, self.skip))
+        while sum(n for _, _, n in islice(history, 1, None)) >= BACK:
+            history.popleft()
 
     def back(self, count: int) -> dict | None:
         """This virtual worker's saved state ``count`` elements earlier; None
@@ -303,7 +313,7 @@ class Merge:
         chunk = worker.chunk
         if chunk is None or chunk[0] != DATA:
             return
-        worker.history.append((worker.state, worker.next_pass, worker.skip))
+        worker.remember()
         worker.state, worker.skip, worker.chunk, worker.next_pass = chunk[4], 0, None, False
         worker.items, worker.pos = [], 0
         if chunk[5]:
