@@ -227,10 +227,12 @@ class DataLoader2(Generic[T]):
 
         The state describes the stream after the element the loop is on: the
         last one handed out, less ``in_flight`` (default: the loader's) taken
-        ahead. A pull that ended the epoch counts as one of those. Such a state
-        points at an earlier graph state with the elements to replay from it
-        (a state per element would cost more than the element): one the loader
-        keeps now and then when it has ``in_flight``, else that of the previous
+        ahead. A pull that ended the epoch counts as one of those. A worker
+        service says where each virtual worker was then (``StatesBack``: it
+        resumes on another layout too); otherwise the state points at an
+        earlier graph state with the elements to replay from it (a state per
+        element would cost more than the element): one the loader keeps now
+        and then when it has ``in_flight``, else that of the previous
         ``state_dict()`` call or of the epoch's start. Called by Lightning's
         fit loop (which holds one batch ahead) on a loader without
         ``in_flight``, ``in_flight`` is 1."""
