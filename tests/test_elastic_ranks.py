@@ -36,26 +36,40 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 MT, MP = sd.MultiThreadingReadingService, sd.MultiProcessingReadingService
 SEED = 11
 # every (W, W') in 1-3 for 2 -> 1, 1 -> 2 and 2 -> 2 ranks, over two graphs
-SCENARIOS = [
-    {"id": f"{graph}-R{r}W{w}-R{r2}W{w2}", "graph": graph, "R": r, "W": w, "R2": r2, "W2": w2}
-    for i, (r, r2, w, w2, graph) in enumerate(
-        (r, r2, w, w2, ("tar", "mux")[(w + w2 + r) % 2])
-        for r, r2 in ((2, 1), (1, 2), (2, 2))
-        for w in (1, 2, 3)
-        for w2 in (1, 2, 3)
-    )
-] + [
-    # worker processes: the virtual workers' contexts travel to other processes
-    {"id": "mux-R2W2-R1W3-processes", "graph": "mux", "R": 2, "W": 2, "R2": 1, "W2": 3},
-    {"id": "tar-R1W3-R2W1-processes", "graph": "tar", "R": 1, "W": 3, "R2": 2, "W2": 1},
-]
+SCENARIOS = (
+    [
+        {"id": f"{graph}-R{r}W{w}-R{r2}W{w2}", "graph": graph, "R": r, "W": w, "R2": r2, "W2": w2}
+        for i, (r, r2, w, w2, graph) in enumerate(
+            (r, r2, w, w2, ("tar", "mux")[(w + w2 + r) % 2])
+            for r, r2 in ((2, 1), (1, 2), (2, 2))
+            for w in (1, 2, 3)
+            for w2 in (1, 2, 3)
+        )
+    ]
+    + [
+        # worker processes: the virtual workers' contexts travel to other processes
+        {"id": "mux-R2W2-R1W3-processes", "graph": "mux", "R": 2, "W": 2, "R2": 1, "W2": 3},
+        {"id": "tar-R1W3-R2W1-processes", "graph": "tar", "R": 1, "W": 3, "R2": 2, "W2": 1},
+    ]
+    + [  # states taken with elements in flight (a Lightning DDP checkpoint has 1)
+        {"id": f"{g}-R{r}W{w}-R{r2}W{w2}-inflight{k}{tail}", "graph": g, "in_flight": k}
+        | {"R": r, "W": w, "R2": r2, "W2": w2}
+        for g, k, r, w, r2, w2, tail in (
+            ("tar", 1, 2, 2, 1, 3, "-processes"),
+            ("mux", 2, 1, 2, 2, 1, ""),
+            ("tar", 1, 2, 2, 2, 3, ""),
+        )
+    ]
+)
 # even_batches on what is left after a resume on another world size
 EVEN = [
     {"id": f"even-{mode}-R{r}W{w}-R{r2}W{w2}", "even": mode, "R": r, "W": w, "R2": r2, "W2": w2}
     for mode in ("drop", "pad")
     for r, w, r2, w2 in ((2, 2, 1, 3), (1, 3, 2, 2))
 ] + [  # stopped while the shorter rank (15 of 35 samples) repeats its own
-    {"id": "even-pad-R2W2-R1W3-repeating", "even": "pad", "R": 2, "W": 2, "R2": 1, "W2": 3}
+    {"id": "even-pad-R2W2-R1W3-repeating", "even": "pad", "R": 2, "W": 2, "R2": 1, "W2": 3},
+    {"id": "even-drop-R2W2-R1W3-inflight1", "even": "drop", "in_flight": 1}
+    | {"R": 2, "W": 2, "R2": 1, "W2": 3},
 ]
 STOPS = {"even-pad-R2W2-R1W3-repeating": 18}
 
@@ -82,17 +96,20 @@ def _service(case: dict, workers: int):
 
 
 def _save(root: Path, case: dict, rank: int) -> dict:
-    """This rank's uninterrupted epoch, and a prefix of it with the state after."""
+    """This rank's uninterrupted epoch, and a prefix of it with the state after
+    (with ``in_flight``: the prefix the loop trained on, the last ones held)."""
     dp = _graph(root, case.get("graph", "even"))
     with sd.DataLoader2(dp, reading_service=_service(case, case["W"]), seed=SEED) as loader:
         full = list(loader)
     # under even_batches every rank takes as many (the rounds are collectives)
     key = case["id"] if "even" in case else f"{case['id']}-{rank}"
-    stop = STOPS.get(case["id"], random.Random(key).randint(0, len(full)))
+    held = case.get("in_flight", 0)
+    stop = max(held, STOPS.get(case["id"], random.Random(key).randint(0, len(full))))
     with sd.DataLoader2(dp, reading_service=_service(case, case["W"]), seed=SEED) as loader:
         prefix = list(islice(loader, stop))
-        state = loader.state_dict()
-    return {"full": full, "prefix": prefix, "state": json.loads(json.dumps(state))}
+        state = loader.state_dict(in_flight=held)
+    trained = prefix[: len(prefix) - held]
+    return {"full": full, "prefix": trained, "state": json.loads(json.dumps(state))}
 
 
 def _resume(root: Path, case: dict, states: list[dict]) -> dict:

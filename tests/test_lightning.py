@@ -44,14 +44,19 @@ class Recorder(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
-def loader(service: str, in_flight: int = 0) -> sd.DataLoader2:
+def loader(service: str, in_flight: int = 0, workers: int = 2) -> sd.DataLoader2:
     dp = sd.IterableWrapper(range(BATCHES * 4)).shuffle(buffer_size=16).sharding_filter().batch(4)
-    reading = sd.MultiProcessingReadingService(2) if service == "processes" else None
+    reading = sd.MultiProcessingReadingService(workers) if service == "processes" else None
     return sd.DataLoader2(dp, reading_service=reading, seed=7, in_flight=in_flight)
 
 
 def fit(
-    model: Recorder, service: str, root: Path, ckpt_path: Path | None = None, in_flight: int = 0
+    model: Recorder,
+    service: str,
+    root: Path,
+    ckpt_path: Path | None = None,
+    in_flight: int = 0,
+    workers: int = 2,
 ) -> None:
     checkpoints = pl.callbacks.ModelCheckpoint(
         dirpath=root, filename="{step}", every_n_train_steps=EVERY, save_top_k=-1
@@ -65,7 +70,7 @@ def fit(
         enable_model_summary=False,
         callbacks=[checkpoints],
     )
-    data = loader(service, in_flight)
+    data = loader(service, in_flight, workers)
     try:
         trainer.fit(model, data, ckpt_path=ckpt_path)
     finally:
@@ -100,3 +105,20 @@ def test_resume_from_a_checkpoint_trains_the_remaining_batches(
     resumed = Recorder()
     fit(resumed, service, tmp_path, tmp_path / f"step={step}.ckpt", in_flight)
     assert resumed.trained == trained[step:]
+
+
+def test_resume_with_another_number_of_workers_trains_each_remaining_sample_once(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint of 2 worker processes (Lightning takes it with a batch in
+    flight) resumed with 3: the samples trained before it and after it in
+    its epoch are the epoch's, each once; the next epoch is whole."""
+    crashed = Recorder(crash_at=7)
+    with pytest.raises(Crash):
+        fit(crashed, "processes", tmp_path)
+    resumed = Recorder()
+    fit(resumed, "processes", tmp_path, tmp_path / f"step={EVERY}.ckpt", workers=3)
+    epoch = crashed.trained[:EVERY] + resumed.trained[: BATCHES - EVERY]
+    assert sorted(x for batch in epoch for x in batch) == list(range(BATCHES * 4))
+    after = resumed.trained[BATCHES - EVERY :]
+    assert sorted(x for batch in after for x in batch) == list(range(BATCHES * 4))

@@ -61,7 +61,22 @@ class PreparesEpochs(Protocol):
         asks for."""
 
 
-CAPABILITIES: tuple[type, ...] = (Ranked, SpansRanks, CollectsStats, PreparesEpochs)
+@runtime_checkable
+class StatesBack(Protocol):
+    """Can say its state a few elements back: ``DataLoader2.state_dict`` with
+    ``in_flight`` then saves where the loop really is, per virtual worker
+    (so it resumes on any layout), instead of an earlier state to replay from."""
+
+    def state_back(self, count: int) -> Any:
+        """``state()`` as it was ``count`` elements before the last one handed
+        out; None where the service cannot tell."""
+
+    def start_state(self) -> Any:
+        """A state of a fresh epoch's start that keeps what its order depends
+        on (a replay from it must follow that order); None: start afresh."""
+
+
+CAPABILITIES: tuple[type, ...] = (Ranked, SpansRanks, CollectsStats, PreparesEpochs, StatesBack)
 
 
 def methods_of(capability: type) -> list[str]:

@@ -19,7 +19,7 @@ from ..stats.snapshot import by_id, by_position
 from . import in_flight as flight
 from .adapters import Adapters, adapt
 from .base import ReadingService
-from .capabilities import CollectsStats, PreparesEpochs, SpansRanks, require
+from .capabilities import CollectsStats, PreparesEpochs, SpansRanks, StatesBack, require
 from .elastic import rank_state
 from .in_process import InProcessReadingService
 
@@ -127,6 +127,7 @@ class DataLoader2(Generic[T]):
             "done": False,
             "graph": _LIVE if replay else graph_state,
             "anchors": flight.Anchors(yielded - replay, graph_state),  # to rewind to
+            "opened_at": yielded - replay,  # where the service's epoch iterator began
         }
         self._current = current
         it = self.reading_service.epoch(base_seed, epoch, graph_state)
@@ -226,10 +227,12 @@ class DataLoader2(Generic[T]):
 
         The state describes the stream after the element the loop is on: the
         last one handed out, less ``in_flight`` (default: the loader's) taken
-        ahead. A pull that ended the epoch counts as one of those. Such a state
-        points at an earlier graph state with the elements to replay from it
-        (a state per element would cost more than the element): one the loader
-        keeps now and then when it has ``in_flight``, else that of the previous
+        ahead. A pull that ended the epoch counts as one of those. A worker
+        service says where each virtual worker was then (``StatesBack``: it
+        resumes on another layout too); otherwise the state points at an
+        earlier graph state with the elements to replay from it (a state per
+        element would cost more than the element): one the loader keeps now
+        and then when it has ``in_flight``, else that of the previous
         ``state_dict()`` call or of the epoch's start. Called by Lightning's
         fit loop (which holds one batch ahead) on a loader without
         ``in_flight``, ``in_flight`` is 1."""
@@ -269,7 +272,26 @@ class DataLoader2(Generic[T]):
         else:
             in_flight = flight.count(in_flight)
         back = in_flight - 1 if current["done"] and in_flight else in_flight
-        return current["anchors"].rewound(state, back, in_flight) if back else state
+        if not back:
+            return state
+        graph = self._state_back(current, back)
+        if graph is not None:
+            return {**state, "yielded": state["yielded"] - back, "done": False, "graph": graph}
+        # an earlier graph state and the elements to replay from it
+        state = current["anchors"].rewound(state, back, in_flight)
+        service = self.reading_service
+        if state["graph"] is None and state["replay"] and isinstance(service, StatesBack):
+            state["graph"] = service.start_state()  # the epoch's start, as laid out
+        return state
+
+    def _state_back(self, current: dict, back: int) -> Any:
+        """The service's state ``back`` elements before the last one handed
+        out, where it can tell (each virtual worker's own position, which
+        resumes on another layout too); None otherwise."""
+        service = self.reading_service
+        if not isinstance(service, StatesBack) or back > current["yielded"] - current["opened_at"]:
+            return None  # (elements of an earlier iterator are not the service's to go back over)
+        return service.state_back(back)
 
     def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
         """The next ``iter()`` continues from ``state``. Under

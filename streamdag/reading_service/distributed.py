@@ -49,7 +49,14 @@ from ..core.node import Node, walk
 from ..core.placement import find_boundary, warn_if_unsharded
 from ..errors import ParamError, ResumeError
 from .base import ReadingService
-from .capabilities import CollectsStats, PreparesEpochs, Ranked, SpansRanks, require
+from .capabilities import (
+    CollectsStats,
+    PreparesEpochs,
+    Ranked,
+    SpansRanks,
+    StatesBack,
+    require,
+)
 from .elastic import RANKS
 from .errors import UnevenShardsWarning
 from .in_process import InProcessReadingService
@@ -57,7 +64,9 @@ from .in_process import InProcessReadingService
 _MODES = {True: "drop", "drop": "drop", "pad": "pad", False: None}
 
 
-class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, PreparesEpochs):
+class DistributedReadingService(
+    ReadingService, SpansRanks, CollectsStats, PreparesEpochs, StatesBack
+):
     """Runs the graph on this rank with the service it wraps (in process by
     default); see the module's docstring for seeds and equal batch counts.
 
@@ -92,6 +101,7 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
         self._token: object | None = None
         self._dropped = self._repeated = 0  # statistics, since the loader started
         self._endless = False
+        self._read_past = False  # this epoch read elements it did not yield (dropped)
 
     def wrap(self, inner: ReadingService) -> None:
         """Run ``inner`` (e.g. a multiprocess service) on this rank: it must
@@ -152,6 +162,7 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
             own = _Pass(self, 0, inner_state, self._open(inner_state))
         repeats = _Pass(self, number or 1, inner_state if number else None)
         self._at = (own or repeats, (number, inner_state) if skip else None, skip)
+        self._read_past = False
         self._token = token = object()
         return self._run(own, repeats, skip, token)
 
@@ -161,6 +172,24 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
         source, mark, skip = self._at
         number, inner = mark if mark is not None else source.position()
         return {"world_size": self.world_size, "pass": number, "inner": inner, "skip": skip}
+
+    def state_back(self, count: int) -> Any:
+        """The inner service's, where each element this rank yielded was the
+        next of its own pass (no round held ahead, no repeats, nothing read
+        and dropped after them)."""
+        if self._at is None or not isinstance(self._inner, StatesBack):
+            return None
+        source, mark, skip = self._at
+        if mark is not None or skip or source.number or self._read_past:
+            return None
+        inner = self._inner.state_back(count)
+        return None if inner is None else {**self.state(), "inner": inner}
+
+    def start_state(self) -> Any:
+        inner = self._inner.start_state() if isinstance(self._inner, StatesBack) else None
+        if inner is None:
+            return None
+        return {"world_size": self.world_size, "pass": 0, "inner": inner, "skip": 0}
 
     def collect_stats(self) -> None:
         require(self._inner, CollectsStats, "collect statistics")
@@ -233,6 +262,7 @@ class DistributedReadingService(ReadingService, SpansRanks, CollectsStats, Prepa
                 yield item
                 self._check_current(token)
             if count < size:
+                self._read_past = len(round_) > count or not ended
                 if not pad and own is not None:
                     self._count_dropped(own, len(round_) - count, ended)
                 return

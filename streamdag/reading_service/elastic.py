@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ResumeError
+from .merge import BACK
 
 RANKS = "ranks"  # the key of a graph state holding every old rank's part
 START = "start"  # the part of a rank that had yielded nothing of the epoch
@@ -53,6 +54,14 @@ def rank_state(states: list[dict[str, Any]], rank: int, world_size: int) -> dict
             f"of them, missing rank {missing} (got the states of ranks {sorted(own)}); "
             "each old rank's virtual workers resume from that rank's state only"
         )
+    replayed = sorted(r for r, s in own.items() if s.get("replay", 0))
+    if old_world != world_size and replayed:
+        raise ResumeError(
+            f"the states of ranks {replayed} replay elements in their old merged order "
+            "(taken with in_flight where the service could not say each virtual worker's "
+            f"position back: more than {BACK} elements, a main-process part, across a pass of "
+            "cycle() or a round of sync_every > 1): resume them on the same world size"
+        )
     parts = [_part(own[r]) for r in range(old_world)]
     if all(p is None for p in parts):  # every rank had finished: the next epoch starts
         return states[0]
@@ -77,11 +86,6 @@ def rank_state(states: list[dict[str, Any]], rank: int, world_size: int) -> dict
         return own[rank]
     # (a rank that had not begun, while others had, starts its own share of
     # the epoch as it was laid out then, not afresh under this service)
-    if old_world != world_size and any(s.get("replay", 0) for s in states):
-        raise ResumeError(
-            "a state taken with in_flight elements (replayed from an earlier position) "
-            "resumes on the same world size only; take it with state_dict(in_flight=0)"
-        )
     started = next(s for s in states if _part(s) not in (None, START))
     return {**started, "yielded": 0, "graph": {RANKS: parts}}
 

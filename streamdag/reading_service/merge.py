@@ -19,18 +19,29 @@ one) and drops ``skip`` elements it had already delivered. The state does
 not depend on the number of workers: any number can resume it. A state
 dealt from other ranks' (``elastic.py``) also has ``"virtual"``: each
 virtual worker's ``[rank, world_size, v, num_virtual]`` in the run that
-started the epoch (by default ``[this rank, world size, index, count]``)."""
+started the epoch (by default ``[this rank, world size, index, count]``).
+
+``state_back(n)``: the state ``n`` elements before the last one taken (a
+training loop holds up to ``BACK`` ahead of the one it trains on). The merge
+keeps the virtual workers of the last ``BACK`` elements taken (one int per
+element) and the start states of each virtual worker's chunks that hold its
+last ``BACK`` elements (one reference per chunk), so the state is per
+virtual worker, as any layout resumes it."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any, Protocol
 
 from ..runtime.skip_warnings import SkipWarnings
 from .errors import WorkerError, WorkerTimeoutError
 from .worker import CREDIT, DATA, RUN, STATS, THEN
+
+#: how many elements back ``Merge.state_back`` can go
+BACK = 8
 
 
 class Pool(Protocol):
@@ -87,7 +98,7 @@ class Inbox:
 class _Worker:
     """What the main process knows about one virtual worker during a pass."""
 
-    __slots__ = ("state", "skip", "ended", "next_pass", "items", "pos", "chunk", "queue")
+    __slots__ = ("state", "skip", "ended", "next_pass", "items", "pos", "chunk", "queue", "history")
 
     def __init__(self, saved: dict | None) -> None:
         self.state = saved["state"] if saved else None
@@ -98,6 +109,30 @@ class _Worker:
         self.pos = 0
         self.chunk: tuple | None = None  # the message whose items are being taken
         self.queue: deque[tuple] = deque()
+        #: (state, next_pass, elements) of the chunks used up last, oldest first
+        self.history: deque[tuple[Any, bool, int]] = deque(maxlen=BACK + 1)
+
+    def remember(self) -> None:
+        """Keep the start of the chunk just used up, and the older ones as far
+        as ``back`` may need them (``BACK`` elements), no further: a state
+        per chunk held costs memory (a few KB)."""
+        history = self.history
+        history.append((self.state, self.next_pass, self.skip))
+        while sum(n for _, _, n in islice(history, 1, None)) >= BACK:
+            history.popleft()
+
+    def back(self, count: int) -> dict | None:
+        """This virtual worker's saved state ``count`` elements earlier; None
+        where its history does not reach that far."""
+        state, next_pass, skip, ended = self.state, self.next_pass, self.skip, self.ended
+        history = list(self.history)
+        while count > skip:
+            if not history:
+                return None
+            count -= skip
+            state, next_pass, skip = history.pop()
+            ended = False
+        return {"state": state, "skip": skip - count, "ended": ended, "next_pass": next_pass}
 
 
 class Merge:
@@ -125,6 +160,7 @@ class Merge:
         self.workers = [_Worker(w) for w in workers]
         self.turn = saved["turn"] if saved else 0
         self.virtual: list | None = saved.get("virtual") if saved else None
+        self.taken: deque[int] = deque(maxlen=BACK)  # the virtual worker of each
 
     def start(self, base_seed: int, epoch: int, fresh: bool, prefetch: int) -> None:
         """Every worker runs, ended ones too: restoring their final state keeps
@@ -179,6 +215,20 @@ class Merge:
                 for w in self.workers
             ],
         )
+
+    def state_back(self, count: int) -> dict | None:
+        """The state ``count`` elements before the last one taken; None where
+        this pass has not taken that many or ``count > BACK``."""
+        taken = self.taken
+        if count > len(taken):
+            return None
+        behind = [0] * len(self.workers)
+        for index in list(taken)[len(taken) - count :]:
+            behind[index] += 1
+        workers = [w.back(n) for w, n in zip(self.workers, behind, strict=True)]
+        if None in workers:
+            return None
+        return self._saved(taken[-count] if count else self.turn, workers)
 
     def _saved(self, turn: int, workers: list[dict]) -> dict:
         saved = {"turn": turn, "workers": workers}
@@ -249,6 +299,7 @@ class Merge:
         item = worker.items[worker.pos]
         worker.pos += 1
         worker.skip += 1
+        self.taken.append(index)
         if worker.pos == len(worker.items):
             self._finish(index, worker)
         return item
@@ -262,6 +313,7 @@ class Merge:
         chunk = worker.chunk
         if chunk is None or chunk[0] != DATA:
             return
+        worker.remember()
         worker.state, worker.skip, worker.chunk, worker.next_pass = chunk[4], 0, None, False
         worker.items, worker.pos = [], 0
         if chunk[5]:

@@ -26,7 +26,7 @@ from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
 from .base import ReadingService
-from .capabilities import CollectsStats, PreparesEpochs, Ranked
+from .capabilities import CollectsStats, PreparesEpochs, Ranked, StatesBack
 from .elastic import RANKS, deal
 from .errors import WorkerTimeoutError
 from .init_fns import InitFn, ResetFn, WorkerPipe
@@ -56,7 +56,7 @@ class WorkerPool(Protocol):
     def stop(self) -> None: ...
 
 
-class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
+class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs, StatesBack):
     """Runs the worker part of the graph in ``num_workers`` workers and the
     main part over their merged stream. With ``num_workers=0`` the worker part
     runs in the calling thread (for debugging), under the same state format."""
@@ -100,6 +100,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         self._inbox: Inbox | None = None
         self._next: tuple[int, int] | None = None  # (base seed, epoch) announced as next
         self._behind: tuple[tuple[int, int], Merge] | None = None  # queued behind the current
+        self._started_with: int | None = None  # virtual workers of a start_state() loaded
         self._gen = 0
         self._token: object | None = None
         self._sampler: StackSampler | None = None
@@ -141,17 +142,40 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
         self._end_epoch()
         graph.close()
         graph.start_epoch(base_seed, epoch)
-        if state is not None:
-            graph.restore(self._unwrap(state))
+        self._started_with = None
+        restored = None if state is None else self._unwrap(state)
+        if restored is not None:
+            graph.restore(restored)
+        elif state is not None:  # the epoch's start (``start_state``), laid out as saved
+            self._started_with = state.get("virtual_workers")
         self._token = token = object()
         return self._iterate(token, graph.iterate())
 
     def state(self) -> Any:
+        return self._saved(self._require_graph().state())
+
+    def state_back(self, count: int) -> Any:
+        """Where the graph is the merged stream alone, the merge's state
+        ``count`` elements back (each element the loader had is one of its)."""
+        graph = self._require_graph()
+        if self._merge is None or graph.output.spec.op != STREAM_OP:
+            return None
+        merge = self._merge.state_back(count)
+        return None if merge is None else self._saved(merge)
+
+    def start_state(self) -> Any:
+        """A fresh epoch's start: its virtual workers, so that elements
+        replayed from there follow the merged order that saved them."""
+        if self.num_workers == 0:
+            return None
+        return self._saved(None) | {"virtual_workers": self.virtual_workers}
+
+    def _saved(self, graph: Any) -> dict[str, Any]:
         return {
             "num_workers": self.num_workers,
             "world_size": self._world,
             "rank": self._rank,
-            "graph": self._require_graph().state(),
+            "graph": graph,
         }
 
     def shutdown(self) -> None:
@@ -205,6 +229,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             and restored is None
             and previous is not None
             and previous.finished
+            and self._started_with is None
         ):
             merge = behind[1]  # started by each worker when its previous pass ended
         else:  # a pass queued for another epoch, if any, is abandoned by the new RUN
@@ -254,7 +279,7 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs):
             in_order=self.in_order,
             timeout=self.timeout,
             skip_warnings=self._require_graph().skip_warnings,
-            num_virtual=self.virtual_workers,
+            num_virtual=self._started_with or self.virtual_workers,
         )
         merge.start(base_seed, epoch, fresh, self.prefetch_factor)
         return merge
