@@ -69,12 +69,36 @@ def test_what_auto_picks(device: str, dali: bool, nvjpeg: bool, picked: str) -> 
 
 
 def test_auto_on_the_cpu_is_pillow_even_with_dali(jpegs: list[bytes]) -> None:
-    assert choose("auto", "cpu") == ("cpu", "pillow")
+    assert choose("auto", "cpu", None) == ("cpu", "pillow", None)
     if not torch.cuda.is_available():
-        assert choose("auto", None) == ("cpu", "pillow")
+        assert choose("auto", None, None) == ("cpu", "pillow", None)
     auto = run(jpegs, backend="auto", device="cpu", size=48, crop=40)
     pil = run(jpegs, backend="pillow", device="cpu", size=48, crop=40)
     assert all(torch.equal(a, b) for a, b in zip(auto, pil, strict=True))
+
+
+def test_device_id_is_checked() -> None:
+    with pytest.raises(ParamError, match="decode_images: device_id must be an int >= 0, got -1"):
+        sd.IterableWrapper([]).batch(2).decode_images(device_id=-1)
+
+
+def test_device_id_on_the_cpu_is_a_clear_error(jpegs: list[bytes]) -> None:
+    """A device index with nothing to index: said, not ignored."""
+    with pytest.raises(RuntimeError, match="device_id=1 needs device='gpu'"):
+        run(jpegs, backend="pillow", device="cpu", device_id=1)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("backend", [pytest.param("dali", marks=DALI), "nvjpeg", "pillow"])
+def test_images_land_on_the_device_id_asked_for(jpegs: list[bytes], backend: str) -> None:
+    """``device_id`` picks the GPU (the last one torch sees), whatever the
+    current device; the DALI pipeline, built in a helper thread, uses it too."""
+    last = torch.cuda.device_count() - 1
+    images = run(pictures(jpegs, backend), backend=backend, device="gpu", device_id=last, crop=32)
+    assert all(i.device == torch.device("cuda", last) for i in images)
+    with pytest.raises(RuntimeError, match=f"device_id={last + 1} but torch sees"):
+        run(jpegs, backend=backend, device="gpu", device_id=last + 1)
 
 
 def test_on_error_is_checked() -> None:

@@ -76,6 +76,7 @@ class DecoderMethods(PipeMethods):
         layout: str = "CHW",
         num_threads: int = 4,
         *,
+        device_id: int | None = None,
         on_error: str = "raise",
         name: str | None = None,
     ) -> DataPipe[Any]:
@@ -84,7 +85,10 @@ class DecoderMethods(PipeMethods):
         "auto" (CPU: Pillow; GPU: DALI, else nvJPEG, else Pillow), resized
         (``size``: shorter side or [h, w]), centre-cropped, normalized; other
         fields pass through aligned. ``on_error="skip"``/``"warn"`` drops the
-        samples whose image does not decode (docs/dali.md)."""
+        samples whose image does not decode. On the GPU, ``device_id`` is the
+        CUDA device (default: the current one when the node starts, so one DDP
+        rank per GPU decodes on its own after ``torch.cuda.set_device``;
+        docs/dali.md)."""
 
         def plain(v: Any) -> Any:
             return list(v) if isinstance(v, tuple) else v
@@ -94,6 +98,7 @@ class DecoderMethods(PipeMethods):
             {
                 "backend": backend,
                 "device": device,
+                "device_id": device_id,
                 "size": plain(size),
                 "crop": plain(crop),
                 "mean": plain(mean),

@@ -154,6 +154,7 @@ SPECS = (
         params={
             "backend": _choice("auto", *BACKENDS),
             "device": _choice(None, None, "gpu", "cpu"),
+            "device_id": Param(None, partial(check_int, minimum=0, optional=True)),
             "size": Param(None, _size),
             "crop": Param(None, _size),
             "mean": Param(None, _triple),

@@ -47,10 +47,13 @@ class ImageBackend:
     #: batches the node puts before it takes the oldest
     depth = 1
 
-    def __init__(self, transform: Transform, device: str, num_threads: int) -> None:
+    def __init__(
+        self, transform: Transform, device: str, num_threads: int, device_id: int | None = None
+    ) -> None:
         self.transform = transform
         self.device = device
         self.num_threads = num_threads
+        self.device_id = device_id  # the CUDA device on "gpu" (choose.py)
 
     def decode(self, encoded: list[Any]) -> Any:
         """One batch of encoded images -> a stacked tensor (when
@@ -91,8 +94,10 @@ class InlineBackend(ImageBackend):
     """A backend that decodes in this thread when a batch is taken:
     subclasses implement ``decode``."""
 
-    def __init__(self, transform: Transform, device: str, num_threads: int) -> None:
-        super().__init__(transform, device, num_threads)
+    def __init__(
+        self, transform: Transform, device: str, num_threads: int, device_id: int | None = None
+    ) -> None:
+        super().__init__(transform, device, num_threads, device_id)
         self._held: deque[list[Any]] = deque()
 
     def settle(self) -> None:

@@ -105,8 +105,10 @@ class DaliBackend(ImageBackend):
 
     depth = DALI_DEPTH
 
-    def __init__(self, transform: Transform, device: str, num_threads: int) -> None:
-        super().__init__(transform, device, num_threads)
+    def __init__(
+        self, transform: Transform, device: str, num_threads: int, device_id: int | None = None
+    ) -> None:
+        super().__init__(transform, device, num_threads, device_id)
         import_dali()
         self._queue: _DaliQueue | None = None
         self._batch = 0  # the largest batch the pipeline takes
@@ -223,16 +225,11 @@ class DaliBackend(ImageBackend):
         fn, types = dali.fn, dali.types
         t = self.transform
         gpu = self.device == "gpu"
-        device_id = None
-        if gpu:
-            import torch
-
-            device_id = torch.cuda.current_device()
 
         @dali.pipeline_def(
             batch_size=batch_size,
             num_threads=self.num_threads,
-            device_id=device_id,
+            device_id=self.device_id,  # fixed by the node, not this (helper) thread's
             prefetch_queue_depth=DALI_DEPTH,
             exec_dynamic=True,
         )

@@ -59,8 +59,9 @@ class DecodeImagesNode(ErrorPolicy, RuntimeNode):
     def setup(self) -> None:
         p = self.params
         self.field = p["field"]
-        self.device, name = choose(p["backend"], p["device"])
-        self.backend = open_backend(name, Transform.from_params(p), self.device, p["num_threads"])
+        self.device, name, device_id = choose(p["backend"], p["device"], p["device_id"])
+        transform = Transform.from_params(p)
+        self.backend = open_backend(name, transform, self.device, p["num_threads"], device_id)
         # the batch size a backend prepares for before the first batch shows it
         self._hint = upstream_batch_size(self.spec.inputs[0])
         self._saved: Any = _NONE

@@ -25,8 +25,10 @@ def nvjpeg_available() -> bool:
 
 
 class NvjpegBackend(InlineBackend):
-    def __init__(self, transform: Transform, device: str, num_threads: int) -> None:
-        super().__init__(transform, device, num_threads)
+    def __init__(
+        self, transform: Transform, device: str, num_threads: int, device_id: int | None = None
+    ) -> None:
+        super().__init__(transform, device, num_threads, device_id)
         if device != "gpu" or not nvjpeg_available():
             raise RuntimeError(
                 f"{OP}: backend='nvjpeg' needs device='gpu' and torchvision "
@@ -42,7 +44,9 @@ class NvjpegBackend(InlineBackend):
         if jpeg:
             data = [torch.frombuffer(bytearray(encoded[i]), dtype=torch.uint8) for i in jpeg]
             try:
-                decoded = tio.decode_jpeg(data, mode=tio.ImageReadMode.RGB, device="cuda")
+                decoded = tio.decode_jpeg(
+                    data, mode=tio.ImageReadMode.RGB, device=f"cuda:{self.device_id}"
+                )
             except Exception as exc:
                 bad = probe(encoded)
                 if not bad:
@@ -60,7 +64,9 @@ class NvjpegBackend(InlineBackend):
                 except Exception as exc:
                     errors[i] = exc
                     continue
-                images[i] = torch.from_numpy(arr).permute(2, 0, 1).cuda(non_blocking=True)
+                images[i] = (
+                    torch.from_numpy(arr).permute(2, 0, 1).cuda(self.device_id, non_blocking=True)
+                )
         if errors:
             raise BadImages(errors)
         out = [self._resize_crop(img) for img in images]

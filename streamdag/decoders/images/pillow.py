@@ -1,6 +1,6 @@
 """The Pillow backend of ``decode_images``: decodes in this process
 (libjpeg-turbo), resizes with Pillow's BILINEAR filter (antialiased, as
-DALI's linear filter) and moves the batch to CUDA for ``device="gpu"``."""
+DALI's linear filter) and moves the batch to its CUDA device for ``device="gpu"``."""
 
 from __future__ import annotations
 
@@ -30,10 +30,11 @@ class PillowBackend(InlineBackend):
             images = [torch.from_numpy(a.copy()) for a in arrays]
         images = self.transform.finish(images, "HWC")
         if self.device == "gpu":
+            gpu = self.device_id
             images = (
-                images.cuda(non_blocking=True)
+                images.cuda(gpu, non_blocking=True)
                 if not isinstance(images, list)
-                else [t.cuda(non_blocking=True) for t in images]
+                else [t.cuda(gpu, non_blocking=True) for t in images]
             )
         return images
 
