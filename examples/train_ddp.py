@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from _ddp_common import first_attempt, load_checkpoint, prepare_folders, save_checkpoint
 from torch.nn.parallel import DistributedDataParallel
 
 import streamdag as sd
@@ -79,46 +80,6 @@ def build_pipe(data: Path, batch_size: int) -> sd.DataPipe:
     )
 
 
-# Checkpoints. DistributedReadingService's state is per rank: it holds this
-# rank's position in its own shard (and the world size), not a global one, so
-# every rank must save and reload its own loader state. The model and the
-# optimizer are the same on every rank under DDP; each rank saves them too so
-# that its file alone restores it (with a large model, save them once, e.g.
-# with torch.distributed.checkpoint: the loader state is plain data and goes
-# in as it is). A kill can land while one rank has written step s and another
-# has not: each rank keeps its previous checkpoint as well, and a resume picks
-# the newest step that every rank holds.
-
-
-def save_checkpoint(folder: Path, rank: int, payload: dict[str, Any]) -> None:
-    """Atomically: write a temporary file, keep the last one as ``.prev``, rename."""
-    path = folder / f"rank{rank}.pt"
-    tmp = folder / f"rank{rank}.pt.tmp"
-    torch.save(payload, tmp)
-    if path.exists():
-        path.replace(folder / f"rank{rank}.prev.pt")
-    tmp.replace(path)
-
-
-def load_checkpoint(folder: Path, rank: int) -> dict[str, Any] | None:
-    """This rank's checkpoint of the newest step all ranks hold (None: no
-    checkpoint anywhere). A collective: every rank calls it."""
-    held = {}
-    for name in (f"rank{rank}.pt", f"rank{rank}.prev.pt"):
-        if (folder / name).exists():
-            checkpoint = torch.load(folder / name, weights_only=True)
-            held[checkpoint["step"]] = checkpoint
-    steps: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(steps, sorted(held))
-    common = set.intersection(*(set(s) for s in steps))
-    if not common:
-        if any(steps):
-            msg = f"rank {rank}: no checkpoint step that every rank holds in {folder}: {steps}"
-            raise RuntimeError(msg)
-        return None
-    return held[max(common)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="ddp-example/shards", help="tar shards (made if none)")
@@ -138,19 +99,11 @@ def main() -> None:
 
     dist.init_process_group("gloo")  # rank, world size, address: torchrun's environment
     rank = dist.get_rank()
-    # under torchrun --max-restarts, the ranks it restarts do not crash again
-    first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
     torch.set_num_threads(1)
     data, ckpt, log = Path(args.data), Path(args.ckpt), Path(args.steps_log)
-    if rank == 0:
-        if not any(data.glob("*.tar")):
-            make_shards(data, args.shards, args.per_shard)
-        ckpt.mkdir(parents=True, exist_ok=True)
-        log.mkdir(parents=True, exist_ok=True)
-        if not args.resume:  # a new run: an older run's checkpoints must not be resumed
-            for old in [*ckpt.glob("rank*.pt*"), *log.glob("rank*.jsonl")]:
-                old.unlink()
-    dist.barrier()
+    if rank == 0 and not any(data.glob("*.tar")):
+        make_shards(data, args.shards, args.per_shard)
+    prepare_folders(rank, ckpt, log, args.resume)  # a barrier: the shards are there
 
     torch.manual_seed(0)  # the same initial model on every rank
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 3, 10))
@@ -175,7 +128,7 @@ def main() -> None:
         for epoch in range(first_epoch, args.epochs):
             for images, labels, keys in loader:
                 step += 1
-                if step == args.crash_at and rank == args.crash_rank and first_attempt:
+                if step == args.crash_at and rank == args.crash_rank and first_attempt():
                     os._exit(1)  # a kill: no cleanup, no checkpoint
                 loss = torch.nn.functional.cross_entropy(ddp(images), labels)
                 optim.zero_grad()

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,16 @@ CKPT_EVERY, CRASH_AT, STEPS = 3, 11, 16
 RESUMES = (("killed", "resumed"), ("torn", "torn"))  # (checkpoints, steps log)
 
 
-def torchrun(tmp: Path, data: str, ckpt: str, log: str, *extra: str) -> subprocess.Popen[bytes]:
-    """Start one torchrun job (2 ranks on a free port); ``finish`` waits for it."""
+def torchrun(
+    tmp: Path,
+    data: str,
+    ckpt: str,
+    log: str,
+    *extra: str,
+    example: Path = EXAMPLE,
+    args: Sequence[str] = (*ARGS, "--ckpt-every", str(CKPT_EVERY)),
+) -> subprocess.Popen[bytes]:
+    """Start one torchrun job of ``example`` (2 ranks on a free port); ``finish`` waits for it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -42,10 +51,10 @@ def torchrun(tmp: Path, data: str, ckpt: str, log: str, *extra: str) -> subproce
         "127.0.0.1",
         "--master-port",
         str(port),
-        str(EXAMPLE),
-        *ARGS,
+        str(example),
+        *args,
         *("--data", str(tmp / data), "--ckpt", str(tmp / "ckpt" / ckpt)),
-        *("--steps-log", str(tmp / "logs" / log), "--ckpt-every", str(CKPT_EVERY)),
+        *("--steps-log", str(tmp / "logs" / log)),
         *extra,
     ]
     root = str(EXAMPLE.parent.parent)
