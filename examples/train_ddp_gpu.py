@@ -177,7 +177,8 @@ def main() -> None:
         sd.MultiProcessingReadingService(args.workers),
     )
     pipe = build_pipe(args, local_rank if cuda else None)
-    loader = sd.DataLoader2(pipe, reading_service=service, seed=0, pin_memory=cuda)
+    pinned = cuda and args.decode == "cpu"  # DALI's batches are on the GPU already
+    loader = sd.DataLoader2(pipe, reading_service=service, seed=0, pin_memory=pinned)
     step = first_epoch = 0
     checkpoint = load_checkpoint(ckpt, rank) if args.resume else None
     if checkpoint is not None:

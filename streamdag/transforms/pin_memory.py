@@ -54,6 +54,10 @@ class PinMemoryNode(PrefetchNode):
     def iterator(self) -> Any:
         if self._pin is None:
             _warn_no_cuda_once(self.label)
+        if self._cuda:  # the thread's own current device is 0, whatever the loop set
+            import torch
+
+            self._current = torch.cuda.current_device()
         return super().iterator()
 
     def _thread_pull(self) -> Callable[[], Any]:
@@ -64,6 +68,7 @@ class PinMemoryNode(PrefetchNode):
             import torch
 
             index = None if device is None else torch.device(device).index
-            if index is not None:
-                torch.cuda.set_device(index)  # the context the copies are made in
+            # the context the copies are made in: the device asked for, else
+            # the loop's (a DDP rank's), never GPU 0 by default
+            torch.cuda.set_device(self._current if index is None else index)
         return lambda: pin(pull(), device)
