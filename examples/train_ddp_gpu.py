@@ -132,8 +132,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ckpt", default="ddp-gpu-example/ckpt")
     # not --log: torchrun would take it for an abbreviation of its --log-dir
     parser.add_argument("--steps-log", default="ddp-gpu-example/logs")
-    parser.add_argument("--shards", type=int, default=64)
-    parser.add_argument("--per-shard", type=int, default=256)
+    # shards are split over rank x worker: keep several per worker (8 GPUs x 16 workers: 128)
+    parser.add_argument("--shards", type=int, default=256)
+    parser.add_argument("--per-shard", type=int, default=64)
     parser.add_argument("--size", type=int, default=256, help="side of the generated JPEGs")
     parser.add_argument("--crop", type=int, default=224, help="centre crop fed to the model")
     parser.add_argument("--batch-size", type=int, default=64, help="per rank")
