@@ -48,7 +48,11 @@ def import_runtimes(output: Node) -> None:
     instead of each importing them again (every epoch, without persistent
     workers). An op that cannot run here is left to fail where it runs, where
     its error is reported as before."""
-    for spec in walk(execution_plan(output)):
+    try:
+        specs = walk(execution_plan(output))
+    except Exception:  # noqa: BLE001 - reported by the workers, as before
+        return
+    for spec in specs:
         with suppress(Exception):
             runtime_class(get_op(spec.op))
 
