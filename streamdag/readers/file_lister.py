@@ -47,13 +47,15 @@ def list_files(
     protocol. A remote listing is retried on transient failures
     (``RetryPolicy``'s defaults), through the filesystem ``open_files(retry=True)``
     reads with: one client per process."""
-    from fsspec.implementations.local import LocalFileSystem
-
     out: list[str] = []
     for root in roots:
         if "://" not in root and "::" not in root:
             out.extend(_local(root, masks, recursive, abspath))
             continue
+        # here, not at the top: fsspec costs 0.1-0.4 s to import, in every
+        # worker process, which local roots never need
+        from fsspec.implementations.local import LocalFileSystem
+
         fs, path = make_fs(root, storage_options)
         if isinstance(fs, LocalFileSystem):
             out.extend(_local(path, masks, recursive, abspath))

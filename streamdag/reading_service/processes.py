@@ -34,7 +34,9 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 from ..core.node import walk
+from ..core.seeds import import_global_rngs
 from ..errors import ParamError
+from ..runtime.graph import import_runtimes
 from . import transport
 from .errors import WorkerDiedError
 from .init_fns import WorkerPipe
@@ -152,6 +154,9 @@ class ProcessPool:
             self, _stop_all, self._procs, self._conns, self._socks, self._views
         )
         fork = mp_context.get_start_method() == "fork"
+        if fork and pipes:  # what every worker would import, imported once here
+            import_runtimes(pipes[0].spec)
+            import_global_rngs()
         collect = gc.isenabled()
         try:
             for pipe in pipes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import weakref
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from functools import cache, partial
 from types import CodeType, FrameType, TracebackType
 from typing import Any, Protocol
@@ -39,6 +40,21 @@ def runtime_class(opspec: OpSpec) -> type[RuntimeNode]:
     """The class ``opspec.runtime`` names, imported on first use."""
     runtime = opspec.runtime
     return runtime if isinstance(runtime, type) else _import(runtime, opspec.name, opspec.install)
+
+
+def import_runtimes(output: Node) -> None:
+    """Import the runtime class of every op of ``output``'s graph as it runs.
+    A service calls it before it forks workers, so they inherit the modules
+    instead of each importing them again (every epoch, without persistent
+    workers). An op that cannot run here is left to fail where it runs, where
+    its error is reported as before."""
+    try:
+        specs = walk(execution_plan(output))
+    except Exception:  # noqa: BLE001 - reported by the workers, as before
+        return
+    for spec in specs:
+        with suppress(Exception):
+            runtime_class(get_op(spec.op))
 
 
 @cache
