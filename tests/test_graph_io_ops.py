@@ -167,7 +167,8 @@ def urls(root: Path) -> list[str]:
 
 def cached_download(root: Path) -> sd.DataPipe[Any]:
     where = partial(fns.cache_path, str(io_files(root) / "cache"))
-    cache = sd.IterableWrapper(urls(root)).on_disk_cache(filepath_fn=where)
+    # sharded: two workers racing for one file make its order depend on timing
+    cache = sd.IterableWrapper(urls(root)).sharding_filter().on_disk_cache(filepath_fn=where)
     return cache.read_from_http().end_caching(same_filepath_fn=True).open_files("rb").readlines()
 
 
