@@ -163,7 +163,8 @@ def main() -> None:
         torch.cuda.set_device(local_rank)
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    dist.init_process_group("nccl" if cuda else "gloo")  # rank, world: torchrun's environment
+    # rank, world: torchrun's environment; NCCL is told its GPU, not left to guess
+    dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
     rank = dist.get_rank()
     data, ckpt, log = Path(args.data), Path(args.ckpt), Path(args.steps_log)
     if rank == 0 and not any(data.glob("*.tar")):

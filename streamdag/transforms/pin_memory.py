@@ -67,8 +67,8 @@ class PinMemoryNode(PrefetchNode):
         if self._cuda:
             import torch
 
-            index = None if device is None else torch.device(device).index
-            # the context the copies are made in: the device asked for, else
-            # the loop's (a DDP rank's), never GPU 0 by default
-            torch.cuda.set_device(self._current if index is None else index)
+            # the context the copies are made in: the loop's current device
+            # (a DDP rank's), never GPU 0 by default; ``device`` only goes to
+            # pin_memory_fn, as torch's pin_memory_device does
+            torch.cuda.set_device(self._current)
         return lambda: pin(pull(), device)
