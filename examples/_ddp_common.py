@@ -26,14 +26,36 @@ def first_attempt() -> bool:
     return os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
 
 
-def save_checkpoint(folder: Path, rank: int, payload: dict[str, Any]) -> None:
+def save_checkpoint(
+    folder: Path, rank: int, step: int, model: Any, optim: Any, loader: Any
+) -> None:
     """Atomically: write a temporary file, keep the last one as ``.prev``, rename."""
+    payload = {
+        "step": step,
+        "model": model.state_dict(),
+        "optim": optim.state_dict(),
+        "loader": loader.state_dict(),  # this rank's position
+    }
     path = folder / f"rank{rank}.pt"
     tmp = folder / f"rank{rank}.pt.tmp"
     torch.save(payload, tmp)
     if path.exists():
         path.replace(folder / f"rank{rank}.prev.pt")
     tmp.replace(path)
+
+
+def restore(folder: Path, rank: int, model: Any, optim: Any, loader: Any) -> tuple[int, int]:
+    """Load this rank's newest common checkpoint into model, optimizer and
+    loader; the step and epoch to go on from ((0, 0): nothing to resume)."""
+    checkpoint = load_checkpoint(folder, rank)
+    if checkpoint is None:
+        return 0, 0
+    model.load_state_dict(checkpoint["model"])
+    optim.load_state_dict(checkpoint["optim"])
+    loader.load_state_dict(checkpoint["loader"])
+    step, epoch = checkpoint["step"], checkpoint["loader"]["epoch"]
+    print(f"rank {rank}: resumed at step {step}, epoch {epoch}", flush=True)
+    return step, epoch
 
 
 def load_checkpoint(folder: Path, rank: int) -> dict[str, Any] | None:

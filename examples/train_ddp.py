@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from _ddp_common import first_attempt, load_checkpoint, prepare_folders, save_checkpoint
+from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint
 from torch.nn.parallel import DistributedDataParallel
 
 import streamdag as sd
@@ -112,14 +112,7 @@ def main() -> None:
         sd.DistributedReadingService(), sd.MultiProcessingReadingService(args.workers)
     )
     loader = sd.DataLoader2(build_pipe(data, args.batch_size), reading_service=service, seed=0)
-    step = first_epoch = 0
-    checkpoint = load_checkpoint(ckpt, rank) if args.resume else None
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optim.load_state_dict(checkpoint["optim"])
-        loader.load_state_dict(checkpoint["loader"])
-        step, first_epoch = checkpoint["step"], checkpoint["loader"]["epoch"]
-        print(f"rank {rank}: resumed at step {step}, epoch {first_epoch}", flush=True)
+    step, first_epoch = restore(ckpt, rank, model, optim, loader) if args.resume else (0, 0)
     ddp = DistributedDataParallel(model)
 
     with loader, open(log / f"rank{rank}.jsonl", "a") as out:
@@ -138,16 +131,7 @@ def main() -> None:
                 out.write(json.dumps(line) + "\n")
                 out.flush()
                 if step % args.ckpt_every == 0:
-                    save_checkpoint(
-                        ckpt,
-                        rank,
-                        {
-                            "step": step,
-                            "model": model.state_dict(),
-                            "optim": optim.state_dict(),
-                            "loader": loader.state_dict(),  # this rank's position
-                        },
-                    )
+                    save_checkpoint(ckpt, rank, step, model, optim, loader)
             if rank == 0:
                 print(f"epoch {epoch} done at step {step}", flush=True)
     dist.destroy_process_group()

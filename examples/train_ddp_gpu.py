@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from _ddp_common import first_attempt, load_checkpoint, prepare_folders, save_checkpoint
+from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint
 from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 
@@ -181,14 +181,7 @@ def main() -> None:
     pipe = build_pipe(args, local_rank if cuda else None)
     pinned = cuda and args.decode == "cpu"  # DALI's batches are on the GPU already
     loader = sd.DataLoader2(pipe, reading_service=service, seed=0, pin_memory=pinned)
-    step = first_epoch = 0
-    checkpoint = load_checkpoint(ckpt, rank) if args.resume else None
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optim.load_state_dict(checkpoint["optim"])
-        loader.load_state_dict(checkpoint["loader"])
-        step, first_epoch = checkpoint["step"], checkpoint["loader"]["epoch"]
-        print(f"rank {rank}: resumed at step {step}, epoch {first_epoch}", flush=True)
+    step, first_epoch = restore(ckpt, rank, model, optim, loader) if args.resume else (0, 0)
     ddp = DistributedDataParallel(model, device_ids=[local_rank] if cuda else None)
 
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
@@ -217,13 +210,7 @@ def main() -> None:
                 optim.step()
                 steps.add(step, epoch, loss, keys)
                 if step % args.ckpt_every == 0:
-                    payload = {
-                        "step": step,
-                        "model": model.state_dict(),
-                        "optim": optim.state_dict(),
-                        "loader": loader.state_dict(),  # this rank's position
-                    }
-                    save_checkpoint(ckpt, rank, payload)
+                    save_checkpoint(ckpt, rank, step, model, optim, loader)
             if cuda:  # this GPU's memory in use (the rank's torch, DALI, CUDA context)
                 free, total = torch.cuda.mem_get_info(device)
                 gpu_used = max(gpu_used, (total - free) / 2**30)
