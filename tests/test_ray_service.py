@@ -413,18 +413,21 @@ def _two_nodes_main(outdir):
         json.dump(out, f)
 
 
-def test_actors_on_another_node_stream_through_its_object_store(tmp_path):
+def _in_a_fresh_driver(main, outdir, name):
+    """What ``main(outdir)`` wrote to ``name``, run in a spawned process: a
+    cluster of its own needs a driver of its own."""
     import multiprocessing
 
-    expected, _ = _run(_pipeline(), sd.MultiProcessingReadingService(2), seed=3)
-    # a cluster of its own needs a driver of its own: a fresh process
-    proc = multiprocessing.get_context("spawn").Process(
-        target=_two_nodes_main, args=(str(tmp_path),)
-    )
+    proc = multiprocessing.get_context("spawn").Process(target=main, args=(str(outdir),))
     proc.start()
     proc.join(150)
     assert proc.exitcode == 0
-    out = json.loads((tmp_path / "two_nodes.json").read_text())
+    return json.loads((outdir / name).read_text())
+
+
+def test_actors_on_another_node_stream_through_its_object_store(tmp_path):
+    expected, _ = _run(_pipeline(), sd.MultiProcessingReadingService(2), seed=3)
+    out = _in_a_fresh_driver(_two_nodes_main, tmp_path, "two_nodes.json")
     assert out["ray"] == json.loads(json.dumps(expected))
     assert out["trainer"] not in out["nodes"]
     assert out["arrays"] == [[i, i, 1 << 20, False] for i in range(6)]
@@ -456,15 +459,7 @@ def _lost_node_main(outdir):
 
 
 def test_actors_of_a_lost_node_are_replaced_and_the_stream_is_unchanged(tmp_path):
-    import multiprocessing
-
     expected, _ = _run(_pipeline(400, slow), sd.MultiProcessingReadingService(2))
-    proc = multiprocessing.get_context("spawn").Process(
-        target=_lost_node_main, args=(str(tmp_path),)
-    )
-    proc.start()
-    proc.join(150)
-    assert proc.exitcode == 0
-    out = json.loads((tmp_path / "lost_node.json").read_text())
+    out = _in_a_fresh_driver(_lost_node_main, tmp_path, "lost_node.json")
     assert out["got"] == json.loads(json.dumps(expected))
     assert out["lost"] not in out["nodes"]

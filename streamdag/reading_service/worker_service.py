@@ -256,33 +256,28 @@ class WorkerService(ReadingService, Ranked, CollectsStats, PreparesEpochs, State
         if self._next is None or not self.persistent or self._pool is None or self._pool.broken:
             return
         (base_seed, epoch), self._next = self._next, None
-        self._gen += 1
-        merge = Merge(
-            self._inbox,
-            self._gen,
-            None,
-            in_order=self.in_order,
-            timeout=self.timeout,
-            skip_warnings=self._require_graph().skip_warnings,
-            num_virtual=self.virtual_workers,
-        )
+        merge = self._new_merge(None, self.virtual_workers)
         merge.start_behind(base_seed, epoch, self.prefetch_factor)
         self._behind = ((base_seed, epoch), merge)
 
     def _start_pass(self, base_seed: int, epoch: int, fresh: bool, restored: Any) -> Merge:
         self._ensure_pool()
+        merge = self._new_merge(restored, self._started_with or self.virtual_workers)
+        merge.start(base_seed, epoch, fresh, self.prefetch_factor)
+        return merge
+
+    def _new_merge(self, restored: Any, num_virtual: int) -> Merge:
+        """The merge of the next pass (a new generation: older chunks are ignored)."""
         self._gen += 1
-        merge = Merge(
+        return Merge(
             self._inbox,
             self._gen,
             restored,
             in_order=self.in_order,
             timeout=self.timeout,
             skip_warnings=self._require_graph().skip_warnings,
-            num_virtual=self._started_with or self.virtual_workers,
+            num_virtual=num_virtual,
         )
-        merge.start(base_seed, epoch, fresh, self.prefetch_factor)
-        return merge
 
     def _ensure_pool(self) -> None:
         """Start the workers unless they run."""
