@@ -6,9 +6,11 @@ checkpoint (one rank saved it, the other did not)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +27,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train_ddp.py"
 # step 11 (in epoch 1), so the resume starts after step 9
 ARGS = ["--shards", "4", "--per-shard", "32", "--batch-size", "8", "--epochs", "2"]
 CKPT_EVERY, CRASH_AT, STEPS = 3, 11, 16
+JOB_TIMEOUT_S = 200
 RESUMES = (("killed", "resumed"), ("torn", "torn"))  # (checkpoints, steps log)
 
 
@@ -58,7 +61,11 @@ def torchrun(
         *extra,
     ]
     root = str(EXAMPLE.parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONFAULTHANDLER": "1",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
     with open(tmp / f"{log}.out", "w") as output:  # a file, not a pipe: jobs run side by side
         return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
 
@@ -68,12 +75,28 @@ def finish(tmp: Path, *jobs: tuple[str, subprocess.Popen[bytes]]) -> list[tuple[
     done = []
     for log, job in jobs:
         try:
-            job.wait(timeout=200)
+            job.wait(timeout=JOB_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            job.kill()
-            job.wait()
+            hung(tmp, log, job)
         done.append((job.returncode, (tmp / f"{log}.out").read_text()[-3000:]))
     return done
+
+
+def hung(tmp: Path, log: str, job: subprocess.Popen[bytes]) -> None:
+    """Fail with where every process of a job that did not finish stood:
+    SIGABRT makes faulthandler (on in every process the job starts) print
+    each thread's Python stack into the job's output before it dies."""
+    for pid in processes_of(tmp):  # one at a time: their stacks do not interleave
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGABRT)
+        time.sleep(0.5)
+    job.kill()
+    job.wait()
+    for pid in processes_of(tmp):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    stacks = (tmp / f"{log}.out").read_text()[-20000:]
+    pytest.fail(f"job {log!r} did not finish in {JOB_TIMEOUT_S} s; its output:\n{stacks}")
 
 
 def steps(logs: Path, rank: int) -> list[dict]:

@@ -389,11 +389,13 @@ def test_a_new_actor_resumes_the_first_unfinished_pass_and_requeues_the_rest():
 
 def _two_nodes_main(outdir):
     """A head node (the trainer's) and a second node offering "reader": the
-    actors run there, so chunks cross from one object store to the other."""
+    actors run there, so chunks cross from one object store to the other.
+    Then that node is removed mid-epoch and the replacements start on a
+    spare node. One cluster for both: each costs seconds to start."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=2, resources={"reader": 2})
+    doomed = cluster.add_node(num_cpus=2, resources={"reader": 2})
     ray.init(address=cluster.address)
     out = {}
     try:
@@ -406,42 +408,7 @@ def _two_nodes_main(outdir):
             arrays = list(loader)
         out["arrays"] = [[int(a[0]), int(a[-1]), a.nbytes, a.flags.writeable] for a in arrays]
         out["trainer"] = ray.get_runtime_context().get_node_id()
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-    with open(f"{outdir}/two_nodes.json", "w") as f:
-        json.dump(out, f)
 
-
-def _in_a_fresh_driver(main, outdir, name):
-    """What ``main(outdir)`` wrote to ``name``, run in a spawned process: a
-    cluster of its own needs a driver of its own."""
-    import multiprocessing
-
-    proc = multiprocessing.get_context("spawn").Process(target=main, args=(str(outdir),))
-    proc.start()
-    proc.join(150)
-    assert proc.exitcode == 0
-    return json.loads((outdir / name).read_text())
-
-
-def test_actors_on_another_node_stream_through_its_object_store(tmp_path):
-    expected, _ = _run(_pipeline(), sd.MultiProcessingReadingService(2), seed=3)
-    out = _in_a_fresh_driver(_two_nodes_main, tmp_path, "two_nodes.json")
-    assert out["ray"] == json.loads(json.dumps(expected))
-    assert out["trainer"] not in out["nodes"]
-    assert out["arrays"] == [[i, i, 1 << 20, False] for i in range(6)]
-
-
-def _lost_node_main(outdir):
-    """Both actors run on one node; it is removed mid-epoch and the
-    replacements start on a spare node."""
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    doomed = cluster.add_node(num_cpus=2, resources={"reader": 2})
-    ray.init(address=cluster.address)
-    try:
         service = _ray(resources={"CPU": 1, "reader": 1})
         with sd.DataLoader2(_pipeline(400, slow), reading_service=service, seed=7) as loader:
             it = iter(loader)
@@ -450,16 +417,37 @@ def _lost_node_main(outdir):
             cluster.remove_node(doomed)
             got += list(it)
             nodes = [ray.get(a.where.remote())["node"] for a in service.actors]
-        out = {"got": got, "lost": doomed.node_id, "nodes": nodes}
+        out["lost_node"] = {"got": got, "lost": doomed.node_id, "nodes": nodes}
     finally:
         ray.shutdown()
         cluster.shutdown()
-    with open(f"{outdir}/lost_node.json", "w") as f:
+    with open(f"{outdir}/two_nodes.json", "w") as f:
         json.dump(out, f)
 
 
-def test_actors_of_a_lost_node_are_replaced_and_the_stream_is_unchanged(tmp_path):
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """What ``_two_nodes_main`` saw, run in a spawned process: a cluster of
+    its own needs a driver of its own."""
+    import multiprocessing
+
+    outdir = tmp_path_factory.mktemp("two-nodes")
+    proc = multiprocessing.get_context("spawn").Process(target=_two_nodes_main, args=(str(outdir),))
+    proc.start()
+    proc.join(200)
+    assert proc.exitcode == 0
+    return json.loads((outdir / "two_nodes.json").read_text())
+
+
+def test_actors_on_another_node_stream_through_its_object_store(two_nodes):
+    expected, _ = _run(_pipeline(), sd.MultiProcessingReadingService(2), seed=3)
+    assert two_nodes["ray"] == json.loads(json.dumps(expected))
+    assert two_nodes["trainer"] not in two_nodes["nodes"]
+    assert two_nodes["arrays"] == [[i, i, 1 << 20, False] for i in range(6)]
+
+
+def test_actors_of_a_lost_node_are_replaced_and_the_stream_is_unchanged(two_nodes):
     expected, _ = _run(_pipeline(400, slow), sd.MultiProcessingReadingService(2))
-    out = _in_a_fresh_driver(_lost_node_main, tmp_path, "lost_node.json")
-    assert out["got"] == json.loads(json.dumps(expected))
-    assert out["lost"] not in out["nodes"]
+    lost_node = two_nodes["lost_node"]
+    assert lost_node["got"] == json.loads(json.dumps(expected))
+    assert lost_node["lost"] not in lost_node["nodes"]
