@@ -37,9 +37,10 @@ TRUSTED = ["tests.support.rs_functions"]
 TRUSTED_KW = {"trusted_modules": TRUSTED}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    # the dashboard serves ray.util.state, which the leak checks read
+    # the dashboard serves ray.util.state, which the leak checks read; Ray's
+    # daemons stop with this module, not to share the CPUs with later ones
     ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1")
     yield
     ray.shutdown()

@@ -44,11 +44,15 @@ def assert_resumes(
             got = plain(list(second))
             assert got == expected_next, f"{what}: the epoch after the resumed one differs"
 
-    for stop in points:
-        with loader(pipe, seed, reading_service) as first:
-            head = plain(take(iter(first), stop))
-            state = first.state_dict()
-        assert head == expected[:stop], f"the first {stop} elements differ from the epoch"
+    states = {}
+    with loader(pipe, seed, reading_service) as first:  # one loader saves at every stop
+        it, head = iter(first), []
+        for stop in points:
+            head += plain(take(it, stop - len(head)))
+            assert head == expected[:stop], f"the first {stop} elements differ from the epoch"
+            states[stop] = first.state_dict()
+        assert head + plain(list(it)) == expected, "saving states changed the epoch"
+    for stop, state in states.items():
         where = "end of the epoch" if stop >= count else f"after {stop} of {count}"
         resume_from(state, f"state taken {where}", expected[stop:])
 
