@@ -13,6 +13,7 @@ from functools import partial
 from itertools import islice
 
 import pytest
+import torch
 
 import streamdag as sd
 from streamdag.errors import GraphFormatError, ParamError
@@ -27,6 +28,7 @@ from tests.support.rs_functions import (
     slow,
     square,
     tag_random,
+    tensors_of_each_kind,
 )
 
 ray = pytest.importorskip("ray")
@@ -243,16 +245,29 @@ def test_large_arrays_arrive_from_the_object_store_without_a_copy():
 
 
 @pytest.mark.usefixtures("no_actors_left")
-@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")
-def test_tensors_are_copied_unless_ray_zero_copy_tensors_is_switched_on():
+def test_large_tensors_arrive_as_writable_views_of_the_object_store():
+    """Torch would pickle a tensor into the chunk and copy it again on the
+    trainer; the service sends its bytes out of band instead (any dtype,
+    non-contiguous ones made contiguous), and small tensors inline."""
     dp = sd.IterableWrapper(range(4)).sharding_filter().map(big_tensor)
-    zero_copy = {"env_vars": {"RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1"}}
-    for runtime_env, copied in ((None, True), (zero_copy, False)):
-        with sd.DataLoader2(dp, reading_service=_ray(runtime_env=runtime_env)) as loader:
-            tensors = list(loader)
-        assert [int(t[0]) for t in tensors] == list(range(4))
-        # a copy owns (resizable) memory; a zero-copy tensor views the object store
-        assert all(t.untyped_storage().resizable() == copied for t in tensors)
+    with sd.DataLoader2(dp, reading_service=_ray()) as loader:
+        tensors = list(loader)
+    assert [t.tolist() == [i] * (1 << 18) for i, t in enumerate(tensors)] == [True] * 4
+    # a copy would own (resizable) memory; these view the chunk's object
+    assert not any(t.untyped_storage().resizable() for t in tensors)
+    tensors[0].add_(5)  # only this trainer reads the object: a write is the user's own
+    assert int(tensors[0][0]) == 5 and int(tensors[1][0]) == 1
+
+    dp = sd.IterableWrapper(range(2)).sharding_filter().map(tensors_of_each_kind)
+    with sd.DataLoader2(dp, reading_service=_ray()) as loader:
+        got = list(loader)
+    with sd.DataLoader2(dp, reading_service=sd.MultiProcessingReadingService(2)) as loader:
+        expected = list(loader)
+    for mine, theirs in zip(got, expected, strict=True):
+        for key in ("bf16", "transposed", "small"):
+            assert mine[key].dtype == theirs[key].dtype and torch.equal(mine[key], theirs[key])
+    assert not got[0]["transposed"].untyped_storage().resizable()
+    assert got[0]["small"].untyped_storage().resizable()  # inline: its own memory
 
 
 @pytest.mark.usefixtures("no_actors_left")

@@ -12,8 +12,8 @@ returns what the loop sent since the last call (waiting up to ``wait_s`` for
 the first). Ray does not keep the order of calls to a threaded actor, and a
 command with a large argument (a resume state) waits for the object store:
 commands carry a sequence number and are handed to the loop in that order.
-Messages go back as the call's return value: Ray stores numpy arrays of a
-chunk out of band, so the trainer reads them from the object store without
+Messages go back as the call's return value, packed by ``ray_wire`` so that
+the trainer reads a chunk's tensors and arrays from the object store without
 copying them (on its node)."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..graph_io.files import loads_node
 from ..runtime.node import WorkerContext
 from .init_fns import WorkerPipe
 from .intra_op import build_one_thread
+from .ray_wire import Packed, pack
 from .worker import WorkerLoop, set_worker_info
 
 #: Ray calls cost about 1 ms each (a ``messages`` call and a credit per
@@ -56,7 +57,7 @@ class RayWorker:
         self._where = {"node": runtime.get_node_id(), "ip": ray.util.get_node_ip_address()}
         self._where["pid"] = os.getpid()
         self._commands: queue.SimpleQueue[tuple] = queue.SimpleQueue()
-        self._out: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._out: queue.SimpleQueue[Packed] = queue.SimpleQueue()
         self._next = 0  # the sequence number of the next command for the loop
         self._held: dict[int, tuple] = {}  # commands that arrived before their turn
         self._thread = threading.Thread(
@@ -77,17 +78,15 @@ class RayWorker:
             self._commands.put(self._held.pop(self._next))
             self._next += 1
 
-    def messages(self, wait_s: float) -> tuple[dict[str, Any], list[tuple]]:
+    def messages(self, wait_s: float) -> tuple[dict[str, Any], list[Packed]]:
         """Where this actor runs, and the loop's messages since the last call."""
+        out = []
         try:
-            out = [self._out.get(timeout=wait_s)]
-        except queue.Empty:
-            return self._where, []
-        while True:
-            try:
+            out.append(self._out.get(timeout=wait_s))
+            while True:
                 out.append(self._out.get_nowait())
-            except queue.Empty:
-                return self._where, out
+        except queue.Empty:
+            return self._where, out
 
 
 def _serve(
@@ -95,9 +94,12 @@ def _serve(
     trusted_modules: tuple[str, ...],
     context: WorkerContext,
     commands: queue.SimpleQueue[tuple],
-    out: queue.SimpleQueue[tuple],
+    out: queue.SimpleQueue[Packed],
 ) -> None:
     set_worker_info(context)
+
+    def send(message: tuple) -> None:
+        out.put(pack(message))
 
     def recv(block: bool) -> tuple | None:
         if block:
@@ -109,7 +111,7 @@ def _serve(
 
     pipe = _DocumentPipe(document, trusted_modules, context)
     pipe.warm()
-    RayWorkerLoop(pipe, build_one_thread, out.put, recv, seed_globals=True).serve()  # type: ignore[arg-type]
+    RayWorkerLoop(pipe, build_one_thread, send, recv, seed_globals=True).serve()  # type: ignore[arg-type]
 
 
 class _DocumentPipe:

@@ -21,6 +21,7 @@ from ..runtime.node import WorkerContext
 from .errors import WorkerDiedError
 from .ray_actor import COMMANDS, CONCURRENCY_GROUPS, MESSAGES, RayWorker
 from .ray_replay import Replay
+from .ray_wire import unpack
 from .worker import DATA
 
 #: how long an actor's ``messages`` call waits for the first message: the
@@ -102,7 +103,7 @@ class RayPool:
         for ref in ready:
             worker = self._pending.pop(ref)
             try:
-                where, arrived = ray.get(ref)
+                where, packed = ray.get(ref)
             except ray.exceptions.ActorUnavailableError:
                 arrived = []  # the actor is restarting or unreachable for now: ask again
             except ray.exceptions.RayActorError as exc:
@@ -111,6 +112,7 @@ class RayPool:
             else:
                 self._where[worker] = where
                 self._restarting.pop(worker, None)
+                arrived = [unpack(message) for message in packed]
             for message in arrived:
                 self._replays[worker].received(message)
                 if not self._store_checked and message[0] == DATA and message[3]:

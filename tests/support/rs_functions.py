@@ -72,3 +72,15 @@ def big_tensor(x):
     import torch
 
     return torch.full((1 << 18,), x, dtype=torch.int32)
+
+
+def tensors_of_each_kind(x):
+    """Large (bfloat16, a non-contiguous view) and small tensors, in a dict."""
+    import torch
+
+    grid = torch.arange(512 * 256, dtype=torch.int32).view(512, 256) + x
+    return {
+        "bf16": torch.full((256, 256), x, dtype=torch.bfloat16),
+        "transposed": grid.t(),
+        "small": torch.tensor([x, x + 1]),
+    }
