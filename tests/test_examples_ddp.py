@@ -120,10 +120,18 @@ def processes_of(tmp: Path) -> list[int]:
 
 
 def no_process_left(tmp: Path) -> bool:
+    """True once no rank or worker of ``tmp``'s jobs is alive; else False,
+    after printing each one left with its state and parent (pytest shows
+    them with the failure)."""
     deadline = time.monotonic() + 30  # orphaned workers notice their rank is gone
     while processes_of(tmp) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return not processes_of(tmp)
+    left = processes_of(tmp)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()[:8]
+            print(f"left: pid {pid}", *status, sep="\n  ")
+    return not left
 
 
 @pytest.fixture(scope="module")
