@@ -25,6 +25,7 @@ from tests.support.rs_functions import (
     big_array,
     big_tensor,
     fail_on_7,
+    generator_on_3,
     slow,
     square,
     tag_random,
@@ -220,6 +221,20 @@ def test_node_error_in_an_actor_names_the_worker_and_node():
         with pytest.raises(sd.WorkerError, match=r"worker 1 .*map node.*bad element 7") as info:
             list(loader)
     assert "ValueError: bad element 7" in info.value.traceback
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_an_element_that_cannot_be_pickled_names_the_worker_and_node():
+    """As in worker processes: the elements before it arrive, then the error."""
+    dp = sd.IterableWrapper(range(6)).sharding_filter().map(generator_on_3, name="lazy")
+    got = []
+    with sd.DataLoader2(dp, reading_service=_ray()) as loader:
+        with pytest.raises(sd.WorkerError) as info:
+            for x in loader:
+                got.append(x)
+    assert got == [0, 1, 2]
+    assert (info.value.worker_id, info.value.op, info.value.name) == (1, "map", "lazy")
+    assert "map node 'lazy' yielded an element that cannot be pickled" in str(info.value)
 
 
 @pytest.mark.usefixtures("no_actors_left")

@@ -84,3 +84,8 @@ def tensors_of_each_kind(x):
         "transposed": grid.t(),
         "small": torch.tensor([x, x + 1]),
     }
+
+
+def generator_on_3(x):
+    """A generator in place of element 3: it cannot be pickled."""
+    return (i for i in range(x)) if x == 3 else x
