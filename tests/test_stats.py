@@ -4,6 +4,7 @@ bytes, skips; CPU time charged to the node that spends it; progress bar."""
 
 from __future__ import annotations
 
+import functools
 import io
 import tarfile
 import time
@@ -181,6 +182,34 @@ def test_time_outside_the_loader_is_the_training_step():
             time.sleep(0.02)
         stats = loader.stats()
     assert stats.outside_s >= 3 * 0.02  # 3 batches, each followed by a 20 ms "step"
+
+
+def nap(x, seconds=0.01):
+    time.sleep(seconds)
+    return x
+
+
+@pytest.mark.parametrize(
+    "service",
+    [lambda: sd.MultiProcessingReadingService(2), lambda: sd.MultiThreadingReadingService(2)],
+    ids=["processes", "threads"],
+)
+def test_workers_waiting_for_the_main_process_are_counted(service):
+    """1 ms per element in the workers and a 10 ms step after each: the
+    workers spend most of their time with their chunks made, waiting; 10 ms
+    per element and no step: hardly any."""
+    dp = sd.IterableWrapper(range(120)).sharding_filter()
+    quick = dp.map(functools.partial(nap, seconds=0.001))
+    with sd.DataLoader2(quick, reading_service=service(), stats=True) as loader:
+        for _ in loader:
+            time.sleep(0.01)
+        idle = loader.stats()
+    _, busy = run(dp.map(nap), service())
+    for stats in (idle, busy):
+        assert 0 <= stats.credit_wait_s <= stats.worker_s
+    assert idle.credit_wait_s > 0.5 * idle.worker_s
+    assert busy.credit_wait_s < 0.5 * busy.worker_s
+    assert "the workers waited for the main process to take their chunks" in idle.table()
 
 
 def test_stats_need_the_flag():

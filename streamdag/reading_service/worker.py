@@ -189,6 +189,8 @@ class WorkerLoop:
         self._seed_globals = seed_globals
         self._stats_every: float | None = None
         self._stats_due = 0.0
+        self._stats_since = 0.0
+        self._credit_wait_s = 0.0  # blocked with no credit left, since _stats_since
         self._sampler: StackSampler | None = None
         self._own_times = False
         self._queued: deque[tuple] = deque()  # THENs behind the current pass, in order
@@ -218,6 +220,7 @@ class WorkerLoop:
         """Count elements; in a process of its own, also sample time (a thread
         worker's time is sampled by the main process's sampler)."""
         self._stats_every = every
+        self._stats_since, self._credit_wait_s = perf_counter(), 0.0
         if self._sampler is None:
             self._sampler = sampler.acquire()
         self._own_times = os.getpid() != main_pid
@@ -228,7 +231,9 @@ class WorkerLoop:
         if graphs and (ended or now >= self._stats_due):
             self._stats_due = now + self._stats_every
             own = self._sampler if self._own_times else None
-            self.send((STATS, gen, self.context.worker_id, snapshot(graphs, own)))
+            stats = snapshot(graphs, own)
+            stats["credit_wait"] = (self._credit_wait_s, now - self._stats_since)
+            self.send((STATS, gen, self.context.worker_id, stats))
 
     def run(self, cmd: tuple) -> tuple | None:
         """One pass; returns the command that ended it early, if any."""
@@ -470,7 +475,15 @@ class WorkerLoop:
         command other than a credit for this pass interrupts it."""
         by_virtual = {lane.index: lane for lane in live}
         while True:
-            cmd = self._command(all(lane.credits <= 0 for lane in live))
+            block = all(lane.credits <= 0 for lane in live)
+            if (
+                block and self._stats_every is not None
+            ):  # prefetch full: the main process sets the pace
+                waiting = perf_counter()
+                cmd = self._command(True)
+                self._credit_wait_s += perf_counter() - waiting
+            else:
+                cmd = self._command(block)
             if cmd is None:
                 return None
             if cmd[0] == THEN:

@@ -43,7 +43,10 @@ class PipelineStats:
     """``nodes`` in pipeline order (sources first). ``wall_s``: seconds since
     statistics started (in the main process); ``waited_s``/``outside_s``: time
     the loop over the loader spent waiting for the next element and doing its
-    own work (the training step) between elements. ``even_batches_dropped``
+    own work (the training step) between elements. ``credit_wait_s`` /
+    ``worker_s``: the time the workers spent with every chunk they may make
+    ahead made (waiting for the main process to take one), of their time since
+    statistics started, summed over workers. ``even_batches_dropped``
     / ``even_batches_repeated``: the loader's elements a
     ``DistributedReadingService`` dropped (``even_batches=True``) or yielded
     again (``"pad"``) to keep every rank's batch count equal."""
@@ -55,6 +58,8 @@ class PipelineStats:
     processes: int
     even_batches_dropped: int = 0
     even_batches_repeated: int = 0
+    credit_wait_s: float = 0.0
+    worker_s: float = 0.0
 
     def node(self, key: str) -> NodeStats:
         """The node with this name or id."""
@@ -126,6 +131,11 @@ class PipelineStats:
                 f"the loop over the loader waited for data "
                 f"{100 * self.waited_s / seen:.0f}% of its time"
             )
+        if self.worker_s:
+            lines.append(
+                f"the workers waited for the main process to take their chunks "
+                f"{100 * self.credit_wait_s / self.worker_s:.0f}% of their time"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +179,7 @@ def build(
         )
     timed = [s for s in snapshots if "wall_s" in s]
     even = [s["even_batches"] for s in snapshots if "even_batches" in s]
+    waits = [s["credit_wait"] for s in snapshots if "credit_wait" in s]
     return PipelineStats(
         nodes=tuple(nodes),
         wall_s=max((s["wall_s"] for s in timed), default=0.0),
@@ -177,6 +188,8 @@ def build(
         processes=len(timed),
         even_batches_dropped=sum(e["dropped"] for e in even),
         even_batches_repeated=sum(e["repeated"] for e in even),
+        credit_wait_s=sum(waited for waited, _ in waits),
+        worker_s=sum(seconds for _, seconds in waits),
     )
 
 
