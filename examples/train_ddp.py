@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint
+from _ddp_common import (
+    end_process_group,
+    first_attempt,
+    prepare_folders,
+    restore,
+    save_checkpoint,
+)
 from torch.nn.parallel import DistributedDataParallel
 
 import streamdag as sd
@@ -134,7 +140,7 @@ def main() -> None:
                     save_checkpoint(ckpt, rank, step, model, optim, loader)
             if rank == 0:
                 print(f"epoch {epoch} done at step {step}", flush=True)
-    dist.destroy_process_group()
+    end_process_group()
 
 
 if __name__ == "__main__":
