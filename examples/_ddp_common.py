@@ -88,14 +88,3 @@ def prepare_folders(rank: int, ckpt: Path, log: Path, resume: bool) -> None:
             for old in [*ckpt.glob("rank*.pt*"), *log.glob("rank*.json*")]:
                 old.unlink()
     dist.barrier()
-
-
-def end_process_group() -> None:
-    """Destroy the process group once every rank's gloo work has retired. A
-    gloo worker thread releases a finished collective's tensors after the
-    caller has moved on; if the interpreter is exiting by then, releasing a
-    tensor made in Python aborts the process ("terminate called without an
-    active exception", seen after all_gather_object). The barrier queues
-    behind the last collectives, so they are retired before the exit."""
-    dist.barrier()
-    dist.destroy_process_group()

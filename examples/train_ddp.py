@@ -29,13 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from _ddp_common import (
-    end_process_group,
-    first_attempt,
-    prepare_folders,
-    restore,
-    save_checkpoint,
-)
+from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint
 from torch.nn.parallel import DistributedDataParallel
 
 import streamdag as sd
@@ -140,7 +134,7 @@ def main() -> None:
                     save_checkpoint(ckpt, rank, step, model, optim, loader)
             if rank == 0:
                 print(f"epoch {epoch} done at step {step}", flush=True)
-    end_process_group()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

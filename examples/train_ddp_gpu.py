@@ -40,13 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from _ddp_common import (
-    end_process_group,
-    first_attempt,
-    prepare_folders,
-    restore,
-    save_checkpoint,
-)
+from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint
 from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 
@@ -237,7 +231,7 @@ def main() -> None:
     }
     (log / f"rank{rank}.summary.json").write_text(json.dumps(summary) + "\n")
     report(summary)
-    end_process_group()
+    dist.destroy_process_group()
 
 
 class StepLog:
