@@ -230,7 +230,7 @@ def main() -> None:
         "batches_per_epoch": batches,
     }
     (log / f"rank{rank}.summary.json").write_text(json.dumps(summary) + "\n")
-    report(summary)
+    report(log)
     dist.destroy_process_group()
 
 
@@ -269,12 +269,21 @@ def _cpu_seconds() -> float:
     )
 
 
-def report(summary: dict[str, Any]) -> None:
-    """Rank 0 prints every rank's summary (a collective: every rank calls it)."""
-    rows: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(rows, summary)
+def report(log: Path) -> None:
+    """Rank 0 prints every rank's summary, read from the ranks' files once all
+    are written (a barrier: every rank calls it; the ranks share a host, so
+    their log folder). Not ``all_gather_object``:
+    gloo's threads release a collective's tensors after the call returns, and
+    releasing tensors made in Python while the interpreter exits aborts the
+    rank ("terminate called without an active exception"); a barrier holds
+    none."""
+    dist.barrier()
     if dist.get_rank() != 0:
         return
+    rows = [
+        json.loads((log / f"rank{r}.summary.json").read_text())
+        for r in range(dist.get_world_size())
+    ]
     print(
         "| rank | device | images/s | first batch | CPU cores | peak RSS | GPU used | batches/epoch |"
     )
