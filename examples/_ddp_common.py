@@ -1,4 +1,5 @@
-"""Checkpoint helpers shared by the DDP examples (train_ddp.py, train_ddp_gpu.py).
+"""Helpers shared by the DDP examples (train_ddp.py, train_ddp_gpu.py): their
+shards, and checkpoints.
 
 DistributedReadingService's state is per rank: it holds this rank's position
 in its own shard (and the world size), not a global one, so every rank must
@@ -13,7 +14,10 @@ newest step that every rank holds.
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +92,18 @@ def prepare_folders(rank: int, ckpt: Path, log: Path, resume: bool) -> None:
             for old in [*ckpt.glob("rank*.pt*"), *log.glob("rank*.json*")]:
                 old.unlink()
     dist.barrier()
+
+
+def write_shard(path: Path, samples: Iterable[tuple[str, dict[str, bytes]]]) -> None:
+    """A webdataset tar of ``(key, {extension: bytes})`` samples, written
+    aside and renamed into place: a rank never lists a half-written shard."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for key, files in samples:
+            for ext, data in files.items():
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)

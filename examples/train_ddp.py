@@ -22,14 +22,13 @@ import argparse
 import io
 import json
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint
+from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint, write_shard
 from torch.nn.parallel import DistributedDataParallel
 
 import streamdag as sd
@@ -41,21 +40,17 @@ def make_shards(folder: Path, shards: int, per_shard: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for s in range(shards):
         rng = np.random.default_rng(s)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for i in range(per_shard):
-                label = int(rng.integers(0, 10))
-                image = np.full((8, 8, 3), label * 25, np.uint8)
-                image += rng.integers(0, 20, (8, 8, 3), dtype=np.uint8)
-                npy = io.BytesIO()
-                np.save(npy, image)
-                for ext, data in (("npy", npy.getvalue()), ("cls", str(label).encode())):
-                    info = tarfile.TarInfo(f"{s:04d}_{i:05d}.{ext}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-        tmp = folder / f"shard-{s:04d}.tar.tmp"
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(folder / f"shard-{s:04d}.tar")
+        samples = []
+        for i in range(per_shard):
+            label = int(rng.integers(0, 10))
+            image = np.full((8, 8, 3), label * 25, np.uint8)
+            image += rng.integers(0, 20, (8, 8, 3), dtype=np.uint8)
+            npy = io.BytesIO()
+            np.save(npy, image)
+            samples.append(
+                (f"{s:04d}_{i:05d}", {"npy": npy.getvalue(), "cls": str(label).encode()})
+            )
+        write_shard(folder / f"shard-{s:04d}.tar", samples)
 
 
 def to_example(sample: dict[str, Any]) -> tuple[np.ndarray, int, str]:

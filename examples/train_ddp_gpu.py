@@ -31,7 +31,6 @@ import io
 import json
 import os
 import resource
-import tarfile
 import time
 from functools import partial
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint
+from _ddp_common import first_attempt, prepare_folders, restore, save_checkpoint, write_shard
 from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 
@@ -55,21 +54,17 @@ def make_shards(folder: Path, shards: int, per_shard: int, size: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for s in range(shards):
         rng = np.random.default_rng(s)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for i in range(per_shard):
-                label = int(rng.integers(0, CLASSES))
-                pixels = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
-                pixels[..., label % 3] += np.uint8(20 * label)
-                jpg = io.BytesIO()
-                Image.fromarray(pixels).save(jpg, format="JPEG", quality=90)
-                for ext, data in (("jpg", jpg.getvalue()), ("cls", str(label).encode())):
-                    info = tarfile.TarInfo(f"{s:04d}_{i:05d}.{ext}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-        tmp = folder / f"shard-{s:04d}.tar.tmp"
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(folder / f"shard-{s:04d}.tar")
+        samples = []
+        for i in range(per_shard):
+            label = int(rng.integers(0, CLASSES))
+            pixels = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
+            pixels[..., label % 3] += np.uint8(20 * label)
+            jpg = io.BytesIO()
+            Image.fromarray(pixels).save(jpg, format="JPEG", quality=90)
+            samples.append(
+                (f"{s:04d}_{i:05d}", {"jpg": jpg.getvalue(), "cls": str(label).encode()})
+            )
+        write_shard(folder / f"shard-{s:04d}.tar", samples)
 
 
 def encoded(sample: dict[str, Any]) -> tuple[bytes, int, str]:
