@@ -22,7 +22,7 @@ import sys
 import warnings
 from typing import Any
 
-from .transport import SHM_MIN_BYTES
+from .transport import SHM_MIN_BYTES, plain_cpu_tensor, tensor_bytes
 
 #: (pickled messages, their out-of-band buffers as uint8 arrays)
 Packed = tuple[bytes, list[Any]]
@@ -55,20 +55,13 @@ class _Pickler(pickle.Pickler):
         self._tensor = torch.Tensor if torch is not None else None
 
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is not self._tensor:
-            return NotImplemented
-        import torch
-
         if (
-            obj.device.type != "cpu"
-            or obj.requires_grad
-            or obj.is_quantized
-            or obj.layout != torch.strided
+            type(obj) is not self._tensor
+            or not plain_cpu_tensor(obj)
             or obj.numel() * obj.element_size() < SHM_MIN_BYTES
         ):
             return NotImplemented
-        data = obj.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
-        return (_tensor_of, (data, obj.dtype, tuple(obj.shape)))
+        return (_tensor_of, (tensor_bytes(obj), obj.dtype, tuple(obj.shape)))
 
 
 def _tensor_of(data: Any, dtype: Any, shape: tuple[int, ...]) -> Any:

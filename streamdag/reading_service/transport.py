@@ -162,23 +162,38 @@ class _Pickler(pickle.Pickler):
 
     def _reduce_tensor(self, tensor: Any) -> Any:
         torch = sys.modules["torch"]
-        if (
-            tensor.device.type != "cpu"
-            or tensor.requires_grad
-            or tensor.is_quantized
-            or tensor.layout != torch.strided
-        ):
+        if not plain_cpu_tensor(tensor):
             return NotImplemented
         nbytes = tensor.numel() * tensor.element_size()
         if nbytes < SHM_MIN_BYTES:
-            flat = tensor.detach().contiguous().reshape(-1)
-            data = flat.view(torch.uint8).numpy().tobytes()
+            data = tensor_bytes(tensor).tobytes()
             return (_rebuild_small_tensor, (data, tensor.dtype, tuple(tensor.shape)))
         mapping, where = self._segment(nbytes)
         view = torch.frombuffer(mapping, dtype=tensor.dtype, count=tensor.numel())
         view.view(tensor.shape).copy_(tensor.detach())
         del view
         return (_rebuild_tensor, (where, tensor.dtype, tuple(tensor.shape)))
+
+
+def plain_cpu_tensor(tensor: Any) -> bool:
+    """Whether a tensor is plain data in CPU memory: its bytes, dtype and
+    shape are all there is to send (no autograd, quantization or sparsity)."""
+    import torch
+
+    return (
+        tensor.device.type == "cpu"
+        and not tensor.requires_grad
+        and not tensor.is_quantized
+        and tensor.layout == torch.strided
+    )
+
+
+def tensor_bytes(tensor: Any) -> Any:
+    """A plain CPU tensor's bytes as a flat uint8 numpy array (a view where
+    it is contiguous): any dtype, bfloat16 included."""
+    import torch
+
+    return tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
 
 
 def _bytes_of(where: tuple[int, int, int, int]) -> Any:
