@@ -17,12 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
+# two test processes, a test file each at a time (its module fixtures stay in
+# one process): most tests wait on worker processes, servers and subprocesses
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST) --durations=15
 
 # the inner loop: no S3 server, no slow end-to-end tests
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not s3 and not slow"
+	$(PYTEST) -m "not s3 and not slow"
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

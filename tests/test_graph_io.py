@@ -300,6 +300,16 @@ def test_too_large_integer_is_refused() -> None:
 
 # -- function references -------------------------------------------------------
 
+
+def _id(value: object, width: int) -> str:
+    """A test id without memory addresses: the same in every process."""
+    if isinstance(value, functools.partial):
+        return f"partial({_id(value.func, width)})"[:width]
+    if callable(value):
+        return getattr(value, "__qualname__", type(value).__qualname__)[:width]
+    return str(value)[:width]
+
+
 FUNCTIONS = [
     (fns.double, "tests.test_graph_io_fns:double", None),
     (fns.Ops.negate, "tests.test_graph_io_fns:Ops.negate", None),
@@ -324,7 +334,7 @@ FUNCTIONS = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "ref", "extra"), FUNCTIONS, ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(("fn", "ref", "extra"), FUNCTIONS, ids=lambda v: _id(v, 40))
 def test_functions_are_saved_by_reference(fn: Any, ref: str, extra: dict | None) -> None:
     """Module functions, class attributes, allowed builtins, registered names
     and partials over them are written as references and load back."""
@@ -385,7 +395,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "why"), REFUSED, ids=lambda v: str(v)[:30])
+@pytest.mark.parametrize(("fn", "why"), REFUSED, ids=lambda v: _id(v, 30))
 def test_unsavable_functions_are_refused_naming_the_node(fn: Any, why: str) -> None:
     """The error names the node and the param and says what to write instead."""
     with pytest.raises(sd.GraphFormatError) as err:
