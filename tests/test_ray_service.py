@@ -116,9 +116,17 @@ def _own_ray_main(_index, outdir):
     with sd.DataLoader2(dp, reading_service=service, seed=5) as loader:
         items = list(loader)
         resources = ray.cluster_resources()
+    wanted = sd.RayReadingService.preload_modules()
+
+    def imported_at_start() -> list[str]:  # pickled by value: imports nothing itself
+        import sys
+
+        return [name for name in wanted if name in sys.modules]
+
+    preloaded = ray.get(ray.remote(num_cpus=1)(imported_at_start).remote())
     ray.shutdown()
     with open(f"{outdir}/out.json", "w") as f:
-        json.dump({"items": items, "resources": resources}, f)
+        json.dump({"items": items, "resources": resources, "preloaded": preloaded}, f)
 
 
 def test_without_ray_running_the_service_starts_one_sized_to_its_actors(tmp_path):
@@ -130,12 +138,16 @@ def test_without_ray_running_the_service_starts_one_sized_to_its_actors(tmp_path
     # one actor of one CPU and one "reader": not the machine's CPUs
     assert out["resources"]["CPU"] == 1
     assert out["resources"]["reader"] == 1
+    # its worker processes start with what an actor needs already imported
+    assert out["preloaded"] == sd.RayReadingService.preload_modules()
+    assert "torch" in out["preloaded"]
     options = sd.RayReadingService(3, resources={"CPU": 0.5}).local_ray_options()
     assert options == {
         "num_cpus": 2,
         "resources": None,
         "include_dashboard": False,
         "log_to_driver": False,
+        "_system_config": {"preload_python_modules": sd.RayReadingService.preload_modules()},
     }
 
 
