@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..core.node import Node
+from ..core.node import Node, walk
 from ..core.params import param_choices
 from ..core.registry import get_op
 from ..datapipes.datapipe import DataPipe, make_node
@@ -35,7 +35,12 @@ class Graph:
         """The graph saved at ``path``. With ``resolve_functions=False``
         function references stay names (FunctionRef), nothing is imported,
         and the graph can be shown, edited and saved but not run."""
-        return cls(load_node(path, trusted_modules, resolve_functions=resolve_functions))
+        output = load_node(path, trusted_modules, resolve_functions=resolve_functions)
+        # loading checked each node as it built it (naming its entry in the
+        # file): checking them again would double the time a big graph takes
+        graph = cls.__new__(cls)
+        graph._output, graph._nodes = output, tuple(walk(output))
+        return graph
 
     @property
     def output(self) -> Node:
