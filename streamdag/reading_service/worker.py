@@ -190,7 +190,7 @@ class WorkerLoop:
         self._stats_every: float | None = None
         self._stats_due = 0.0
         self._stats_since = 0.0
-        self._credit_wait_s = 0.0  # blocked with no credit left, since _stats_since
+        self._credit_wait_s = 0.0  # blocked with no credit left (reported since _stats_since)
         self._sampler: StackSampler | None = None
         self._own_times = False
         self._queued: deque[tuple] = deque()  # THENs behind the current pass, in order
@@ -475,15 +475,12 @@ class WorkerLoop:
         command other than a credit for this pass interrupts it."""
         by_virtual = {lane.index: lane for lane in live}
         while True:
+            # every chunk it may make ahead made: the main process sets the pace
             block = all(lane.credits <= 0 for lane in live)
-            if (
-                block and self._stats_every is not None
-            ):  # prefetch full: the main process sets the pace
-                waiting = perf_counter()
-                cmd = self._command(True)
+            waiting = perf_counter() if block else 0.0
+            cmd = self._command(block)
+            if block:
                 self._credit_wait_s += perf_counter() - waiting
-            else:
-                cmd = self._command(block)
             if cmd is None:
                 return None
             if cmd[0] == THEN:
