@@ -207,8 +207,11 @@ class ProcessPool:
         """Send the worker's segments the loop dropped, once the messages it
         has written are read: the main process unmaps what goes beyond the
         worker's free ones, and the segments those messages reuse are no
-        longer free (``segments.py``)."""
+        longer free (``segments.py``). With nothing to give back nothing is
+        read: a credit does not wait for the worker's chunks to be unpickled."""
         conn, views = self._conns[worker], self._views[worker]
+        if not views.released:
+            return
         while conn.poll():
             self._read.append(transport.receive(conn, self._socks[worker], views))
         free, unmapped = views.take_released()
