@@ -197,7 +197,7 @@ class ProcessPool:
     def send(self, worker: int, command: tuple) -> None:
         try:
             self._give_back(worker)
-            self._conns[worker].send(command)
+            _send_command(self._conns[worker], command)
         except (EOFError, OSError):
             self._died(worker)
 
@@ -222,7 +222,7 @@ class ProcessPool:
             self._read.append(transport.receive(conn, self._socks[worker], views))
         free, unmapped = views.take_released()
         if free or unmapped:
-            conn.send((RELEASE, free, unmapped))
+            _send_command(conn, (RELEASE, free, unmapped))
 
     def recv(self, timeout: float | None) -> list[tuple]:
         """Messages that arrived within ``timeout`` seconds (maybe none)."""
@@ -272,6 +272,13 @@ class ProcessPool:
         their elements may view shared memory. Idempotent."""
         self._finalizer()
         self._read.clear()
+
+
+def _send_command(conn: Connection, command: tuple) -> None:
+    """``conn.send`` without multiprocessing's pickler, which copies its table
+    of reducers for every message (a third of a credit's cost): commands are
+    plain data, and the worker's ``conn.recv()`` reads plain pickles."""
+    conn.send_bytes(pickle.dumps(command, pickle.HIGHEST_PROTOCOL))
 
 
 @contextlib.contextmanager
