@@ -16,7 +16,7 @@ import pytest
 
 import streamdag as sd
 from tests.support.leaks import alive, children, no_leaks, wait_until  # noqa: F401 - fixture
-from tests.support.rs_functions import fail_on_7, sleep_on_5, slow
+from tests.support.rs_functions import big_tensor, fail_on_7, sleep_on_5, slow
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
 
@@ -87,6 +87,29 @@ def test_the_next_epoch_after_a_death_starts_new_workers():
         with pytest.raises(sd.WorkerDiedError):
             list(it)
         assert sorted(loader) == list(range(200))
+
+
+def _open_fds():
+    return len(os.listdir(f"/proc/{os.getpid()}/fd"))
+
+
+@pytest.mark.parametrize("ending", ["shutdown", "death"])
+def test_the_main_process_keeps_no_descriptor_of_its_workers(ending):
+    """Sockets, shared-memory segments and the selector that waits on the
+    workers are all closed, after a shutdown and after a worker's death."""
+    before = _open_fds()
+    svc = MP(3)
+    loader = sd.DataLoader2(numbers(300).map(big_tensor), reading_service=svc)
+    it = iter(loader)
+    kept = [next(it) for _ in range(5)]  # viewing shared memory
+    if ending == "death":
+        os.kill(svc.worker_pids[2], signal.SIGKILL)
+        with pytest.raises(sd.WorkerDiedError):
+            list(it)
+    del it, kept
+    loader.shutdown()
+    gc.collect()
+    assert _open_fds() == before
 
 
 def test_timeout_raises_when_no_element_arrives():

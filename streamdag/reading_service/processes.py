@@ -192,7 +192,8 @@ class ProcessPool:
 
     @property
     def pids(self) -> list[int]:
-        return [proc.pid for proc in self._procs]
+        """The workers' process ids; none once stopped."""
+        return [proc.pid for proc in self._procs] if self._finalizer.alive else []
 
     def send(self, worker: int, command: tuple) -> None:
         try:
@@ -244,7 +245,7 @@ class ProcessPool:
     def _died(self, worker: int) -> None:
         proc = self._procs[worker]
         proc.join(0.5)
-        code = proc.exitcode
+        code, pid = proc.exitcode, proc.pid  # stop() closes the process object
         if code is None:
             how = "closed its connection"
         elif code < 0:
@@ -260,9 +261,9 @@ class ProcessPool:
         self.broken = True
         self.stop()
         raise WorkerDiedError(
-            f"worker {worker} (pid {proc.pid}) {how} while the epoch was running{hint}",
+            f"worker {worker} (pid {pid}) {how} while the epoch was running{hint}",
             worker_id=worker,
-            pid=proc.pid,
+            pid=pid,
             exitcode=code,
         )
 
@@ -316,7 +317,7 @@ def _stop_all(
         if proc.exitcode is None:
             proc.kill()
             proc.join()
-    for closable in (*conns, *socks, *views):
+    for closable in (*procs, *conns, *socks, *views):  # a process: its sentinel pipes
         closable.close()
 
 
