@@ -15,7 +15,13 @@ import time
 import pytest
 
 import streamdag as sd
-from tests.support.leaks import alive, children, no_leaks, wait_until  # noqa: F401 - fixture
+from tests.support.leaks import (  # noqa: F401 - fixture
+    alive,
+    children,
+    no_leaks,
+    open_fds,
+    wait_until,
+)
 from tests.support.rs_functions import big_tensor, fail_on_7, sleep_on_5, slow
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaks")]
@@ -89,15 +95,11 @@ def test_the_next_epoch_after_a_death_starts_new_workers():
         assert sorted(loader) == list(range(200))
 
 
-def _open_fds():
-    return len(os.listdir(f"/proc/{os.getpid()}/fd"))
-
-
 @pytest.mark.parametrize("ending", ["shutdown", "death"])
 def test_the_main_process_keeps_no_descriptor_of_its_workers(ending):
     """Sockets, shared-memory segments and the selector that waits on the
     workers are all closed, after a shutdown and after a worker's death."""
-    before = _open_fds()
+    before = open_fds()
     svc = MP(3)
     loader = sd.DataLoader2(numbers(300).map(big_tensor), reading_service=svc)
     it = iter(loader)
@@ -109,7 +111,7 @@ def test_the_main_process_keeps_no_descriptor_of_its_workers(ending):
     del it, kept
     loader.shutdown()
     gc.collect()
-    assert _open_fds() == before
+    assert open_fds() == before
 
 
 def test_timeout_raises_when_no_element_arrives():

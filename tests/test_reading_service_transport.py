@@ -5,7 +5,6 @@ a segment is written again only after the main process dropped every view of it.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 
 from streamdag.reading_service import transport
 from streamdag.reading_service.segments import MAX_FREE, SegmentPool, SegmentViews
+from tests.support.leaks import open_fds
 
 
 class Link:
@@ -50,10 +50,6 @@ def link():
     link = Link()
     yield link
     link.close()
-
-
-def open_fds():
-    return len(os.listdir(f"/proc/{os.getpid()}/fd"))
 
 
 VALUES = {

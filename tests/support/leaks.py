@@ -35,6 +35,11 @@ def _parents() -> dict[int, tuple[int, bool]]:
     return found
 
 
+def open_fds() -> int:
+    """How many descriptors this process has open."""
+    return len(os.listdir(f"/proc/{os.getpid()}/fd"))
+
+
 def children(pid: int | None = None) -> set[int]:
     """Live (non-zombie) child processes, singletons excluded."""
     pid = os.getpid() if pid is None else pid
