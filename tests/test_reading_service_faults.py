@@ -97,8 +97,9 @@ def test_the_next_epoch_after_a_death_starts_new_workers():
 
 @pytest.mark.parametrize("ending", ["shutdown", "death"])
 def test_the_main_process_keeps_no_descriptor_of_its_workers(ending):
-    """Sockets, shared-memory segments and the selector that waits on the
-    workers are all closed, after a shutdown and after a worker's death."""
+    """Sockets, shared-memory segments, process pipes and the selector that
+    waits on the workers are all closed, after a shutdown and after a
+    worker's death."""
     before = open_fds()
     svc = MP(3)
     loader = sd.DataLoader2(numbers(300).map(big_tensor), reading_service=svc)

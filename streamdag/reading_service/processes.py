@@ -205,10 +205,9 @@ class ProcessPool:
     def return_segments(self) -> None:
         """Give every worker the segments the loop has dropped. A worker that
         is gone is noticed by the next wait."""
-        for worker, views in enumerate(self._views):
-            if views.released:  # checked here too: it runs before every wait
-                with contextlib.suppress(EOFError, OSError):
-                    self._give_back(worker)
+        for worker in range(self.size):
+            with contextlib.suppress(EOFError, OSError):
+                self._give_back(worker)
 
     def _give_back(self, worker: int) -> None:
         """Send the worker's segments the loop dropped, once the messages it
