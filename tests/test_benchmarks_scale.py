@@ -79,3 +79,22 @@ def test_w7_train_smoke_mode_runs_each_feed_on_the_cpu() -> None:
     assert rows["webdataset"].endswith("| ok |"), done.stdout
     assert rows["streamdag"].endswith("| ok |"), done.stdout
     assert "skipped: needs CUDA" in rows["streamdag-dali"], done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_host_floor_prints_a_row_per_process_count() -> None:
+    cmd = [sys.executable, "-m", "benchmarks.host_floor", "--workers", "2,1", "--data", "smoke"]
+    cmd += ["--per-worker", "8", "--reps", "1"]
+    out = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=280, check=True
+    ).stdout
+    assert out.startswith("8 images per process, 1 runs,"), out
+    rows = [
+        line.split(" | ")
+        for line in out.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
+    assert [r[0] for r in rows] == ["| processes", "| 1", "| 2"], out
+    assert rows[1][3] == "1.00", out  # the smallest count is the reference
+    assert all(float(r[1].replace(",", "")) > 0 for r in rows[1:]), out
