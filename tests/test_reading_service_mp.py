@@ -16,6 +16,7 @@ import torch
 import streamdag as sd
 from streamdag.reading_service import processes, worker
 from streamdag.testing import assert_resumes, run_epoch
+from tests.support import rs_functions
 from tests.support.leaks import no_leaks  # noqa: F401 - fixture
 from tests.support.rs_functions import square, with_pid
 
@@ -317,6 +318,21 @@ def test_small_elements_travel_in_chunks(monkeypatch):
     )
     assert out == list(range(5000))
     assert len(counted) <= 5000 // 50
+
+
+def test_a_chunk_that_arrives_early_is_unpickled_when_its_turn_comes():
+    """In order, worker 1's chunk arrives while the loop waits for worker 0's
+    first element; it waits as bytes (decoded objects that wait are traversed
+    by Python's collector again and again), so only element 0 is unpickled
+    when it is yielded. The stream is unchanged."""
+    rs_functions.UNPICKLED.clear()
+    dp = sd.IterableWrapper(range(6)).sharding_filter().map(rs_functions.counted_after_a_pause_at_0)
+    with sd.DataLoader2(dp, reading_service=MP(2)) as loader:
+        it = iter(loader)
+        assert next(it).value == 0
+        assert rs_functions.UNPICKLED == [0]
+        assert [e.value for e in it] == [1, 2, 3, 4, 5]
+    assert sorted(rs_functions.UNPICKLED) == list(range(6))
 
 
 def test_spawn_names_the_node_whose_function_cannot_be_pickled():

@@ -181,3 +181,24 @@ def test_a_message_that_fails_to_pickle_gives_its_segments_back(link):
     assert link.send([batch(4), batch(5)]) == 1  # the free segment reused, a new one made
     fourth, fifth = link.receive()
     assert torch.equal(fourth, batch(4)) and torch.equal(fifth, batch(5))
+
+
+def test_elements_without_large_tensors_are_deferred_as_bytes(link):
+    """Chunks of plain data and small tensors travel as one pickle unpickled
+    when the loop takes the chunk; one with a tensor of 64 KiB or more is
+    not deferred (its segment goes with the message), and no segment is taken
+    by trying."""
+    small = [{"ids": list(range(64)), "t": VALUES["small tensor"]}, VALUES["small array"]]
+    deferred = transport.defer(small)
+    assert isinstance(deferred, transport.Deferred)
+    link.send((1, deferred))
+    _, got = link.receive()
+    assert isinstance(got, transport.Deferred) and got.data == deferred.data
+    ids_and_tensor, array = got.load()
+    assert ids_and_tensor["ids"] == list(range(64)) and same(ids_and_tensor["t"], small[0]["t"])
+    assert same(array, small[1])
+    assert transport.defer([1, VALUES["big tensor"]]) is None
+    assert transport.defer([VALUES["big array"]]) is None
+    assert link.pool.retired == [] and link.send([1]) == 0  # no segment made or taken
+    with pytest.raises(TypeError):
+        transport.defer([threading.Lock()])

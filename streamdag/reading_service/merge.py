@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from ..runtime.skip_warnings import SkipWarnings
 from .errors import WorkerError, WorkerTimeoutError
+from .transport import Deferred
 from .worker import CREDIT, DATA, RUN, STATS, THEN
 
 #: how many elements back ``Merge.state_back`` can go
@@ -287,7 +288,10 @@ class Merge:
                 self._receive(index)
                 continue
             chunk = worker.queue.popleft()
-            worker.chunk, worker.items, worker.pos = chunk, chunk[3], 0
+            items = chunk[3]
+            if isinstance(items, Deferred):
+                items = items.load()
+            worker.chunk, worker.items, worker.pos = chunk, items, 0
             if not worker.items:
                 self._finish(index, worker)
             self.skip_warnings.replay(chunk[-1])  # may raise (-W error): the chunk is taken

@@ -89,3 +89,29 @@ def tensors_of_each_kind(x):
 def generator_on_3(x):
     """A generator in place of element 3: it cannot be pickled."""
     return (i for i in range(x)) if x == 3 else x
+
+
+#: values of the ``Counted`` elements unpickled in this process, in order
+UNPICKLED: list[int] = []
+
+
+class Counted:
+    """An element that records in ``UNPICKLED`` when a process unpickles it."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __reduce__(self):
+        return (_unpickle_counted, (self.value,))
+
+
+def _unpickle_counted(value: int) -> Counted:
+    UNPICKLED.append(value)
+    return Counted(value)
+
+
+def counted_after_a_pause_at_0(x):
+    """Element 0 comes 0.5 s late, so the next worker's chunks arrive before it."""
+    if x == 0:
+        time.sleep(0.5)
+    return Counted(x)
