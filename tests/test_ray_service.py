@@ -20,6 +20,7 @@ from streamdag.errors import GraphFormatError, ParamError
 from streamdag.reading_service.ray_pool import check_store
 from streamdag.reading_service.ray_replay import Replay
 from streamdag.reading_service.worker import CREDIT, DATA, ERROR, RUN, THEN
+from tests.support import rs_functions
 from tests.support.leaks import wait_until
 from tests.support.rs_functions import (
     big_array,
@@ -87,6 +88,20 @@ def test_same_elements_in_the_same_order_as_the_process_service_two_epochs():
     assert got == expected
     assert got[0] != got[1]  # the second epoch is shuffled and seeded anew
     assert sorted(x for batch in got[0] for x, _ in batch) == list(range(200))
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_a_chunk_that_arrives_early_is_unpickled_when_its_turn_comes():
+    """As with worker processes: actor 1's chunk waits as bytes while the
+    trainer waits for actor 0's first element."""
+    rs_functions.UNPICKLED.clear()
+    dp = sd.IterableWrapper(range(6)).sharding_filter().map(rs_functions.counted_after_a_pause_at_0)
+    with sd.DataLoader2(dp, reading_service=_ray()) as loader:
+        it = iter(loader)
+        assert next(it).value == 0
+        assert rs_functions.UNPICKLED == [0]
+        assert [e.value for e in it] == [1, 2, 3, 4, 5]
+    assert sorted(rs_functions.UNPICKLED) == list(range(6))
 
 
 @pytest.mark.usefixtures("no_actors_left")

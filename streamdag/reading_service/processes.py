@@ -43,7 +43,7 @@ from .errors import WorkerDiedError
 from .init_fns import WorkerPipe
 from .intra_op import build_one_thread, one_torch_thread
 from .segments import SegmentPool, SegmentViews
-from .worker import DATA, SHUTDOWN, WorkerLoop, set_worker_info
+from .worker import SHUTDOWN, WorkerLoop, deferred, set_worker_info
 
 _PARENT_CHECK_S = 1.0
 _STOP_GRACE_S = 1.0
@@ -100,9 +100,7 @@ class _Channel:
         """Queue ``message`` for the sender thread; the bytes it put in shared memory."""
         if not self.torch_capped:  # a node may import torch mid-pass
             self.torch_capped = one_torch_thread()
-        if message[0] == DATA and (items := transport.defer(message[3])) is not None:
-            message = (*message[:3], items, *message[4:])
-        encoded = transport.encode(message, self.segments)
+        encoded = transport.encode(deferred(message), self.segments)
         self.outbox.put(encoded)
         return encoded.shared
 

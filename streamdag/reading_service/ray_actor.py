@@ -30,7 +30,7 @@ from ..runtime.node import WorkerContext
 from .init_fns import WorkerPipe
 from .intra_op import build_one_thread
 from .ray_wire import Packed, pack
-from .worker import WorkerLoop, set_worker_info
+from .worker import WorkerLoop, deferred, set_worker_info
 
 #: Ray calls cost about 1 ms each (a ``messages`` call and a credit per
 #: chunk): chunks of 50 ms keep that near 2% of the work. The element cap
@@ -99,7 +99,7 @@ def _serve(
     set_worker_info(context)
 
     def send(message: tuple) -> None:
-        out.put(pack(message))
+        out.put(pack(deferred(message)))
 
     def recv(block: bool) -> tuple | None:
         if block:

@@ -97,6 +97,11 @@ class Deferred:
     def __reduce__(self) -> tuple:
         return (Deferred, (self.data,))
 
+    @property
+    def nbytes(self) -> int:
+        """Its pickled size: what it takes in a message or an object store."""
+        return len(self.data)
+
     def load(self) -> Any:
         return pickle.loads(self.data)
 

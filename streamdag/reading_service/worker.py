@@ -76,6 +76,7 @@ from ..runtime.sources import describe as describe_element
 from ..stats import sampler
 from ..stats.sampler import StackSampler
 from ..stats.snapshot import snapshot
+from . import transport
 from .init_fns import WorkerPipe
 
 RUN, THEN, CREDIT, SHUTDOWN, STATS = "run", "then", "credit", "shutdown", "stats"
@@ -86,6 +87,16 @@ CHUNK_BYTES = 4 * 1024 * 1024
 _GLOBAL_RNG_SALT = 0x5EED
 
 _local = threading.local()
+
+
+def deferred(message: tuple) -> tuple:
+    """``message`` with its elements pickled on their own when it is DATA and
+    none of them needs shared memory (``transport.Deferred``), for services
+    that pickle messages: the main process unpickles them when the loop
+    takes the chunk, not while it waits for its turn."""
+    if message[0] == DATA and (items := transport.defer(message[3])) is not None:
+        return (*message[:3], items, *message[4:])
+    return message
 
 
 def get_worker_info() -> WorkerContext | None:
