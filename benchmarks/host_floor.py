@@ -3,10 +3,10 @@
 N processes, forked and started together, each decode and crop the same
 number of the extracted JPEGs (held in memory, as W2's Pillow floor does) and
 keep only a count: no loader, no reading, nothing moved between processes.
-Images/s per process at N over the rate at 1 is the host's own scaling
-efficiency, the ceiling of any loader's: a 16-vCPU VM does not decode 8x
-faster with 16 busy cores than with 2 (docs/reading-services.md, "Scaling on
-a 16-core host").
+Images/s per process at N over the rate at the smallest N is the host's own
+scaling efficiency, the ceiling of any loader's (the 16-core H100 host: the
+same per process from 2 to 14; docs/reading-services.md, "Scaling on a
+16-core host").
 
     python -m benchmarks.host_floor --workers 1,2,4,8,14 --data large
 """
