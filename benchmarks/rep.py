@@ -50,6 +50,7 @@ def run_once(workload: Workload, contender: Contender, inputs: Inputs) -> dict:
         "checksum": checksum,
         "seconds": statistics.median(e["seconds"] for e in epochs),
         "ttfb": epochs[0]["ttfb"],
+        "after_first": statistics.median(e["after_first"] for e in epochs),
         "cpu": statistics.median(e["cpu"] for e in epochs),
         "epochs": epochs,
         "main_hwm_kb": own_peak_kb(),
@@ -67,6 +68,7 @@ def _epoch(workload: Workload, factory: Callable[[], Iterable], stage: dict) -> 
     workload.check(first)
     stage["now"] = "epoch"
     items, checksum = workload.tally(first)
+    first_items = items
     tally = workload.tally
     for batch in batches:
         n, c = tally(batch)
@@ -74,7 +76,15 @@ def _epoch(workload: Workload, factory: Callable[[], Iterable], stage: dict) -> 
         checksum += c
     seconds = time.perf_counter() - t0
     cpu = tree_cpu() - cpu0
-    return {"items": items, "checksum": checksum, "seconds": seconds, "ttfb": ttfb, "cpu": cpu}
+    after_first = (items - first_items) / max(seconds - ttfb, 1e-9)
+    return {
+        "items": items,
+        "checksum": checksum,
+        "seconds": seconds,
+        "ttfb": ttfb,
+        "cpu": cpu,
+        "after_first": after_first,
+    }
 
 
 def _error(stage: str, e: BaseException) -> dict:

@@ -64,7 +64,9 @@ def _scaling(t: dict) -> list[str]:
         "",
         f"## {t['name']} scaling",
         "",
-        f"{t['unit']}/s (efficiency = throughput at N / at {counts[0]} / (N / {counts[0]}))",
+        f"{t['unit']}/s over the epoch (efficiency = throughput at N / at {counts[0]} "
+        f"/ (N / {counts[0]})); then the rate after the first batch (its efficiency), "
+        "which leaves worker start-up out",
         "",
         "| contender | " + " | ".join(f"{n} workers" for n in counts) + " |",
         "|---|" + "---:|" * len(counts),
@@ -129,5 +131,11 @@ def _secs(s: float) -> str:
 def _scaling_cell(c: dict) -> str:
     if c["throughput"] is None:
         return "-"
-    eff = "n/a" if c["efficiency"] is None else f"{c['efficiency']:.2f}"
-    return f"{_si(c['throughput'])} ({eff})"
+    return f"{_rate(c['throughput'], c['efficiency'])}; {_rate(c['after_first'], c['after_first_efficiency'])}"
+
+
+def _rate(rate: float | None, efficiency: float | None) -> str:
+    if rate is None:
+        return "-"
+    eff = "n/a" if efficiency is None else f"{efficiency:.2f}"
+    return f"{_si(rate)} ({eff})"

@@ -6,19 +6,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks import harness, report
+from benchmarks import harness, rep, report
 from benchmarks.__main__ import parse_args
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _workload(name: str, workers: int | None, rates: dict[str, float]) -> dict:
+    """Rows whose rate after the first batch is the epoch's x1.25 (no start-up in it)."""
     rows = [
         {"name": c, "role": "anchor", "scale": 1, "throughput": r, "status": "ok"}
+        | {"after_first": r * 1.25}
         for c, r in rates.items()
     ]
     return {"name": name, "workers": workers, "unit": "images", "contenders": rows}
@@ -43,11 +46,39 @@ def test_scaling_efficiency_is_throughput_per_worker_relative_to_the_smallest_co
     assert table["name"] == "W2" and table["workers"] == [2, 14]
     assert table["rows"]["streamdag"][14]["efficiency"] == pytest.approx(0.9)
     assert table["rows"]["streamdag"][2]["efficiency"] == pytest.approx(1.0)
-    assert table["rows"]["webdataset"][14] == {"throughput": None, "efficiency": None}
+    assert table["rows"]["streamdag"][14]["after_first"] == pytest.approx(7875.0)
+    assert table["rows"]["streamdag"][14]["after_first_efficiency"] == pytest.approx(0.9)
+    assert table["rows"]["webdataset"][14] == {
+        "throughput": None,
+        "efficiency": None,
+        "after_first": None,
+        "after_first_efficiency": None,
+    }
     lines = report._scaling(table)
     assert "| contender | 2 workers | 14 workers |" in lines
-    assert "| streamdag | 1k (1.00) | 6.3k (0.90) |" in lines
-    assert "| webdataset | 800 (1.00) | - |" in lines
+    assert "| streamdag | 1k (1.00); 1.25k (1.00) | 6.3k (0.90); 7.88k (0.90) |" in lines
+    assert "| webdataset | 800 (1.00); 1k (1.00) | - |" in lines
+
+
+def test_rate_after_the_first_batch_leaves_start_up_out() -> None:
+    class Counting:
+        name = "W2"
+
+        def check(self, batch: list[int]) -> None:
+            assert batch
+
+        def tally(self, batch: list[int]) -> tuple[int, int]:
+            return len(batch), sum(batch)
+
+    def epoch():
+        time.sleep(0.2)  # start-up: only the first batch waits for it
+        yield from ([1] * 10 for _ in range(5))
+
+    stage = {"now": ""}
+    e = rep._epoch(Counting(), epoch, stage)
+    assert (e["items"], e["checksum"]) == (50, 50)
+    assert e["ttfb"] >= 0.2
+    assert e["after_first"] > 40 / max(e["seconds"] - 0.2, 1e-9) * 0.99
 
 
 def test_ratios_compare_rows_of_the_same_worker_count() -> None:
