@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
 from benchmarks.memory import descendants
 
@@ -50,3 +51,16 @@ def proc_cpu(pid: int) -> float:
         return 0.0  # ended and reaped between listing and reading: in RUSAGE_CHILDREN now
     utime, stime, cutime, cstime = map(int, fields[11:15])
     return (utime + stime + cutime + cstime) / _TICK
+
+
+def wait_until_quiet(cores: float = 0.2, window_s: float = 0.5, timeout_s: float = 60.0) -> float:
+    """Wait until this process tree keeps fewer than ``cores`` busy over
+    ``window_s`` (processes it started have finished starting); return the
+    seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        before = tree_cpu()
+        time.sleep(window_s)
+        if tree_cpu() - before < cores * window_s:
+            break
+    return time.monotonic() - t0

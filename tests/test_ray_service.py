@@ -17,6 +17,7 @@ import torch
 
 import streamdag as sd
 from streamdag.errors import GraphFormatError, ParamError
+from streamdag.reading_service import ray_pool, ray_wire
 from streamdag.reading_service.ray_pool import check_store
 from streamdag.reading_service.ray_replay import Replay
 from streamdag.reading_service.worker import CREDIT, DATA, ERROR, RUN, THEN
@@ -314,10 +315,10 @@ def test_large_tensors_arrive_as_writable_views_of_the_object_store():
 
 @pytest.mark.usefixtures("no_actors_left")
 def test_a_slow_consumer_keeps_the_object_store_within_prefetch_factor_plus_one_chunks():
-    """10 ms an element: a 50 ms chunk holds at most 6 arrays of 1 MiB. Without
-    backpressure the actors would fill the store with all 120."""
+    """10 ms an element: a chunk of 200 ms of work holds at most 21 arrays of
+    1 MiB. Without backpressure the actors would fill the store with all 240."""
     mib = 1 << 20
-    dp = sd.IterableWrapper(range(120)).sharding_filter().map(slow).map(big_array)
+    dp = sd.IterableWrapper(range(240)).sharding_filter().map(slow).map(big_array)
     used = []
     with sd.DataLoader2(dp, reading_service=_ray(prefetch_factor=1)) as loader:
         for i, _ in enumerate(loader):
@@ -325,7 +326,7 @@ def test_a_slow_consumer_keeps_the_object_store_within_prefetch_factor_plus_one_
             if i % 10 == 5:
                 objects = list_objects(detail=True, limit=10_000)
                 used.append(sum(o.object_size or 0 for o in objects))
-    assert max(used) <= (1 + 1) * 2 * 6 * mib, [u / mib for u in used]
+    assert max(used) <= (1 + 1) * 2 * 21 * mib, [u / mib for u in used]
     assert max(used) >= mib  # the chunks were in the store
 
 
@@ -362,6 +363,43 @@ def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'streamdag\[ray\]'"):
         sd.RayReadingService(2)
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_a_pass_starts_with_one_element_chunks_that_grow(monkeypatch):
+    """A chunk costs Ray calls, so an actor's chunks hold up to 200 ms of
+    work; a pass starts with chunks of one element (10 ms each here) so that
+    the first element comes without waiting for a whole chunk."""
+    chunks = []
+
+    def unpack(packed):
+        message = ray_wire.unpack(packed)
+        if message[0] == DATA:
+            chunks.append(len(message[3]))
+        return message
+
+    monkeypatch.setattr(ray_pool, "unpack", unpack)  # notes each chunk's size on its way
+    dp = sd.IterableWrapper(range(60)).sharding_filter().map(slow)
+    with sd.DataLoader2(dp, reading_service=_ray(1)) as loader:
+        for _epoch in range(2):  # each pass starts short again
+            chunks.clear()
+            assert list(loader) == list(range(60))
+            assert chunks[0] == 1 and sum(chunks) == 60, chunks
+            assert max(chunks) >= 4, chunks  # doubling: 5, 10, 20, 40, ... 200 ms
+
+
+@pytest.mark.usefixtures("no_actors_left")
+def test_the_object_store_check_is_made_again_as_chunks_grow():
+    """Chunks of one array of 1 MiB fit the store with this prefetch_factor
+    (a quarter of it), chunks of four do not: the pass's first chunks hold
+    one element, and the check follows them as they grow."""
+    mib = 1 << 20
+    prefetch = int(ray.cluster_resources()["object_store_memory"] // (4 * mib))
+    dp = sd.IterableWrapper(range(60)).sharding_filter().map(slow).map(big_array)
+    service = _ray(1, prefetch_factor=prefetch)
+    with pytest.raises(ParamError, match=r"prefetch_factor=\d+ \+ 1\) chunks need"):
+        with sd.DataLoader2(dp, reading_service=service) as loader:
+            list(loader)
 
 
 def test_chunks_in_flight_are_checked_against_the_object_store():

@@ -194,6 +194,7 @@ def test_elements_without_large_tensors_are_deferred_as_bytes(link):
     link.send((1, deferred))
     _, got = link.receive()
     assert isinstance(got, transport.Deferred) and got.data == deferred.data
+    assert len(got) == 2  # the chunk's element count, without unpickling it
     ids_and_tensor, array = got.load()
     assert ids_and_tensor["ids"] == list(range(64)) and same(ids_and_tensor["t"], small[0]["t"])
     assert same(array, small[1])

@@ -2,15 +2,18 @@
 ``RayReadingService(2)`` on a local Ray instance (2 CPUs) started in the
 untimed setup, as a cluster is up before training starts, its worker
 processes preloading what the actors import (``preload_modules``, as
-docs/ray.md advises). The timed epoch starts at once, so it still includes
-those imports (the workers are still making them) and the 2 actors' start
-(each loads the graph from its document)."""
+docs/ray.md advises). Setup ends once Ray's processes are idle, the
+preloading done, as on a cluster that was up before the job; the timed
+epoch holds the 2 actors' start (each loads the graph from its document).
+Without that wait the epoch also held the workers' imports of torch and
+Pillow (first batch ~1.5 s on 2 cores, against ~0.4 s)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 from benchmarks.contenders.w2_streamdag import image_batches, setup_imports
+from benchmarks.cpu import wait_until_quiet
 from benchmarks.workloads import Inputs
 
 
@@ -26,6 +29,7 @@ def make(inputs: Inputs) -> Callable[[], Iterator]:
             log_to_driver=False,
             _system_config={"preload_python_modules": preload},
         )
+        wait_until_quiet()
 
     def epoch() -> Iterator:
         shards = sd.FileLister(inputs.shard_dir, masks="*.tar").shuffle().sharding_filter()

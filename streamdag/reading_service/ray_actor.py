@@ -32,16 +32,19 @@ from .intra_op import build_one_thread
 from .ray_wire import Packed, pack
 from .worker import WorkerLoop, deferred, set_worker_info
 
-#: Ray calls cost about 1 ms each (a ``messages`` call and a credit per
-#: chunk): chunks of 50 ms keep that near 2% of the work. The element cap
-#: stays the process service's 1024, which bounds a chunk's memory as there.
-CHUNK_SECONDS = 0.05
+#: A chunk costs about 12 ms of CPU across the trainer, Ray's daemons and the
+#: actor (a ``messages`` call, a credit, the object store's bookkeeping;
+#: measured on W2, docs/ray.md): chunks of up to 200 ms of work keep that
+#: near 5%. A pass starts with short chunks (``WorkerLoop``), so the first
+#: batch of an epoch does not wait for a whole one. The element cap stays the
+#: process service's 1024, which bounds a chunk's memory as there.
+CHUNK_SECONDS = 0.2
 COMMANDS, MESSAGES = "commands", "messages"
 CONCURRENCY_GROUPS = {COMMANDS: 1, MESSAGES: 1}
 
 
 class RayWorkerLoop(WorkerLoop):
-    """A worker loop sending longer chunks: each costs a Ray call."""
+    """A worker loop sending longer chunks: each costs Ray calls."""
 
     chunk_seconds = CHUNK_SECONDS
 

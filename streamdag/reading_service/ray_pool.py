@@ -60,7 +60,7 @@ class RayPool:
         self._max_restarts = max_restarts
         self._prefetch_factor = prefetch_factor
         self._num_virtual = num_virtual
-        self._store_checked = False
+        self._store_checked = 0  # elements in the largest chunk checked (_check_store)
         self._actors: list[Any] = []
         self._finalizer = weakref.finalize(self, _kill_all, ray, self._actors)
         self._seq = [0] * self.size
@@ -115,7 +115,7 @@ class RayPool:
                 arrived = [unpack(message) for message in packed]
             for message in arrived:
                 self._replays[worker].received(message)
-                if not self._store_checked and message[0] == DATA and message[3]:
+                if message[0] == DATA and len(message[3]) > self._store_checked:
                     self._check_store(message[3])
             messages.extend(arrived)
             actor = self._actors[worker]
@@ -162,10 +162,11 @@ class RayPool:
         raise died from error
 
     def _check_store(self, items: list[Any]) -> None:
-        """On the first chunk: the chunks in flight must fit the trainer
-        node's object store, where every actor's chunks arrive (each virtual
-        worker's, where an actor runs several)."""
-        self._store_checked = True
+        """On the first chunk, and on each that holds more elements than any
+        before (chunks grow as a pass starts): the chunks in flight must fit
+        the trainer node's object store, where every actor's chunks arrive
+        (each virtual worker's, where an actor runs several)."""
+        self._store_checked = len(items)
         ray = self._ray
         here = ray.get_runtime_context().get_node_id()
         nodes = [n for n in ray.nodes() if n["NodeID"] == here]

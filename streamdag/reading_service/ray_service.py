@@ -42,7 +42,7 @@ class RayReadingService(WorkerService):
       a custom resource such as ``{"CPU": 1, "reader": 1}`` keeps actors on
       the nodes that offer it).
     - ``prefetch_factor``: chunks each actor may make ahead of the trainer (a
-      chunk is up to 50 ms of work); object-store use is at most
+      chunk is up to 200 ms of work); object-store use is at most
       ``prefetch_factor + 1`` chunks per actor.
     - ``address``: the cluster to join if Ray is not initialized yet (None:
       ``RAY_ADDRESS``, a running local instance, else a new local one with

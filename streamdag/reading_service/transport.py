@@ -89,13 +89,17 @@ class Deferred:
     again at each one (~1.1 ms per batch of 512 token lists, against ~0.3 ms
     taken at once; docs/reading-services.md), as bytes they cost it nothing."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "count")
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self, data: bytes, count: int) -> None:
+        self.data, self.count = data, count
 
     def __reduce__(self) -> tuple:
-        return (Deferred, (self.data,))
+        return (Deferred, (self.data, self.count))
+
+    def __len__(self) -> int:
+        """How many elements it holds, as the list it stands for."""
+        return self.count
 
     @property
     def nbytes(self) -> int:
@@ -114,7 +118,7 @@ def defer(items: list[Any]) -> Deferred | None:
         _Pickler(buf, None).dump(items)
     except _SegmentNeeded:
         return None
-    return Deferred(buf.getvalue())
+    return Deferred(buf.getvalue(), len(items))
 
 
 class _SegmentNeeded(Exception):

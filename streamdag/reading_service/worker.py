@@ -151,7 +151,18 @@ class _Lane:
     ``WorkerContext(rank, world_size, v, num_virtual)``, so its shard, seeds
     and state do not depend on which worker runs it; and its own credits."""
 
-    __slots__ = ("index", "context", "pipe", "graph", "spec", "epoch_key", "it", "credits", "rngs")
+    __slots__ = (
+        "index",
+        "context",
+        "pipe",
+        "graph",
+        "spec",
+        "epoch_key",
+        "it",
+        "credits",
+        "rngs",
+        "chunk_s",
+    )
 
     def __init__(self, index: int, context: WorkerContext, pipe: WorkerPipe) -> None:
         self.index = index  # its place in the main process's merge (messages name it)
@@ -162,6 +173,7 @@ class _Lane:
         self.it: Iterator[Any] | None = None  # None: ended in this pass
         self.credits = 0
         self.rngs: Any = None  # its global RNGs' states, while others share the process
+        self.chunk_s = CHUNK_SECONDS  # the work in its next chunk (WorkerLoop.chunk_seconds)
 
     def rng_seed(self) -> int:
         """What seeds its global RNGs in the epoch it runs."""
@@ -179,7 +191,11 @@ class WorkerLoop:
     there is reported like any node error. A RUN names the virtual workers
     (lanes) this worker runs in the pass; it makes their chunks in turn,
     each lane within its own credits. A subclass may send longer chunks where
-    each message costs more: ``chunk_seconds`` replaces ``CHUNK_SECONDS``."""
+    each message costs more: up to ``chunk_seconds`` of work instead of
+    ``CHUNK_SECONDS``. A pass then starts with chunks of ``CHUNK_SECONDS``, and
+    each chunk may take twice the work of the one before, up to
+    ``chunk_seconds``: the first batch of an epoch comes as soon as with short
+    chunks, later ones share the cost of a message."""
 
     chunk_seconds: float | None = None
 
@@ -276,7 +292,10 @@ class WorkerLoop:
             turn = (turn + step + 1) % len(lanes)
             if multiple:
                 self._enter(lane)
-            items, ended, error = self._chunk(lane.it, min(self._chunk_items, CHUNK_ITEMS))
+            items, ended, error = self._chunk(
+                lane.it, min(self._chunk_items, CHUNK_ITEMS), lane.chunk_s
+            )
+            lane.chunk_s = min(2 * lane.chunk_s, self.chunk_seconds or CHUNK_SECONDS)
             if error is None:
                 try:
                     state_after = self._state(lane)
@@ -452,7 +471,7 @@ class WorkerLoop:
                 )
                 raise ResumeError(msg)
         graph.skip_warnings.take_held()  # issued already, or of an abandoned pass
-        lane.it = it
+        lane.it, lane.chunk_s = it, CHUNK_SECONDS
         if self._seed_globals:
             lane.rngs = global_rng_states(lane.rng_seed())
 
@@ -501,10 +520,12 @@ class WorkerLoop:
             elif cmd[1] == gen and cmd[3] in by_virtual:
                 by_virtual[cmd[3]].credits += cmd[2]
 
-    def _chunk(self, it: Iterator[Any], most: int) -> tuple[list[Any], bool, BaseException | None]:
+    def _chunk(
+        self, it: Iterator[Any], most: int, seconds: float
+    ) -> tuple[list[Any], bool, BaseException | None]:
         items: list[Any] = []
         append = items.append
-        deadline = perf_counter() + (self.chunk_seconds or CHUNK_SECONDS)
+        deadline = perf_counter() + seconds
         try:
             for item in it:
                 append(item)
