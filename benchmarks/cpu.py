@@ -44,13 +44,26 @@ def tree_cpu() -> float:
 
 def proc_cpu(pid: int) -> float:
     """CPU seconds of live process ``pid`` and the children it reaped (0 if gone)."""
+    return sum(proc_user_system(pid))
+
+
+def proc_user_system(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of live process ``pid`` and the children it
+    reaped ((0, 0) if gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0  # ended and reaped between listing and reading: in RUSAGE_CHILDREN now
+        return 0.0, 0.0  # ended and reaped between listing and reading: in RUSAGE_CHILDREN now
     utime, stime, cutime, cstime = map(int, fields[11:15])
-    return (utime + stime + cutime + cstime) / _TICK
+    return (utime + cutime) / _TICK, (stime + cstime) / _TICK
+
+
+def children_user_system() -> tuple[float, float]:
+    """User and system CPU seconds of every live process below this one."""
+    me = os.getpid()
+    times = [proc_user_system(pid) for pid in descendants(me) if pid != me]
+    return sum(u for u, _ in times), sum(s for _, s in times)
 
 
 def wait_until_quiet(cores: float = 0.2, window_s: float = 0.5, timeout_s: float = 60.0) -> float:

@@ -14,7 +14,12 @@ profile shows what caps throughput as workers are added. It prints:
 - the per-node table of ``loader.stats()``: CPU per node summed over workers,
   and how long the loop waited for data;
 - images/s and the main process's CPU cores (its CPU time / wall): near 1.0 the
-  main process is the bottleneck, whatever the workers could deliver.
+  main process is the bottleneck, whatever the workers could deliver;
+- the first batch, the rate after it, and when 10% and 90% of the images had
+  come (start-up and the end of the epoch, against the middle);
+- the workers' user and system CPU per image: system time that grows with the
+  worker count points at the kernel (page faults, shared memory), user time at
+  the work itself.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import data
+from benchmarks.cpu import children_user_system
 from benchmarks.workloads import build_inputs, spec_for
 
 RATE = 250  # py-spy samples per second
@@ -67,30 +73,52 @@ def run(args: argparse.Namespace, profile: cProfile.Profile | None) -> None:
     rs = sd.MultiProcessingReadingService(num_workers=args.workers, persistent_workers=True)
     loader = sd.DataLoader2(dp, reading_service=rs, seed=inputs.seed, stats=True)
     cpu0, t0 = _own_cpu(), time.perf_counter()
+    user0, system0 = children_user_system()
     if profile:
         profile.enable()
     try:
-        images = _drain(loader, args.epochs)
+        arrivals = _drain(loader, args.epochs)
     finally:
         if profile:
             profile.disable()
     wall, cpu = time.perf_counter() - t0, _own_cpu() - cpu0
+    user, system = (b - a for a, b in zip((user0, system0), children_user_system(), strict=True))
     print(loader.stats().table())
     loader.shutdown()
+    images = arrivals[-1][1]
     print(
         f"\n{images:,} images in {wall:.2f} s: {images / wall:,.0f} images/s with "
         f"{args.workers} workers; main process {cpu / wall:.2f} cores "
         f"(data {manifest['spec']['name']})"
     )
+    print(_timeline(arrivals, t0))
+    print(
+        f"workers: {user / images * 1e3:.3f} ms user + {system / images * 1e3:.3f} ms system "
+        f"per image ({(user + system) / wall:.2f} cores)"
+    )
 
 
-def _drain(loader, epochs: int) -> int:
-    """The profiled loop (py-spy's summary keeps the main thread's stacks through here)."""
-    images = 0
+def _drain(loader, epochs: int) -> list[tuple[float, int]]:
+    """The profiled loop (py-spy's summary keeps the main thread's stacks through
+    here); when each batch came, and the images up to it."""
+    arrivals, images = [], 0
     for _ in range(epochs):
         for _, labels in loader:
             images += len(labels)
-    return images
+            arrivals.append((time.perf_counter(), images))
+    return arrivals
+
+
+def _timeline(arrivals: list[tuple[float, int]], t0: float) -> str:
+    """First batch, the rate after it, and when 10% and 90% of the images had come."""
+    (first, first_images), (last, images) = arrivals[0], arrivals[-1]
+    at = {f: next(t for t, n in arrivals if n >= f * images) - t0 for f in (0.1, 0.9)}
+    after = (images - first_images) / max(last - first, 1e-9)
+    middle = 0.8 * images / max(at[0.9] - at[0.1], 1e-9)
+    return (
+        f"first batch {first - t0:.2f} s, then {after:,.0f} images/s; 10% at {at[0.1]:.2f} s, "
+        f"90% at {at[0.9]:.2f} s, end {last - t0:.2f} s ({middle:,.0f} images/s from 10% to 90%)"
+    )
 
 
 def _own_cpu() -> float:

@@ -129,3 +129,29 @@ def test_host_floor_prints_a_row_per_process_count() -> None:
     assert [r[0] for r in rows] == ["| processes", "| 1", "| 2"], out
     assert rows[1][3] == "1.00", out  # the smallest count is the reference
     assert all(float(r[1].replace(",", "")) > 0 for r in rows[1:]), out
+
+
+def test_profile_timeline_splits_start_up_from_the_steady_rate() -> None:
+    from benchmarks.profile_main import _timeline
+
+    # first batch at 0.5 s, then one batch of 64 every 0.1 s: 640 images/s
+    arrivals = [(10.5 + 0.1 * i, 64 * (i + 1)) for i in range(10)]
+    assert _timeline(arrivals, 10.0) == (
+        "first batch 0.50 s, then 640 images/s; 10% at 0.50 s, 90% at 1.30 s, "
+        "end 1.40 s (640 images/s from 10% to 90%)"
+    )
+
+
+def test_children_user_and_system_cpu_counts_a_live_child() -> None:
+    from benchmarks.cpu import children_user_system
+
+    spin = "import os, time\nwhile os.times().user < 0.3: pass\nprint('done', flush=True)\n"
+    spin += "time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "done\n"
+        user, system = children_user_system()
+        assert user >= 0.3, (user, system)  # its spin, in user space
+    finally:
+        child.kill()
+        child.wait()
