@@ -51,6 +51,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data", default="large", choices=("quick", "full", "large"))
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--top", type=int, default=25, help="functions listed")
+    p.add_argument("--prefetch-factor", type=int, default=2, help="chunks ahead per worker")
+    p.add_argument("--unordered", action="store_true", help="in_order=False")
     p.add_argument(
         "--sampler",
         choices=("auto", "py-spy", "cprofile", "none"),
@@ -70,7 +72,12 @@ def run(args: argparse.Namespace, profile: cProfile.Profile | None) -> None:
     sd = setup_imports()
     shards = sd.FileLister(inputs.shard_dir, masks="*.tar").shuffle().sharding_filter()
     dp = image_batches(shards.open_files(mode="rb"), inputs)
-    rs = sd.MultiProcessingReadingService(num_workers=args.workers, persistent_workers=True)
+    rs = sd.MultiProcessingReadingService(
+        num_workers=args.workers,
+        persistent_workers=True,
+        prefetch_factor=args.prefetch_factor,
+        in_order=not args.unordered,
+    )
     loader = sd.DataLoader2(dp, reading_service=rs, seed=inputs.seed, stats=True)
     cpu0, t0 = _own_cpu(), time.perf_counter()
     user0, system0 = children_user_system()
@@ -143,6 +150,8 @@ def with_py_spy(args: argparse.Namespace, py_spy: str) -> int:
         cmd = [py_spy, "record", "--format", "raw", "--rate", str(RATE), "--threads"]
         cmd += ["--nonblocking", "-o", str(raw), "--", sys.executable, "-m", __spec__.name]
         cmd += ["--workers", str(args.workers), "--data", args.data, "--epochs", str(args.epochs)]
+        cmd += ["--prefetch-factor", str(args.prefetch_factor)]
+        cmd += ["--unordered"] if args.unordered else []
         rc = subprocess.run([*cmd, "--sampler", "none"], check=False).returncode
         if rc or not raw.exists():
             print(f"py-spy failed (exit {rc})", file=sys.stderr)

@@ -155,3 +155,13 @@ def test_children_user_and_system_cpu_counts_a_live_child() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_lockstep_runs_every_contender_over_every_batch() -> None:
+    cmd = [sys.executable, "-W", "ignore", "-m", "benchmarks.lockstep", "--workers", "2"]
+    cmd += ["--jitter", "0.2", "--batch-ms", "5", "--batches", "4", "--reps", "1"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = done.stdout.splitlines()[-1].strip("| ").split(" | ")
+    assert row[:2] == ["2", "0.2"] and len(row) == 6
+    assert all(0 < float(cell) <= 1.5 for cell in row[2:]), row
