@@ -34,12 +34,13 @@ def own_and_reaped_cpu() -> float:
 
 def tree_cpu() -> float:
     """CPU seconds (user + system) used so far by this process and everything below it."""
-    total = own_and_reaped_cpu()
+    return own_and_reaped_cpu() + live_descendants_cpu()
+
+
+def live_descendants_cpu() -> float:
+    """CPU seconds of every live process below this one (and of the children they reaped)."""
     me = os.getpid()
-    for pid in descendants(me):
-        if pid != me:
-            total += proc_cpu(pid)
-    return total
+    return sum(proc_cpu(pid) for pid in descendants(me) if pid != me)
 
 
 def proc_cpu(pid: int) -> float:

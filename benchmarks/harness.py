@@ -71,7 +71,7 @@ def run_rep(workload: Workload, contender: Contender, inputs_path: Path, timeout
                         break
             _kill_group(proc)  # the child's own session: strays such as orphaned workers
         busy, ours = (b - a for a, b in zip(cpu0, _cpu_counters(), strict=True))
-        others_load = max(0.0, busy - ours) / (time.monotonic() - wall0)
+        wall = time.monotonic() - wall0
         log_tail = log_path.read_text(errors="replace")[-3000:]
         if timed_out:
             result = {"status": "error", "reason": f"timed out after {timeout:.0f} s"}
@@ -79,6 +79,8 @@ def run_rep(workload: Workload, contender: Contender, inputs_path: Path, timeout
             result = json.loads(result_path.read_text())
         else:
             result = {"status": "error", "reason": f"child exited with code {proc.returncode}"}
+    ours += result.pop("unreaped_cpu", 0.0)
+    others_load = max(0.0, busy - ours) / wall
     result["peak_pss_kb"], result["peak_rss_kb"] = peak_pss, peak_rss
     result["others_load"] = others_load
     if result["status"] == "ok":

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from benchmarks.cpu import tree_cpu
+from benchmarks.cpu import live_descendants_cpu, tree_cpu
 from benchmarks.memory import own_peak_kb
 from benchmarks.workloads import WORKLOADS, Contender, Inputs, Workload
 
@@ -101,6 +101,9 @@ def main(argv: list[str]) -> None:
     contender = next(c for c in workload.contenders if c.name == contender_name)
     inputs = Inputs(**json.loads(Path(inputs_path).read_text()))
     result = run_once(workload, contender, inputs)
+    # what the harness cannot reap: daemons this repetition started (a local Ray
+    # instance and its actors), killed with its process group after it exits
+    result["unreaped_cpu"] = live_descendants_cpu()
     Path(result_path).write_text(json.dumps(result))
 
 
