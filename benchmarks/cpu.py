@@ -39,8 +39,7 @@ def tree_cpu() -> float:
 
 def live_descendants_cpu() -> float:
     """CPU seconds of every live process below this one (and of the children they reaped)."""
-    me = os.getpid()
-    return sum(proc_cpu(pid) for pid in descendants(me) if pid != me)
+    return sum(children_user_system())
 
 
 def proc_cpu(pid: int) -> float:

@@ -131,7 +131,8 @@ def _secs(s: float) -> str:
 def _scaling_cell(c: dict) -> str:
     if c["throughput"] is None:
         return "-"
-    return f"{_rate(c['throughput'], c['efficiency'])}; {_rate(c['after_first'], c['after_first_efficiency'])}"
+    epoch = _rate(c["throughput"], c["efficiency"])
+    return f"{epoch}; {_rate(c['after_first'], c['after_first_efficiency'])}"
 
 
 def _rate(rate: float | None, efficiency: float | None) -> str:
